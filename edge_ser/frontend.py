@@ -1,0 +1,329 @@
+"""Audio front-ends: waveform, MFCC, log-power spectrogram and log-mel, in vectorized numpy.
+
+This is the only feature implementation in edge-ser. Training imports it too, so a model
+never sees different features at training and at run time. MFCC and log-mel follow
+``python_speech_features`` (``mfcc`` and ``logfbank``) exactly: same framing (zero-padded
+last frame), pre-emphasis, power spectrum, triangular mel filterbank, DCT-II and lifter.
+All frames go through one batched FFT in reused buffers, with no per-frame Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .errors import AudioError, ContractError
+
+KINDS = ("waveform", "mfcc", "logspec", "logmel")
+WINDOWS = ("rect", "hamming", "hann")
+
+# Parameters that matter for each kind; the contract stores exactly these.
+_PARAMS = {
+    "waveform": ("sample_rate",),
+    "mfcc": (
+        "sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph",
+        "n_mels", "low_freq", "high_freq", "n_mfcc", "lifter", "append_energy",
+    ),
+    "logspec": ("sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph"),
+    "logmel": (
+        "sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph",
+        "n_mels", "low_freq", "high_freq",
+    ),
+}
+_EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
+
+
+def _round_half_up(x: float) -> int:
+    return int(Decimal(repr(x)).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale, as in python_speech_features."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(
+    n_mels: int, n_fft: int, sample_rate: int, low_freq: float = 0.0, high_freq: float | None = None
+) -> np.ndarray:
+    """Triangular filters on FFT bins, ``(n_mels, n_fft // 2 + 1)``, as python_speech_features builds them."""
+    high = high_freq or sample_rate / 2
+    mels = np.linspace(hz_to_mel(low_freq), hz_to_mel(high), n_mels + 2)
+    edges = np.floor((n_fft + 1) * mel_to_hz(mels) / sample_rate)
+    bins = np.arange(n_fft // 2 + 1, dtype=np.float64)[None, :]
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rising = np.where((bins >= lo) & (bins < mid), (bins - lo) / (mid - lo), 0.0)
+        falling = np.where((bins >= mid) & (bins < hi), (hi - bins) / (hi - mid), 0.0)
+    return rising + falling
+
+
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Orthonormal DCT-II as a ``(n_in, n_out)`` matrix (``x @ D == scipy dct(x, norm='ortho')[:n_out]``)."""
+    k = np.arange(n_out)[None, :]
+    n = np.arange(n_in)[:, None]
+    d = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+    d[:, 0] /= np.sqrt(2.0)
+    return d
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """Turns a mono float signal at ``sample_rate`` into model input.
+
+    ``waveform`` returns the samples, shape ``(n,)``; the others return ``(frames, n_features)``.
+    Times are in seconds; ``window`` is ``rect`` (python_speech_features' default), ``hamming``
+    or ``hann``; ``preemph`` is the pre-emphasis coefficient (0 disables it).
+    """
+
+    kind: str = "mfcc"
+    sample_rate: int = 16000
+    win_length: float = 0.025
+    hop_length: float = 0.01
+    n_fft: int = 512
+    window: str = "rect"
+    preemph: float = 0.97
+    n_mels: int = 26
+    low_freq: float = 0.0
+    high_freq: float | None = None
+    n_mfcc: int = 13
+    lifter: float = 22.0
+    append_energy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ContractError(f"unknown front-end kind {self.kind!r}; expected one of {KINDS}")
+        if self.window not in WINDOWS:
+            raise ContractError(f"unknown window {self.window!r}; expected one of {WINDOWS}")
+        if not 8000 <= self.sample_rate <= 96000:
+            raise ContractError(f"front-end sample_rate {self.sample_rate} is outside 8000..96000")
+        if self.kind == "waveform":
+            return
+        if self.frame_length < 2 or self.frame_step < 1:
+            raise ContractError("front-end window and hop must each span at least one sample")
+        if self.frame_length > self.n_fft:
+            raise ContractError(f"n_fft {self.n_fft} is shorter than the {self.frame_length}-sample window")
+        if self.kind in ("mfcc", "logmel") and not 0 <= self.low_freq < (self.high_freq or self.sample_rate / 2):
+            raise ContractError("front-end needs 0 <= low_freq < high_freq")
+        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+            raise ContractError("front-end needs 1 <= n_mfcc <= n_mels")
+
+    # -- description ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters that define this front-end (what the model contract stores)."""
+        return {"kind": self.kind, **{k: getattr(self, k) for k in _PARAMS[self.kind]}}
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> FrontEnd:
+        """Build from ``to_dict()`` output; unknown or irrelevant keys are contract errors."""
+        if not isinstance(spec, dict) or "kind" not in spec:
+            raise ContractError("front-end spec must be an object with a 'kind'")
+        kind = spec["kind"]
+        if kind not in _PARAMS:
+            raise ContractError(f"unknown front-end kind {kind!r}; expected one of {KINDS}")
+        extra = set(spec) - {"kind", *_PARAMS[kind]}
+        if extra:
+            raise ContractError(f"front-end {kind!r} does not take {sorted(extra)}")
+        try:
+            return cls(**spec)
+        except TypeError as exc:
+            raise ContractError(f"bad front-end spec: {exc}") from None
+
+    @property
+    def frame_length(self) -> int:
+        return _round_half_up(self.win_length * self.sample_rate)
+
+    @property
+    def frame_step(self) -> int:
+        return _round_half_up(self.hop_length * self.sample_rate)
+
+    @property
+    def n_features(self) -> int | None:
+        """Feature dimension of each frame; ``None`` for the waveform front-end."""
+        return {
+            "waveform": None,
+            "mfcc": self.n_mfcc,
+            "logspec": self.n_fft // 2 + 1,
+            "logmel": self.n_mels,
+        }[self.kind]
+
+    @property
+    def min_samples(self) -> int:
+        return 1 if self.kind == "waveform" else self.frame_length
+
+    def num_frames(self, n_samples: int) -> int:
+        """Frames produced for ``n_samples`` samples (the last one zero-padded)."""
+        if self.kind == "waveform":
+            return n_samples
+        if n_samples <= self.frame_length:
+            return 1
+        return 1 + math.ceil((n_samples - self.frame_length) / self.frame_step)
+
+    # -- computation ---------------------------------------------------------------------
+    @cached_property
+    def _window(self) -> np.ndarray | None:
+        n = self.frame_length
+        return {"rect": None, "hamming": np.hamming(n), "hann": np.hanning(n)}[self.window]
+
+    @cached_property
+    def _projection(self) -> np.ndarray:
+        """Maps the raw |FFT|^2 of a frame to filterbank energies (1/n_fft folded in)."""
+        fb = mel_filterbank(self.n_mels, self.n_fft, self.sample_rate, self.low_freq, self.high_freq)
+        return np.ascontiguousarray(fb.T / self.n_fft)
+
+    @cached_property
+    def _cepstrum(self) -> np.ndarray:
+        """DCT-II (orthonormal) with the sinusoidal lifter folded in."""
+        d = dct_matrix(self.n_mels, self.n_mfcc)
+        if self.lifter > 0:
+            n = np.arange(self.n_mfcc)
+            d = d * (1.0 + (self.lifter / 2.0) * np.sin(np.pi * n / self.lifter))[None, :]
+        return d
+
+    def _power(self, signal: np.ndarray) -> np.ndarray:
+        """Raw |FFT|^2 of every zero-padded, windowed frame, shape ``(frames, n_fft//2+1)``.
+
+        Works in float64 (numpy's float32 FFT is several times slower) inside per-thread
+        buffers, so repeated calls do not pay for fresh page-faulted memory. The result is a
+        view of such a buffer: use it before the next call on this thread.
+        """
+        n, step, length = len(signal), self.frame_step, self.frame_length
+        n_frames = self.num_frames(n)
+        padded = _buffer("signal", ((n_frames - 1) * step + length,), np.float64)
+        padded[n:] = 0.0
+        if self.preemph:
+            raw = _buffer("raw", (n,), np.float64)
+            raw[:] = signal
+            padded[0] = raw[0]
+            np.multiply(raw[:-1], -self.preemph, out=padded[1:n])
+            padded[1:n] += raw[1:]
+        else:
+            padded[:n] = signal
+        frames = np.lib.stride_tricks.sliding_window_view(padded, length)[::step]
+        fft_in = _buffer("frames", (n_frames, self.n_fft), np.float64)
+        fft_in[:, length:] = 0.0
+        if self._window is None:
+            fft_in[:, :length] = frames
+        else:
+            np.multiply(frames, self._window, out=fft_in[:, :length])
+        spec = _buffer("spectrum", (n_frames, self.n_fft // 2 + 1), np.complex128)
+        np.fft.rfft(fft_in, axis=-1, out=spec)
+        power = _buffer("power", spec.shape, np.float64)
+        imag2 = _buffer("imag2", spec.shape, np.float64)
+        np.square(spec.real, out=power)
+        np.square(spec.imag, out=imag2)
+        power += imag2
+        return power
+
+    def __call__(self, signal: np.ndarray) -> np.ndarray:
+        """Features of a 1-D float signal, as a new float32 array."""
+        x = np.asarray(signal)
+        if x.ndim != 1 or x.size == 0:
+            raise AudioError(f"front-end expects a non-empty 1-D signal, got shape {x.shape}")
+        if self.kind == "waveform":
+            return x.astype(np.float32)
+        power = self._power(x)
+        if self.kind == "logspec":
+            out = np.multiply(power, 1.0 / self.n_fft, dtype=np.float32)
+            return np.log(_floor(out), out=out)
+        bands = _floor(power @ self._projection)
+        logbands = np.log(bands, out=bands)
+        if self.kind == "logmel":
+            return logbands.astype(np.float32)
+        cep = logbands @ self._cepstrum
+        if self.append_energy:
+            cep[:, 0] = np.log(_floor(power.sum(axis=1) / self.n_fft))
+        return cep.astype(np.float32)
+
+
+_workspace = threading.local()
+
+
+def _buffer(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A reusable per-thread scratch array of ``shape`` (contents undefined)."""
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    size = math.prod(shape)
+    buf = buffers.get(name)
+    if buf is None or buf.size < size:
+        buf = buffers[name] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
+def _floor(a: np.ndarray) -> np.ndarray:
+    """Replace exact zeros by machine epsilon before a log, as python_speech_features does."""
+    a[a == 0] = _EPS
+    return a
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Feature normalization applied after the front-end.
+
+    ``none``: features as they are. ``global``: ``(x - mean) / std`` with statistics of the
+    training set (per feature, or one scalar each for waveforms). ``utterance``: each input's
+    own mean and standard deviation over time (per feature).
+    """
+
+    mode: str = "none"
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("none", "global", "utterance"):
+            raise ContractError(f"unknown normalization mode {self.mode!r}")
+        if self.mode == "global":
+            if not self.mean or len(self.mean) != len(self.std):
+                raise ContractError("global normalization needs mean and std of equal, non-zero length")
+            if not all(math.isfinite(v) for v in (*self.mean, *self.std)) or min(self.std) <= 0:
+                raise ContractError("normalization statistics must be finite and std > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mode": self.mode}
+        if self.mode == "global":
+            d.update(mean=list(self.mean), std=list(self.std))
+        return d
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> Normalization:
+        if not isinstance(spec, dict):
+            raise ContractError("normalization must be an object")
+        try:
+            return cls(
+                mode=spec.get("mode", "none"),
+                mean=tuple(float(v) for v in spec.get("mean", ())),
+                std=tuple(float(v) for v in spec.get("std", ())),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ContractError(f"bad normalization: {exc}") from None
+
+    @classmethod
+    def fit(cls, features: list[np.ndarray]) -> Normalization:
+        """Global statistics over all frames (rows) of a list of feature matrices or signals."""
+        rows = np.concatenate([f.reshape(len(f), -1) for f in features]).astype(np.float64)
+        return cls("global", tuple(rows.mean(axis=0)), tuple(np.maximum(rows.std(axis=0), 1e-5)))
+
+    @cached_property
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.mean, np.float32), 1.0 / np.asarray(self.std, np.float32)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        if self.mode == "none":
+            return features
+        if self.mode == "global":
+            mean, inv_std = self._stats
+            if features.ndim == 2 and len(mean) not in (1, features.shape[1]):
+                raise ContractError(f"normalization has {len(mean)} statistics for {features.shape[1]} features")
+            return (features - mean) * inv_std
+        mean = features.mean(axis=0, keepdims=True)
+        std = features.std(axis=0, keepdims=True)
+        return (features - mean) / np.maximum(std, 1e-5)
+

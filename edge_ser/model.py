@@ -1,0 +1,133 @@
+"""Loading an edge-ser ONNX file: resolve a name or path, open an ONNX Runtime session,
+read and validate the contract against the graph, and run batches of model input."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .contract import ModelContract
+from .errors import ContractError, ModelError
+
+ASSETS = Path(__file__).parent / "assets"
+# Shipped models by name; "default" is what Recognizer() loads.
+SHIPPED: dict[str, str] = {}
+ALIASES: dict[str, str] = {}
+
+
+def shipped_models() -> list[str]:
+    """Names of the models inside the package that exist on disk."""
+    return sorted(n for n, f in SHIPPED.items() if (ASSETS / f).is_file()) + sorted(ALIASES)
+
+
+def resolve(model: str | os.PathLike) -> Path:
+    """The file for a shipped model name or a path; :class:`ModelError` if there is none."""
+    name = os.fspath(model)
+    name = ALIASES.get(name, name)
+    if name in SHIPPED:
+        path = ASSETS / SHIPPED[name]
+        if not path.is_file():
+            raise ModelError(f"shipped model {name!r} is missing from the installation ({path})")
+        return path
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise ModelError(f"{name}: is not a model file")
+    available = ", ".join(shipped_models()) or "none yet"
+    raise ModelError(f"model {name!r} not found: no such file, and no shipped model of that name (shipped: {available})")
+
+
+def _dims(shape: Sequence[Any]) -> list[int | None]:
+    return [d if isinstance(d, int) else None for d in shape]
+
+
+class OnnxModel:
+    """An ONNX Runtime session plus the contract it was validated against."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        threads: int = 1,
+        providers: Sequence[Any] | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if not isinstance(threads, int) or threads < 0:
+            raise ModelError(f"threads must be a non-negative int (0 = ONNX Runtime's choice), got {threads!r}")
+        self.path = resolve(model)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+            )
+        except Exception as exc:  # onnxruntime raises several untyped errors for bad files
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: not a loadable ONNX model ({reason})") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.contract = ModelContract.from_metadata(metadata)
+        except ContractError as exc:
+            raise ContractError(f"{self.path}: {exc}") from None
+        self._check_graph()
+        self.outputs = [h.output for h in self.contract.heads]
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def _check_graph(self) -> None:
+        """Reject a model whose inputs or outputs disagree with its contract."""
+        c = self.contract
+        inputs = self.session.get_inputs()
+        where = f"{self.path}: graph disagrees with its contract:"
+        if len(inputs) != 1 or inputs[0].name != c.input_name:
+            raise ModelError(f"{where} expected one input {c.input_name!r}, graph has {[i.name for i in inputs]}")
+        if inputs[0].type != "tensor(float)":
+            raise ModelError(f"{where} input must be float32, graph has {inputs[0].type}")
+        shape = _dims(inputs[0].shape)
+        rank = 2 if c.input_kind == "waveform" else 3
+        if len(shape) != rank:
+            raise ModelError(f"{where} {c.input_kind} input must have rank {rank}, graph has shape {inputs[0].shape}")
+        if rank == 3 and shape[2] is not None and shape[2] != c.frontend.n_features:
+            raise ModelError(f"{where} input has {shape[2]} features, front-end gives {c.frontend.n_features}")
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        for head in c.heads:
+            if head.output not in outputs:
+                raise ModelError(f"{where} head {head.name!r} output {head.output!r} not in graph {sorted(outputs)}")
+            oshape = _dims(outputs[head.output].shape)
+            if len(oshape) != 2 or oshape[1] not in (None, len(head.labels)):
+                raise ModelError(
+                    f"{where} head {head.name!r} has {len(head.labels)} labels, output shape is {outputs[head.output].shape}"
+                )
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Probabilities per head for a batch of model input (features or waveforms)."""
+        try:
+            values = self.session.run(self.outputs, {self.contract.input_name: batch})
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: inference failed ({reason})") from None
+        result = {}
+        for head, value in zip(self.contract.heads, values):
+            if value.shape != (len(batch), len(head.labels)):
+                raise ModelError(
+                    f"{self.path}: head {head.name!r} returned shape {value.shape}, expected {(len(batch), len(head.labels))}"
+                )
+            if not np.isfinite(value).all():
+                raise ModelError(f"{self.path}: head {head.name!r} returned NaN or infinite values")
+            result[head.name] = softmax(value) if head.activation == "logits" else value.astype(np.float64)
+        return result
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,48 @@
+"""What a prediction returns: small, typed, JSON-ready."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HeadResult:
+    """One head's answer: the top label and a score per label (summing to 1)."""
+
+    label: str
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "scores": self.scores}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The emotion for a stretch of audio (``start``..``end`` seconds), plus auxiliary heads.
+
+    ``silent`` is True when the stretch is digital silence (peak below -80 dBFS): there is no
+    voice to judge, so ``label`` is None and the scores are uniform.
+    """
+
+    label: str | None
+    scores: dict[str, float]
+    start: float
+    end: float
+    heads: dict[str, HeadResult] = field(default_factory=dict)
+    silent: bool = False
+
+    @property
+    def score(self) -> float:
+        """Score of the top label (uniform share when silent)."""
+        return self.scores[self.label] if self.label is not None else 1.0 / len(self.scores)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "scores": self.scores,
+            "start": round(self.start, 4),
+            "end": round(self.end, 4),
+            "heads": {k: v.to_dict() for k, v in self.heads.items()},
+            "silent": self.silent,
+        }
