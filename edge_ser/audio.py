@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Union
+import re
+from typing import BinaryIO
 
 import numpy as np
 
 from .errors import AudioError
 from .resample import resample
 
-AudioInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray]
+AudioInput = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | np.ndarray
 
 MIN_RATE, MAX_RATE = 8000, 96000
 MAX_CHANNELS = 64
 _INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# libsndfile's own diagnostics for a cut-off file: a WAV data chunk longer than the file,
+# or an Ogg stream without its end.
+_TRUNCATED = re.compile(r"^data\s*:.*should be|ended unexpectedly", re.MULTILINE)
 
 
 def check_rate(sample_rate: object) -> int:
@@ -84,14 +88,13 @@ def read_audio(source: AudioInput) -> tuple[np.ndarray, int]:
         raise AudioError(f"cannot read audio from a {type(source).__name__}")
     try:
         with sf.SoundFile(source) as f:
-            declared = f.frames
-            rate = f.samplerate
+            declared, rate, diagnostics = f.frames, f.samplerate, f.extra_info
             data = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AudioError(f"{name}: not a readable audio file ({reason})") from None
-    if 0 < declared != len(data) and declared < 2**62:
-        raise AudioError(f"{name}: truncated or corrupt: header declares {declared} frames, {len(data)} present")
+    if _TRUNCATED.search(diagnostics) or (0 < declared < 2**62 and declared != len(data)):
+        raise AudioError(f"{name}: truncated or corrupt: the file ends before the audio its header declares")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
     if len(data) == 0:

@@ -130,7 +130,11 @@ class ModelContract:
             "sample_rate": self.sample_rate,
             "frontend": self.frontend.to_dict(),
             "normalization": self.normalization.to_dict(),
-            "window": {"seconds": self.window_seconds, "hop_seconds": self.hop_seconds, "min_seconds": self.min_seconds},
+            "window": {
+                "seconds": self.window_seconds,
+                "hop_seconds": self.hop_seconds,
+                "min_seconds": self.min_seconds,
+            },
             "heads": [h.to_dict() for h in self.heads],
             "parameters": self.parameters,
             "provenance": self.provenance,
@@ -142,9 +146,21 @@ class ModelContract:
             raise ContractError("contract must be a JSON object")
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ContractError(f"contract schema version {version!r} is not supported (this edge-ser reads {SCHEMA_VERSION})")
-        known = {"schema_version", "name", "input", "sample_rate", "frontend", "normalization", "window", "heads",
-                 "parameters", "provenance"}
+            raise ContractError(
+                f"contract schema version {version!r} is not supported (this edge-ser reads {SCHEMA_VERSION})"
+            )
+        known = {
+            "schema_version",
+            "name",
+            "input",
+            "sample_rate",
+            "frontend",
+            "normalization",
+            "window",
+            "heads",
+            "parameters",
+            "provenance",
+        }
         missing = known - set(d) - {"provenance"}
         if missing:
             raise ContractError(f"contract lacks {sorted(missing)}")

@@ -27,13 +27,30 @@ WINDOWS = ("rect", "hamming", "hann")
 _PARAMS = {
     "waveform": ("sample_rate",),
     "mfcc": (
-        "sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph",
-        "n_mels", "low_freq", "high_freq", "n_mfcc", "lifter", "append_energy",
+        "sample_rate",
+        "win_length",
+        "hop_length",
+        "n_fft",
+        "window",
+        "preemph",
+        "n_mels",
+        "low_freq",
+        "high_freq",
+        "n_mfcc",
+        "lifter",
+        "append_energy",
     ),
     "logspec": ("sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph"),
     "logmel": (
-        "sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph",
-        "n_mels", "low_freq", "high_freq",
+        "sample_rate",
+        "win_length",
+        "hop_length",
+        "n_fft",
+        "window",
+        "preemph",
+        "n_mels",
+        "low_freq",
+        "high_freq",
     ),
 }
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
@@ -326,4 +343,3 @@ class Normalization:
         mean = features.mean(axis=0, keepdims=True)
         std = features.std(axis=0, keepdims=True)
         return (features - mean) / np.maximum(std, 1e-5)
-

@@ -39,7 +39,9 @@ def resolve(model: str | os.PathLike) -> Path:
     if path.exists():
         raise ModelError(f"{name}: is not a model file")
     available = ", ".join(shipped_models()) or "none yet"
-    raise ModelError(f"model {name!r} not found: no such file, and no shipped model of that name (shipped: {available})")
+    raise ModelError(
+        f"model {name!r} not found: no such file, and no shipped model of that name (shipped: {available})"
+    )
 
 
 def _dims(shape: Sequence[Any]) -> list[int | None]:

@@ -1,0 +1,143 @@
+"""Audio input: every accepted form decodes the same; every bad input gets an AudioError."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import voiced
+
+from edge_ser.audio import load_audio
+from edge_ser.errors import AudioError, EdgeSERError
+
+
+@pytest.fixture
+def wav(tmp_path):
+    x = voiced(1.0)
+    path = tmp_path / "a.wav"
+    sf.write(path, x, 16000, subtype="PCM_16")
+    return path, sf.read(path, dtype="float32")[0]
+
+
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_24"), ("OGG", "VORBIS")])
+def test_formats_paths_files_and_bytes_agree(tmp_path, fmt, subtype):
+    x = voiced(1.0)
+    path = tmp_path / f"a.{fmt.lower()}"
+    sf.write(path, x, 16000, format=fmt, subtype=subtype)
+    a, ra = load_audio(path)
+    b, rb = load_audio(str(path))
+    with open(path, "rb") as f:
+        c, rc = load_audio(f)
+    d, rd = load_audio(path.read_bytes())
+    assert ra == rb == rc == rd == 16000
+    for y in (b, c, d):
+        np.testing.assert_array_equal(a, y)
+    tol = 0.05 if fmt == "OGG" else 1e-3
+    assert a.dtype == np.float32 and np.abs(a - x).max() < tol
+
+
+def test_numpy_dtypes_scale_to_the_same_signal():
+    x = voiced(0.5)
+    i16 = np.round(x * 32767).astype(np.int16)
+    i32 = i16.astype(np.int32) << 16
+    ref = i16.astype(np.float32) / 32768
+    for arr in (i16, i32, ref.astype(np.float64), ref):
+        y, rate = load_audio(arr, sample_rate=16000)
+        np.testing.assert_allclose(y, ref, atol=1e-7)
+        assert rate == 16000 and y.dtype == np.float32
+
+
+def test_multichannel_is_downmixed_either_layout():
+    left, right = voiced(0.5, seed=1), voiced(0.5, seed=2)
+    frames_first = np.stack([left, right], axis=1)
+    expected = (left + right) / 2
+    np.testing.assert_allclose(load_audio(frames_first, sample_rate=16000)[0], expected, atol=1e-7)
+    np.testing.assert_allclose(load_audio(frames_first.T, sample_rate=16000)[0], expected, atol=1e-7)
+
+
+def test_stereo_file_is_downmixed(tmp_path):
+    stereo = np.stack([voiced(0.5, seed=1), np.zeros(8000, np.float32)], axis=1)
+    sf.write(tmp_path / "s.flac", stereo, 16000)
+    y, _ = load_audio(tmp_path / "s.flac")
+    np.testing.assert_allclose(y, stereo.mean(axis=1), atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000])
+def test_any_rate_is_resampled_to_target(rate):
+    y, r = load_audio(voiced(1.0, rate=rate), sample_rate=rate, target_rate=16000)
+    assert r == 16000 and abs(len(y) - 16000) <= 1
+
+
+def write_truncated(path):
+    sf.write(path, voiced(1.0), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def write_garbage(path):
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4)
+
+
+BAD_FILES = {
+    "missing": (lambda p: None, "not found"),
+    "directory": (lambda p: p.mkdir(), "directory"),
+    "not audio": (lambda p: p.write_text("hello, I am text\n" * 50), "not a readable audio file"),
+    "corrupt": (write_garbage, "not a readable audio file"),
+    "truncated": (write_truncated, "truncated"),
+    "empty file": (lambda p: p.write_bytes(b""), "not a readable audio file"),
+    "zero samples": (lambda p: sf.write(p, np.zeros(0, np.float32), 16000), "empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_files_raise_audio_error(tmp_path, case):
+    make, message = BAD_FILES[case]
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(AudioError, match=message) as info:
+        load_audio(path)
+    assert "\n" not in str(info.value)
+    assert isinstance(info.value, EdgeSERError)
+
+
+@pytest.mark.parametrize(
+    "array,rate,message",
+    [
+        (np.zeros(0, np.float32), 16000, "empty"),
+        (np.array([0.1, np.nan, 0.2], np.float32), 16000, "NaN"),
+        (np.array([0.1, np.inf], np.float64), 16000, "NaN or infinite"),
+        (np.zeros(100, np.uint8), 16000, "unsupported sample dtype"),
+        (np.zeros(100, np.complex64), 16000, "unsupported sample dtype"),
+        (np.zeros(100, np.float32), 4000, "outside the supported"),
+        (np.zeros(100, np.float32), 192000, "outside the supported"),
+        (np.zeros(100, np.float32), None, "needs sample_rate"),
+        (np.zeros((2, 3, 100), np.float32), 16000, "1-D"),
+        (np.zeros((100, 100), np.float32), 16000, "channels"),
+    ],
+)
+def test_bad_arrays_raise_audio_error(array, rate, message):
+    with pytest.raises(AudioError, match=message):
+        load_audio(array, sample_rate=rate)
+
+
+def test_bad_rate_in_file_header(tmp_path):
+    sf.write(tmp_path / "low.wav", voiced(0.5, rate=4000), 4000)
+    with pytest.raises(AudioError, match="outside"):
+        load_audio(tmp_path / "low.wav")
+
+
+def test_other_input_types_are_rejected():
+    with pytest.raises(AudioError, match="cannot read audio"):
+        load_audio([0.1, 0.2])
+    with pytest.raises(AudioError, match="encoded audio carries its rate"):
+        load_audio(io.BytesIO(b"x"), sample_rate=16000)
+
+
+@pytest.mark.parametrize("fmt", ["FLAC", "OGG"])
+def test_truncated_compressed_files(tmp_path, fmt):
+    path = tmp_path / f"t.{fmt.lower()}"
+    sf.write(path, voiced(1.0), 16000, format=fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="truncated|not a readable|empty"):
+        load_audio(path)

@@ -1,0 +1,149 @@
+"""The model contract: round trip, validation, and models whose graph or metadata is wrong."""
+
+import json
+
+import numpy as np
+import pytest
+from tiny_models import build_graph, build_tiny_model, make_contract, save
+
+from edge_ser import Recognizer
+from edge_ser.contract import METADATA_KEY, ModelContract
+from edge_ser.errors import ContractError, EdgeSERError, ModelError
+from edge_ser.frontend import FrontEnd, Normalization
+
+
+def test_round_trip_through_json_and_onnx(tiny_model):
+    c = make_contract(FrontEnd("logmel", n_mels=40), normalization=Normalization("global", (0.5,) * 40, (2.0,) * 40))
+    assert ModelContract.from_json(c.to_json()) == c
+    rec = Recognizer(tiny_model)
+    assert rec.contract.labels == ("angry", "happy", "neutral", "sad")
+    assert [h.name for h in rec.contract.heads] == ["emotion", "gender"]
+    assert ModelContract.from_dict(rec.contract.to_dict()) == rec.contract
+
+
+def mutate(path_key, value):
+    d = make_contract().to_dict()
+    target = d
+    *parents, last = path_key
+    for p in parents:
+        target = target[p]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return d
+
+
+@pytest.mark.parametrize(
+    "path_key,value,message",
+    [
+        (["schema_version"], 99, "schema version"),
+        (["heads"], KeyError, "lacks"),
+        (["input", "kind"], "spectrogram", "input_kind"),
+        (["input", "kind"], "waveform", "does not fit"),
+        (["sample_rate"], 8000, "sample rate differs"),
+        (["frontend", "kind"], "chroma", "unknown front-end"),
+        (["window", "seconds"], -1.0, "positive"),
+        (["window", "hop_seconds"], 5.0, "hop_seconds <= window_seconds"),
+        (["window", "min_seconds"], 0.001, "shorter than one front-end frame"),
+        (["heads"], [], "at least one head"),
+        (["heads", 0, "labels"], ["angry"], "at least 2 distinct labels"),
+        (["heads", 0, "labels"], ["a", "a"], "at least 2 distinct labels"),
+        (["heads", 1, "name"], "emotion", "unique"),
+        (["heads", 0, "kind"], "regression", "unknown kind"),
+        (["normalization"], {"mode": "global", "mean": [0.0], "std": [1.0]}, "statistics for 13 features"),
+        (["parameters"], 0, "positive integer"),
+        (["extra"], 1, "unknown fields"),
+    ],
+)
+def test_invalid_contracts_are_rejected(path_key, value, message):
+    with pytest.raises(ContractError, match=message):
+        ModelContract.from_dict(mutate(path_key, value))
+
+
+def test_malformed_json():
+    with pytest.raises(ContractError, match="not valid JSON"):
+        ModelContract.from_json("{nope")
+    with pytest.raises(ContractError, match="JSON object"):
+        ModelContract.from_json("[1, 2]")
+
+
+def test_onnx_without_contract(tmp_path):
+    path = save(build_graph(make_contract()), tmp_path / "plain.onnx")
+    with pytest.raises(ContractError, match="not an edge-ser model"):
+        Recognizer(path)
+
+
+def test_onnx_with_broken_contract(tmp_path):
+    path = save(build_graph(make_contract()), tmp_path / "broken.onnx", {METADATA_KEY: "{]"})
+    with pytest.raises(ContractError, match="not valid JSON"):
+        Recognizer(path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupted_onnx_file(tmp_path, tiny_model, damage):
+    data = tiny_model.read_bytes()
+    bad = {"truncate": data[: len(data) // 2], "garbage": bytes(range(256)) * 8, "empty": b""}[damage]
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(bad)
+    with pytest.raises(ModelError, match="not a loadable ONNX model") as info:
+        Recognizer(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_model_and_unknown_name(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        Recognizer(tmp_path / "nope.onnx")
+    with pytest.raises(ModelError, match="no shipped model"):
+        Recognizer("klingon")
+    with pytest.raises(ModelError, match="not a model file"):
+        Recognizer(tmp_path)
+
+
+def graph_mismatch(tmp_path, contract, **kwargs):
+    path = tmp_path / "mismatch.onnx"
+    return save(build_graph(contract, **kwargs), path, contract.to_metadata())
+
+
+def test_graph_disagreeing_with_labels(tmp_path):
+    path = graph_mismatch(tmp_path, make_contract(), n_labels={"emotion": 3})
+    with pytest.raises(ModelError, match="graph disagrees.*4 labels"):
+        Recognizer(path)
+
+
+def test_graph_disagreeing_with_frontend(tmp_path):
+    c = make_contract()
+    model = build_graph(c)
+    wrong = ModelContract.from_dict({**c.to_dict(), "frontend": FrontEnd("mfcc", n_mfcc=20, n_mels=26).to_dict()})
+    path = save(model, tmp_path / "m.onnx", wrong.to_metadata())
+    with pytest.raises(ModelError, match="13 features, front-end gives 20"):
+        Recognizer(path)
+
+
+def test_graph_disagreeing_with_input_and_outputs(tmp_path):
+    c = make_contract()
+    model = build_graph(c)
+    d = c.to_dict()
+    d["input"]["name"] = "audio"
+    with pytest.raises(ModelError, match="expected one input 'audio'"):
+        Recognizer(save(model, tmp_path / "a.onnx", {METADATA_KEY: json.dumps(d)}))
+    d = c.to_dict()
+    d["heads"][1]["output"] = "sex_logits"
+    with pytest.raises(ModelError, match="not in graph"):
+        Recognizer(save(model, tmp_path / "b.onnx", {METADATA_KEY: json.dumps(d)}))
+    d = c.to_dict()
+    d["input"]["kind"], d["frontend"] = "waveform", {"kind": "waveform", "sample_rate": 16000}
+    with pytest.raises(ModelError, match="rank 2"):
+        Recognizer(save(model, tmp_path / "c.onnx", {METADATA_KEY: json.dumps(d)}))
+
+
+def test_every_error_is_an_edge_ser_error(tmp_path):
+    path = graph_mismatch(tmp_path, make_contract(), n_labels={"gender": 3})
+    with pytest.raises(EdgeSERError):
+        Recognizer(path)
+
+
+def test_parameters_recorded(tmp_path):
+    path = build_tiny_model(tmp_path / "t.onnx")
+    assert Recognizer(path).contract.parameters == 13 * 4 + 4 + 13 * 2 + 2
+    assert np.isfinite(Recognizer(path).predict(np.ones(16000, np.float32) * 0.1, sample_rate=16000).score)
