@@ -107,7 +107,8 @@ class OnnxModel:
             oshape = _dims(outputs[head.output].shape)
             if len(oshape) != 2 or oshape[1] not in (None, len(head.labels)):
                 raise ModelError(
-                    f"{where} head {head.name!r} has {len(head.labels)} labels, output shape is {outputs[head.output].shape}"
+                    f"{where} head {head.name!r} has {len(head.labels)} labels, "
+                    f"output shape is {outputs[head.output].shape}"
                 )
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -121,7 +122,8 @@ class OnnxModel:
         for head, value in zip(self.contract.heads, values):
             if value.shape != (len(batch), len(head.labels)):
                 raise ModelError(
-                    f"{self.path}: head {head.name!r} returned shape {value.shape}, expected {(len(batch), len(head.labels))}"
+                    f"{self.path}: head {head.name!r} returned shape {value.shape}, "
+                    f"expected {(len(batch), len(head.labels))}"
                 )
             if not np.isfinite(value).all():
                 raise ModelError(f"{self.path}: head {head.name!r} returned NaN or infinite values")
