@@ -195,7 +195,7 @@ class FrontEnd:
     def _projection(self) -> np.ndarray:
         """Maps the raw |FFT|^2 of a frame to filterbank energies (1/n_fft folded in)."""
         fb = mel_filterbank(self.n_mels, self.n_fft, self.sample_rate, self.low_freq, self.high_freq)
-        return np.ascontiguousarray(fb.T / self.n_fft)
+        return np.ascontiguousarray(fb.T / self.n_fft, dtype=np.float32)
 
     @cached_property
     def _cepstrum(self) -> np.ndarray:
@@ -204,12 +204,12 @@ class FrontEnd:
         if self.lifter > 0:
             n = np.arange(self.n_mfcc)
             d = d * (1.0 + (self.lifter / 2.0) * np.sin(np.pi * n / self.lifter))[None, :]
-        return d
+        return d.astype(np.float32)
 
     def _power(self, signal: np.ndarray) -> np.ndarray:
-        """Raw |FFT|^2 of every zero-padded, windowed frame, shape ``(frames, n_fft//2+1)``.
+        """Raw |FFT|^2 (float32) of every zero-padded, windowed frame, shape ``(frames, n_fft//2+1)``.
 
-        Works in float64 (numpy's float32 FFT is several times slower) inside per-thread
+        The FFT runs in float64 (numpy's float32 FFT is several times slower) inside per-thread
         buffers, so repeated calls do not pay for fresh page-faulted memory. The result is a
         view of such a buffer: use it before the next call on this thread.
         """
@@ -234,11 +234,10 @@ class FrontEnd:
             np.multiply(frames, self._window, out=fft_in[:, :length])
         spec = _buffer("spectrum", (n_frames, self.n_fft // 2 + 1), np.complex128)
         np.fft.rfft(fft_in, axis=-1, out=spec)
-        power = _buffer("power", spec.shape, np.float64)
-        imag2 = _buffer("imag2", spec.shape, np.float64)
-        np.square(spec.real, out=power)
-        np.square(spec.imag, out=imag2)
-        power += imag2
+        parts = spec.view(np.float64)  # re, im interleaved; squared in place (spec is scratch)
+        np.square(parts, out=parts)
+        power = _buffer("power", spec.shape, np.float32)
+        np.add(parts[:, 0::2], parts[:, 1::2], out=power, casting="same_kind")
         return power
 
     def __call__(self, signal: np.ndarray) -> np.ndarray:
@@ -255,11 +254,11 @@ class FrontEnd:
         bands = _floor(power @ self._projection)
         logbands = np.log(bands, out=bands)
         if self.kind == "logmel":
-            return logbands.astype(np.float32)
+            return logbands
         cep = logbands @ self._cepstrum
         if self.append_energy:
             cep[:, 0] = np.log(_floor(power.sum(axis=1) / self.n_fft))
-        return cep.astype(np.float32)
+        return cep
 
 
 _workspace = threading.local()

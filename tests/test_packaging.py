@@ -24,3 +24,12 @@ def test_import_does_not_pull_torch_or_onnx():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:]]
+    setup = [b for b in blocks if b.startswith("python3 -m venv")]
+    assert len(setup) == 2, "the README has exactly two set-up commands"
+    ci_lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_lines[-1] == setup[1]
