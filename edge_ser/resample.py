@@ -52,13 +52,11 @@ def _table(up: int, down: int) -> np.ndarray:
     return table
 
 
-def _weights(n: np.ndarray, up: int, down: int) -> np.ndarray:
-    phase = (n * down) % up
-    if up <= _MAX_TABLE:
-        return _table(up, down)[phase]
+def _direct_weights(n: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Kernels computed per output sample, for rate pairs with too many phases to tabulate."""
     half = _half_width(up, down)
     taps = np.arange(-half + 1, half + 1)
-    k = _kernels((phase / up)[:, None] - taps[None, :], up, down)
+    k = _kernels(((n * down) % up / up)[:, None] - taps[None, :], up, down)
     return k / k.sum(axis=1, keepdims=True)
 
 
@@ -68,16 +66,28 @@ def output_length(n_in: int, rate_in: int, rate_out: int) -> int:
 
 
 def _render(x: np.ndarray, first: int, n_out: int, offset: int, up: int, down: int) -> np.ndarray:
-    """Output samples ``first .. first+n_out-1``; ``x[0]`` is input sample ``offset`` (zeros outside)."""
+    """Output samples ``first .. first+n_out-1``; ``x[0]`` is input sample ``offset`` (zeros outside).
+
+    Outputs ``n`` and ``n + up`` share a kernel and sit ``down`` input samples apart, so each
+    phase is one matrix-vector product over a strided view of the input (no copies of it).
+    """
     half = _half_width(up, down)
     pad = 2 * half
     padded = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half)
     out = np.empty(n_out, dtype=np.float64)
+    if up <= _MAX_TABLE:
+        table = _table(up, down)
+        for p in range(min(up, n_out)):
+            n0 = first + p
+            count = len(range(p, n_out, up))
+            start = n0 * down // up - offset - half + 1 + pad
+            out[p::up] = windows[start : start + (count - 1) * down + 1 : down] @ table[(n0 * down) % up]
+        return out
     for s in range(0, n_out, _CHUNK):
         n = np.arange(first + s, first + min(s + _CHUNK, n_out))
         starts = n * down // up - offset - half + 1 + pad
-        out[s : s + len(n)] = np.einsum("ij,ij->i", windows[starts], _weights(n, up, down))
+        out[s : s + len(n)] = np.einsum("ij,ij->i", windows[starts], _direct_weights(n, up, down))
     return out
 
 
