@@ -62,6 +62,8 @@ class ModelContract:
     ``heads[0]`` is the primary head (emotion); the others are auxiliary (gender, speaker, ...).
     ``window_seconds``/``hop_seconds`` are the analysis window the model was trained on and
     the hop between windows for longer audio; ``min_seconds`` is the shortest usable input.
+    ``frontend_in_graph``: a waveform-in model whose graph computes ``frontend`` and
+    ``normalization`` itself; the runtime then feeds it raw samples.
     """
 
     name: str
@@ -76,6 +78,7 @@ class ModelContract:
     heads: tuple[Head, ...]
     parameters: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    frontend_in_graph: bool = False
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -85,7 +88,10 @@ class ModelContract:
             )
         if self.input_kind not in INPUT_KINDS:
             raise ContractError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
-        if (self.input_kind == "waveform") != (self.frontend.kind == "waveform"):
+        if self.frontend_in_graph:
+            if self.input_kind != "waveform" or self.frontend.kind == "waveform":
+                raise ContractError("frontend_in_graph needs waveform input and a feature front-end")
+        elif (self.input_kind == "waveform") != (self.frontend.kind == "waveform"):
             raise ContractError(f"input kind {self.input_kind!r} does not fit front-end {self.frontend.kind!r}")
         if self.frontend.sample_rate != self.sample_rate:
             raise ContractError("front-end sample rate differs from the model's sample rate")
@@ -126,7 +132,7 @@ class ModelContract:
         return {
             "schema_version": self.schema_version,
             "name": self.name,
-            "input": {"kind": self.input_kind, "name": self.input_name},
+            "input": {"kind": self.input_kind, "name": self.input_name, "frontend_in_graph": self.frontend_in_graph},
             "sample_rate": self.sample_rate,
             "frontend": self.frontend.to_dict(),
             "normalization": self.normalization.to_dict(),
@@ -191,6 +197,7 @@ class ModelContract:
                 heads=heads,
                 parameters=d["parameters"],
                 provenance=d.get("provenance", {}),
+                frontend_in_graph=bool(inp.get("frontend_in_graph", False)),
             )
         except ContractError:
             raise

@@ -115,6 +115,8 @@ class Recognizer:
 
     def _features(self, chunk: np.ndarray) -> np.ndarray:
         c = self._model.contract
+        if c.frontend_in_graph:
+            return chunk
         return c.normalization(c.frontend(chunk)).astype(np.float32, copy=False)
 
     def _infer(self, chunks: list[np.ndarray]) -> list[Probs | None]:
