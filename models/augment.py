@@ -1,0 +1,122 @@
+"""Training-time augmentation: waveform noise, gain, time shift and speed; SpecAugment masks.
+
+Every function draws from a caller-supplied ``numpy.random.Generator``, so a seeded run
+augments identically every time. Waveform augmentations work on 1-D float32 signals;
+:func:`spec_augment` masks a ``(batch, frames, features)`` batch of normalized features,
+where zero is the training-set mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from scipy.signal import resample_poly
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Which augmentations to apply; the defaults apply none.
+
+    ``noise_snr``: (low, high) dB range of additive white noise; ``gain_db``: random gain in
+    +-``gain_db``; ``shift``: largest time shift in seconds (zero-filled); ``speeds``: speed
+    factors to pick from uniformly (resampling, so pitch moves too); ``prob``: the chance that
+    each enabled waveform augmentation hits a given example. ``time_mask``/``freq_mask``: the
+    widest SpecAugment mask in frames/feature bins, ``n_masks`` of each per example.
+    """
+
+    noise_snr: tuple[float, float] | None = None
+    gain_db: float = 0.0
+    shift: float = 0.0
+    speeds: tuple[float, ...] = ()
+    prob: float = 0.5
+    time_mask: int = 0
+    freq_mask: int = 0
+    n_masks: int = 2
+
+    @property
+    def on_waveform(self) -> bool:
+        """Whether any augmentation needs the waveform (so feature models compute features on the fly)."""
+        return bool(self.noise_snr or self.gain_db or self.shift or any(s != 1.0 for s in self.speeds))
+
+    @property
+    def on_features(self) -> bool:
+        return bool(self.time_mask or self.freq_mask)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["noise_snr"] = list(self.noise_snr) if self.noise_snr else None
+        d["speeds"] = list(self.speeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Augment:
+        d = dict(d)
+        d["noise_snr"] = tuple(d["noise_snr"]) if d.get("noise_snr") else None
+        d["speeds"] = tuple(d.get("speeds", ()))
+        return cls(**d)
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` played ``factor`` times faster (``len(x) / factor`` samples), by polyphase resampling."""
+    if factor == 1.0:
+        return x
+    ratio = Fraction(factor).limit_denominator(100)
+    return resample_poly(x, ratio.denominator, ratio.numerator).astype(np.float32)
+
+
+def time_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """``x`` moved by up to +-``max_shift`` samples, the gap filled with zeros."""
+    s = int(rng.integers(-max_shift, max_shift + 1))
+    if s == 0:
+        return x
+    out = np.zeros_like(x)
+    if s > 0:
+        out[s:] = x[:-s]
+    else:
+        out[:s] = x[-s:]
+    return out
+
+
+def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``x`` plus white Gaussian noise ``snr_db`` dB below the signal's mean power."""
+    power = float(np.mean(np.square(x, dtype=np.float64)))
+    if power == 0.0:
+        return x
+    scale = np.sqrt(power / 10.0 ** (snr_db / 10.0))
+    return (x + scale * rng.standard_normal(len(x))).astype(np.float32)
+
+
+def augment_waveform(x: np.ndarray, aug: Augment, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Shift, gain and noise (speed is applied before cropping, see :mod:`models.data`)."""
+    if aug.shift and rng.random() < aug.prob:
+        x = time_shift(x, int(aug.shift * sample_rate), rng)
+    if aug.gain_db and rng.random() < aug.prob:
+        x = x * np.float32(10.0 ** (rng.uniform(-aug.gain_db, aug.gain_db) / 20.0))
+    if aug.noise_snr and rng.random() < aug.prob:
+        x = add_noise(x, rng.uniform(*aug.noise_snr), rng)
+    return x
+
+
+def _masks(n: int, batch: int, width: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``(batch, n)`` boolean: ``count`` random spans of 0..``width`` positions per row."""
+    pos = np.arange(n)[None, :]
+    mask = np.zeros((batch, n), dtype=bool)
+    for _ in range(count):
+        w = rng.integers(0, min(width, n) + 1, size=batch)[:, None]
+        start = (rng.random(batch)[:, None] * (n - w + 1)).astype(np.int64)
+        mask |= (pos >= start) & (pos < start + w)
+    return mask
+
+
+def spec_augment(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """SpecAugment time and frequency masking of a ``(batch, frames, features)`` array, in place."""
+    b, t, f = batch.shape
+    if aug.time_mask:
+        batch[_masks(t, b, aug.time_mask, aug.n_masks, rng)] = 0.0
+    if aug.freq_mask:
+        fm = _masks(f, b, aug.freq_mask, aug.n_masks, rng)
+        batch *= ~fm[:, None, :]
+    return batch

@@ -1,0 +1,78 @@
+"""Checkpoints: weights as a plain ``state_dict`` file, everything else as JSON.
+
+``model.pt`` holds only tensors and ``config.json`` the architecture, heads, front-end,
+normalization, labels, window, training arguments and metrics, so a model can be rebuilt
+with :func:`models.registry.build_model` and loaded with ``torch.load(weights_only=True)``.
+Resumable training state (optimizer, scheduler, epoch counters, history) is saved the same
+way: nested dicts and lists of tensors and plain numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .heads import SERModel
+from .registry import build_model
+
+WEIGHTS = "model.pt"
+CONFIG = "config.json"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars turned into lists and Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically (a crash never leaves a truncated file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def save_tensors(path: str | os.PathLike, data: Any) -> None:
+    """``torch.save`` atomically; ``data`` must hold only tensors, containers and plain values."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+
+
+def load_tensors(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """Inverse of :func:`save_tensors`; refuses anything but tensors and plain values."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def save_checkpoint(directory: str | os.PathLike, model: SERModel, config: dict[str, Any]) -> None:
+    """``model.pt`` (CPU state_dict) and ``config.json`` in ``directory``."""
+    directory = Path(directory)
+    save_tensors(directory / WEIGHTS, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+    write_json(directory / CONFIG, config)
+
+
+def load_checkpoint(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[SERModel, dict[str, Any]]:
+    """The model in ``directory`` (in eval mode) and its config."""
+    directory = Path(directory)
+    config = json.loads((directory / CONFIG).read_text())
+    model = build_model(config)
+    model.load_state_dict(load_tensors(directory / WEIGHTS, map_location))
+    return model.eval(), config

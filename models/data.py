@@ -1,0 +1,109 @@
+"""Training batches: fixed-length random crops of cached features (or waveforms), augmented.
+
+Utterances longer than the crop contribute a random excerpt each epoch; shorter ones are
+padded. The default ``repeat`` padding tiles the utterance (from a random phase), which keeps
+the time-average the model pools over close to that of the unpadded utterance it will see
+at evaluation; ``zero`` padding places it at a random offset in silence-like zeros (the
+normalized mean). With waveform-domain augmentation a feature model's crops are cut from the
+cached waveform, augmented, and only then turned into features with the same front-end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from edge_ser.frontend import FrontEnd, Normalization
+
+from .augment import Augment, augment_waveform, spec_augment, speed_perturb
+from .features import FeatureTable
+
+PADS = ("repeat", "zero")
+
+
+def crop(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repeat") -> np.ndarray:
+    """A random ``length``-row excerpt of ``x`` (rows: samples or frames), padded if ``x`` is shorter."""
+    n = len(x)
+    if n >= length:
+        start = int(rng.integers(0, n - length + 1))
+        return x[start : start + length]
+    if pad == "repeat":
+        tiled = np.tile(x, (math.ceil(length / n) + 1,) + (1,) * (x.ndim - 1))
+        start = int(rng.integers(0, n))
+        return tiled[start : start + length]
+    out = np.zeros((length, *x.shape[1:]), dtype=x.dtype)
+    start = int(rng.integers(0, length - n + 1))
+    out[start : start + n] = x
+    return out
+
+
+class TrainBatches:
+    """Shuffled batches of ``(inputs, {head: targets})`` for one fold's training utterances.
+
+    ``inputs`` is the model-input table; ``waves`` the waveform table, needed when ``augment``
+    works on the waveform and the model takes features. ``targets`` maps head names to one
+    class index per corpus utterance (-100 where unknown).
+    """
+
+    def __init__(
+        self,
+        inputs: FeatureTable,
+        indices: np.ndarray,
+        targets: Mapping[str, np.ndarray],
+        normalization: Normalization,
+        crop_samples: int,
+        augment: Augment | None = None,
+        waves: FeatureTable | None = None,
+        pad: str = "repeat",
+    ) -> None:
+        if pad not in PADS:
+            raise ValueError(f"pad must be one of {PADS}")
+        augment = augment if augment is not None else Augment()
+        self.frontend: FrontEnd = inputs.frontend
+        self.from_waves = augment.on_waveform or self.frontend.kind == "waveform"
+        if self.from_waves and waves is None:
+            waves = inputs if self.frontend.kind == "waveform" else None
+            if waves is None:
+                raise ValueError("waveform augmentation of a feature model needs the waveform table")
+        self.inputs, self.waves = inputs, waves
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.targets = {name: np.asarray(t, dtype=np.int64) for name, t in targets.items()}
+        self.normalization = normalization
+        self.crop_samples = crop_samples
+        self.crop_frames = self.frontend.num_frames(crop_samples)
+        self.augment = augment
+        self.pad = pad
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def example(self, i: int, rng: np.random.Generator) -> np.ndarray:
+        """One augmented, normalized training input of utterance ``i``."""
+        aug = self.augment
+        if not self.from_waves:
+            return self.normalization(crop(self.inputs[i], self.crop_frames, rng, self.pad))
+        speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
+        x = crop(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
+        x = speed_perturb(x, speed)[: self.crop_samples]
+        if len(x) < self.crop_samples:
+            x = np.pad(x, (0, self.crop_samples - len(x)))
+        x = augment_waveform(x, aug, self.frontend.sample_rate, rng)
+        return self.normalization(self.frontend(x))
+
+    def epoch(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """One pass over the utterances in random order; a last batch of one is dropped (batch norm)."""
+        order = rng.permutation(self.indices)
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            if len(idx) < 2:
+                break
+            x = np.stack([self.example(int(i), rng) for i in idx]).astype(np.float32, copy=False)
+            if x.ndim == 3 and self.augment.on_features:
+                spec_augment(x, self.augment, rng)
+            yield x, {name: t[idx] for name, t in self.targets.items()}
+
+    def n_batches(self, batch_size: int) -> int:
+        full, rest = divmod(len(self.indices), batch_size)
+        return full + (rest >= 2)

@@ -1,0 +1,66 @@
+"""Whole-utterance evaluation exactly as :class:`edge_ser.Recognizer` predicts.
+
+Each utterance is cut into the runtime's analysis windows (:func:`edge_ser.windows.plan`),
+every window goes through the front-end and normalization on its own, windows whose peak is
+below the runtime's silence floor are skipped, and the softmax probabilities of the rest are
+averaged. An utterance with no voiced window gets uniform probabilities (the runtime reports
+no label; here it counts as class 0). Windows of equal shape are batched, none is padded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from edge_ser.frontend import Normalization
+from edge_ser.recognizer import SILENCE_PEAK
+
+from .features import FeatureTable, WindowTable
+from .heads import SERModel
+
+
+def eval_inputs(
+    table: FeatureTable, windows: WindowTable, indices: Sequence[int], normalization: Normalization
+) -> list[list[np.ndarray]]:
+    """For each utterance in ``indices``, the normalized model inputs of its voiced windows."""
+    by_owner: dict[int, list[int]] = {}
+    for j, owner in enumerate(windows.owner.tolist()):
+        by_owner.setdefault(owner, []).append(j)
+    out = []
+    for i in indices:
+        i = int(i)
+        if i in by_owner:
+            wins = [windows[j] for j in by_owner[i] if windows.peaks[j] >= SILENCE_PEAK]
+        else:
+            wins = [table[i]] if table.peaks[i] >= SILENCE_PEAK else []
+        out.append([normalization(w).astype(np.float32, copy=False) for w in wins])
+    return out
+
+
+@torch.no_grad()
+def predict(
+    model: SERModel, inputs: Sequence[Sequence[np.ndarray]], device: torch.device | str = "cpu", batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Per head, ``(n_utterances, n_classes)`` probabilities: the mean softmax over each utterance's windows."""
+    was_training = model.training
+    model.eval()
+    owners = np.array([u for u, wins in enumerate(inputs) for _ in wins], dtype=np.int64)
+    flat = [x for wins in inputs for x in wins]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k, x in enumerate(flat):
+        groups.setdefault(x.shape, []).append(k)
+    sums = {name: np.zeros((len(inputs), head.out_features)) for name, head in model.heads.items()}
+    for members in groups.values():
+        for b in range(0, len(members), batch_size):
+            part = members[b : b + batch_size]
+            x = torch.from_numpy(np.stack([flat[k] for k in part])).to(device)
+            for name, logits in model(x).items():
+                probs = torch.softmax(logits.double(), dim=-1).cpu().numpy()
+                np.add.at(sums[name], owners[part], probs)
+    counts = np.bincount(owners, minlength=len(inputs)).astype(np.float64)[:, None]
+    model.train(was_training)
+    return {
+        name: np.where(counts > 0, s / np.maximum(counts, 1), 1.0 / s.shape[1]) for name, s in sums.items()
+    }

@@ -1,0 +1,116 @@
+"""Architecture registry and ``build_model``: a JSON-able config in, a :class:`SERModel` out.
+
+A config looks like ``{"arch": "pcnn", "heads": {"emotion": 6, "gender": 2}, "loss_weights":
+{"gender": 0.3}, "frontend": FrontEnd.to_dict(), "backbone": {...}, "dropout": 0.3}``; only
+``arch`` and ``heads`` are required, the rest default to what the architecture declares.
+The same config (plus weights) rebuilds the model, so checkpoints store it as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from edge_ser.frontend import FrontEnd
+
+from .audio_resnet import AudioResNet
+from .heads import PRIMARY, SERModel
+from .pcnn import PCNN
+from .spectrogram_resnet import SpectrogramResNet
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A named backbone with the front-end it is meant for and the heads it always carries."""
+
+    name: str
+    backbone: Callable[..., nn.Module]
+    frontend: dict[str, Any]
+    dropout: float = 0.0
+    required_heads: dict[str, float] = field(default_factory=dict)  # head -> default loss weight
+    summary: str = ""
+
+    @property
+    def input_kind(self) -> str:
+        return self.backbone.input_kind
+
+
+_MFCC40 = FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40).to_dict()
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture(
+            "audio_resnet", AudioResNet, FrontEnd(kind="waveform").to_dict(),
+            summary="1-D residual CNN on the raw 16 kHz waveform, ~0.13M parameters",
+        ),
+        Architecture(
+            "spectrogram_resnet", SpectrogramResNet, FrontEnd(kind="logspec", window="hamming").to_dict(),
+            summary="2-D residual CNN on the 257-bin log-power spectrogram, ~0.37M parameters",
+        ),
+        Architecture(
+            "pcnn", PCNN, _MFCC40, dropout=0.3,
+            summary="parallel-kernel feature combination + CNN body on 40 MFCCs",
+        ),
+        Architecture(
+            "pcnn_gender", PCNN, _MFCC40, dropout=0.3, required_heads={"gender": 0.3},
+            summary="P-CNN with an auxiliary gender head (loss = CE(emotion) + 0.3 CE(gender) by default)",
+        ),
+    )
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; expected one of {sorted(ARCHITECTURES)}") from None
+
+
+def default_config(
+    arch: str,
+    heads: Mapping[str, int],
+    loss_weights: Mapping[str, float] | None = None,
+    frontend: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A complete config for ``arch``: its declared front-end, dropout and required heads filled in."""
+    spec = get_architecture(arch)
+    weights = {**spec.required_heads, **dict(loss_weights or {})}
+    missing = [h for h in spec.required_heads if h not in heads]
+    if missing:
+        raise ValueError(f"{arch} needs heads {missing}")
+    return {
+        "arch": arch,
+        "heads": {PRIMARY: int(heads[PRIMARY]), **{k: int(v) for k, v in heads.items() if k != PRIMARY}},
+        "loss_weights": {k: float(v) for k, v in weights.items() if k in heads},
+        "frontend": dict(frontend) if frontend is not None else dict(spec.frontend),
+        "backbone": {},
+        "dropout": spec.dropout,
+    }
+
+
+def build_model(config: Mapping[str, Any]) -> SERModel:
+    """The :class:`SERModel` a config describes (freshly initialized)."""
+    spec = get_architecture(config["arch"])
+    frontend = FrontEnd.from_dict(dict(config.get("frontend") or spec.frontend))
+    if (frontend.kind == "waveform") != (spec.input_kind == "waveform"):
+        raise ValueError(f"{spec.name} takes {spec.input_kind} input, not a {frontend.kind!r} front-end")
+    heads = dict(config["heads"])
+    missing = [h for h in spec.required_heads if h not in heads]
+    if missing:
+        raise ValueError(f"{spec.name} needs heads {missing}")
+    weights = {**spec.required_heads, **dict(config.get("loss_weights") or {})}
+    backbone = spec.backbone(n_features=frontend.n_features, **dict(config.get("backbone") or {}))
+    return SERModel(
+        backbone,
+        heads,
+        {k: v for k, v in weights.items() if k in heads},
+        dropout=float(config.get("dropout", spec.dropout)),
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,500 @@
+"""``edge-ser train``: train and evaluate a seed architecture on a corpus, fold by fold.
+
+For every fold of the chosen protocol the trainer fits normalization statistics on the
+fold's training utterances, trains on random fixed-length crops, selects the epoch with the
+best validation UA (early stopping; the test part is never looked at), and evaluates the
+selected weights on whole test utterances the way :class:`edge_ser.Recognizer` will run the
+exported model. Each fold directory gets ``model.pt`` + ``config.json`` (a loadable
+checkpoint), ``metrics.json`` and ``confusion.png``; the run directory gets ``report.json``
+with mean +- std over folds, the exact command and the corpus' skipped files. ``--resume``
+picks an interrupted run up at its last finished epoch, with identical results: every
+epoch's randomness is derived from (seed, fold, epoch) alone.
+
+    python -m models.train --model pcnn --dataset casia --data ../shared/datasets/casia --out runs/x
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edge_ser.errors import EdgeSERError
+from edge_ser.frontend import FrontEnd
+
+from .augment import Augment
+from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
+from .data import PADS, TrainBatches
+from .evaluate import eval_inputs, predict
+from .features import DEFAULT_CACHE_DIR, FeatureTable, WindowTable, fit_normalization, load_features, load_windows
+from .heads import IGNORE, PRIMARY
+from .registry import ARCHITECTURES, build_model, count_parameters, default_config, get_architecture
+
+STATE = "state.pt"
+METRICS = "metrics.json"
+REPORT = "report.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about how a fold is trained and evaluated (recorded in every checkpoint).
+
+    ``patience``: epochs without a better validation UA before stopping (0: never stop early).
+    ``crop_seconds``: training crop length (default: the analysis window). ``window_seconds``,
+    ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
+    stored for export.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10
+    grad_clip: float = 5.0
+    seed: int = 0
+    crop_seconds: float | None = None
+    window_seconds: float = 3.0
+    hop_seconds: float = 1.0
+    min_seconds: float = 0.25
+    pad: str = "repeat"
+    augment: Augment = field(default_factory=Augment)
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("need epochs >= 1 and batch_size >= 2")
+        if self.pad not in PADS:
+            raise ValueError(f"pad must be one of {PADS}")
+        if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
+            raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["augment"] = self.augment.to_dict()
+        return d
+
+    @property
+    def crop(self) -> float:
+        return self.crop_seconds or self.window_seconds
+
+
+class Split(NamedTuple):
+    """A fold-like split (``models.protocols.Fold`` has the same fields)."""
+
+    name: str
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+@dataclass
+class CorpusData:
+    """A corpus with its cached model inputs, evaluation windows and, if needed, waveforms."""
+
+    corpus: Any
+    inputs: FeatureTable
+    windows: WindowTable
+    waves: FeatureTable | None
+
+
+def _samples(seconds: float, rate: int) -> int:
+    return round(seconds * rate)  # as the Recognizer converts the contract's window
+
+
+def prepare_data(
+    corpus: Any, frontend: FrontEnd, cfg: TrainConfig, cache_dir: str | Path | None = None
+) -> CorpusData:
+    """Load (or compute and cache) everything training and evaluation read from the corpus."""
+    inputs = load_features(corpus, frontend, cache_dir, cfg.progress)
+    rate = frontend.sample_rate
+    windows = load_windows(corpus, inputs, _samples(cfg.window_seconds, rate), _samples(cfg.hop_seconds, rate),
+                           cfg.progress)
+    waves = None
+    if cfg.augment.on_waveform and frontend.kind != "waveform":
+        waves = load_features(corpus, FrontEnd(kind="waveform", sample_rate=rate), cache_dir, cfg.progress)
+    return CorpusData(corpus, inputs, windows, waves)
+
+
+def head_labels(corpus: Any, train: Iterable[int], aux: Iterable[str]) -> dict[str, list[str]]:
+    """Label set of every head: the corpus' emotions, and each aux field's values among ``train``."""
+    labels = {PRIMARY: [str(e) for e in corpus.emotions]}
+    train = list(train)
+    for name in aux:
+        values = {getattr(corpus.utterances[i], name, None) for i in train}
+        values = sorted(str(v) for v in values if v not in (None, ""))
+        if len(values) < 2:
+            raise ValueError(f"aux head {name!r}: training utterances have {len(values)} distinct {name} value(s)")
+        labels[name] = values
+    return labels
+
+
+def head_targets(corpus: Any, labels: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Class index of every utterance for every head; -100 where the label is unknown or unseen."""
+    out = {}
+    for name, values in labels.items():
+        index = {v: k for k, v in enumerate(values)}
+        out[name] = np.array([index.get(str(getattr(u, name, None)), IGNORE) for u in corpus.utterances], np.int64)
+    return out
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _epoch_seed(seed: int, fold_index: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, fold_index, epoch + 1]).generate_state(1)[0])
+
+
+def _log(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def head_scores(
+    probs: dict[str, np.ndarray], targets: dict[str, np.ndarray], indices: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """``models.metrics.scores`` of every head over the ``indices`` whose label is known."""
+    from . import metrics
+
+    out = {}
+    for name, p in probs.items():
+        y = targets[name][indices]
+        known = y != IGNORE
+        if known.any():
+            out[name] = jsonable(metrics.scores(y[known], p[known].argmax(axis=1), p.shape[1]))
+    return out
+
+
+def train_fold(
+    data: CorpusData,
+    fold: Any,
+    fold_index: int,
+    arch: str,
+    aux: dict[str, float],
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train one fold into ``out_dir`` and return its results (also written to ``metrics.json``).
+
+    ``fold`` has index tuples ``train``, ``val`` (may be empty: then the last epoch is kept)
+    and ``test`` (may be empty: no test metrics). ``on_epoch_end(epoch, record)`` is called
+    after each epoch's state is saved.
+    """
+    out_dir = Path(out_dir)
+    if resume and (out_dir / METRICS).exists() and (out_dir / CONFIG).exists():
+        return json.loads((out_dir / METRICS).read_text())
+    corpus, frontend = data.corpus, data.inputs.frontend
+    train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (fold.train, fold.val, fold.test))
+    labels = head_labels(corpus, train_idx, aux)
+    targets = head_targets(corpus, labels)
+    normalization = fit_normalization(data.inputs, train_idx)
+    config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict())
+    config.update(
+        labels=labels,
+        normalization=normalization.to_dict(),
+        window={"seconds": cfg.window_seconds, "hop_seconds": cfg.hop_seconds, "min_seconds": cfg.min_seconds},
+    )
+    device = resolve_device(cfg.device)
+    torch.manual_seed(_epoch_seed(cfg.seed, fold_index, -1))
+    model = build_model(config).to(device)
+    config["parameters"] = count_parameters(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    batches = TrainBatches(data.inputs, train_idx, targets, normalization, _samples(cfg.crop, frontend.sample_rate),
+                           cfg.augment, data.waves, cfg.pad)
+    val_inputs = eval_inputs(data.inputs, data.windows, val_idx, normalization) if len(val_idx) else None
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "progress")}
+    identity = json.dumps(jsonable({"config": config, "training": settings, "fold": [train_idx, val_idx]}))
+    progress: dict[str, Any] = {"epoch": 0, "best_ua": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if resume and (out_dir / STATE).exists():
+        saved = load_tensors(out_dir / STATE)
+        if saved["identity"] != identity:
+            raise ValueError(f"{out_dir / STATE} was saved with other settings; rerun without --resume")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        progress, best_state = saved["progress"], saved["best"]
+        _log(f"{fold.name}: resuming after epoch {progress['epoch']}")
+    else:
+        (out_dir / STATE).unlink(missing_ok=True)
+
+    n_batches = batches.n_batches(cfg.batch_size)
+    for epoch in range(progress["epoch"], cfg.epochs):
+        if val_inputs is not None and cfg.patience and progress["bad_epochs"] >= cfg.patience:
+            break
+        start = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, fold_index, epoch])
+        torch.manual_seed(_epoch_seed(cfg.seed, fold_index, epoch))
+        model.train()
+        totals: dict[str, float] = {}
+        bar = tqdm(batches.epoch(cfg.batch_size, rng), total=n_batches, leave=False, disable=not cfg.progress,
+                   desc=f"{fold.name} epoch {epoch + 1}/{cfg.epochs}")
+        for x, t in bar:
+            x = torch.from_numpy(x).to(device)
+            logits = model(x)
+            loss, parts = model.loss(logits, {h: torch.from_numpy(v).to(device) for h, v in t.items()})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            values = {key: float(value.detach()) for key, value in {"loss": loss, **parts}.items()}
+            for key, value in values.items():
+                totals[key] = totals.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{values['loss']:.3f}")
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
+        record.update({k: v / max(n_batches, 1) for k, v in totals.items()})
+        scheduler.step()
+        improved = True
+        if val_inputs is not None:
+            scores = head_scores(predict(model, val_inputs, device), targets, val_idx)
+            record["val_ua"] = scores[PRIMARY]["ua"]
+            improved = record["val_ua"] > progress["best_ua"]
+        if improved:
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            progress.update(best_ua=record.get("val_ua", -1.0), best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            progress["bad_epochs"] += 1
+        record["seconds"] = time.perf_counter() - start
+        progress["epoch"] = epoch + 1
+        progress["history"].append(record)
+        save_tensors(out_dir / STATE, {
+            "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "progress": progress, "best": best_state,
+        })
+        val = f" val UA {record['val_ua']:.1%}{' *' if improved else ''}" if "val_ua" in record else ""
+        _log(f"{fold.name} epoch {epoch + 1}/{cfg.epochs} loss {record.get('loss', float('nan')):.4f}{val}"
+             f" ({record['seconds']:.1f} s)")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, record)
+
+    model.load_state_dict(best_state)
+    history = progress["history"]
+    results: dict[str, Any] = {
+        "fold": fold.name,
+        "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
+        "best_epoch": progress["best_epoch"], "epochs_run": progress["epoch"],
+        "best_val_ua": progress["best_ua"] if val_inputs is not None else None,
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])) if history else None,
+        "history": history,
+    }
+    if len(test_idx):
+        probs = predict(model, eval_inputs(data.inputs, data.windows, test_idx, normalization), device)
+        results["test"] = head_scores(probs, targets, test_idx)
+    config["training"] = {**cfg.to_dict(), "corpus": corpus.name, "fold": fold.name,
+                          "best_epoch": progress["best_epoch"], "epochs_run": progress["epoch"]}
+    config["metrics"] = results.get("test", {})
+    save_checkpoint(out_dir, model, config)
+    write_json(out_dir / METRICS, results)
+    if "test" in results:
+        from . import metrics
+
+        cm = np.asarray(results["test"][PRIMARY]["confusion"])
+        metrics.plot_confusion(cm, labels[PRIMARY], out_dir / "confusion.png", f"{arch} {corpus.name} {fold.name}")
+    (out_dir / STATE).unlink(missing_ok=True)
+    return results
+
+
+def skipped_summary(skipped: Any) -> Any:
+    """The corpus' skipped files as counts (the list itself may be long)."""
+    if isinstance(skipped, int):
+        return {"total": skipped}
+    if isinstance(skipped, dict):
+        counts = {str(k): (len(v) if isinstance(v, (list, tuple, set)) else v) for k, v in skipped.items()}
+        return {"total": sum(v for v in counts.values() if isinstance(v, int)), "by_reason": counts}
+    items = list(skipped or ())
+    reasons: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, (list, tuple)) and len(item) >= 2:
+            reasons[str(item[1])] = reasons.get(str(item[1]), 0) + 1
+    return {"total": len(items), **({"by_reason": reasons} if reasons else {})}
+
+
+def select_folds(folds: Sequence[Any], spec: str | None) -> list[tuple[int, Any]]:
+    """``(index, fold)`` pairs chosen by ``--folds``: comma-separated indices or fold names."""
+    if not spec:
+        return list(enumerate(folds))
+    names = {f.name: i for i, f in enumerate(folds)}
+    chosen = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part in names:
+            chosen.append(names[part])
+        elif part.isdigit() and int(part) < len(folds):
+            chosen.append(int(part))
+        else:
+            raise ValueError(f"no fold {part!r}; there are {len(folds)}: {', '.join(names)}")
+    return [(i, folds[i]) for i in dict.fromkeys(chosen)]
+
+
+def train_folds(
+    data: CorpusData,
+    folds: Sequence[tuple[int, Any]],
+    arch: str,
+    aux: dict[str, float],
+    cfg: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    command: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train every ``(index, fold)`` into ``out/<fold name>/`` and write ``out/report.json``."""
+    from . import metrics
+
+    out = Path(out)
+    results = [train_fold(data, fold, i, arch, aux, cfg, out / fold.name, resume) for i, fold in folds]
+    tested = [r for r in results if "test" in r]
+    report = {
+        "command": command if command is not None else shlex.join(sys.argv),
+        "arch": arch,
+        "aux": aux,
+        **(extra or {}),
+        "corpus": {"name": data.corpus.name, "utterances": len(data.corpus.utterances),
+                   "skipped": skipped_summary(getattr(data.corpus, "skipped", ()))},
+        "frontend": data.inputs.frontend.to_dict(),
+        "training": cfg.to_dict(),
+        "folds": {r["fold"]: {k: v for k, v in r.items() if k != "history"} for r in results},
+        "summary": jsonable(metrics.summarize([r["test"][PRIMARY] for r in tested])) if tested else None,
+        "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in results if r["seconds_per_epoch"]]))
+        if results else None,
+    }
+    for head in sorted({h for r in tested for h in r["test"] if h != PRIMARY}):
+        per_fold = [r["test"][head] for r in tested if head in r["test"]]
+        report.setdefault("aux_summary", {})[head] = jsonable(metrics.summarize(per_fold))
+    write_json(out / REPORT, report)
+    return report
+
+
+def _parse_aux(items: Sequence[str]) -> dict[str, float]:
+    aux = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        if not name or name == PRIMARY:
+            raise ValueError(f"bad --aux {item!r}: expected NAME=WEIGHT with NAME an utterance field such as gender")
+        aux[name] = float(weight) if weight else 1.0
+    return aux
+
+
+def _parse_range(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    lo, _, hi = text.partition(":")
+    return float(lo), float(hi or lo)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options to ``parser`` (the ``edge-ser`` CLI mounts this as ``edge-ser train``)."""
+    add = parser.add_argument
+    add("--model", required=True, choices=sorted(ARCHITECTURES), help="architecture to train")
+    add("--dataset", required=True, help="corpus name, as models.corpora.load_corpus knows it (e.g. casia)")
+    add("--data", required=True, help="corpus root directory")
+    add("--out", required=True, help="run directory (fold subdirectories, report.json)")
+    add("--protocol", default="default", help="evaluation protocol for models.protocols.make_folds (e.g. loso)")
+    add("--folds", help="run only these folds: comma-separated indices or names")
+    add("--final", action="store_true",
+        help="train one model on all utterances for exactly --epochs epochs (no validation, no test)")
+    add("--aux", nargs="*", default=[], metavar="NAME=WEIGHT",
+        help="auxiliary heads from utterance fields with their loss weights, e.g. gender=0.3 speaker=0.1")
+    add("--frontend", help="front-end override as JSON (FrontEnd.to_dict() form); default: the model's own")
+    add("--epochs", type=int, default=30)
+    add("--batch-size", type=int, default=32)
+    add("--lr", type=float, default=1e-3)
+    add("--weight-decay", type=float, default=1e-4)
+    add("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
+    add("--seed", type=int, default=0)
+    add("--window", type=float, default=3.0, help="analysis window in seconds (training crop and evaluation)")
+    add("--hop", type=float, default=1.0, help="hop between evaluation windows in seconds")
+    add("--crop", type=float, help="training crop in seconds (default: --window)")
+    add("--min-seconds", type=float, default=0.25, help="shortest input the exported model accepts")
+    add("--pad", choices=PADS, default="repeat", help="how crops of short utterances are filled")
+    add("--noise-snr", metavar="LO[:HI]", help="additive white noise at an SNR (dB) drawn from LO..HI")
+    add("--gain-db", type=float, default=0.0, help="random gain within +-DB")
+    add("--shift", type=float, default=0.0, help="random time shift up to +-SECONDS")
+    add("--speed", metavar="F1,F2,...", help="speed perturbation factors, e.g. 0.9,1.0,1.1")
+    add("--aug-prob", type=float, default=0.5, help="chance of each waveform augmentation per example")
+    add("--time-mask", type=int, default=0, help="SpecAugment: widest time mask in frames")
+    add("--freq-mask", type=int, default=0, help="SpecAugment: widest frequency mask in feature bins")
+    add("--masks", type=int, default=2, help="SpecAugment: masks of each kind per example")
+    add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    add("--threads", type=int, help="torch CPU threads")
+    add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")
+    add("--no-progress", action="store_true", help="no progress bars")
+    add("--resume", action="store_true", help="continue an interrupted run in --out")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    augment = Augment(
+        noise_snr=_parse_range(args.noise_snr),
+        gain_db=args.gain_db,
+        shift=args.shift,
+        speeds=tuple(float(s) for s in args.speed.split(",")) if args.speed else (),
+        prob=args.aug_prob,
+        time_mask=args.time_mask,
+        freq_mask=args.freq_mask,
+        n_masks=args.masks,
+    )
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        patience=0 if args.final else args.patience, seed=args.seed, crop_seconds=args.crop,
+        window_seconds=args.window, hop_seconds=args.hop, min_seconds=args.min_seconds, pad=args.pad,
+        augment=augment, device=args.device, progress=not args.no_progress,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``edge-ser train`` with parsed ``args``; returns the exit status."""
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        cfg = config_from_args(args)
+        spec = get_architecture(args.model)
+        aux = {**spec.required_heads, **_parse_aux(args.aux)}
+        frontend = FrontEnd.from_dict(json.loads(args.frontend) if args.frontend else spec.frontend)
+        from . import corpora
+
+        corpus = corpora.load_corpus(args.dataset, args.data)
+        data = prepare_data(corpus, frontend, cfg, args.cache_dir)
+        extra = {"dataset": args.dataset, "protocol": "final" if args.final else args.protocol}
+        if args.final:
+            folds = [(0, Split("final", tuple(range(len(corpus.utterances))), (), ()))]
+        else:
+            from . import protocols
+
+            folds = select_folds(protocols.make_folds(corpus, args.protocol, seed=args.seed), args.folds)
+        report = train_folds(data, folds, args.model, aux, cfg, args.out, args.resume, extra=extra)
+    except (ValueError, OSError, EdgeSERError) as exc:
+        print(f"edge-ser train: error: {exc}", file=sys.stderr)
+        return 2
+    summary = report.get("summary") or {}
+    means = [k[: -len("_mean")] for k in summary if k.endswith("_mean")]
+    if means:
+        print(", ".join(f"{k} {summary[k + '_mean']:.1%} ± {summary.get(k + '_std', 0.0):.1%}" for k in means))
+    print(f"wrote {Path(args.out) / REPORT}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.splitlines()[0])
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

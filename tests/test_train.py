@@ -1,0 +1,349 @@
+"""Trainer: feature cache, crops and augmentation, runtime-equivalent evaluation, training,
+checkpoints, resume and the CLI -- on a tiny generated corpus (sine tones vs. noise)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from edge_ser import windows
+from edge_ser.frontend import FrontEnd, Normalization
+from models import features
+from models.augment import Augment, add_noise, spec_augment, speed_perturb
+from models.checkpoint import load_checkpoint, load_tensors, save_checkpoint
+from models.data import TrainBatches, crop
+from models.evaluate import eval_inputs, predict
+from models.registry import build_model, default_config
+from models.train import Split, TrainConfig, main, prepare_data, train_fold, train_folds
+
+torch.set_num_threads(1)
+RATE = 16000
+
+
+@dataclass
+class Utt:
+    path: str
+    emotion: str
+    speaker: str
+    gender: str | None
+    text: str = ""
+    corpus: str = "toy"
+    syllables: int | None = None
+
+
+@dataclass
+class Corpus:
+    name: str
+    root: str
+    emotions: tuple[str, ...]
+    utterances: list[Utt]
+    skipped: list[Any] = field(default_factory=list)
+
+
+def make_corpus(root: Path, per_speaker: int = 4, speakers: int = 4, long_every: int = 5) -> Corpus:
+    """Sine tones ("calm") vs. white noise ("angry"), 0.3-0.9 s, some longer than the 0.5 s window."""
+    rng = np.random.default_rng(0)
+    utts = []
+    for s in range(speakers):
+        for k in range(per_speaker):
+            for label in ("calm", "angry"):
+                seconds = 1.3 if k % long_every == long_every - 1 else rng.uniform(0.3, 0.9)
+                t = np.arange(int(seconds * RATE)) / RATE
+                if label == "calm":
+                    x = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 600) * t)
+                else:
+                    x = 0.1 * rng.standard_normal(len(t))
+                name = f"s{s}/{label}_{k}.wav"
+                (root / f"s{s}").mkdir(parents=True, exist_ok=True)
+                sf.write(root / name, x.astype(np.float32), RATE)
+                utts.append(Utt(name, label, f"s{s}", "female" if s % 2 else "male"))
+    return Corpus("toy", str(root), ("calm", "angry"), utts, skipped=[("bad.wav", "unreadable")])
+
+
+def by_speaker(corpus: Corpus, *speakers: str) -> tuple[int, ...]:
+    return tuple(i for i, u in enumerate(corpus.utterances) if u.speaker in speakers)
+
+
+def _fake_metrics() -> types.ModuleType:
+    mod = types.ModuleType("models.metrics")
+
+    def scores(y_true, y_pred, n_classes):
+        cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+        np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+        rows = cm.sum(axis=1)
+        recall = np.diag(cm)[rows > 0] / rows[rows > 0]
+        return {"ua": float(recall.mean()), "wa": float(np.trace(cm) / cm.sum()), "macro_f1": 0.0, "confusion": cm}
+
+    def summarize(per_fold):
+        out = {}
+        for k in ("ua", "wa", "macro_f1"):
+            out[f"{k}_mean"], out[f"{k}_std"] = np.mean([f[k] for f in per_fold]), np.std([f[k] for f in per_fold])
+        return out
+
+    def plot_confusion(cm, labels, path, title):
+        Path(path).write_bytes(b"\x89PNG")
+
+    mod.scores, mod.summarize, mod.plot_confusion = scores, summarize, plot_confusion
+    return mod
+
+
+@pytest.fixture
+def metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real models.metrics when it exists, else a stand-in with the same signatures."""
+    if importlib.util.find_spec("models.metrics") is None:
+        monkeypatch.setitem(sys.modules, "models.metrics", _fake_metrics())
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    return make_corpus(tmp_path_factory.mktemp("toy"))
+
+
+def small_config(**kw: Any) -> TrainConfig:
+    """Tiny, fast settings: 0.5 s windows, a few epochs, no early stopping."""
+    base = {"epochs": 3, "batch_size": 8, "lr": 3e-3, "window_seconds": 0.5, "hop_seconds": 0.25,
+            "min_seconds": 0.1, "patience": 0, "progress": False, "device": "cpu"}
+    return TrainConfig(**{**base, **kw})
+
+
+def fold_of(corpus: Corpus) -> Split:
+    return Split("s3", by_speaker(corpus, "s0", "s1"), by_speaker(corpus, "s2"), by_speaker(corpus, "s3"))
+
+
+# -- features and cache -----------------------------------------------------------------
+
+
+def test_feature_cache_is_hit_on_the_second_run(corpus: Corpus, tmp_path: Path, monkeypatch) -> None:
+    fe = FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40)
+    first = features.load_features(corpus, fe, tmp_path)
+    assert not first.cached and first.path.exists() and first.path.parent == tmp_path / "toy"
+    audio, _ = features.load_audio(Path(corpus.root) / corpus.utterances[3].path, target_rate=RATE)
+    np.testing.assert_array_equal(first[3], fe(audio))
+    assert first.n_samples[3] == len(audio)
+
+    def no_audio(*args, **kwargs):
+        raise AssertionError("audio was read although the cache should be hit")
+
+    monkeypatch.setattr(features, "load_audio", no_audio)
+    second = features.load_features(corpus, fe, tmp_path)
+    assert second.cached
+    np.testing.assert_array_equal(second.data, first.data)
+    np.testing.assert_array_equal(second.offsets, first.offsets)
+    other = FrontEnd(kind="mfcc", n_mels=40, n_mfcc=20)
+    with pytest.raises(AssertionError, match="cache should be hit"):
+        features.load_features(corpus, other, tmp_path)  # another front-end has its own cache entry
+
+
+def test_eval_windows_are_what_the_runtime_computes(corpus: Corpus, tmp_path: Path) -> None:
+    fe = FrontEnd(kind="logspec", window="hamming")
+    table = features.load_features(corpus, fe, tmp_path)
+    window, hop = 8000, 4000
+    wins = features.load_windows(corpus, table, window, hop)
+    long = int(np.flatnonzero(table.n_samples > window)[0])
+    short = int(np.flatnonzero(table.n_samples <= window)[0])
+    audio, _ = features.load_audio(Path(corpus.root) / corpus.utterances[long].path, target_rate=RATE)
+    bounds = windows.plan(len(audio), window, hop)
+    norm = Normalization("global", tuple(np.zeros(257)), tuple(np.full(257, 2.0)))
+    inputs = eval_inputs(table, wins, [long, short], norm)
+    assert len(inputs[0]) == len(bounds) > 1
+    for got, (s, e) in zip(inputs[0], bounds):
+        np.testing.assert_allclose(got, norm(fe(audio[s:e])), rtol=1e-6)
+    assert len(inputs[1]) == 1
+    np.testing.assert_allclose(inputs[1][0], norm(table[short]), rtol=1e-6)
+    assert features.load_windows(corpus, table, window, hop).cached
+
+
+def test_silent_windows_are_skipped_like_the_runtime(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    root.mkdir()
+    sig = np.concatenate([np.zeros(8000), 0.2 * np.sin(np.arange(8000) / 5.0)]).astype(np.float32)
+    sf.write(root / "a.wav", sig, RATE, subtype="FLOAT")
+    sf.write(root / "b.wav", np.zeros(4000, np.float32), RATE)
+    corpus = Corpus("sil", str(root), ("x", "y"), [Utt("a.wav", "x", "s", None), Utt("b.wav", "y", "s", None)])
+    table = features.load_features(corpus, FrontEnd(kind="waveform"), tmp_path)
+    wins = features.load_windows(corpus, table, 8000, 8000)
+    inputs = eval_inputs(table, wins, [0, 1], Normalization())
+    assert [len(w) for w in inputs] == [1, 0]
+    np.testing.assert_array_equal(inputs[0][0], sig[8000:])
+    model = build_model(default_config("audio_resnet", {"emotion": 2}))
+    probs = predict(model, inputs)["emotion"]
+    np.testing.assert_allclose(probs[1], [0.5, 0.5])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+
+
+def test_fit_normalization_matches_the_runtime_fit(corpus: Corpus, tmp_path: Path) -> None:
+    table = features.load_features(corpus, FrontEnd(kind="logmel"), tmp_path)
+    idx = [0, 3, 5, 8]
+    ours = features.fit_normalization(table, idx)
+    ref = Normalization.fit([table[i] for i in idx])
+    np.testing.assert_allclose(ours.mean, ref.mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours.std, ref.std, rtol=1e-7)
+
+
+# -- crops and augmentation -------------------------------------------------------------
+
+
+def test_crop_pads_short_input_and_excerpts_long_input() -> None:
+    rng = np.random.default_rng(0)
+    x = np.arange(10, dtype=np.float32)
+    rep = crop(x, 25, rng, "repeat")
+    assert rep.shape == (25,) and set(rep.tolist()) == set(range(10))
+    assert np.all(np.diff(rep) % 10 == 1)  # consecutive samples, wrapping around
+    zero = crop(x, 25, rng, "zero")
+    assert zero.shape == (25,) and (zero != 0).sum() == 9 and zero.sum() == x.sum()
+    sub = crop(x, 4, rng)
+    assert len(sub) == 4 and np.all(np.diff(sub) == 1)
+    assert crop(np.ones((3, 5)), 7, rng).shape == (7, 5)
+
+
+def test_augmentations() -> None:
+    rng = np.random.default_rng(0)
+    x = np.sin(np.arange(16000) / 7.0).astype(np.float32)
+    assert len(speed_perturb(x, 1.1)) == pytest.approx(16000 / 1.1, abs=2)
+    assert len(speed_perturb(x, 0.9)) == pytest.approx(16000 / 0.9, abs=2)
+    noisy = add_noise(x, 10.0, rng)
+    snr = 10 * np.log10(np.mean(x**2) / np.mean((noisy - x) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.3)
+    batch = np.ones((4, 50, 20), np.float32)
+    spec_augment(batch, Augment(time_mask=10, freq_mask=5, n_masks=2), rng)
+    assert 0 < (batch == 0).mean() < 0.6
+    assert Augment.from_dict(json.loads(json.dumps(Augment(noise_snr=(5, 20), speeds=(0.9, 1.1)).to_dict()))) == \
+        Augment(noise_snr=(5, 20), speeds=(0.9, 1.1))
+
+
+def test_batches_are_seeded_and_waveform_augmentation_feeds_feature_models(corpus: Corpus, tmp_path: Path) -> None:
+    fe = FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40)
+    table = features.load_features(corpus, fe, tmp_path)
+    waves = features.load_features(corpus, FrontEnd(kind="waveform"), tmp_path)
+    targets = {"emotion": np.arange(len(corpus.utterances)) % 2}
+    norm = features.fit_normalization(table, range(8))
+    aug = Augment(noise_snr=(10, 20), gain_db=6, shift=0.05, speeds=(0.9, 1.1), prob=1.0, time_mask=5, freq_mask=4)
+    batches = TrainBatches(table, np.arange(12), targets, norm, 8000, aug, waves)
+    a = list(batches.epoch(5, np.random.default_rng(7)))
+    b = list(batches.epoch(5, np.random.default_rng(7)))
+    assert [x.shape for x, _ in a] == [(5, fe.num_frames(8000), 40)] * 2 + [(2, fe.num_frames(8000), 40)]
+    for (xa, ta), (xb, tb) in zip(a, b):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ta["emotion"], tb["emotion"])
+    with pytest.raises(ValueError, match="waveform table"):
+        TrainBatches(table, np.arange(12), targets, norm, 8000, aug)
+
+
+# -- training ---------------------------------------------------------------------------
+
+
+def test_training_lowers_the_loss_and_beats_chance(corpus: Corpus, tmp_path: Path, metrics) -> None:
+    cfg = small_config(epochs=4)
+    data = prepare_data(corpus, FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40), cfg, tmp_path / "cache")
+    res = train_fold(data, fold_of(corpus), 0, "pcnn_gender", {"gender": 0.3}, cfg, tmp_path / "run")
+    losses = [r["loss"] for r in res["history"]]
+    assert losses[-1] < losses[0]
+    assert set(res["history"][0]) >= {"emotion", "gender", "loss", "val_ua", "seconds"}
+    assert res["test"]["emotion"]["ua"] > 0.75  # chance is 0.5
+    assert "gender" in res["test"]  # the test speaker's gender was seen in training
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["labels"] == {"emotion": ["calm", "angry"], "gender": ["female", "male"]}
+    assert config["normalization"]["mode"] == "global" and len(config["normalization"]["mean"]) == 40
+    assert config["window"] == {"seconds": 0.5, "hop_seconds": 0.25, "min_seconds": 0.1}
+    assert config["training"]["best_epoch"] == res["best_epoch"]
+    assert (tmp_path / "run" / "confusion.png").exists()
+    assert not (tmp_path / "run" / "state.pt").exists()
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
+    config = default_config("spectrogram_resnet", {"emotion": 6, "gender": 2}, {"gender": 0.3})
+    model = build_model(config)
+    model.train()
+    model(torch.randn(4, 60, 257))  # move batch-norm statistics away from their defaults
+    model.eval()
+    save_checkpoint(tmp_path, model, {**config, "labels": {"emotion": list("abcdef")}})
+    loaded, cfg = load_checkpoint(tmp_path)
+    assert cfg["labels"]["emotion"] == list("abcdef")
+    x = torch.randn(2, 77, 257)
+    with torch.no_grad():
+        for name, value in model(x).items():
+            assert torch.equal(value, loaded(x)[name])
+    assert set(load_tensors(tmp_path / "model.pt")) == set(model.state_dict())
+
+
+def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(
+    corpus: Corpus, tmp_path: Path, metrics
+) -> None:
+    cfg = small_config(epochs=3, augment=Augment(gain_db=3, shift=0.02, prob=1.0))
+    data = prepare_data(corpus, FrontEnd(kind="waveform"), cfg, tmp_path / "cache")
+    fold = fold_of(corpus)
+    full = train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "full")
+    again = train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "again")
+    assert [r["loss"] for r in again["history"]] == [r["loss"] for r in full["history"]]
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first(epoch: int, record: dict) -> None:
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", on_epoch_end=stop_after_first)
+    state = load_tensors(tmp_path / "cut" / "state.pt")
+    assert state["progress"]["epoch"] == 1 and state["optimizer"]["state"]
+    seen = []
+    resumed = train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", resume=True,
+                         on_epoch_end=lambda e, r: seen.append(e))
+    assert seen == [2, 3]
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
+    a = load_tensors(tmp_path / "full" / "model.pt")
+    b = load_tensors(tmp_path / "cut" / "model.pt")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    changed = small_config(epochs=3, lr=1e-2)
+    with pytest.raises(Interrupt):
+        train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut2", on_epoch_end=stop_after_first)
+    with pytest.raises(ValueError, match="other settings"):
+        train_fold(data, fold, 1, "audio_resnet", {}, changed, tmp_path / "cut2", resume=True)
+
+
+def test_report_over_folds(corpus: Corpus, tmp_path: Path, metrics) -> None:
+    cfg = small_config(epochs=1)
+    data = prepare_data(corpus, FrontEnd(kind="logspec", window="hamming"), cfg, tmp_path / "cache")
+    folds = [(0, fold_of(corpus)), (1, Split("s2", by_speaker(corpus, "s0", "s1"), (), by_speaker(corpus, "s2")))]
+    report = train_folds(data, folds, "spectrogram_resnet", {"speaker": 0.1}, cfg, tmp_path, command="cmd")
+    assert report["command"] == "cmd" and set(report["folds"]) == {"s3", "s2"}
+    assert report["summary"]["ua_mean"] == pytest.approx(np.mean([f["test"]["emotion"]["ua"]
+                                                                     for f in report["folds"].values()]))
+    assert report["corpus"]["skipped"] == {"total": 1, "by_reason": {"unreadable": 1}}
+    assert "speaker" not in report["folds"]["s3"]["test"]  # unseen test speakers have no speaker label
+    assert json.loads((tmp_path / "report.json").read_text())["arch"] == "spectrogram_resnet"
+
+
+def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, metrics, capsys) -> None:
+    corpora = types.ModuleType("models.corpora")
+    corpora.load_corpus = lambda name, root: corpus
+    protocols = types.ModuleType("models.protocols")
+    protocols.make_folds = lambda c, protocol="default", seed=0: [fold_of(c), Split("other", (0, 1), (), (2, 3))]
+    monkeypatch.setitem(sys.modules, "models.corpora", corpora)
+    monkeypatch.setitem(sys.modules, "models.protocols", protocols)
+    out = tmp_path / "run"
+    args = ["--model", "pcnn", "--dataset", "toy", "--data", corpus.root, "--out", str(out), "--folds", "0",
+            "--epochs", "1", "--batch-size", "8", "--window", "0.5", "--hop", "0.25", "--no-progress",
+            "--cache-dir", str(tmp_path / "cache"), "--aux", "gender=0.3", "--time-mask", "5", "--freq-mask", "4"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["folds"]) == ["s3"] and report["aux"] == {"gender": 0.3}
+    assert report["training"]["augment"]["time_mask"] == 5 and report["protocol"] == "default"
+    assert (out / "s3" / "model.pt").exists() and (out / "s3" / "metrics.json").exists()
+    assert main([*args, "--resume"]) == 0  # finished folds are not retrained
+    assert main([*args, "--final", "--out", str(tmp_path / "final")]) == 0
+    assert (tmp_path / "final" / "final" / "model.pt").exists()
+    assert main([*args, "--folds", "9"]) == 2
+    assert "no fold" in capsys.readouterr().err
