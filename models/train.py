@@ -482,9 +482,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, EdgeSERError) as exc:
         print(f"edge-ser train: error: {exc}", file=sys.stderr)
         return 2
-    summary = report.get("summary")
-    if summary:
-        print(json.dumps({"summary": summary}, indent=2))
+    summary = report.get("summary") or {}
+    means = [k[: -len("_mean")] for k in summary if k.endswith("_mean")]
+    if means:
+        print(", ".join(f"{k} {summary[k + '_mean']:.1%} ± {summary.get(k + '_std', 0.0):.1%}" for k in means))
     print(f"wrote {Path(args.out) / REPORT}")
     return 0
 
