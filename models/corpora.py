@@ -85,8 +85,18 @@ CASIA_GENDERS = {"liuchanhg": "female", "zhaoquanyin": "female", "wangzhe": "mal
 RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 
 EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
-EMODB_GENDERS = {"03": "male", "08": "female", "09": "female", "10": "male", "11": "male",
-                 "12": "male", "13": "female", "14": "female", "15": "male", "16": "female"}
+EMODB_GENDERS = {
+    "03": "male",
+    "08": "female",
+    "09": "female",
+    "10": "male",
+    "11": "male",
+    "12": "male",
+    "13": "female",
+    "14": "female",
+    "15": "male",
+    "16": "female",
+}
 EMODB_TEXTS = {
     "a01": "Der Lappen liegt auf dem Eisschrank.",
     "a02": "Das will sie am Mittwoch abgeben.",
@@ -118,14 +128,35 @@ CREMAD_TEXTS = {
     "WSI": "We'll stop in a couple of minutes",
 }
 
-TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
-                 "neutral": "neutral", "ps": "surprise", "sad": "sad"}
-SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy",
-                  "n": "neutral", "sa": "sad", "su": "surprise"}
+TESS_EMOTIONS = {
+    "angry": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "neutral": "neutral",
+    "ps": "surprise",
+    "sad": "sad",
+}
+SAVEE_EMOTIONS = {
+    "a": "angry",
+    "d": "disgust",
+    "f": "fear",
+    "h": "happy",
+    "n": "neutral",
+    "sa": "sad",
+    "su": "surprise",
+}
 SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
 
-_GENDER_WORDS = {"f": "female", "female": "female", "w": "female", "woman": "female",
-                 "m": "male", "male": "male", "man": "male"}
+_GENDER_WORDS = {
+    "f": "female",
+    "female": "female",
+    "w": "female",
+    "woman": "female",
+    "m": "male",
+    "male": "male",
+    "man": "male",
+}
 
 _RAVDESS_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 _EMODB_NAME = re.compile(r"^(\d{2})([a-z]\d{2})([A-Z])([a-z])$")
@@ -156,8 +187,15 @@ class _Collector:
             self.skip(path, reason)
         return reason is None
 
-    def keep(self, path: Path, emotion: str, speaker: str, gender: str | None, text: str | None = None,
-             syllables: tuple[str, ...] | None = None) -> None:
+    def keep(
+        self,
+        path: Path,
+        emotion: str,
+        speaker: str,
+        gender: str | None,
+        text: str | None = None,
+        syllables: tuple[str, ...] | None = None,
+    ) -> None:
         self.utterances.append(Utterance(str(path), emotion, speaker, gender, text, self.corpus, syllables))
 
     def add(self, path: Path, emotion: str, speaker: str, gender: str | None, text: str | None = None) -> None:
@@ -311,8 +349,9 @@ def _load_iemocap(root: Path, out: _Collector) -> tuple[str, ...]:
                     continue
                 utt, label = fields[1], fields[2].strip()
                 folder = session / "sentences" / "wav" / utt.rsplit("_", 1)[0]
-                path = next((p for p in (folder / f"{utt}{s}" for s in AUDIO_SUFFIXES) if p.is_file()),
-                            folder / f"{utt}.wav")
+                path = next(
+                    (p for p in (folder / f"{utt}{s}" for s in AUDIO_SUFFIXES) if p.is_file()), folder / f"{utt}.wav"
+                )
                 if label not in IEMOCAP_LABELS:
                     out.skip(path, f"label {label!r} is outside the 4-class set (neu, ang, sad, hap+exc)")
                     continue
@@ -395,8 +434,9 @@ def _load_csv(manifest: Path, out: _Collector) -> tuple[str, ...]:
         else:
             path = Path(row["path"]).expanduser()
             path = Path(os.path.normpath(path if path.is_absolute() else base / path))
-            out.add(path, row["emotion"], row.get("speaker", ""), _GENDER_WORDS.get(gender.lower()),
-                    row.get("text") or None)
+            out.add(
+                path, row["emotion"], row.get("speaker", ""), _GENDER_WORDS.get(gender.lower()), row.get("text") or None
+            )
     return tuple(sorted({u.emotion for u in out.utterances}))
 
 

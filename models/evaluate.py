@@ -61,6 +61,4 @@ def predict(
                 np.add.at(sums[name], owners[part], probs)
     counts = np.bincount(owners, minlength=len(inputs)).astype(np.float64)[:, None]
     model.train(was_training)
-    return {
-        name: np.where(counts > 0, s / np.maximum(counts, 1), 1.0 / s.shape[1]) for name, s in sums.items()
-    }
+    return {name: np.where(counts > 0, s / np.maximum(counts, 1), 1.0 / s.shape[1]) for name, s in sums.items()}

@@ -98,8 +98,15 @@ def plot_confusion(
     axes.set_title(title)
     for (row, col), count in np.ndenumerate(counts):
         text = f"{count:.0f}" if count == int(count) else f"{count:.1f}"
-        axes.text(col, row, f"{text}\n{fractions[row, col]:.0%}", ha="center", va="center", fontsize=8,
-                  color="white" if fractions[row, col] > 0.5 else "black")
+        axes.text(
+            col,
+            row,
+            f"{text}\n{fractions[row, col]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if fractions[row, col] > 0.5 else "black",
+        )
     figure.colorbar(image, ax=axes, label="fraction of the true class")
     figure.tight_layout()
     out = Path(path)

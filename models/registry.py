@@ -44,19 +44,30 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture(
-            "audio_resnet", AudioResNet, FrontEnd(kind="waveform").to_dict(),
+            "audio_resnet",
+            AudioResNet,
+            FrontEnd(kind="waveform").to_dict(),
             summary="1-D residual CNN on the raw 16 kHz waveform, ~0.13M parameters",
         ),
         Architecture(
-            "spectrogram_resnet", SpectrogramResNet, FrontEnd(kind="logspec", window="hamming").to_dict(),
+            "spectrogram_resnet",
+            SpectrogramResNet,
+            FrontEnd(kind="logspec", window="hamming").to_dict(),
             summary="2-D residual CNN on the 257-bin log-power spectrogram, ~0.37M parameters",
         ),
         Architecture(
-            "pcnn", PCNN, _MFCC40, dropout=0.3,
+            "pcnn",
+            PCNN,
+            _MFCC40,
+            dropout=0.3,
             summary="parallel-kernel feature combination + CNN body on 40 MFCCs",
         ),
         Architecture(
-            "pcnn_gender", PCNN, _MFCC40, dropout=0.3, required_heads={"gender": 0.3},
+            "pcnn_gender",
+            PCNN,
+            _MFCC40,
+            dropout=0.3,
+            required_heads={"gender": 0.3},
             summary="P-CNN with an auxiliary gender head (loss = CE(emotion) + 0.3 CE(gender) by default)",
         ),
     )

@@ -112,14 +112,13 @@ def _samples(seconds: float, rate: int) -> int:
     return round(seconds * rate)  # as the Recognizer converts the contract's window
 
 
-def prepare_data(
-    corpus: Any, frontend: FrontEnd, cfg: TrainConfig, cache_dir: str | Path | None = None
-) -> CorpusData:
+def prepare_data(corpus: Any, frontend: FrontEnd, cfg: TrainConfig, cache_dir: str | Path | None = None) -> CorpusData:
     """Load (or compute and cache) everything training and evaluation read from the corpus."""
     inputs = load_features(corpus, frontend, cache_dir, cfg.progress)
     rate = frontend.sample_rate
-    windows = load_windows(corpus, inputs, _samples(cfg.window_seconds, rate), _samples(cfg.hop_seconds, rate),
-                           cfg.progress)
+    windows = load_windows(
+        corpus, inputs, _samples(cfg.window_seconds, rate), _samples(cfg.hop_seconds, rate), cfg.progress
+    )
     waves = None
     if cfg.augment.on_waveform and frontend.kind != "waveform":
         waves = load_features(corpus, FrontEnd(kind="waveform", sample_rate=rate), cache_dir, cfg.progress)
@@ -214,8 +213,16 @@ def train_fold(
     config["parameters"] = count_parameters(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    batches = TrainBatches(data.inputs, train_idx, targets, normalization, _samples(cfg.crop, frontend.sample_rate),
-                           cfg.augment, data.waves, cfg.pad)
+    batches = TrainBatches(
+        data.inputs,
+        train_idx,
+        targets,
+        normalization,
+        _samples(cfg.crop, frontend.sample_rate),
+        cfg.augment,
+        data.waves,
+        cfg.pad,
+    )
     val_inputs = eval_inputs(data.inputs, data.windows, val_idx, normalization) if len(val_idx) else None
     settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "progress")}
     identity = json.dumps(jsonable({"config": config, "training": settings, "fold": [train_idx, val_idx]}))
@@ -242,8 +249,13 @@ def train_fold(
         torch.manual_seed(_epoch_seed(cfg.seed, fold_index, epoch))
         model.train()
         totals: dict[str, float] = {}
-        bar = tqdm(batches.epoch(cfg.batch_size, rng), total=n_batches, leave=False, disable=not cfg.progress,
-                   desc=f"{fold.name} epoch {epoch + 1}/{cfg.epochs}")
+        bar = tqdm(
+            batches.epoch(cfg.batch_size, rng),
+            total=n_batches,
+            leave=False,
+            disable=not cfg.progress,
+            desc=f"{fold.name} epoch {epoch + 1}/{cfg.epochs}",
+        )
         for x, t in bar:
             x = torch.from_numpy(x).to(device)
             logits = model(x)
@@ -273,13 +285,22 @@ def train_fold(
         record["seconds"] = time.perf_counter() - start
         progress["epoch"] = epoch + 1
         progress["history"].append(record)
-        save_tensors(out_dir / STATE, {
-            "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "progress": progress, "best": best_state,
-        })
+        save_tensors(
+            out_dir / STATE,
+            {
+                "identity": identity,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "progress": progress,
+                "best": best_state,
+            },
+        )
         val = f" val UA {record['val_ua']:.1%}{' *' if improved else ''}" if "val_ua" in record else ""
-        _log(f"{fold.name} epoch {epoch + 1}/{cfg.epochs} loss {record.get('loss', float('nan')):.4f}{val}"
-             f" ({record['seconds']:.1f} s)")
+        _log(
+            f"{fold.name} epoch {epoch + 1}/{cfg.epochs} loss {record.get('loss', float('nan')):.4f}{val}"
+            f" ({record['seconds']:.1f} s)"
+        )
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
 
@@ -287,8 +308,11 @@ def train_fold(
     history = progress["history"]
     results: dict[str, Any] = {
         "fold": fold.name,
-        "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-        "best_epoch": progress["best_epoch"], "epochs_run": progress["epoch"],
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "n_test": len(test_idx),
+        "best_epoch": progress["best_epoch"],
+        "epochs_run": progress["epoch"],
         "best_val_ua": progress["best_ua"] if val_inputs is not None else None,
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])) if history else None,
         "history": history,
@@ -296,8 +320,13 @@ def train_fold(
     if len(test_idx):
         probs = predict(model, eval_inputs(data.inputs, data.windows, test_idx, normalization), device)
         results["test"] = head_scores(probs, targets, test_idx)
-    config["training"] = {**cfg.to_dict(), "corpus": corpus.name, "fold": fold.name,
-                          "best_epoch": progress["best_epoch"], "epochs_run": progress["epoch"]}
+    config["training"] = {
+        **cfg.to_dict(),
+        "corpus": corpus.name,
+        "fold": fold.name,
+        "best_epoch": progress["best_epoch"],
+        "epochs_run": progress["epoch"],
+    }
     config["metrics"] = results.get("test", {})
     save_checkpoint(out_dir, model, config)
     write_json(out_dir / METRICS, results)
@@ -364,14 +393,18 @@ def train_folds(
         "arch": arch,
         "aux": aux,
         **(extra or {}),
-        "corpus": {"name": data.corpus.name, "utterances": len(data.corpus.utterances),
-                   "skipped": skipped_summary(getattr(data.corpus, "skipped", ()))},
+        "corpus": {
+            "name": data.corpus.name,
+            "utterances": len(data.corpus.utterances),
+            "skipped": skipped_summary(getattr(data.corpus, "skipped", ())),
+        },
         "frontend": data.inputs.frontend.to_dict(),
         "training": cfg.to_dict(),
         "folds": {r["fold"]: {k: v for k, v in r.items() if k != "history"} for r in results},
         "summary": jsonable(metrics.summarize([r["test"][PRIMARY] for r in tested])) if tested else None,
         "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in results if r["seconds_per_epoch"]]))
-        if results else None,
+        if results
+        else None,
     }
     for head in sorted({h for r in tested for h in r["test"] if h != PRIMARY}):
         per_fold = [r["test"][head] for r in tested if head in r["test"]]
@@ -406,10 +439,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--out", required=True, help="run directory (fold subdirectories, report.json)")
     add("--protocol", default="default", help="evaluation protocol for models.protocols.make_folds (e.g. loso)")
     add("--folds", help="run only these folds: comma-separated indices or names")
-    add("--final", action="store_true",
-        help="train one model on all utterances for exactly --epochs epochs (no validation, no test)")
-    add("--aux", nargs="*", default=[], metavar="NAME=WEIGHT",
-        help="auxiliary heads from utterance fields with their loss weights, e.g. gender=0.3 speaker=0.1")
+    add(
+        "--final",
+        action="store_true",
+        help="train one model on all utterances for exactly --epochs epochs (no validation, no test)",
+    )
+    add(
+        "--aux",
+        nargs="*",
+        default=[],
+        metavar="NAME=WEIGHT",
+        help="auxiliary heads from utterance fields with their loss weights, e.g. gender=0.3 speaker=0.1",
+    )
     add("--frontend", help="front-end override as JSON (FrontEnd.to_dict() form); default: the model's own")
     add("--epochs", type=int, default=30)
     add("--batch-size", type=int, default=32)
@@ -449,10 +490,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         n_masks=args.masks,
     )
     return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        patience=0 if args.final else args.patience, seed=args.seed, crop_seconds=args.crop,
-        window_seconds=args.window, hop_seconds=args.hop, min_seconds=args.min_seconds, pad=args.pad,
-        augment=augment, device=args.device, progress=not args.no_progress,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=0 if args.final else args.patience,
+        seed=args.seed,
+        crop_seconds=args.crop,
+        window_seconds=args.window,
+        hop_seconds=args.hop,
+        min_seconds=args.min_seconds,
+        pad=args.pad,
+        augment=augment,
+        device=args.device,
+        progress=not args.no_progress,
     )
 
 

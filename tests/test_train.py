@@ -3,7 +3,6 @@ checkpoints, resume and the CLI -- on a tiny generated corpus (sine tones vs. no
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import types
@@ -16,6 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import models
 from edge_ser import windows
 from edge_ser.frontend import FrontEnd, Normalization
 from models import features
@@ -74,36 +74,6 @@ def by_speaker(corpus: Corpus, *speakers: str) -> tuple[int, ...]:
     return tuple(i for i, u in enumerate(corpus.utterances) if u.speaker in speakers)
 
 
-def _fake_metrics() -> types.ModuleType:
-    mod = types.ModuleType("models.metrics")
-
-    def scores(y_true, y_pred, n_classes):
-        cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-        np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-        rows = cm.sum(axis=1)
-        recall = np.diag(cm)[rows > 0] / rows[rows > 0]
-        return {"ua": float(recall.mean()), "wa": float(np.trace(cm) / cm.sum()), "macro_f1": 0.0, "confusion": cm}
-
-    def summarize(per_fold):
-        out = {}
-        for k in ("ua", "wa", "macro_f1"):
-            out[f"{k}_mean"], out[f"{k}_std"] = np.mean([f[k] for f in per_fold]), np.std([f[k] for f in per_fold])
-        return out
-
-    def plot_confusion(cm, labels, path, title):
-        Path(path).write_bytes(b"\x89PNG")
-
-    mod.scores, mod.summarize, mod.plot_confusion = scores, summarize, plot_confusion
-    return mod
-
-
-@pytest.fixture
-def metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real models.metrics when it exists, else a stand-in with the same signatures."""
-    if importlib.util.find_spec("models.metrics") is None:
-        monkeypatch.setitem(sys.modules, "models.metrics", _fake_metrics())
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return make_corpus(tmp_path_factory.mktemp("toy"))
@@ -111,8 +81,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 def small_config(**kw: Any) -> TrainConfig:
     """Tiny, fast settings: 0.5 s windows, a few epochs, no early stopping."""
-    base = {"epochs": 3, "batch_size": 8, "lr": 3e-3, "window_seconds": 0.5, "hop_seconds": 0.25,
-            "min_seconds": 0.1, "patience": 0, "progress": False, "device": "cpu"}
+    base = {
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "window_seconds": 0.5,
+        "hop_seconds": 0.25,
+        "min_seconds": 0.1,
+        "patience": 0,
+        "progress": False,
+        "device": "cpu",
+    }
     return TrainConfig(**{**base, **kw})
 
 
@@ -217,8 +196,9 @@ def test_augmentations() -> None:
     batch = np.ones((4, 50, 20), np.float32)
     spec_augment(batch, Augment(time_mask=10, freq_mask=5, n_masks=2), rng)
     assert 0 < (batch == 0).mean() < 0.6
-    assert Augment.from_dict(json.loads(json.dumps(Augment(noise_snr=(5, 20), speeds=(0.9, 1.1)).to_dict()))) == \
-        Augment(noise_snr=(5, 20), speeds=(0.9, 1.1))
+    assert Augment.from_dict(
+        json.loads(json.dumps(Augment(noise_snr=(5, 20), speeds=(0.9, 1.1)).to_dict()))
+    ) == Augment(noise_snr=(5, 20), speeds=(0.9, 1.1))
 
 
 def test_batches_are_seeded_and_waveform_augmentation_feeds_feature_models(corpus: Corpus, tmp_path: Path) -> None:
@@ -242,7 +222,7 @@ def test_batches_are_seeded_and_waveform_augmentation_feeds_feature_models(corpu
 # -- training ---------------------------------------------------------------------------
 
 
-def test_training_lowers_the_loss_and_beats_chance(corpus: Corpus, tmp_path: Path, metrics) -> None:
+def test_training_lowers_the_loss_and_beats_chance(corpus: Corpus, tmp_path: Path) -> None:
     cfg = small_config(epochs=4)
     data = prepare_data(corpus, FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40), cfg, tmp_path / "cache")
     res = train_fold(data, fold_of(corpus), 0, "pcnn_gender", {"gender": 0.3}, cfg, tmp_path / "run")
@@ -276,9 +256,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     assert set(load_tensors(tmp_path / "model.pt")) == set(model.state_dict())
 
 
-def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(
-    corpus: Corpus, tmp_path: Path, metrics
-) -> None:
+def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(corpus: Corpus, tmp_path: Path) -> None:
     cfg = small_config(epochs=3, augment=Augment(gain_db=3, shift=0.02, prob=1.0))
     data = prepare_data(corpus, FrontEnd(kind="waveform"), cfg, tmp_path / "cache")
     fold = fold_of(corpus)
@@ -298,8 +276,9 @@ def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(
     state = load_tensors(tmp_path / "cut" / "state.pt")
     assert state["progress"]["epoch"] == 1 and state["optimizer"]["state"]
     seen = []
-    resumed = train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", resume=True,
-                         on_epoch_end=lambda e, r: seen.append(e))
+    resumed = train_fold(
+        data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", resume=True, on_epoch_end=lambda e, r: seen.append(e)
+    )
     assert seen == [2, 3]
     assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
     a = load_tensors(tmp_path / "full" / "model.pt")
@@ -313,30 +292,58 @@ def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(
         train_fold(data, fold, 1, "audio_resnet", {}, changed, tmp_path / "cut2", resume=True)
 
 
-def test_report_over_folds(corpus: Corpus, tmp_path: Path, metrics) -> None:
+def test_report_over_folds(corpus: Corpus, tmp_path: Path) -> None:
     cfg = small_config(epochs=1)
     data = prepare_data(corpus, FrontEnd(kind="logspec", window="hamming"), cfg, tmp_path / "cache")
     folds = [(0, fold_of(corpus)), (1, Split("s2", by_speaker(corpus, "s0", "s1"), (), by_speaker(corpus, "s2")))]
     report = train_folds(data, folds, "spectrogram_resnet", {"speaker": 0.1}, cfg, tmp_path, command="cmd")
     assert report["command"] == "cmd" and set(report["folds"]) == {"s3", "s2"}
-    assert report["summary"]["ua_mean"] == pytest.approx(np.mean([f["test"]["emotion"]["ua"]
-                                                                     for f in report["folds"].values()]))
+    assert report["summary"]["ua_mean"] == pytest.approx(
+        np.mean([f["test"]["emotion"]["ua"] for f in report["folds"].values()])
+    )
     assert report["corpus"]["skipped"] == {"total": 1, "by_reason": {"unreadable": 1}}
     assert "speaker" not in report["folds"]["s3"]["test"]  # unseen test speakers have no speaker label
     assert json.loads((tmp_path / "report.json").read_text())["arch"] == "spectrogram_resnet"
 
 
-def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, metrics, capsys) -> None:
+def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     corpora = types.ModuleType("models.corpora")
     corpora.load_corpus = lambda name, root: corpus
     protocols = types.ModuleType("models.protocols")
     protocols.make_folds = lambda c, protocol="default", seed=0: [fold_of(c), Split("other", (0, 1), (), (2, 3))]
-    monkeypatch.setitem(sys.modules, "models.corpora", corpora)
-    monkeypatch.setitem(sys.modules, "models.protocols", protocols)
+    for name, module in (("corpora", corpora), ("protocols", protocols)):
+        monkeypatch.setitem(sys.modules, f"models.{name}", module)
+        monkeypatch.setattr(models, name, module, raising=False)  # `from . import x` reads the attribute
     out = tmp_path / "run"
-    args = ["--model", "pcnn", "--dataset", "toy", "--data", corpus.root, "--out", str(out), "--folds", "0",
-            "--epochs", "1", "--batch-size", "8", "--window", "0.5", "--hop", "0.25", "--no-progress",
-            "--cache-dir", str(tmp_path / "cache"), "--aux", "gender=0.3", "--time-mask", "5", "--freq-mask", "4"]
+    args = [
+        "--model",
+        "pcnn",
+        "--dataset",
+        "toy",
+        "--data",
+        corpus.root,
+        "--out",
+        str(out),
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--window",
+        "0.5",
+        "--hop",
+        "0.25",
+        "--no-progress",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--aux",
+        "gender=0.3",
+        "--time-mask",
+        "5",
+        "--freq-mask",
+        "4",
+    ]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert list(report["folds"]) == ["s3"] and report["aux"] == {"gender": 0.3}
