@@ -16,7 +16,10 @@ from .errors import EdgeSERError
 from .result import Prediction
 
 # Training-side subcommands live outside the runtime and need the `train` extra.
-_EXTERNAL = {"train": ("models.train", "train a model on a corpus (needs the train extra)")}
+_EXTERNAL = {
+    "train": ("models.train", "train a model on a corpus (needs the train extra)"),
+    "export": ("export.cli", "export a trained checkpoint to a self-describing ONNX file (needs the train extra)"),
+}
 
 
 def _format(path: str, p: Prediction) -> str:

@@ -1,0 +1,139 @@
+"""``edge-ser export CHECKPOINT --out model.onnx [--int8] [--waveform-in] [--keep-aux] [--data DIR]``.
+
+Writes the ONNX file (with ``--int8``: the INT8 file at ``--out`` and the FP32 one beside it
+as ``<name>.fp32.onnx``), prints a parity report and writes a model card ``<name>.md``.
+With ``--data`` (the corpus the checkpoint was trained on), INT8 calibration uses training
+speakers of the checkpoint's fold and parity is measured on its test speakers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_ser.errors import ModelError
+from edge_ser.windows import plan
+
+from . import parity
+from .model_card import write_card
+from .onnx_export import example_input, export_module, make_contract, provenance_from, to_onnx
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__.splitlines()[0]
+    add = parser.add_argument
+    add("checkpoint", help="a trained fold directory (model.pt + config.json)")
+    add("--out", required=True, type=Path, help="the .onnx file to write")
+    add("--int8", action="store_true", help="static INT8 quantization (needs --data for calibration)")
+    add("--waveform-in", action="store_true", help="put the front-end inside the graph (input: raw samples)")
+    add("--keep-aux", action="store_true", help="keep auxiliary heads (gender, speaker, ...) as outputs")
+    add("--data", help="corpus root the checkpoint was trained on (calibration and parity on real audio)")
+    add("--protocol", default="default", help="protocol the checkpoint's fold came from (default: %(default)s)")
+    add("--calibration", type=int, default=300, help="training utterances used to calibrate INT8")
+    add("--name", help="model name in the contract (default: ARCH-CORPUS)")
+
+
+def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
+    from models.checkpoint import CONFIG, WEIGHTS, load_checkpoint
+
+    directory = Path(checkpoint)
+    for name in (CONFIG, WEIGHTS):
+        if not (directory / name).is_file():
+            raise ModelError(f"{directory}: not a checkpoint (no {name})")
+    try:
+        return load_checkpoint(directory)
+    except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{directory}: checkpoint config does not fit its weights ({exc})") from None
+
+
+def _split(config: dict[str, Any], data: str, protocol: str, seed: int) -> tuple[list[Any], list[Any]]:
+    """(calibration utterances from training speakers, evaluation utterances from test speakers)."""
+    from models.corpora import load_corpus
+    from models.protocols import make_folds
+
+    training = config.get("training", {})
+    corpus = load_corpus(training["corpus"], data)
+    utts = corpus.utterances
+    if training.get("fold") == "final":
+        order = np.random.default_rng(seed).permutation(len(utts))
+        return [utts[i] for i in order], []
+    folds = {f.name: f for f in make_folds(corpus, protocol, seed=training.get("seed", 0))}
+    fold = folds.get(training.get("fold"))
+    if fold is None:
+        raise ModelError(f"fold {training.get('fold')!r} is not in protocol {protocol!r} of {corpus.name}")
+    train = [utts[i] for i in np.random.default_rng(seed).permutation(fold.train)]
+    return train, [utts[i] for i in fold.test]
+
+
+def _calibration_inputs(contract: Any, utterances: list[Any], count: int) -> list[np.ndarray]:
+    from edge_ser.audio import load_audio
+
+    window = int(contract.window_seconds * contract.sample_rate)
+    hop = int(contract.hop_seconds * contract.sample_rate)
+    inputs = []
+    for utt in utterances[:count]:
+        signal, _ = load_audio(utt.path, target_rate=contract.sample_rate)
+        inputs += [parity.model_inputs(contract, signal[s:e]) for s, e in plan(len(signal), window, hop)]
+    return inputs
+
+
+def run(args: argparse.Namespace) -> int:
+    model, config = _load(args.checkpoint)
+    heads = list(model.head_names) if args.keep_aux else ["emotion"]
+    contract = make_contract(config, heads, args.waveform_in, provenance_from(config, args.checkpoint), args.name)
+    if args.protocol != "default" or "protocol" not in contract.provenance:
+        contract.provenance["protocol"] = args.protocol
+    module = export_module(model, contract)
+    out = Path(args.out)
+    fp32 = out.with_suffix(".fp32.onnx") if args.int8 else out
+    to_onnx(module, contract, fp32)
+
+    calibration, evaluation = ([], [])
+    if args.data:
+        calibration, evaluation = _split(config, args.data, args.protocol, seed=0)
+    probe = [example_input(contract, s)[0].numpy() for s in (0.5, 1.0, 3.0)]
+    if calibration:
+        probe += _calibration_inputs(contract, calibration, 5)
+    report: dict[str, Any] = {"torch_vs_onnx_fp32_max_abs_logit_diff": parity.logits_diff(module, fp32, probe)}
+
+    if args.int8:
+        if not calibration:
+            raise ModelError("--int8 needs --data: calibration uses real audio from the training speakers")
+        from .quantize import quantize_int8
+
+        quantize_int8(fp32, out, _calibration_inputs(contract, calibration, args.calibration), contract)
+        report.update(fp32_bytes=fp32.stat().st_size, int8_bytes=out.stat().st_size)
+
+    if evaluation:
+        audio = [u.path for u in evaluation]
+        labels = [u.emotion for u in evaluation]
+        reference = parity.evaluate(fp32, audio, labels)
+        report.update(evaluation_utterances=len(audio), fp32_ua=reference["ua"], fp32_wa=reference["wa"])
+        if args.int8:
+            quant = parity.evaluate(out, audio, labels)
+            report.update(
+                int8_ua=quant["ua"], int8_wa=quant["wa"], fp32_int8_top1_agreement=parity.agreement(reference, quant)
+            )
+        if contract.frontend_in_graph:
+            with tempfile.TemporaryDirectory() as tmp:
+                plain = make_contract(config, heads, False, contract.provenance, contract.name)
+                feature_in = to_onnx(export_module(model, plain), plain, Path(tmp) / "features.onnx")
+                report["waveform_in_vs_feature_in_top1_agreement"] = parity.agreement(
+                    reference, parity.evaluate(feature_in, audio, labels)
+                )
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    card = write_card(out, report, _run_report(args.checkpoint), {"int8": args.int8, "machine": machine})
+    print(json.dumps({"model": str(out), "card": str(card), "parity": report}, indent=2))
+    return 0
+
+
+def _run_report(checkpoint: str) -> dict[str, Any] | None:
+    path = Path(checkpoint).parent / "report.json"
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,97 @@
+"""A Markdown model card written next to each exported model."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_ser import Recognizer
+
+LICENCES = {
+    "ravdess": "RAVDESS, CC BY-NC-SA 4.0 (Livingstone & Russo, 2018): this model inherits the non-commercial "
+    "restriction and the share-alike terms.",
+    "casia": "CASIA Chinese emotional speech corpus; no terms of use come with the copy used here: research and "
+    "evaluation use only.",
+}
+
+
+def latency_ms(path: str | os.PathLike, seconds: float = 3.0, runs: int = 50) -> float:
+    """Median time of ``Recognizer.predict`` on ``seconds`` of audio, one thread."""
+    rec = Recognizer(path, threads=1)
+    x = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rec.sample_rate))).astype(np.float32)
+    for _ in range(5):
+        rec.predict(x, sample_rate=rec.sample_rate)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        rec.predict(x, sample_rate=rec.sample_rate)
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def fold_table(report: dict[str, Any] | None) -> list[str]:
+    if not report or not report.get("folds"):
+        return ["No per-fold report was found beside the checkpoint."]
+    lines = ["| fold | UA | WA | test utterances |", "|---|---:|---:|---:|"]
+    for name, fold in report["folds"].items():
+        test = (fold.get("test") or {}).get("emotion")
+        if test:
+            lines.append(f"| {name} | {100 * test['ua']:.1f} | {100 * test['wa']:.1f} | {fold.get('n_test', '')} |")
+    summary = report.get("summary")
+    if summary:
+        lines.append(
+            f"| **mean ± std** | **{100 * summary['ua_mean']:.1f} ± {100 * summary['ua_std']:.1f}** | "
+            f"{100 * summary['wa_mean']:.1f} ± {100 * summary['wa_std']:.1f} | |"
+        )
+    return lines
+
+
+def write_card(
+    model_path: str | os.PathLike, parity: dict[str, Any], report: dict[str, Any] | None, extra: dict[str, Any]
+) -> Path:
+    """Write ``<model>.md`` and return its path."""
+    model_path = Path(model_path)
+    rec = Recognizer(model_path)
+    c = rec.contract
+    dataset = str(c.provenance.get("dataset") or "unknown")
+    lines = [
+        f"# {c.name}",
+        "",
+        f"File `{model_path.name}`: {model_path.stat().st_size:,} bytes, {c.parameters:,} parameters, "
+        f"{'INT8 (QDQ, per-channel weights)' if extra.get('int8') else 'FP32'}, "
+        f"{'waveform in (front-end inside the graph)' if c.frontend_in_graph else c.input_kind + ' in'}.",
+        f"Latency: {latency_ms(model_path):.2f} ms median for 3 s of audio through `edge_ser.Recognizer` "
+        f"(one thread, front-end included; {extra.get('machine', 'this machine')}).",
+        "",
+        "## Outputs",
+        *[f"- `{h.name}`: {', '.join(h.labels)}" for h in c.heads],
+        "",
+        "## Training data and licence",
+        f"- Dataset: {dataset}. {LICENCES.get(dataset, '')}",
+        f"- Protocol: {c.provenance.get('protocol') or 'see the run report'}; fold `{c.provenance.get('fold')}`.",
+        f"- Command: `{c.provenance.get('command') or 'not recorded'}`",
+        f"- Commit: {c.provenance.get('commit') or 'unknown'}; exported {c.provenance.get('created')}.",
+        "",
+        "## Speaker-independent results (checkpoint, PyTorch)",
+        *fold_table(report),
+        "",
+        "## Export parity",
+        "```json",
+        json.dumps(parity, indent=2),
+        "```",
+        "",
+        "## Known limitations",
+        "- Acted emotions from a few speakers of one language; accuracy on spontaneous speech, other languages, "
+        "children, far-field or noisy microphones is unknown and likely lower.",
+        f"- Analysis window {c.window_seconds:g} s: longer audio is averaged over windows, which blurs emotion changes "
+        "(use `predict_segments` for a timeline).",
+        "- Emotion categories are the corpus' acted ones; scores are not calibrated probabilities.",
+    ]
+    card = model_path.with_suffix(".md")
+    card.write_text("\n".join(lines) + "\n")
+    return card
