@@ -24,34 +24,13 @@ KINDS = ("waveform", "mfcc", "logspec", "logmel")
 WINDOWS = ("rect", "hamming", "hann")
 
 # Parameters that matter for each kind; the contract stores exactly these.
+_FRAMES = ("sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph")
+_MEL = ("n_mels", "low_freq", "high_freq")
 _PARAMS = {
     "waveform": ("sample_rate",),
-    "mfcc": (
-        "sample_rate",
-        "win_length",
-        "hop_length",
-        "n_fft",
-        "window",
-        "preemph",
-        "n_mels",
-        "low_freq",
-        "high_freq",
-        "n_mfcc",
-        "lifter",
-        "append_energy",
-    ),
-    "logspec": ("sample_rate", "win_length", "hop_length", "n_fft", "window", "preemph"),
-    "logmel": (
-        "sample_rate",
-        "win_length",
-        "hop_length",
-        "n_fft",
-        "window",
-        "preemph",
-        "n_mels",
-        "low_freq",
-        "high_freq",
-    ),
+    "mfcc": (*_FRAMES, *_MEL, "n_mfcc", "lifter", "append_energy"),
+    "logspec": _FRAMES,
+    "logmel": (*_FRAMES, *_MEL),
 }
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
 
