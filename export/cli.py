@@ -35,7 +35,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--waveform-in", action="store_true", help="put the front-end inside the graph (input: raw samples)")
     add("--keep-aux", action="store_true", help="keep auxiliary heads (gender, speaker, ...) as outputs")
     add("--data", help="corpus root the checkpoint was trained on (calibration and parity on real audio)")
-    add("--protocol", default="default", help="protocol the checkpoint's fold came from (default: %(default)s)")
+    add("--protocol", default="default", help="protocol of the checkpoint's fold, if its config does not say")
     add("--calibration", type=int, default=300, help="training utterances used to calibrate INT8")
     add("--name", help="model name in the contract (default: ARCH-CORPUS)")
 
@@ -87,9 +87,9 @@ def _calibration_inputs(contract: Any, utterances: list[Any], count: int) -> lis
 def run(args: argparse.Namespace) -> int:
     model, config = _load(args.checkpoint)
     heads = list(model.head_names) if args.keep_aux else ["emotion"]
-    contract = make_contract(config, heads, args.waveform_in, provenance_from(config, args.checkpoint), args.name)
-    if args.protocol != "default" or "protocol" not in contract.provenance:
-        contract.provenance["protocol"] = args.protocol
+    protocol = config.get("training", {}).get("protocol") or args.protocol
+    provenance = {**provenance_from(config, args.checkpoint), "protocol": protocol}
+    contract = make_contract(config, heads, args.waveform_in, provenance, args.name)
     module = export_module(model, contract)
     out = Path(args.out)
     fp32 = out.with_suffix(".fp32.onnx") if args.int8 else out
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     calibration, evaluation = ([], [])
     if args.data:
-        calibration, evaluation = _split(config, args.data, args.protocol, seed=0)
+        calibration, evaluation = _split(config, args.data, protocol, seed=0)
     probe = [example_input(contract, s)[0].numpy() for s in (0.5, 1.0, 3.0)]
     if calibration:
         probe += _calibration_inputs(contract, calibration, 5)

@@ -186,12 +186,14 @@ def train_fold(
     out_dir: str | Path,
     resume: bool = False,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one fold into ``out_dir`` and return its results (also written to ``metrics.json``).
 
     ``fold`` has index tuples ``train``, ``val`` (may be empty: then the last epoch is kept)
     and ``test`` (may be empty: no test metrics). ``on_epoch_end(epoch, record)`` is called
-    after each epoch's state is saved.
+    after each epoch's state is saved. ``meta`` (command, protocol, ...) is recorded in the
+    checkpoint's ``training`` section, where export and model cards read it.
     """
     out_dir = Path(out_dir)
     if resume and (out_dir / METRICS).exists() and (out_dir / CONFIG).exists():
@@ -322,6 +324,7 @@ def train_fold(
         results["test"] = head_scores(probs, targets, test_idx)
     config["training"] = {
         **cfg.to_dict(),
+        **(meta or {}),
         "corpus": corpus.name,
         "fold": fold.name,
         "best_epoch": progress["best_epoch"],
@@ -386,10 +389,12 @@ def train_folds(
     from . import metrics
 
     out = Path(out)
-    results = [train_fold(data, fold, i, arch, aux, cfg, out / fold.name, resume) for i, fold in folds]
+    command = command if command is not None else shlex.join(sys.argv)
+    meta = {"command": command, **(extra or {})}
+    results = [train_fold(data, fold, i, arch, aux, cfg, out / fold.name, resume, meta=meta) for i, fold in folds]
     tested = [r for r in results if "test" in r]
     report = {
-        "command": command if command is not None else shlex.join(sys.argv),
+        "command": command,
         "arch": arch,
         "aux": aux,
         **(extra or {}),

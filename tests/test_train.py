@@ -349,6 +349,8 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     assert list(report["folds"]) == ["s3"] and report["aux"] == {"gender": 0.3}
     assert report["training"]["augment"]["time_mask"] == 5 and report["protocol"] == "default"
     assert (out / "s3" / "model.pt").exists() and (out / "s3" / "metrics.json").exists()
+    training = json.loads((out / "s3" / "config.json").read_text())["training"]
+    assert training["protocol"] == "default" and training["command"]  # export and model cards read these
     assert main([*args, "--resume"]) == 0  # finished folds are not retrained
     assert main([*args, "--final", "--out", str(tmp_path / "final")]) == 0
     assert (tmp_path / "final" / "final" / "model.pt").exists()
