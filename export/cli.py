@@ -22,7 +22,7 @@ from edge_ser.errors import ModelError
 from edge_ser.windows import plan
 
 from . import parity
-from .model_card import write_card
+from .model_card import latency_ms, write_card
 from .onnx_export import example_input, export_module, make_contract, provenance_from, to_onnx
 
 
@@ -109,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
         from .quantize import quantize_int8
 
         quantize_int8(fp32, out, _calibration_inputs(contract, calibration, args.calibration), contract)
-        report.update(fp32_bytes=fp32.stat().st_size, int8_bytes=out.stat().st_size)
+        report.update(
+            fp32_bytes=fp32.stat().st_size,
+            int8_bytes=out.stat().st_size,
+            fp32_latency_ms_3s=latency_ms(fp32),
+            int8_latency_ms_3s=latency_ms(out),
+        )
 
     if evaluation:
         audio = [u.path for u in evaluation]

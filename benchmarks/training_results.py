@@ -1,0 +1,63 @@
+"""Speaker-independent results table of training runs, with published anchors beside them.
+
+    python benchmarks/training_results.py RUN_DIR... [--out benchmarks/results/training.md]
+
+Each RUN_DIR is an ``edge-ser train`` output folder (its ``report.json``). UA and WA are
+mean ± population std over the folds that finished; the table says how many did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ANCHORS = [
+    "Same-protocol anchors (EmoBox, speaker-independent UA, large frozen encoders): CASIA 59.6 (Whisper-large-v3), "
+    "52.1 (WavLM-large); RAVDESS 75.3 (Whisper-large-v3), 72.0 (WavLM-large).",
+    "The seed papers' own figures use random splits (speakers shared between training and test), so they are not "
+    "comparable with the speaker-independent numbers: AudioResNet 73.3 and SpectrogramResNet 71.7 accuracy on CASIA; "
+    "P-CNN+Gender UA 93.9 on CASIA.",
+]
+
+
+def row(report: dict) -> str:
+    summary = report.get("summary") or {}
+    folds = report.get("folds", {})
+    done = sum(1 for f in folds.values() if f.get("test"))
+    epochs = report.get("training", {}).get("epochs")
+    per_fold = ", ".join(
+        f"{name} {100 * f['test']['emotion']['ua']:.1f}" for name, f in folds.items() if f.get("test")
+    )
+    ua = f"{100 * summary['ua_mean']:.1f} ± {100 * summary['ua_std']:.1f}" if summary else "–"
+    wa = f"{100 * summary['wa_mean']:.1f} ± {100 * summary['wa_std']:.1f}" if summary else "–"
+    return (
+        f"| {report['arch']} | {report['corpus']['name']} | {report.get('protocol', '?')} | {ua} | {wa} | "
+        f"{done} | {epochs} | {per_fold} | `{report.get('command', '')}` |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    reports = [json.loads((r / "report.json").read_text()) for r in args.runs if (r / "report.json").is_file()]
+    lines = [
+        "# Training results (speaker-independent)",
+        "",
+        "| model | corpus | protocol | UA % | WA % | folds | max epochs | UA per fold | command |",
+        "|---|---|---|---:|---:|---:|---:|---|---|",
+        *[row(r) for r in reports],
+        "",
+        *[f"- {a}" for a in ANCHORS],
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
