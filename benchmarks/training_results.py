@@ -26,9 +26,7 @@ def row(report: dict) -> str:
     folds = report.get("folds", {})
     done = sum(1 for f in folds.values() if f.get("test"))
     epochs = report.get("training", {}).get("epochs")
-    per_fold = ", ".join(
-        f"{name} {100 * f['test']['emotion']['ua']:.1f}" for name, f in folds.items() if f.get("test")
-    )
+    per_fold = ", ".join(f"{name} {100 * f['test']['emotion']['ua']:.1f}" for name, f in folds.items() if f.get("test"))
     ua = f"{100 * summary['ua_mean']:.1f} ± {100 * summary['ua_std']:.1f}" if summary else "–"
     wa = f"{100 * summary['wa_mean']:.1f} ± {100 * summary['wa_std']:.1f}" if summary else "–"
     return (
