@@ -19,6 +19,7 @@ from .result import Prediction
 _EXTERNAL = {
     "train": ("models.train", "train a model on a corpus (needs the train extra)"),
     "export": ("export.cli", "export a trained checkpoint to a self-describing ONNX file (needs the train extra)"),
+    "bench": ("benchmarks.bench", "speed, size, MACs, memory and accuracy of models, as one table (needs onnx)"),
 }
 
 
