@@ -147,7 +147,17 @@ def input_shape(contract: ModelContract, n_samples: int) -> Shape:
 
 
 def macs_per_second(path: str | os.PathLike, contract: ModelContract, seconds: float) -> float:
-    """MACs of one input of ``seconds`` of audio, divided by ``seconds``."""
-    n_samples = int(round(seconds * contract.sample_rate))
-    macs = count_macs(path, {contract.input_name: input_shape(contract, n_samples)})
-    return macs / seconds
+    """MACs the Recognizer spends on ``seconds`` of audio, per second of audio.
+
+    The audio is cut into the model's analysis windows (:func:`edge_ser.windows.plan`), as
+    ``Recognizer.predict`` does; each distinct window length is counted once.
+    """
+    from edge_ser.windows import plan
+
+    rate = contract.sample_rate
+    bounds = plan(
+        int(round(seconds * rate)), int(round(contract.window_seconds * rate)), int(round(contract.hop_seconds * rate))
+    )
+    lengths = [e - s for s, e in bounds]
+    per_length = {n: count_macs(path, {contract.input_name: input_shape(contract, n)}) for n in set(lengths)}
+    return sum(per_length[n] for n in lengths) / seconds

@@ -101,8 +101,9 @@ def test_fixed_input_shape_is_not_overridden():
 
 
 def test_macs_per_second_of_tiny_models(tiny_model, waveform_model):
-    # feature model: mean over frames, then 13x4 and 13x2 heads; waveform model: a 2x2 head
-    assert macs_per_second(tiny_model, OnnxModel(tiny_model).contract, 2.0) == (13 * 4 + 13 * 2) / 2
+    # feature model: mean over frames, then 13x4 and 13x2 heads, on each of the 3 windows
+    # (1 s every 0.5 s) that cover 2 s of audio; waveform model: a 2x2 head, one window
+    assert macs_per_second(tiny_model, OnnxModel(tiny_model).contract, 2.0) == 3 * (13 * 4 + 13 * 2) / 2
     assert macs_per_second(waveform_model, OnnxModel(waveform_model).contract, 1.0) == 2 * 2
 
 
