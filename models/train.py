@@ -374,6 +374,13 @@ def select_folds(folds: Sequence[Any], spec: str | None) -> list[tuple[int, Any]
     return [(i, folds[i]) for i in dict.fromkeys(chosen)]
 
 
+def invocation() -> str:
+    """This process' command line as a user would type it (``edge-ser train ...``)."""
+    program = Path(sys.argv[0]).name
+    program = "python -m models.train" if program.endswith(".py") else program
+    return " ".join([program, *(shlex.quote(a) for a in sys.argv[1:])])
+
+
 def train_folds(
     data: CorpusData,
     folds: Sequence[tuple[int, Any]],
@@ -389,7 +396,7 @@ def train_folds(
     from . import metrics
 
     out = Path(out)
-    command = command if command is not None else shlex.join(sys.argv)
+    command = command if command is not None else invocation()
     meta = {"command": command, **(extra or {})}
     results = [train_fold(data, fold, i, arch, aux, cfg, out / fold.name, resume, meta=meta) for i, fold in folds]
     tested = [r for r in results if "test" in r]
