@@ -32,7 +32,6 @@ import numpy as np
 
 import edge_ser
 from edge_ser import windows
-from edge_ser.contract import ModelContract
 from edge_ser.errors import EdgeSERError, ModelError
 from edge_ser.model import OnnxModel
 from edge_ser.recognizer import MAX_BATCH, Recognizer
@@ -130,13 +129,6 @@ def bench_signal(seconds: float, rate: int) -> np.ndarray:
     return (0.1 * np.random.default_rng(0).standard_normal(int(round(seconds * rate)))).astype(np.float32)
 
 
-def _features(contract: ModelContract, chunk: np.ndarray) -> np.ndarray:
-    """Model input for one window, as ``Recognizer`` computes it."""
-    if contract.frontend_in_graph:
-        return chunk
-    return contract.normalization(contract.frontend(chunk)).astype(np.float32, copy=False)
-
-
 def latency(path: str, threads: int, seconds: float, runs: int, warmup: int, progress: bool) -> dict[str, Any]:
     """Percentiles in ms of front-end, inference and total time on ``seconds`` of audio, in this process."""
     rec = Recognizer(path, threads=threads)
@@ -150,7 +142,7 @@ def latency(path: str, threads: int, seconds: float, runs: int, warmup: int, pro
     bar = _progress(warmup + runs, progress, f"{Path(path).name}: latency", "call")
     for i in range(warmup + runs):
         t0 = time.perf_counter()
-        features = [_features(c, chunk) for chunk in chunks]
+        features = [c.model_input(chunk) for chunk in chunks]
         t1 = time.perf_counter()
         for b in range(0, len(features), MAX_BATCH):
             model.session.run(outputs, {c.input_name: np.stack(features[b : b + MAX_BATCH])})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import emit
 from export import cli
 
 
@@ -67,11 +68,7 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/export_folds.py {args.run} --data {args.data}`",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks.report import emit  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -140,11 +142,7 @@ def main() -> None:
             f"Fresh runtime install (`pip install .` in a new venv): {size:.1f} MiB of site-packages; "
             f"torch installed: {torch_present}. Packages: {packages}.",
         ]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.report import emit
+
 ANCHORS = [
     "Same-protocol anchors (EmoBox, speaker-independent UA, large frozen encoders): CASIA 59.6 (Whisper-large-v3), "
     "52.1 (WavLM-large); RAVDESS 75.3 (Whisper-large-v3), 72.0 (WavLM-large).",
@@ -50,11 +52,7 @@ def main() -> None:
         "",
         *[f"- {a}" for a in ANCHORS],
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .errors import ContractError
 from .frontend import FrontEnd, Normalization
 
@@ -117,6 +119,12 @@ class ModelContract:
             raise ContractError("parameters must be a positive integer")
         if not isinstance(self.provenance, dict):
             raise ContractError("provenance must be an object")
+
+    def model_input(self, samples: np.ndarray) -> np.ndarray:
+        """The graph's input for one window of mono float samples at ``sample_rate`` (no batch axis)."""
+        if self.frontend_in_graph:
+            return samples.astype(np.float32, copy=False)
+        return self.normalization(self.frontend(samples)).astype(np.float32, copy=False)
 
     @property
     def primary(self) -> Head:

@@ -113,19 +113,13 @@ class Recognizer:
             )
         return signal
 
-    def _features(self, chunk: np.ndarray) -> np.ndarray:
-        c = self._model.contract
-        if c.frontend_in_graph:
-            return chunk
-        return c.normalization(c.frontend(chunk)).astype(np.float32, copy=False)
-
     def _infer(self, chunks: list[np.ndarray]) -> list[Probs | None]:
         """Per-head probabilities for each chunk (``None`` for a silent one), equal-shaped chunks batched."""
         results: list[Probs | None] = [None] * len(chunks)
         groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
         for i, chunk in enumerate(chunks):
             if np.abs(chunk).max() >= SILENCE_PEAK:
-                x = self._features(chunk)
+                x = self._model.contract.model_input(chunk)
                 groups.setdefault(x.shape, []).append((i, x))
         for group in groups.values():
             for b in range(0, len(group), MAX_BATCH):

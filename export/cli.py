@@ -80,7 +80,7 @@ def _calibration_inputs(contract: Any, utterances: list[Any], count: int) -> lis
     inputs = []
     for utt in utterances[:count]:
         signal, _ = load_audio(utt.path, target_rate=contract.sample_rate)
-        inputs += [parity.model_inputs(contract, signal[s:e]) for s, e in plan(len(signal), window, hop)]
+        inputs += [contract.model_input(signal[s:e]) for s, e in plan(len(signal), window, hop)]
     return inputs
 
 

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from edge_ser import Recognizer
-from edge_ser.contract import ModelContract
 from edge_ser.errors import EdgeSERError
 from edge_ser.model import OnnxModel
 
@@ -32,13 +31,6 @@ def logits_diff(module: nn.Module, onnx_path: str | os.PathLike, inputs: Sequenc
             got = session.run(None, {session.get_inputs()[0].name: batch})
             worst = max(worst, *(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got)))
     return worst
-
-
-def model_inputs(contract: ModelContract, signal: np.ndarray) -> np.ndarray:
-    """What the exported graph takes for one window of samples."""
-    if contract.input_kind == "waveform":
-        return signal.astype(np.float32)
-    return contract.normalization(contract.frontend(signal)).astype(np.float32)
 
 
 def evaluate(path: str | os.PathLike, audio: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:

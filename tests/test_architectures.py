@@ -101,8 +101,13 @@ def test_build_model_rejects_mismatches() -> None:
 
 
 def test_joint_loss_is_the_weighted_sum_of_the_parts() -> None:
-    model = build_model({"arch": "pcnn", "heads": {"emotion": 4, "gender": 2, "speaker": 3},
-                         "loss_weights": {"gender": 0.3, "speaker": 0.1}})
+    model = build_model(
+        {
+            "arch": "pcnn",
+            "heads": {"emotion": 4, "gender": 2, "speaker": 3},
+            "loss_weights": {"gender": 0.3, "speaker": 0.1},
+        }
+    )
     torch.manual_seed(1)
     logits = {"emotion": torch.randn(5, 4), "gender": torch.randn(5, 2), "speaker": torch.randn(5, 3)}
     targets = {
@@ -147,8 +152,14 @@ def test_onnx_export_handles_variable_length(arch: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            selector, (_input(frontend, 1.0),), buf, input_names=["input"], output_names=["emotion"],
-            dynamic_axes={"input": {0: "batch", 1: "time"}, "emotion": {0: "batch"}}, opset_version=17, dynamo=False,
+            selector,
+            (_input(frontend, 1.0),),
+            buf,
+            input_names=["input"],
+            output_names=["emotion"],
+            dynamic_axes={"input": {0: "batch", 1: "time"}, "emotion": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
         )
     session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
     for seconds in (0.25, 0.61, 2.0):

@@ -41,7 +41,7 @@ def signals(corpus, n=12):
 
 
 def torch_probs(model, contract, signal):
-    x = torch.from_numpy(parity.model_inputs(contract, signal))[None]
+    x = torch.from_numpy(contract.model_input(signal))[None]
     with torch.no_grad():
         out = model.export_module([h.name for h in contract.heads])(x)
     return [softmax(o.numpy())[0] for o in out]
@@ -62,7 +62,7 @@ def test_export_runs_in_the_recognizer_like_torch(trained, tmp_path):
         emo, gender = torch_probs(model, contract, x)
         np.testing.assert_allclose(list(p.scores.values()), emo, atol=1e-5)
         np.testing.assert_allclose(list(p.heads["gender"].scores.values()), gender, atol=1e-5)
-    diff = parity.logits_diff(export_module(model, contract), path, [parity.model_inputs(contract, voiced(2.0))])
+    diff = parity.logits_diff(export_module(model, contract), path, [contract.model_input(voiced(2.0))])
     assert diff <= 1e-4
 
 
@@ -72,7 +72,7 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
     contract = make_contract(config, ["emotion"])
     fp32 = to_onnx(export_module(model, contract), contract, tmp_path / "m.fp32.onnx")
     xs = signals(corpus, 32)
-    calibration = [parity.model_inputs(contract, x) for x in xs[::2]]
+    calibration = [contract.model_input(x) for x in xs[::2]]
     int8 = quantize_int8(fp32, tmp_path / "m.onnx", calibration, contract)
     assert int8.stat().st_size < fp32.stat().st_size
     a, b = Recognizer(fp32), Recognizer(int8)
