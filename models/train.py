@@ -196,7 +196,11 @@ def train_fold(
     checkpoint's ``training`` section, where export and model cards read it.
     """
     out_dir = Path(out_dir)
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "progress")}
     if resume and (out_dir / METRICS).exists() and (out_dir / CONFIG).exists():
+        saved = json.loads((out_dir / CONFIG).read_text()).get("training", {})
+        if {k: saved.get(k) for k in settings} != jsonable(settings) or saved.get("fold") != fold.name:
+            raise ValueError(f"{out_dir} is a finished fold trained with other settings; rerun without --resume")
         return json.loads((out_dir / METRICS).read_text())
     corpus, frontend = data.corpus, data.inputs.frontend
     train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (fold.train, fold.val, fold.test))
@@ -226,7 +230,6 @@ def train_fold(
         cfg.pad,
     )
     val_inputs = eval_inputs(data.inputs, data.windows, val_idx, normalization) if len(val_idx) else None
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "progress")}
     identity = json.dumps(jsonable({"config": config, "training": settings, "fold": [train_idx, val_idx]}))
     progress: dict[str, Any] = {"epoch": 0, "best_ua": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

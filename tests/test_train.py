@@ -290,6 +290,9 @@ def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(corpus: Co
         train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut2", on_epoch_end=stop_after_first)
     with pytest.raises(ValueError, match="other settings"):
         train_fold(data, fold, 1, "audio_resnet", {}, changed, tmp_path / "cut2", resume=True)
+    with pytest.raises(ValueError, match="finished fold trained with other settings"):
+        train_fold(data, fold, 1, "audio_resnet", {}, changed, tmp_path / "cut", resume=True)
+    assert train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", resume=True) == resumed
 
 
 def test_report_over_folds(corpus: Corpus, tmp_path: Path) -> None:
