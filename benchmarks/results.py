@@ -1,0 +1,311 @@
+"""Regenerates ``benchmarks/RESULTS.md`` and its Pareto plot: every shipped model and seed run, FP32 and INT8.
+
+    python benchmarks/results.py RUN_DIR... [--data-root ../shared/datasets] [--data NAME=PATH ...]
+        [--out benchmarks/RESULTS.md] [--plot benchmarks/pareto.png] [--threads 1] [--runs 300]
+
+Each RUN_DIR is a speaker-independent ``edge-ser train`` run. Every fold of it is exported to FP32
+and INT8 (calibrated on that fold's training speakers) and both files are scored on the fold's test
+speakers through ``edge_ser.Recognizer``: the UA/WA columns are mean ± std over folds of those ONNX
+scores. Parameters, MACs, size, latency, cold start and memory are ``edge-ser bench`` figures of the
+first fold's files (every fold has the same graph). A run ``<corpus>-random-<arch>`` next to
+``<corpus>-<arch>`` supplies the labelled random-split column (speakers shared; the seed papers'
+protocol). Shipped models are benched too; their UA is the fold mean their contract records.
+Everything is measured in one run on one machine, which the report names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import bench
+from benchmarks.report import emit
+from edge_ser import Recognizer
+from edge_ser.model import resolve, shipped_models
+
+PRECISIONS = ("fp32", "int8")
+PUBLISHED = {  # the seed papers' own figures; their hardware is not stated
+    "audio_resnet": "0.13 M params / 3.35 ms",
+    "spectrogram_resnet": "0.39 M params / 1.72 ms",
+}
+
+
+def export_fold(fold_dir: Path, data: str, out: Path) -> dict[str, Any]:
+    """``edge-ser export FOLD --int8 --data DATA``: writes ``out`` (INT8) and ``out.fp32.onnx``; its parity report."""
+    from export import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    args = parser.parse_args([str(fold_dir), "--out", str(out), "--int8", "--data", data])
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        cli.run(args)
+    return json.loads(buffer.getvalue())["parity"]
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+
+
+def run_entries(run: Path, data: str, work: Path, options: argparse.Namespace) -> list[dict[str, Any]]:
+    """FP32 and INT8 entries of one training run: fold-mean ONNX UA/WA plus bench figures of fold 1."""
+    report = json.loads((run / "report.json").read_text())
+    folds = [run / name for name in report["folds"] if (run / name / "model.pt").is_file()]
+    if not folds:
+        raise ValueError(f"{run}: no trained fold")
+    parity = []
+    for fold in folds:
+        print(f"results: exporting {run.name}/{fold.name}", file=sys.stderr)
+        parity.append(export_fold(fold, data, work / run.name / f"{fold.name}.onnx"))
+    random_run = run.parent / run.name.replace(f"{report['dataset']}-", f"{report['dataset']}-random-", 1)
+    random_ua = None
+    if random_run != run and (random_run / "report.json").is_file():
+        random_ua = json.loads((random_run / "report.json").read_text())["summary"]["ua_mean"]
+    entries = []
+    for precision in PRECISIONS:
+        first = work / run.name / f"{folds[0].name}.onnx"
+        path = first.with_suffix(".fp32.onnx") if precision == "fp32" else first
+        entries.append(
+            {
+                "name": f"{report['arch']} ({report['dataset']})",
+                "arch": report["arch"],
+                "corpus": report["dataset"],
+                "precision": precision,
+                "protocol": report["protocol"],
+                "ua": mean_std([p[f"{precision}_ua"] for p in parity]),
+                "wa": mean_std([p[f"{precision}_wa"] for p in parity]),
+                "ua_per_fold": {f.name: p[f"{precision}_ua"] for f, p in zip(folds, parity)},
+                "fp32_int8_top1_agreement": mean_std([p["fp32_int8_top1_agreement"] for p in parity]),
+                "random_split_ua": random_ua if precision == "fp32" else None,
+                "published": PUBLISHED.get(report["arch"]),
+                "command": report.get("command"),
+                "bench": bench_file(path, options),
+            }
+        )
+    return entries
+
+
+def shipped_entries(options: argparse.Namespace) -> list[dict[str, Any]]:
+    """Shipped models, benched as installed; UA is the speaker-independent fold mean their contract records."""
+    entries = []
+    for name in shipped_models():
+        rec = Recognizer(name)
+        cv = (rec.contract.provenance or {}).get("cross_validation") or {}
+        ua = {"mean": cv["ua_mean"], "std": cv.get("ua_std", 0.0), "n": cv.get("folds", 0)} if "ua_mean" in cv else None
+        entries.append(
+            {
+                "name": f"{name} (shipped)",
+                "arch": rec.contract.name,
+                "corpus": rec.contract.provenance.get("dataset"),
+                "precision": "int8" if "int8" in resolve(name).name else "fp32",
+                "protocol": cv.get("protocol"),
+                "ua": ua,
+                "wa": None,
+                "random_split_ua": None,
+                "published": None,
+                "command": rec.contract.provenance.get("command"),
+                "bench": bench_file(resolve(name), options),
+            }
+        )
+    return entries
+
+
+def bench_file(path: Path, options: argparse.Namespace) -> dict[str, Any]:
+    print(f"results: benchmarking {path}", file=sys.stderr)
+    args = argparse.Namespace(seconds=options.seconds, threads=options.threads, runs=options.runs, warmup=20)
+    return bench.bench_model(Recognizer(str(path), threads=options.threads), args, None, progress=False)
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower latency, higher UA), by latency."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores and the versions that shape the figures."""
+    import numpy
+    import onnxruntime
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__}
+    for module in ("torch", "onnx"):
+        with contextlib.suppress(ImportError):
+            versions[module] = __import__(module).__version__
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "versions": versions,
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _pct(stat: dict[str, float] | None) -> str:
+    return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}" if stat else "n/a"
+
+
+def render(entries: list[dict[str, Any]], host: dict[str, Any], command: str, plot: str | None) -> list[str]:
+    """RESULTS.md: how it was measured, one comparison table, the Pareto front per corpus, published figures."""
+    b0 = entries[0]["bench"] if entries else {"seconds": 3, "threads": 1, "runs": 0}
+    versions = ", ".join(f"{k} {v}" for k, v in host["versions"].items())
+    head = [
+        "model",
+        "precision",
+        "params",
+        "MAC/s",
+        "size KiB",
+        "total ms p50/p90/p99",
+        "front-end ms p50",
+        "inference ms p50",
+        "RTF",
+        "cold start ms",
+        "peak RSS MiB",
+        "UA % (speaker-indep.)",
+        "WA %",
+        "folds",
+        "FP32/INT8 top-1 agree %",
+        "UA % random split",
+        "published (paper)",
+    ]
+    lines = [
+        "# edge-ser results",
+        "",
+        f"Measured in one run on {host['cpu']} ({host['cores']} cores), {host['os']}; {versions}; {host['date']}.",
+        f"Latency: `edge-ser bench` on {b0['seconds']:g} s of audio, {b0['threads']} thread, {b0['runs']} runs after "
+        "warm-up; RTF = total p50 / audio duration. UA/WA: the ONNX files scored through `edge_ser.Recognizer` on "
+        "each speaker-independent fold's test speakers, mean ± std over folds. The random-split column (speakers "
+        "shared between training and test, the seed papers' protocol; torch scores of one 80/20 fold) is not "
+        "comparable with the speaker-independent one.",
+        "",
+        f"Regenerate: `{command}`",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|---|" + "---:|" * (len(head) - 3) + "---|",
+    ]
+    for e in entries:
+        b = e["bench"]
+        lat = b["latency_ms"]
+        agree = e.get("fp32_int8_top1_agreement")
+        cells = [
+            e["name"],
+            e["precision"].upper(),
+            f"{b['parameters']:,}",
+            bench._si(b["macs_per_second"]),
+            f"{b['size_bytes'] / 1024:.0f}",
+            " / ".join(f"{lat['total'][q]:.2f}" for q in ("p50", "p90", "p99")),
+            f"{lat['frontend']['p50']:.2f}",
+            f"{lat['inference']['p50']:.2f}",
+            f"{b['rtf']:.4f}",
+            f"{b['cold_start_ms']:.0f}",
+            f"{b['peak_rss_mb']:.0f}",
+            _pct(e["ua"]),
+            _pct(e["wa"]),
+            str(e["ua"]["n"]) if e["ua"] else "",
+            f"{100 * agree['mean']:.1f}" if agree and e["precision"] == "int8" else "",
+            f"{100 * e['random_split_ua']:.1f}" if e.get("random_split_ua") is not None else "",
+            e["published"] or "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Pareto front (UA vs total p50 latency, per corpus)", ""]
+    for corpus in sorted({e["corpus"] for e in entries if e["ua"]}):
+        group = [e for e in entries if e["corpus"] == corpus and e["ua"]]
+        front = pareto([(e["bench"]["latency_ms"]["total"]["p50"], e["ua"]["mean"]) for e in group])
+        names = ", ".join(f"{group[i]['name']} {group[i]['precision'].upper()}" for i in front)
+        lines.append(f"- {corpus}: {names}")
+    if plot:
+        lines += ["", f"![UA vs latency]({plot})"]
+    shipped = [e for e in entries if e["name"].endswith("(shipped)")]
+    lines += [
+        "",
+        "## Notes",
+        "",
+        "- Shipped models: " + (", ".join(e["name"] for e in shipped) if shipped else "none yet."),
+        "- Published seed figures (AudioResNet 0.13M params / 3.35 ms, SpectrogramResNet 0.39M / 1.72 ms) come "
+        "from the papers, whose hardware is not stated; P-CNN's paper gives no latency.",
+        "- Training commands: " + "; ".join(f"{e['name']}: `{e['command']}`" for e in entries[::2] if e["command"]),
+    ]
+    return lines
+
+
+def draw(entries: list[dict[str, Any]], path: Path) -> None:
+    """UA vs p50 latency, marker area proportional to file size, Pareto front per corpus."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colors = dict(zip(sorted({e["corpus"] for e in entries}), ("tab:blue", "tab:red", "tab:green", "tab:purple")))
+    for corpus, color in colors.items():
+        group = [e for e in entries if e["corpus"] == corpus and e["ua"]]
+        xy = [(e["bench"]["latency_ms"]["total"]["p50"], 100 * e["ua"]["mean"]) for e in group]
+        for e, (x, y) in zip(group, xy):
+            marker = "s" if e["precision"] == "int8" else "o"
+            ax.scatter(x, y, s=e["bench"]["size_bytes"] / 4096, c=color, marker=marker, alpha=0.6, edgecolors="k")
+            ax.annotate(f"{e['arch']} {e['precision']}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        front = [xy[i] for i in pareto([(x, y) for x, y in xy])]
+        if front:
+            ax.step(*zip(*front), where="post", color=color, linewidth=1, label=f"{corpus} Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("total latency p50 per 3 s of audio (ms, log scale)")
+    ax.set_ylabel("UA % (speaker-independent, mean over folds)")
+    ax.set_title("edge-ser: accuracy vs latency (circle FP32, square INT8; area ~ file size)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR", help="speaker-independent train runs")
+    parser.add_argument("--data-root", default="../shared/datasets", help="corpus folders, <root>/<dataset>")
+    parser.add_argument("--data", nargs="*", default=[], metavar="NAME=PATH", help="a corpus' location, overriding")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
+    parser.add_argument("--plot", type=Path, default=Path("benchmarks/pareto.png"))
+    parser.add_argument("--work", type=Path, default=Path("runs/results-onnx"), help="where exported files go")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--runs", type=int, default=300, help="timed calls per model")
+    args = parser.parse_args(argv)
+    places = dict(item.split("=", 1) for item in args.data)
+    host = machine()
+    entries = shipped_entries(args)
+    for run in args.run_dirs:
+        dataset = json.loads((run / "report.json").read_text())["dataset"]
+        data = places.get(dataset, os.path.join(args.data_root, dataset))
+        entries += run_entries(run, data, args.work, args)
+    if not entries:
+        parser.error("nothing to measure: no shipped model and no RUN_DIR")
+    command = " ".join(["python benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])
+    draw(entries, args.plot)
+    plot_link = os.path.relpath(args.plot, args.out.parent)
+    emit(render(entries, host, command, plot_link), args.out)
+    args.out.with_suffix(".json").write_text(json.dumps({"machine": host, "entries": entries}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""benchmarks/results.py: Pareto front, and RESULTS.md + plot + JSON regenerated from a real (tiny) training run."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from test_train import make_corpus  # noqa: E402
+
+from benchmarks import results  # noqa: E402
+from models import train  # noqa: E402
+
+
+def test_pareto_keeps_only_undominated_points():
+    points = [(10.0, 0.5), (5.0, 0.4), (20.0, 0.45), (5.0, 0.3), (30.0, 0.6), (2.0, 0.1)]
+    assert results.pareto(points) == [5, 1, 0, 4]
+    assert results.pareto([]) == []
+
+
+def test_results_from_a_run(tmp_path: Path, monkeypatch):
+    corpus = make_corpus(tmp_path / "toy", per_speaker=3)
+    manifest = tmp_path / "toy" / "manifest.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "emotion", "speaker", "gender"])
+        writer.writerows([u.path, u.emotion, u.speaker, u.gender] for u in corpus.utterances)
+    run = tmp_path / "runs" / "csv-pcnn"
+    common = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
+    common += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
+    assert train.main([*common, "--protocol", "loso", "--folds", "0,1", "--out", str(run)]) == 0
+    random_run = run.parent / "csv-random-pcnn"
+    assert train.main([*common, "--protocol", "random", "--folds", "0", "--out", str(random_run)]) == 0
+    monkeypatch.chdir(tmp_path)
+    out, plot = tmp_path / "bench" / "RESULTS.md", tmp_path / "bench" / "pareto.png"
+    argv = [str(run), "--data", f"csv={manifest}", "--out", str(out), "--plot", str(plot), "--runs", "5"]
+    assert results.main([*argv, "--work", str(tmp_path / "onnx")]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["machine"]["cores"] >= 1 and "onnxruntime" in record["machine"]["versions"]
+    fp32, int8 = record["entries"]
+    assert (fp32["precision"], int8["precision"]) == ("fp32", "int8")
+    assert fp32["ua"]["n"] == 2 and 0.0 <= fp32["ua"]["mean"] <= 1.0
+    assert int8["bench"]["size_bytes"] < fp32["bench"]["size_bytes"]
+    lat = fp32["bench"]["latency_ms"]["total"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+    report = json.loads((run / "report.json").read_text())
+    torch_ua = {name: fold["test"]["emotion"]["ua"] for name, fold in report["folds"].items()}
+    assert fp32["ua_per_fold"] == pytest.approx(torch_ua, abs=1e-6)  # ONNX scores the folds as training did
+    assert fp32["random_split_ua"] == json.loads((random_run / "report.json").read_text())["summary"]["ua_mean"]
+    text = out.read_text()
+    assert "| pcnn (csv) | FP32 |" in text and "| pcnn (csv) | INT8 |" in text and "cores" in text
+    assert "hardware is not stated" in text and "pareto.png" in text
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
