@@ -1,9 +1,10 @@
-"""Speaker-independent results table of training runs, with published anchors beside them.
+"""Results table of training runs, speaker-independent first, with published anchors beside them.
 
     python benchmarks/training_results.py RUN_DIR... [--out benchmarks/results/training.md]
 
 Each RUN_DIR is an ``edge-ser train`` output folder (its ``report.json``). UA and WA are
-mean ± population std over the folds that finished; the table says how many did.
+mean ± population std over the folds that finished; the table says how many did. Runs of the
+``random`` protocol (speakers shared between training and test) are labelled as such.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from benchmarks.report import emit
+from models.protocols import default_protocol
 
 ANCHORS = [
     "Same-protocol anchors (EmoBox, speaker-independent UA, large frozen encoders): CASIA 59.6 (Whisper-large-v3), "
@@ -31,8 +33,11 @@ def row(report: dict) -> str:
     per_fold = ", ".join(f"{name} {100 * f['test']['emotion']['ua']:.1f}" for name, f in folds.items() if f.get("test"))
     ua = f"{100 * summary['ua_mean']:.1f} ± {100 * summary['ua_std']:.1f}" if summary else "–"
     wa = f"{100 * summary['wa_mean']:.1f} ± {100 * summary['wa_std']:.1f}" if summary else "–"
+    protocol = report.get("protocol", "?")
+    protocol = default_protocol(report["corpus"]["name"]) if protocol == "default" else protocol  # older runs
+    protocol = "random split (speakers shared)" if protocol == "random" else f"{protocol} (speaker-independent)"
     return (
-        f"| {report['arch']} | {report['corpus']['name']} | {report.get('protocol', '?')} | {ua} | {wa} | "
+        f"| {report['arch']} | {report['corpus']['name']} | {protocol} | {ua} | {wa} | "
         f"{done} | {epochs} | {per_fold} | `{report.get('command', '')}` |"
     )
 
@@ -43,8 +48,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     reports = [json.loads((r / "report.json").read_text()) for r in args.runs if (r / "report.json").is_file()]
+    reports.sort(key=lambda r: (r["corpus"]["name"], r.get("protocol") == "random", r["arch"]))
     lines = [
-        "# Training results (speaker-independent)",
+        "# Training results",
         "",
         "| model | corpus | protocol | UA % | WA % | folds | max epochs | UA per fold | command |",
         "|---|---|---|---:|---:|---:|---:|---|---|",

@@ -537,13 +537,15 @@ def run(args: argparse.Namespace) -> int:
 
         corpus = corpora.load_corpus(args.dataset, args.data)
         data = prepare_data(corpus, frontend, cfg, args.cache_dir)
-        extra = {"dataset": args.dataset, "protocol": "final" if args.final else args.protocol}
         if args.final:
+            protocol = "final"
             folds = [(0, Split("final", tuple(range(len(corpus.utterances))), (), ()))]
         else:
             from . import protocols
 
-            folds = select_folds(protocols.make_folds(corpus, args.protocol, seed=args.seed), args.folds)
+            protocol = protocols.default_protocol(corpus.name) if args.protocol == "default" else args.protocol
+            folds = select_folds(protocols.make_folds(corpus, protocol, seed=args.seed), args.folds)
+        extra = {"dataset": args.dataset, "protocol": protocol}
         report = train_folds(data, folds, args.model, aux, cfg, args.out, args.resume, extra=extra)
     except (ValueError, OSError, EdgeSERError) as exc:
         print(f"edge-ser train: error: {exc}", file=sys.stderr)

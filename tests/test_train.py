@@ -314,6 +314,7 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     corpora.load_corpus = lambda name, root: corpus
     protocols = types.ModuleType("models.protocols")
     protocols.make_folds = lambda c, protocol="default", seed=0: [fold_of(c), Split("other", (0, 1), (), (2, 3))]
+    protocols.default_protocol = lambda name: "speaker-kfold"
     for name, module in (("corpora", corpora), ("protocols", protocols)):
         monkeypatch.setitem(sys.modules, f"models.{name}", module)
         monkeypatch.setattr(models, name, module, raising=False)  # `from . import x` reads the attribute
@@ -350,10 +351,10 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert list(report["folds"]) == ["s3"] and report["aux"] == {"gender": 0.3}
-    assert report["training"]["augment"]["time_mask"] == 5 and report["protocol"] == "default"
+    assert report["training"]["augment"]["time_mask"] == 5 and report["protocol"] == "speaker-kfold"
     assert (out / "s3" / "model.pt").exists() and (out / "s3" / "metrics.json").exists()
     training = json.loads((out / "s3" / "config.json").read_text())["training"]
-    assert training["protocol"] == "default" and training["command"]  # export and model cards read these
+    assert training["protocol"] == "speaker-kfold" and training["command"]  # export and model cards read these
     assert main([*args, "--resume"]) == 0  # finished folds are not retrained
     assert main([*args, "--final", "--out", str(tmp_path / "final")]) == 0
     assert (tmp_path / "final" / "final" / "model.pt").exists()
