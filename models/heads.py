@@ -63,18 +63,23 @@ class SERModel(nn.Module):
         return {name: head(z) for name, head in self.heads.items()}
 
     def loss(
-        self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+        self,
+        logits: Mapping[str, torch.Tensor],
+        targets: Mapping[str, torch.Tensor],
+        label_smoothing: float = 0.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Joint loss ``sum(weight[h] * CE(h))`` over the heads with targets, and each head's CE.
 
         Targets equal to ``IGNORE`` (-100) are skipped; a head with no known target in the
-        batch contributes zero.
+        batch contributes zero. ``label_smoothing`` is passed to every cross-entropy.
         """
         parts: dict[str, torch.Tensor] = {}
         total = next(iter(logits.values())).new_zeros(())
         for name, target in targets.items():
             valid = (target != IGNORE).sum()
-            ce = F.cross_entropy(logits[name], target, ignore_index=IGNORE, reduction="sum") / valid.clamp(min=1)
+            ce = F.cross_entropy(
+                logits[name], target, ignore_index=IGNORE, reduction="sum", label_smoothing=label_smoothing
+            ) / valid.clamp(min=1)
             parts[name] = ce
             total = total + self.loss_weights[name] * ce
         return total, parts

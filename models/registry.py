@@ -17,6 +17,7 @@ from torch import nn
 from edge_ser.frontend import FrontEnd
 
 from .audio_resnet import AudioResNet
+from .edge_cnn import EdgeCNN
 from .heads import PRIMARY, SERModel
 from .pcnn import PCNN
 from .spectrogram_resnet import SpectrogramResNet
@@ -69,6 +70,13 @@ ARCHITECTURES: dict[str, Architecture] = {
             dropout=0.3,
             required_heads={"gender": 0.3},
             summary="P-CNN with an auxiliary gender head (loss = CE(emotion) + 0.3 CE(gender) by default)",
+        ),
+        Architecture(
+            "edge_cnn",
+            EdgeCNN,
+            FrontEnd(kind="logmel", n_mels=64, window="hann").to_dict(),
+            dropout=0.2,
+            summary="edge-ser's own: depthwise-separable CNN on 64 log-mel + attentive pooling, ~0.2M",
         ),
     )
 }

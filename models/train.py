@@ -37,7 +37,7 @@ from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_te
 from .data import PADS, TrainBatches
 from .evaluate import eval_inputs, predict
 from .features import DEFAULT_CACHE_DIR, FeatureTable, WindowTable, fit_normalization, load_features, load_windows
-from .heads import IGNORE, PRIMARY
+from .heads import IGNORE, PRIMARY, SERModel
 from .registry import ARCHITECTURES, build_model, count_parameters, default_config, get_architecture
 
 STATE = "state.pt"
@@ -50,6 +50,8 @@ class TrainConfig:
     """Everything about how a fold is trained and evaluated (recorded in every checkpoint).
 
     ``patience``: epochs without a better validation UA before stopping (0: never stop early).
+    ``label_smoothing``: for every head's cross-entropy; ``mixup``: the Beta(a, a) parameter of
+    mixup on model inputs and targets (0: off).
     ``crop_seconds``: training crop length (default: the analysis window). ``window_seconds``,
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
     stored for export.
@@ -68,12 +70,16 @@ class TrainConfig:
     min_seconds: float = 0.25
     pad: str = "repeat"
     augment: Augment = field(default_factory=Augment)
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
     device: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("need epochs >= 1 and batch_size >= 2")
+        if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
+            raise ValueError("need 0 <= label_smoothing < 1 and mixup >= 0")
         if self.pad not in PADS:
             raise ValueError(f"pad must be one of {PADS}")
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
@@ -199,7 +205,8 @@ def train_fold(
     settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "progress")}
     if resume and (out_dir / METRICS).exists() and (out_dir / CONFIG).exists():
         saved = json.loads((out_dir / CONFIG).read_text()).get("training", {})
-        if {k: saved.get(k) for k in settings} != jsonable(settings) or saved.get("fold") != fold.name:
+        defaults = jsonable(TrainConfig().to_dict())  # settings added since that fold was trained
+        if {k: saved.get(k, defaults[k]) for k in settings} != jsonable(settings) or saved.get("fold") != fold.name:
             raise ValueError(f"{out_dir} is a finished fold trained with other settings; rerun without --resume")
         return json.loads((out_dir / METRICS).read_text())
     corpus, frontend = data.corpus, data.inputs.frontend
@@ -263,8 +270,11 @@ def train_fold(
         )
         for x, t in bar:
             x = torch.from_numpy(x).to(device)
-            logits = model(x)
-            loss, parts = model.loss(logits, {h: torch.from_numpy(v).to(device) for h, v in t.items()})
+            t = {h: torch.from_numpy(v).to(device) for h, v in t.items()}
+            if cfg.mixup:
+                loss, parts = _mixup_step(model, x, t, cfg, rng)
+            else:
+                loss, parts = model.loss(model(x), t, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -343,6 +353,19 @@ def train_fold(
         metrics.plot_confusion(cm, labels[PRIMARY], out_dir / "confusion.png", f"{arch} {corpus.name} {fold.name}")
     (out_dir / STATE).unlink(missing_ok=True)
     return results
+
+
+def _mixup_step(
+    model: SERModel, x: torch.Tensor, t: dict[str, torch.Tensor], cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss on a mixup batch: inputs mixed with a shuffled copy, losses against both targets."""
+    lam = float(rng.beta(cfg.mixup, cfg.mixup))
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    logits = model(lam * x + (1.0 - lam) * x[perm])
+    loss_a, parts_a = model.loss(logits, t, cfg.label_smoothing)
+    loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing)
+    parts = {h: lam * parts_a[h] + (1.0 - lam) * parts_b[h] for h in parts_a}
+    return lam * loss_a + (1.0 - lam) * loss_b, parts
 
 
 def skipped_summary(skipped: Any) -> Any:
@@ -486,6 +509,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--time-mask", type=int, default=0, help="SpecAugment: widest time mask in frames")
     add("--freq-mask", type=int, default=0, help="SpecAugment: widest frequency mask in feature bins")
     add("--masks", type=int, default=2, help="SpecAugment: masks of each kind per example")
+    add("--label-smoothing", type=float, default=0.0, help="label smoothing of every head's cross-entropy")
+    add("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     add("--threads", type=int, help="torch CPU threads")
     add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")
@@ -517,6 +542,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         min_seconds=args.min_seconds,
         pad=args.pad,
         augment=augment,
+        label_smoothing=args.label_smoothing,
+        mixup=args.mixup,
         device=args.device,
         progress=not args.no_progress,
     )

@@ -55,7 +55,17 @@ def test_pcnn_gender_is_pcnn_plus_a_gender_head() -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_declared_frontends(arch: str) -> None:
     kind = FrontEnd.from_dict(ARCHITECTURES[arch].frontend).kind
-    assert kind == {"audio_resnet": "waveform", "spectrogram_resnet": "logspec"}.get(arch, "mfcc")
+    assert kind == {"audio_resnet": "waveform", "spectrogram_resnet": "logspec", "edge_cnn": "logmel"}.get(arch, "mfcc")
+
+
+def test_edge_cnn_stays_within_the_edge_budget() -> None:
+    model, frontend = _model("edge_cnn", 8, gender=2)
+    assert count_parameters(model) <= 0.4e6
+    shapes = []
+    model.backbone.blocks.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
+    with torch.no_grad():
+        model(_input(frontend, 3.0))
+    assert shapes == [(2, 128, 38, 4)]  # 299 frames x 64 bins -> time / 8, frequency / 16
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -125,6 +135,9 @@ def test_joint_loss_is_the_weighted_sum_of_the_parts() -> None:
     assert torch.allclose(total, ce_emotion + 0.3 * ce_gender)
     only_emotion, _ = model.loss(logits, {"emotion": targets["emotion"]})
     assert torch.allclose(only_emotion, ce_emotion)
+    smooth, _ = model.loss(logits, {"emotion": targets["emotion"]}, label_smoothing=0.1)
+    assert torch.allclose(smooth, F.cross_entropy(logits["emotion"], targets["emotion"], label_smoothing=0.1))
+    assert not torch.allclose(smooth, ce_emotion)
 
 
 def test_export_module_selects_heads_in_a_fixed_order() -> None:
