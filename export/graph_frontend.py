@@ -25,8 +25,6 @@ class GraphFrontEnd(nn.Module):
             raise ValueError("the waveform front-end needs no graph")
         self.frontend = frontend
         self.normalization = normalization or Normalization()
-        if self.normalization.mode == "utterance":
-            raise ValueError("utterance normalization is not supported inside the graph")
         length, n_fft = frontend.frame_length, frontend.n_fft
         window = frontend._window if frontend._window is not None else np.ones(length)
         k = np.arange(n_fft // 2 + 1)[None, :]
@@ -67,6 +65,10 @@ class GraphFrontEnd(nn.Module):
                     feats = torch.cat([energy, feats[:, :, 1:]], dim=2)
         if self.normalization.mode == "global":
             feats = (feats - self.mean) * self.inv_std
+        elif self.normalization.mode == "utterance":
+            mean = feats.mean(dim=1, keepdim=True)
+            std = ((feats - mean) ** 2).mean(dim=1, keepdim=True).sqrt()
+            feats = (feats - mean) / torch.clamp(std, min=1e-5)
         return feats
 
 

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from edge_ser.errors import EdgeSERError
-from edge_ser.frontend import FrontEnd
+from edge_ser.frontend import FrontEnd, Normalization
 
 from .augment import Augment
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
@@ -51,7 +51,9 @@ class TrainConfig:
 
     ``patience``: epochs without a better validation UA before stopping (0: never stop early).
     ``label_smoothing``: for every head's cross-entropy; ``mixup``: the Beta(a, a) parameter of
-    mixup on model inputs and targets (0: off).
+    mixup on model inputs and targets (0: off). ``normalization``: ``global`` (training-set
+    statistics) or ``utterance`` (each window's own mean and std: removes speaker and channel
+    offsets, see :class:`edge_ser.frontend.Normalization`).
     ``crop_seconds``: training crop length (default: the analysis window). ``window_seconds``,
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
     stored for export.
@@ -72,12 +74,15 @@ class TrainConfig:
     augment: Augment = field(default_factory=Augment)
     label_smoothing: float = 0.0
     mixup: float = 0.0
+    normalization: str = "global"
     device: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("need epochs >= 1 and batch_size >= 2")
+        if self.normalization not in ("global", "utterance"):
+            raise ValueError("normalization must be global or utterance")
         if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
             raise ValueError("need 0 <= label_smoothing < 1 and mixup >= 0")
         if self.pad not in PADS:
@@ -213,7 +218,10 @@ def train_fold(
     train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (fold.train, fold.val, fold.test))
     labels = head_labels(corpus, train_idx, aux)
     targets = head_targets(corpus, labels)
-    normalization = fit_normalization(data.inputs, train_idx)
+    if cfg.normalization == "utterance":
+        normalization = Normalization("utterance")
+    else:
+        normalization = fit_normalization(data.inputs, train_idx)
     config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict())
     config.update(
         labels=labels,
@@ -511,6 +519,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--masks", type=int, default=2, help="SpecAugment: masks of each kind per example")
     add("--label-smoothing", type=float, default=0.0, help="label smoothing of every head's cross-entropy")
     add("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
+    add("--normalization", choices=("global", "utterance"), default="global", help="feature normalization")
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     add("--threads", type=int, help="torch CPU threads")
     add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")
@@ -544,6 +553,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         augment=augment,
         label_smoothing=args.label_smoothing,
         mixup=args.mixup,
+        normalization=args.normalization,
         device=args.device,
         progress=not args.no_progress,
     )

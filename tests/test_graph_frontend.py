@@ -54,3 +54,14 @@ def test_batch_of_equal_lengths():
         out = graph(torch.tensor(batch)).numpy()
     for row, x in zip(out, batch):
         np.testing.assert_allclose(row, fe(x), atol=1e-3)
+
+
+def test_utterance_normalization_in_the_graph():
+    fe, norm = FrontEnd("logmel", n_mels=40, window="hann"), Normalization("utterance")
+    graph = GraphFrontEnd(fe, norm).eval()
+    x = voiced(1.1)
+    with torch.no_grad():
+        got = graph(torch.tensor(x)[None]).numpy()[0]
+    ref = norm(fe(x))
+    assert abs(ref.mean(axis=0)).max() < 1e-4 and abs(ref.std(axis=0) - 1).max() < 1e-3
+    np.testing.assert_allclose(got, ref, atol=2e-3 / fe(x).std(axis=0).min())

@@ -253,6 +253,10 @@ def test_mixup_and_label_smoothing_train_the_edge_cnn(corpus: Corpus, tmp_path: 
     assert plain["history"][0]["loss"] != losses[0]
     training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
     assert (training["mixup"], training["label_smoothing"]) == (0.4, 0.1)
+    cfg = small_config(epochs=1, normalization="utterance")  # per-bin CMVN: tones and noise look alike, no UA here
+    res = train_fold(data, fold_of(corpus), 0, "edge_cnn", {}, cfg, tmp_path / "utt")
+    assert np.isfinite(res["history"][0]["loss"])
+    assert json.loads((tmp_path / "utt" / "config.json").read_text())["normalization"] == {"mode": "utterance"}
     with pytest.raises(ValueError, match="label_smoothing"):
         small_config(label_smoothing=1.0)
 
