@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser import Recognizer
 from edge_ser.errors import ModelError
 from edge_ser.windows import plan
 
@@ -37,6 +38,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--data", help="corpus root the checkpoint was trained on (calibration and parity on real audio)")
     add("--protocol", default="default", help="protocol of the checkpoint's fold, if its config does not say")
     add("--calibration", type=int, default=300, help="training utterances used to calibrate INT8")
+    add(
+        "--float-layers",
+        type=int,
+        help="leading weight layers kept in float in the INT8 model (default: fewest of 1-3 reaching 98%% agreement)",
+    )
     add("--name", help="model name in the contract (default: ARCH-CORPUS)")
 
 
@@ -108,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
             raise ModelError("--int8 needs --data: calibration uses real audio from the training speakers")
         from .quantize import quantize_int8
 
-        quantize_int8(fp32, out, _calibration_inputs(contract, calibration, args.calibration), contract)
+        inputs = _calibration_inputs(contract, calibration, args.calibration)
+        quantize_int8(fp32, out, inputs, contract, args.float_layers)
         report.update(
+            int8_float_layers=Recognizer(out).contract.provenance["int8"]["float_layers"],
             fp32_bytes=fp32.stat().st_size,
             int8_bytes=out.stat().st_size,
             fp32_latency_ms_3s=latency_ms(fp32),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx")
 
 from conftest import voiced  # noqa: E402
 from test_train import fold_of, make_corpus, small_config  # noqa: E402
@@ -18,7 +18,7 @@ from edge_ser.model import softmax  # noqa: E402
 from export import parity  # noqa: E402
 from export.cli import _load  # noqa: E402
 from export.onnx_export import export_module, make_contract, to_onnx  # noqa: E402
-from export.quantize import quantize_int8  # noqa: E402
+from export.quantize import WEIGHT_OPS, quantize_int8, weight_layers  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.train import prepare_data, train_fold  # noqa: E402
 
@@ -76,7 +76,16 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
     int8 = quantize_int8(fp32, tmp_path / "m.onnx", calibration, contract)
     assert int8.stat().st_size < fp32.stat().st_size
     a, b = Recognizer(fp32), Recognizer(int8)
+    chosen = b.contract.provenance.pop("int8")
     assert b.contract == contract
+    assert 1 <= chosen["float_layers"] <= 3 and 0 <= chosen["calibration_agreement"] <= 1
+    fixed = Recognizer(quantize_int8(fp32, tmp_path / "f2.onnx", calibration, contract, float_layers=2))
+    assert fixed.contract.provenance["int8"] == {"float_layers": 2}
+    graph = onnx.load(str(tmp_path / "f2.onnx")).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    quantized = [n.name for n in graph.node if n.op_type in WEIGHT_OPS and n.input[1] in dequantized]
+    layers = weight_layers(onnx.load(str(fp32)))
+    assert quantized == layers[2:]  # the first two stay float, every later one is INT8
     agree = np.mean([a.predict(x, sample_rate=16000).label == b.predict(x, sample_rate=16000).label for x in xs])
     assert agree >= 0.9
 
