@@ -7,9 +7,11 @@ Each RUN_DIR is a speaker-independent ``edge-ser train`` run. Every fold of it i
 and INT8 (calibrated on that fold's training speakers) and both files are scored on the fold's test
 speakers through ``edge_ser.Recognizer``: the UA/WA columns are mean ± std over folds of those ONNX
 scores. Parameters, MACs, size, latency, cold start and memory are ``edge-ser bench`` figures of the
-first fold's files (every fold has the same graph). A run ``<corpus>-random-<arch>`` next to
-``<corpus>-<arch>`` supplies the labelled random-split column (speakers shared; the seed papers'
-protocol). Shipped models are benched too; their UA is the fold mean their contract records.
+first fold's files (every fold has the same graph). ``--reuse`` keeps folds an earlier call exported
+to ``--work``, so exports can run ahead while the timings wait for a quiet machine. A run
+``<corpus>-random-<arch>`` next to ``<corpus>-<arch>`` supplies the labelled random-split column
+(speakers shared; the seed papers' protocol). Shipped models are benched too; their UA is the fold
+mean their contract records.
 Everything is measured in one run on one machine, which the report names.
 """
 
@@ -65,8 +67,14 @@ def run_entries(run: Path, data: str, work: Path, options: argparse.Namespace) -
         raise ValueError(f"{run}: no trained fold")
     parity = []
     for fold in folds:
+        out = work / run.name / f"{fold.name}.onnx"
+        saved = out.with_suffix(".parity.json")
+        if options.reuse and saved.is_file() and out.is_file() and out.with_suffix(".fp32.onnx").is_file():
+            parity.append(json.loads(saved.read_text()))
+            continue
         print(f"results: exporting {run.name}/{fold.name}", file=sys.stderr)
-        parity.append(export_fold(fold, data, work / run.name / f"{fold.name}.onnx"))
+        parity.append(export_fold(fold, data, out))
+        saved.write_text(json.dumps(parity[-1]))
     random_run = run.parent / run.name.replace(f"{report['dataset']}-", f"{report['dataset']}-random-", 1)
     random_ua = None
     if random_run != run and (random_run / "report.json").is_file():
@@ -87,6 +95,7 @@ def run_entries(run: Path, data: str, work: Path, options: argparse.Namespace) -
                 "ua_per_fold": {f.name: p[f"{precision}_ua"] for f, p in zip(folds, parity)},
                 "fp32_int8_top1_agreement": mean_std([p["fp32_int8_top1_agreement"] for p in parity]),
                 "random_split_ua": random_ua if precision == "fp32" else None,
+                "int8_float_layers": [p.get("int8_float_layers") for p in parity] if precision == "int8" else None,
                 "published": PUBLISHED.get(report["arch"]),
                 "command": report.get("command"),
                 "bench": bench_file(path, options),
@@ -241,6 +250,9 @@ def render(entries: list[dict[str, Any]], host: dict[str, Any], command: str, pl
         "## Notes",
         "",
         "- Shipped models: " + (", ".join(e["name"] for e in shipped) if shipped else "none yet."),
+        "- INT8 files are QDQ with per-channel weights; the export keeps the fewest leading weight layers (1-3) in "
+        "float that reach 98% top-1 agreement on held-out calibration windows (per fold: `int8_float_layers` in "
+        "RESULTS.json).",
         "- Published seed figures (AudioResNet 0.13M params / 3.35 ms, SpectrogramResNet 0.39M / 1.72 ms) come "
         "from the papers, whose hardware is not stated; P-CNN's paper gives no latency.",
         "- Training commands: " + "; ".join(f"{e['name']}: `{e['command']}`" for e in entries[::2] if e["command"]),
@@ -289,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--runs", type=int, default=300, help="timed calls per model")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep folds already exported to --work by this script (else re-export)"
+    )
     args = parser.parse_args(argv)
     places = dict(item.split("=", 1) for item in args.data)
     host = machine()

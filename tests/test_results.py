@@ -50,6 +50,11 @@ def test_results_from_a_run(tmp_path: Path, monkeypatch):
     torch_ua = {name: fold["test"]["emotion"]["ua"] for name, fold in report["folds"].items()}
     assert fp32["ua_per_fold"] == pytest.approx(torch_ua, abs=1e-6)  # ONNX scores the folds as training did
     assert fp32["random_split_ua"] == json.loads((random_run / "report.json").read_text())["summary"]["ua_mean"]
+    onnx_dir = tmp_path / "onnx" / "csv-pcnn"
+    before = {f: f.stat().st_mtime_ns for f in onnx_dir.glob("*.onnx")}
+    assert len(before) == 4 and results.main([*argv, "--work", str(tmp_path / "onnx"), "--reuse"]) == 0
+    assert {f: f.stat().st_mtime_ns for f in onnx_dir.glob("*.onnx")} == before  # nothing re-exported
+    assert json.loads(out.with_suffix(".json").read_text())["entries"][0]["ua"] == fp32["ua"]
     text = out.read_text()
     assert "| pcnn (csv) | FP32 |" in text and "| pcnn (csv) | INT8 |" in text and "cores" in text
     assert "hardware is not stated" in text and "pareto.png" in text
