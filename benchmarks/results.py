@@ -1,18 +1,20 @@
 """Regenerates ``benchmarks/RESULTS.md`` and its Pareto plot: every shipped model and seed run, FP32 and INT8.
 
-    python benchmarks/results.py RUN_DIR... [--data-root ../shared/datasets] [--data NAME=PATH ...]
-        [--out benchmarks/RESULTS.md] [--plot benchmarks/pareto.png] [--threads 1] [--runs 300]
+    python benchmarks/results.py [RUN_DIR...] [--record-only] [--records benchmarks/results/runs]
+        [--data-root ../shared/datasets] [--data NAME=PATH ...] [--out benchmarks/RESULTS.md]
+        [--plot benchmarks/pareto.png] [--threads 1] [--runs 300] [--reuse]
 
-Each RUN_DIR is a speaker-independent ``edge-ser train`` run. Every fold of it is exported to FP32
-and INT8 (calibrated on that fold's training speakers) and both files are scored on the fold's test
-speakers through ``edge_ser.Recognizer``: the UA/WA columns are mean ± std over folds of those ONNX
-scores. Parameters, MACs, size, latency, cold start and memory are ``edge-ser bench`` figures of the
-first fold's files (every fold has the same graph). ``--reuse`` keeps folds an earlier call exported
-to ``--work``, so exports can run ahead while the timings wait for a quiet machine. A run
-``<corpus>-random-<arch>`` next to ``<corpus>-<arch>`` supplies the labelled random-split column
-(speakers shared; the seed papers' protocol). Shipped models are benched too; their UA is the fold
-mean their contract records.
-Everything is measured in one run on one machine, which the report names.
+Two steps. **Record**: each RUN_DIR (a finished ``edge-ser train`` run) has every fold exported to
+FP32 and INT8 (calibrated on that fold's training speakers) and both files scored on the fold's test
+speakers through ``edge_ser.Recognizer``; those scores, the run's report and the fold configs go to
+a small committed record, ``benchmarks/results/runs/<run>.json`` (no weights), so runs trained in
+different sessions add up. **Measure**: every recorded speaker-independent run becomes an FP32 and an
+INT8 row: UA/WA are mean ± std over folds of the ONNX scores; parameters, MACs, size, latency, cold
+start and memory are ``edge-ser bench`` figures of the first fold's graph, timed now. A recorded run
+``<corpus>-random-<arch>`` supplies the labelled random-split column (speakers shared; the seed
+papers' protocol). Shipped models are benched too; their UA is the fold mean their contract records.
+``--reuse`` keeps folds an earlier call exported to ``--work``. All timings come from one run on one
+machine, which the report names.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +39,24 @@ from edge_ser import Recognizer
 from edge_ser.model import resolve, shipped_models
 
 PRECISIONS = ("fp32", "int8")
+RECORDS = Path("benchmarks/results/runs")
 PUBLISHED = {  # the seed papers' own figures; their hardware is not stated
     "audio_resnet": "0.13 M params / 3.35 ms",
     "spectrogram_resnet": "0.39 M params / 1.72 ms",
 }
 
 
-def export_fold(fold_dir: Path, data: str, out: Path) -> dict[str, Any]:
+def export_fold(fold_dir: Path, data: str, out: Path, float_layers: int | None = None) -> dict[str, Any]:
     """``edge-ser export FOLD --int8 --data DATA``: writes ``out`` (INT8) and ``out.fp32.onnx``; its parity report."""
     from export import cli
 
     parser = argparse.ArgumentParser()
     cli.configure_parser(parser)
-    args = parser.parse_args([str(fold_dir), "--out", str(out), "--int8", "--data", data])
+    argv = [str(fold_dir), "--out", str(out), "--int8", "--data", data]
+    argv += ["--float-layers", str(float_layers)] if float_layers is not None else []
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        cli.run(args)
+        cli.run(parser.parse_args(argv))
     return json.loads(buffer.getvalue())["parity"]
 
 
@@ -59,46 +64,90 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
 
 
-def run_entries(run: Path, data: str, work: Path, options: argparse.Namespace) -> list[dict[str, Any]]:
-    """FP32 and INT8 entries of one training run: fold-mean ONNX UA/WA plus bench figures of fold 1."""
+def record_run(run: Path, data: str, work: Path, records: Path, reuse: bool) -> Path:
+    """Exports every fold of a finished run and keeps what the table needs in ``records/<run>.json``.
+
+    The record holds the run's report and, per fold, the export's parity report (ONNX FP32/INT8
+    scores on the test speakers) and the checkpoint config (no weights), so the table can be
+    rebuilt after the run directory is gone. Random-split runs are recorded without export:
+    only their torch scores are shown.
+    """
     report = json.loads((run / "report.json").read_text())
-    folds = [run / name for name in report["folds"] if (run / name / "model.pt").is_file()]
-    if not folds:
-        raise ValueError(f"{run}: no trained fold")
-    parity = []
-    for fold in folds:
-        out = work / run.name / f"{fold.name}.onnx"
-        saved = out.with_suffix(".parity.json")
-        if options.reuse and saved.is_file() and out.is_file() and out.with_suffix(".fp32.onnx").is_file():
-            parity.append(json.loads(saved.read_text()))
-            continue
-        print(f"results: exporting {run.name}/{fold.name}", file=sys.stderr)
-        parity.append(export_fold(fold, data, out))
-        saved.write_text(json.dumps(parity[-1]))
-    random_run = run.parent / run.name.replace(f"{report['dataset']}-", f"{report['dataset']}-random-", 1)
+    missing = [name for name in report["folds"] if not (run / name / "model.pt").is_file()]
+    if missing or not report["folds"]:
+        raise ValueError(f"{run}: unfinished run (no checkpoint for folds {missing or 'any'})")
+    folds = {}
+    if report["protocol"] != "random":
+        for name in report["folds"]:
+            out = work / run.name / f"{name}.onnx"
+            saved = out.with_suffix(".parity.json")
+            if reuse and saved.is_file() and out.is_file() and out.with_suffix(".fp32.onnx").is_file():
+                parity = json.loads(saved.read_text())
+            else:
+                print(f"results: exporting {run.name}/{name}", file=sys.stderr)
+                parity = export_fold(run / name, data, out)
+                saved.write_text(json.dumps(parity))
+            folds[name] = {"parity": parity, "config": json.loads((run / name / "config.json").read_text())}
+    records.mkdir(parents=True, exist_ok=True)
+    path = records / f"{run.name}.json"
+    path.write_text(json.dumps({"run": run.name, "report": report, "folds": folds}, indent=1) + "\n")
+    return path
+
+
+def bench_files(record: dict[str, Any], data: str, work: Path) -> tuple[Path, str]:
+    """The first fold's INT8 file (FP32 beside it) to time, and where its graph came from.
+
+    When the run's exports are not at hand (the run was trained on another day), the same graph is
+    exported again from the recorded config with re-initialised weights and the recorded number of
+    float layers: latency, size and MACs do not depend on the weights' values.
+    """
+    name, fold = next(iter(record["folds"].items()))
+    first = work / record["run"] / f"{name}.onnx"
+    if first.is_file() and first.with_suffix(".fp32.onnx").is_file():
+        return first, "fold checkpoint"
+    from models.checkpoint import save_checkpoint
+    from models.registry import build_model
+
+    rebuilt = work / record["run"] / "rebuilt" / f"{name}.onnx"
+    if not (rebuilt.is_file() and rebuilt.with_suffix(".fp32.onnx").is_file()):
+        print(f"results: re-exporting the graph of {record['run']}/{name}", file=sys.stderr)
+        rebuilt.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(tmp, build_model(fold["config"]), fold["config"])
+            export_fold(Path(tmp), data, rebuilt, fold["parity"].get("int8_float_layers"))
+    return rebuilt, "same graph, re-initialised weights"
+
+
+def run_entries(path: Path, data: str, work: Path, options: argparse.Namespace) -> list[dict[str, Any]]:
+    """FP32 and INT8 entries of one recorded run: fold-mean ONNX UA/WA plus bench figures of fold 1's graph."""
+    record = json.loads(path.read_text())
+    report, folds = record["report"], record["folds"]
+    parity = [f["parity"] for f in folds.values()]
+    dataset = report["dataset"]
+    random_record = path.with_name(path.name.replace(f"{dataset}-", f"{dataset}-random-", 1))
     random_ua = None
-    if random_run != run and (random_run / "report.json").is_file():
-        random_ua = json.loads((random_run / "report.json").read_text())["summary"]["ua_mean"]
+    if random_record != path and random_record.is_file():
+        random_ua = json.loads(random_record.read_text())["report"]["summary"]["ua_mean"]
+    first, graph = bench_files(record, data, work)
     entries = []
     for precision in PRECISIONS:
-        first = work / run.name / f"{folds[0].name}.onnx"
-        path = first.with_suffix(".fp32.onnx") if precision == "fp32" else first
         entries.append(
             {
-                "name": f"{report['arch']} ({report['dataset']})",
+                "name": f"{report['arch']} ({dataset})",
                 "arch": report["arch"],
-                "corpus": report["dataset"],
+                "corpus": dataset,
                 "precision": precision,
                 "protocol": report["protocol"],
                 "ua": mean_std([p[f"{precision}_ua"] for p in parity]),
                 "wa": mean_std([p[f"{precision}_wa"] for p in parity]),
-                "ua_per_fold": {f.name: p[f"{precision}_ua"] for f, p in zip(folds, parity)},
+                "ua_per_fold": {name: f["parity"][f"{precision}_ua"] for name, f in folds.items()},
                 "fp32_int8_top1_agreement": mean_std([p["fp32_int8_top1_agreement"] for p in parity]),
                 "random_split_ua": random_ua if precision == "fp32" else None,
                 "int8_float_layers": [p.get("int8_float_layers") for p in parity] if precision == "int8" else None,
                 "published": PUBLISHED.get(report["arch"]),
                 "command": report.get("command"),
-                "bench": bench_file(path, options),
+                "timed_graph": graph,
+                "bench": bench_file(first.with_suffix(".fp32.onnx") if precision == "fp32" else first, options),
             }
         )
     return entries
@@ -253,6 +302,11 @@ def render(entries: list[dict[str, Any]], host: dict[str, Any], command: str, pl
         "- INT8 files are QDQ with per-channel weights; the export keeps the fewest leading weight layers (1-3) in "
         "float that reach 98% top-1 agreement on held-out calibration windows (per fold: `int8_float_layers` in "
         "RESULTS.json).",
+        "- Timed graphs: a run's first fold as exported when it was recorded, or, for runs trained in an earlier "
+        "session, the same graph exported from the recorded config with re-initialised weights (latency, size and "
+        "MACs do not depend on weight values): "
+        + ", ".join(f"{e['name']}: {e['timed_graph']}" for e in entries[::2] if e.get("timed_graph"))
+        + ".",
         "- Published seed figures (AudioResNet 0.13M params / 3.35 ms, SpectrogramResNet 0.39M / 1.72 ms) come "
         "from the papers, whose hardware is not stated; P-CNN's paper gives no latency.",
         "- Training commands: " + "; ".join(f"{e['name']}: `{e['command']}`" for e in entries[::2] if e["command"]),
@@ -292,7 +346,9 @@ def draw(entries: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR", help="speaker-independent train runs")
+    parser.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR", help="finished train runs to record")
+    parser.add_argument("--records", type=Path, default=RECORDS, help="where run records live (committed)")
+    parser.add_argument("--record-only", action="store_true", help="record the RUN_DIRs; measure nothing else")
     parser.add_argument("--data-root", default="../shared/datasets", help="corpus folders, <root>/<dataset>")
     parser.add_argument("--data", nargs="*", default=[], metavar="NAME=PATH", help="a corpus' location, overriding")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
@@ -306,14 +362,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     places = dict(item.split("=", 1) for item in args.data)
-    host = machine()
-    entries = shipped_entries(args)
+
+    def location(dataset: str) -> str:
+        return places.get(dataset, os.path.join(args.data_root, dataset))
+
     for run in args.run_dirs:
         dataset = json.loads((run / "report.json").read_text())["dataset"]
-        data = places.get(dataset, os.path.join(args.data_root, dataset))
-        entries += run_entries(run, data, args.work, args)
+        print(f"results: recorded {record_run(run, location(dataset), args.work, args.records, args.reuse)}")
+    if args.record_only:
+        return 0
+    host = machine()
+    entries = shipped_entries(args)
+    for path in sorted(args.records.glob("*.json")):
+        report = json.loads(path.read_text())["report"]
+        if report["protocol"] != "random":
+            entries += run_entries(path, location(report["dataset"]), args.work, args)
     if not entries:
-        parser.error("nothing to measure: no shipped model and no RUN_DIR")
+        parser.error(f"nothing to measure: no shipped model and no run recorded in {args.records}")
     command = " ".join(["python benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])
     draw(entries, args.plot)
     plot_link = os.path.relpath(args.plot, args.out.parent)

@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
 # Trains every seed architecture on CASIA and RAVDESS, speaker-independent (every fold) and, for
 # comparison with the papers, one labelled random split (fold 1 of a seeded stratified 5-fold, i.e.
-# 80/20 with speakers shared), then rebuilds benchmarks/results/training.md. Resumable: rerun it and
-# finished folds are skipped, an interrupted fold continues from its last epoch.
+# 80/20 with speakers shared). Each finished run is recorded by benchmarks/results.py (every fold
+# exported and scored as FP32 and INT8 ONNX; record committed under benchmarks/results/runs/, no
+# weights) and then rebuilds benchmarks/results/training.md. Resumable across sessions: a recorded
+# run is skipped; an interrupted fold continues from its last epoch while runs/ survives.
 #   bash benchmarks/train_seeds.sh [EPOCHS]        (RUNS=runs/ holds the runs, DATA=../shared/datasets)
+# On 2 cores two single-threaded queues keep both cores busy through the single-threaded exports:
+#   CORPORA=casia THREADS=1 bash benchmarks/train_seeds.sh & CORPORA=ravdess THREADS=1 bash benchmarks/train_seeds.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-12}
 runs=${RUNS:-runs}
 data=${DATA:-../shared/datasets}
+threads=${THREADS:-2}
+corpora=${CORPORA:-casia ravdess}
+records=benchmarks/results/runs
 archs="pcnn_gender pcnn audio_resnet spectrogram_resnet"
-train() {
-  edge-ser train --dataset "$1" --data "$data/$1" --epochs "$epochs" --patience 6 --threads 2 --no-progress \
-    --resume "${@:2}"
+train() {  # corpus run-name extra-args...
+  if [ -f "$records/$2.json" ]; then echo "$2: recorded, skipped"; return; fi
+  edge-ser train --dataset "$1" --data "$data/$1" --epochs "$epochs" --patience 6 --threads "$threads" \
+    --no-progress --resume --out "$runs/$2" "${@:3}"
+  python benchmarks/results.py --record-only --reuse --data "$1=$data/$1" "$runs/$2"
+  python benchmarks/training_results.py "$records"/*.json --out benchmarks/results/training.md
 }
-for corpus in casia ravdess; do
+for corpus in $corpora; do
   for arch in $archs; do
-    train "$corpus" --model "$arch" --out "$runs/$corpus-$arch"
+    train "$corpus" "$corpus-$arch" --model "$arch"
   done
 done
-for corpus in casia ravdess; do
+for corpus in $corpora; do
   for arch in $archs; do
-    train "$corpus" --model "$arch" --protocol random --folds 0 --out "$runs/$corpus-random-$arch"
+    train "$corpus" "$corpus-random-$arch" --model "$arch" --protocol random --folds 0
   done
 done
-python benchmarks/training_results.py "$runs"/*/ --out benchmarks/results/training.md

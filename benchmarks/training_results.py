@@ -1,8 +1,9 @@
 """Results table of training runs, speaker-independent first, with published anchors beside them.
 
-    python benchmarks/training_results.py RUN_DIR... [--out benchmarks/results/training.md]
+    python benchmarks/training_results.py RUN... [--out benchmarks/results/training.md]
 
-Each RUN_DIR is an ``edge-ser train`` output folder (its ``report.json``). UA and WA are
+Each RUN is an ``edge-ser train`` output folder (its ``report.json``) or a run record written by
+``benchmarks/results.py`` (``benchmarks/results/runs/<run>.json``, the report inside). UA and WA are
 mean ± population std over the folds that finished; the table says how many did. Runs of the
 ``random`` protocol (speakers shared between training and test) are labelled as such.
 """
@@ -42,12 +43,19 @@ def row(report: dict) -> str:
     )
 
 
-def main() -> None:
+def load(run: Path) -> dict:
+    """The report of a run directory or of a run record."""
+    if run.is_file():
+        return json.loads(run.read_text())["report"]
+    return json.loads((run / "report.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    reports = [json.loads((r / "report.json").read_text()) for r in args.runs if (r / "report.json").is_file()]
+    args = parser.parse_args(argv)
+    reports = [load(r) for r in args.runs if r.is_file() or (r / "report.json").is_file()]
     reports.sort(key=lambda r: (r["corpus"]["name"], r.get("protocol") == "random", r["arch"]))
     lines = [
         "# Training results",

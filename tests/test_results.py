@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ pytest.importorskip("onnx")
 
 from test_train import make_corpus  # noqa: E402
 
-from benchmarks import results  # noqa: E402
+from benchmarks import results, training_results  # noqa: E402
 from models import train  # noqa: E402
 
 
@@ -36,26 +37,59 @@ def test_results_from_a_run(tmp_path: Path, monkeypatch):
     assert train.main([*common, "--protocol", "random", "--folds", "0", "--out", str(random_run)]) == 0
     monkeypatch.chdir(tmp_path)
     out, plot = tmp_path / "bench" / "RESULTS.md", tmp_path / "bench" / "pareto.png"
-    argv = [str(run), "--data", f"csv={manifest}", "--out", str(out), "--plot", str(plot), "--runs", "5"]
-    assert results.main([*argv, "--work", str(tmp_path / "onnx")]) == 0
+    records, work = tmp_path / "records", tmp_path / "onnx"
+    common = ["--data", f"csv={manifest}", "--records", str(records), "--work", str(work)]
+    argv = [*common, "--out", str(out), "--plot", str(plot), "--runs", "5"]
+    assert results.main([str(run), str(random_run), *argv]) == 0
+    assert sorted(p.name for p in records.glob("*.json")) == ["csv-pcnn.json", "csv-random-pcnn.json"]
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["machine"]["cores"] >= 1 and "onnxruntime" in record["machine"]["versions"]
-    fp32, int8 = record["entries"]
+    fp32, int8 = record["entries"]  # the random-split run is a column, not a row
     assert (fp32["precision"], int8["precision"]) == ("fp32", "int8")
     assert fp32["ua"]["n"] == 2 and 0.0 <= fp32["ua"]["mean"] <= 1.0
     assert int8["bench"]["size_bytes"] < fp32["bench"]["size_bytes"]
+    assert fp32["timed_graph"] == "fold checkpoint"
     lat = fp32["bench"]["latency_ms"]["total"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
     report = json.loads((run / "report.json").read_text())
     torch_ua = {name: fold["test"]["emotion"]["ua"] for name, fold in report["folds"].items()}
     assert fp32["ua_per_fold"] == pytest.approx(torch_ua, abs=1e-6)  # ONNX scores the folds as training did
     assert fp32["random_split_ua"] == json.loads((random_run / "report.json").read_text())["summary"]["ua_mean"]
-    onnx_dir = tmp_path / "onnx" / "csv-pcnn"
+    onnx_dir = work / "csv-pcnn"
     before = {f: f.stat().st_mtime_ns for f in onnx_dir.glob("*.onnx")}
-    assert len(before) == 4 and results.main([*argv, "--work", str(tmp_path / "onnx"), "--reuse"]) == 0
+    assert len(before) == 4 and results.main([str(run), *argv, "--reuse", "--record-only"]) == 0
     assert {f: f.stat().st_mtime_ns for f in onnx_dir.glob("*.onnx")} == before  # nothing re-exported
-    assert json.loads(out.with_suffix(".json").read_text())["entries"][0]["ua"] == fp32["ua"]
     text = out.read_text()
     assert "| pcnn (csv) | FP32 |" in text and "| pcnn (csv) | INT8 |" in text and "cores" in text
     assert "hardware is not stated" in text and "pareto.png" in text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A later session: the run directory and its exports are gone, the record is enough.
+    shutil.rmtree(run)
+    shutil.rmtree(work)
+    assert results.main(argv) == 0
+    again = json.loads(out.with_suffix(".json").read_text())["entries"]
+    assert [e["ua"] for e in again] == [fp32["ua"], int8["ua"]]
+    assert again[0]["timed_graph"] == "same graph, re-initialised weights"
+    assert again[1]["bench"]["parameters"] == int8["bench"]["parameters"]
+    assert again[1]["bench"]["macs_per_second"] == int8["bench"]["macs_per_second"]
+
+
+def test_training_table_reads_records(tmp_path: Path):
+    report = {
+        "arch": "pcnn",
+        "dataset": "casia",
+        "corpus": {"name": "casia"},
+        "protocol": "loso",
+        "training": {"epochs": 3},
+        "summary": {"ua_mean": 0.5, "ua_std": 0.1, "wa_mean": 0.4, "wa_std": 0.05},
+        "folds": {"a": {"test": {"emotion": {"ua": 0.4}}}, "b": {"test": {"emotion": {"ua": 0.6}}}},
+        "command": "edge-ser train ...",
+    }
+    path = tmp_path / "casia-pcnn.json"
+    path.write_text(json.dumps({"run": "casia-pcnn", "report": report, "folds": {}}))
+    out = tmp_path / "training.md"
+    training_results.main([str(path), "--out", str(out)])
+    assert "| pcnn | casia | loso (speaker-independent) | 50.0 ± 10.0 | 40.0 ± 5.0 | 2 | 3 | a 40.0, b 60.0 |" in (
+        out.read_text()
+    )
