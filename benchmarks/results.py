@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks import bench
 from benchmarks.report import emit
 from edge_ser import Recognizer
-from edge_ser.model import resolve, shipped_models
+from edge_ser.model import SHIPPED, resolve, shipped_models
 
 PRECISIONS = ("fp32", "int8")
 RECORDS = Path("benchmarks/results/runs")
@@ -156,7 +156,7 @@ def run_entries(path: Path, data: str, work: Path, options: argparse.Namespace) 
 def shipped_entries(options: argparse.Namespace) -> list[dict[str, Any]]:
     """Shipped models, benched as installed; UA is the speaker-independent fold mean their contract records."""
     entries = []
-    for name in shipped_models():
+    for name in [n for n in shipped_models() if n in SHIPPED]:
         rec = Recognizer(name)
         cv = (rec.contract.provenance or {}).get("cross_validation") or {}
         ua = {"mean": cv["ua_mean"], "std": cv.get("ua_std", 0.0), "n": cv.get("folds", 0)} if "ua_mean" in cv else None

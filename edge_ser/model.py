@@ -14,14 +14,22 @@ from .contract import ModelContract
 from .errors import ContractError, ModelError
 
 ASSETS = Path(__file__).parent / "assets"
-# Shipped models by name; "default" is what Recognizer() loads.
-SHIPPED: dict[str, str] = {}
-ALIASES: dict[str, str] = {}
+# Shipped models by name (English: RAVDESS, 8 emotions + gender; Chinese: CASIA, 6 emotions);
+# "default" is what Recognizer() loads. `python -m export.ship NAME` rebuilds them.
+SHIPPED: dict[str, str] = {"english": "english.int8.onnx", "chinese": "chinese.int8.onnx"}
+ALIASES: dict[str, str] = {
+    "default": "english",
+    "en": "english",
+    "ravdess": "english",
+    "zh": "chinese",
+    "casia": "chinese",
+}
 
 
 def shipped_models() -> list[str]:
-    """Names of the models inside the package that exist on disk."""
-    return sorted(n for n, f in SHIPPED.items() if (ASSETS / f).is_file()) + sorted(ALIASES)
+    """Names (and aliases) of the models inside the package that exist on disk."""
+    present = sorted(n for n, f in SHIPPED.items() if (ASSETS / f).is_file())
+    return present + sorted(a for a, n in ALIASES.items() if n in present)
 
 
 def resolve(model: str | os.PathLike) -> Path:

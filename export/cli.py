@@ -44,6 +44,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="leading weight layers kept in float in the INT8 model (default: fewest of 1-3 reaching 98%% agreement)",
     )
     add("--name", help="model name in the contract (default: ARCH-CORPUS)")
+    add(
+        "--cv-record",
+        type=Path,
+        help="run record (benchmarks/results.py) of the speaker-independent folds that chose this model's recipe: "
+        "its per-fold scores go into the contract and the card",
+    )
+    add("--command", help="the command that reproduces this file, for the card (default: the training command)")
 
 
 def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
@@ -95,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
     heads = list(model.head_names) if args.keep_aux else ["emotion"]
     protocol = config.get("training", {}).get("protocol") or args.protocol
     provenance = {**provenance_from(config, args.checkpoint), "protocol": protocol}
+    if args.command:
+        provenance["command"] = args.command
+    cv_report = None
+    if args.cv_record:
+        cv_report, provenance["cross_validation"] = cross_validation(args.cv_record)
     contract = make_contract(config, heads, args.waveform_in, provenance, args.name)
     module = export_module(model, contract)
     out = Path(args.out)
@@ -142,9 +154,39 @@ def run(args: argparse.Namespace) -> int:
                     reference, parity.evaluate(feature_in, audio, labels)
                 )
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    card = write_card(out, report, _run_report(args.checkpoint), {"int8": args.int8, "machine": machine})
+    card = write_card(out, report, cv_report or _run_report(args.checkpoint), {"int8": args.int8, "machine": machine})
     print(json.dumps({"model": str(out), "card": str(card), "parity": report}, indent=2))
     return 0
+
+
+def cross_validation(record_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run report, contract summary) of a run record: torch and ONNX FP32/INT8 UA per fold, and means."""
+    try:
+        record = json.loads(Path(record_path).read_text())
+        report, folds = record["report"], record["folds"]
+        summary = report["summary"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{record_path}: not a run record ({exc})") from None
+    per_fold = {
+        name: {
+            "ua": report["folds"][name]["test"]["emotion"]["ua"],
+            **{k: fold["parity"][k] for k in ("fp32_ua", "int8_ua", "fp32_int8_top1_agreement") if k in fold["parity"]},
+        }
+        for name, fold in folds.items()
+    }
+    cv = {
+        "run": record["run"],
+        "protocol": report["protocol"],
+        "folds": len(per_fold),
+        "ua_mean": summary["ua_mean"],
+        "ua_std": summary["ua_std"],
+        "wa_mean": summary["wa_mean"],
+        "per_fold": per_fold,
+    }
+    int8 = [f["int8_ua"] for f in per_fold.values() if "int8_ua" in f]
+    if int8 and len(int8) == len(per_fold):
+        cv.update(int8_ua_mean=float(np.mean(int8)), int8_ua_std=float(np.std(int8)))
+    return report, cv
 
 
 def _run_report(checkpoint: str) -> dict[str, Any] | None:

@@ -51,6 +51,26 @@ def fold_table(report: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def onnx_fold_table(cv: dict[str, Any] | None) -> list[str]:
+    """Per-fold UA of the fold models as exported ONNX FP32 and INT8 (from ``provenance.cross_validation``)."""
+    if not cv or "int8_ua_mean" not in cv:
+        return []
+    lines = [
+        "",
+        f"Exported fold models scored through `edge_ser.Recognizer` (run `{cv['run']}`):",
+        "",
+        "| fold | PyTorch UA | ONNX FP32 UA | ONNX INT8 UA | FP32/INT8 top-1 agreement |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, f in cv["per_fold"].items():
+        lines.append(
+            f"| {name} | {100 * f['ua']:.1f} | {100 * f['fp32_ua']:.1f} | {100 * f['int8_ua']:.1f} | "
+            f"{100 * f['fp32_int8_top1_agreement']:.1f} |"
+        )
+    lines.append(f"| **mean ± std** | | | **{100 * cv['int8_ua_mean']:.1f} ± {100 * cv['int8_ua_std']:.1f}** | |")
+    return lines
+
+
 def write_card(
     model_path: str | os.PathLike, parity: dict[str, Any], report: dict[str, Any] | None, extra: dict[str, Any]
 ) -> Path:
@@ -59,6 +79,7 @@ def write_card(
     rec = Recognizer(model_path)
     c = rec.contract
     dataset = str(c.provenance.get("dataset") or "unknown")
+    protocol = c.provenance.get("protocol") or "see the run report"
     lines = [
         f"# {c.name}",
         "",
@@ -73,12 +94,18 @@ def write_card(
         "",
         "## Training data and licence",
         f"- Dataset: {dataset}. {LICENCES.get(dataset, '')}",
-        f"- Protocol: {c.provenance.get('protocol') or 'see the run report'}; fold `{c.provenance.get('fold')}`.",
+        (
+            "- Trained on every utterance of the corpus (all speakers), with the recipe whose speaker-independent "
+            "folds are below."
+            if c.provenance.get("fold") == "final"
+            else f"- Protocol: {protocol}; fold `{c.provenance.get('fold')}`."
+        ),
         f"- Command: `{c.provenance.get('command') or 'not recorded'}`",
         f"- Commit: {c.provenance.get('commit') or 'unknown'}; exported {c.provenance.get('created')}.",
         "",
         "## Speaker-independent results (checkpoint, PyTorch)",
         *fold_table(report),
+        *onnx_fold_table(c.provenance.get("cross_validation")),
         "",
         "## Export parity",
         "```json",

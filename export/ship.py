@@ -1,0 +1,126 @@
+"""Rebuilds a shipped model from the corpora: one command per model.
+
+    python -m export.ship english|chinese [--data-root ../shared/datasets] [--runs runs]
+
+A recipe (architecture + training options, below) is first trained and scored on the corpus'
+speaker-independent folds; each fold is exported to INT8 and scored through the runtime
+(``benchmarks/results.py`` records it under ``benchmarks/results/runs/``). The final model then
+trains on every speaker for the median epoch the folds' validation chose, is exported to INT8
+with its card (fold results, command, commit, licence) into ``edge_ser/assets/``, and one fold's
+INT8 model is kept under ``tests/assets/`` so a test can re-score that fold against the card.
+Resumable: rerun after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "edge_ser" / "assets"
+TEST_ASSETS = ROOT / "tests" / "assets"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a shipped model is trained: corpus, architecture, ``edge-ser train`` options, output file."""
+
+    dataset: str
+    model: str
+    options: tuple[str, ...]
+    file: str
+    keep_aux: bool
+    test_fold: str  # the fold whose INT8 model tests/ re-scores
+
+
+RECIPES = {
+    "english": Recipe(
+        dataset="ravdess",
+        model="edge_cnn",
+        options=(
+            "--aux", "gender=0.3", "--epochs", "20", "--patience", "8", "--time-mask", "20", "--freq-mask", "8",
+            "--mixup", "0.4", "--label-smoothing", "0.1",
+        ),
+        file="english.int8.onnx",
+        keep_aux=True,
+        test_fold="actors01-04",
+    ),
+    "chinese": Recipe(
+        dataset="casia",
+        model="edge_cnn",
+        options=(
+            "--aux", "gender=0.3", "--epochs", "20", "--patience", "8", "--time-mask", "20", "--freq-mask", "8",
+            "--mixup", "0.4", "--label-smoothing", "0.1",
+        ),
+        file="chinese.int8.onnx",
+        keep_aux=False,
+        test_fold="ZhaoZuoxiang",
+    ),
+}  # fmt: skip
+
+
+def final_epochs(report: dict) -> int:
+    """The median over folds of the epoch validation selected: how long the all-speaker model trains."""
+    return max(1, int(np.median([fold["best_epoch"] for fold in report["folds"].values()])))
+
+
+def ship(
+    name: str,
+    data_root: str,
+    runs: Path,
+    assets: Path = ASSETS,
+    test_assets: Path = TEST_ASSETS,
+    records: Path | None = None,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """Cross-validate, record, train on all speakers and export shipped model ``name``; returns its path."""
+    from benchmarks import results
+    from export import cli
+    from models import train
+
+    recipe = RECIPES[name]
+    data = str(Path(data_root) / recipe.dataset)
+    base = ["--model", recipe.model, "--dataset", recipe.dataset, "--data", data, *recipe.options, *extra]
+    base += ["--no-progress", "--resume"]
+    cv = runs / f"ship-{name}-cv"
+    if train.main([*base, "--out", str(cv)]) != 0:
+        raise SystemExit(f"ship {name}: cross-validation failed")
+    work = runs / "results-onnx"
+    record = results.record_run(cv, data, work, records or results.RECORDS, reuse=True)
+    report = json.loads((cv / "report.json").read_text())
+    final = runs / f"ship-{name}-final"
+    epochs = final_epochs(report)
+    if train.main([*base, "--final", "--epochs", str(epochs), "--out", str(final)]) != 0:
+        raise SystemExit(f"ship {name}: final training failed")
+    assets.mkdir(parents=True, exist_ok=True)
+    out = assets / recipe.file
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    argv = [str(final / "final"), "--out", str(out), "--int8", "--data", data, "--name", f"edge-ser-{name}"]
+    argv += ["--cv-record", str(record), "--command", f"python -m export.ship {name}"]
+    argv += ["--keep-aux"] if recipe.keep_aux else []
+    cli.run(parser.parse_args(argv))
+    out.with_suffix(".fp32.onnx").unlink()  # only the INT8 file ships
+    test_assets.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / cv.name / f"{recipe.test_fold}.onnx", test_assets / f"{name}-{recipe.test_fold}.int8.onnx")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(RECIPES))
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"))
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="where training runs go")
+    args = parser.parse_args(argv)
+    print(f"wrote {ship(args.name, args.data_root, args.runs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""export.ship: cross-validate -> record -> train on all speakers -> INT8 with card, on a toy corpus."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from test_train import make_corpus  # noqa: E402
+
+from edge_ser import Recognizer  # noqa: E402
+from export import ship  # noqa: E402
+
+
+def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path: Path, monkeypatch):
+    corpus = make_corpus(tmp_path / "toy", per_speaker=3)
+    root = tmp_path / "datasets"
+    root.mkdir()
+    with open(root / "csv", "w", newline="") as f:  # the csv corpus' root is its manifest
+        writer = csv.writer(f)
+        writer.writerow(["path", "emotion", "speaker", "gender"])
+        writer.writerows([str(Path(corpus.root) / u.path), u.emotion, u.speaker, u.gender] for u in corpus.utterances)
+    options = ("--epochs", "2", "--batch-size", "8", "--window", "0.5", "--hop", "0.25", "--aux", "gender=0.3")
+    options += ("--protocol", "loso", "--folds", "0,1", "--cache-dir", str(tmp_path / "cache"))
+    recipe = ship.Recipe("csv", "pcnn", options, "toy.int8.onnx", keep_aux=True, test_fold="s0")
+    monkeypatch.setitem(ship.RECIPES, "toy", recipe)
+    assets, tests, records = tmp_path / "assets", tmp_path / "test_assets", tmp_path / "records"
+    out = ship.ship("toy", str(root), tmp_path / "runs", assets, tests, records)
+
+    assert sorted(p.name for p in assets.iterdir()) == ["toy.int8.md", "toy.int8.onnx"]  # FP32 file not shipped
+    rec = Recognizer(out)
+    assert rec.contract.name == "edge-ser-toy" and [h.name for h in rec.contract.heads] == ["emotion", "gender"]
+    p = rec.predict(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1, sample_rate=16000)
+    assert p.label in ("calm", "angry") and sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    prov = rec.contract.provenance
+    assert prov["fold"] == "final" and prov["command"] == "python -m export.ship toy"
+    assert prov["int8"]["float_layers"] >= 1
+    cv = prov["cross_validation"]
+    report = json.loads((tmp_path / "runs" / "ship-toy-cv" / "report.json").read_text())
+    assert cv["folds"] == 2 and cv["ua_mean"] == report["summary"]["ua_mean"]
+    assert set(cv["per_fold"]) == {"s0", "s1"} and "int8_ua_mean" in cv
+    final = json.loads((tmp_path / "runs" / "ship-toy-final" / "report.json").read_text())
+    assert final["training"]["epochs"] == ship.final_epochs(report)
+    card = out.with_suffix(".md").read_text()
+    assert "python -m export.ship toy" in card and "ONNX INT8 UA" in card and "all speakers" in card
+    kept = tests / "toy-s0.int8.onnx"
+    assert kept.is_file() and (records / "ship-toy-cv.json").is_file()
+    assert Recognizer(kept).contract.provenance["fold"] == "s0"
+
+
+def test_final_epochs_is_the_median_validation_choice():
+    report = {"folds": {"a": {"best_epoch": 3}, "b": {"best_epoch": 9}, "c": {"best_epoch": 5}}}
+    assert ship.final_epochs(report) == 5
+    assert ship.final_epochs({"folds": {"a": {"best_epoch": 0}}}) == 1
