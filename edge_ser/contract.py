@@ -15,25 +15,32 @@ from typing import Any
 
 import numpy as np
 
+from .ctc import BLANK
 from .errors import ContractError
 from .frontend import FrontEnd, Normalization
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "edge_ser.contract"
 INPUT_KINDS = ("waveform", "features")
-HEAD_KINDS = ("classification",)
+HEAD_KINDS = ("classification", "ctc")
 ACTIVATIONS = ("logits", "probabilities")
 
 
 @dataclass(frozen=True)
 class Head:
-    """One output of the model: ``output`` is the ONNX output name, shape ``(batch, len(labels))``."""
+    """One output of the model, named ``output`` in the graph.
+
+    ``classification``: shape ``(batch, len(labels))``, one label per window. ``ctc``: shape
+    ``(batch, frames, len(labels))`` with ``labels[0]`` the blank; the runtime decodes it into a
+    transcript whose tokens are joined with ``separator`` ("" for characters, " " for syllables).
+    """
 
     name: str
     output: str
     labels: tuple[str, ...]
     kind: str = "classification"
     activation: str = "logits"
+    separator: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.output:
@@ -46,15 +53,22 @@ class Head:
             raise ContractError(f"head {self.name!r} needs at least 2 distinct labels")
         if not all(isinstance(label, str) and label for label in self.labels):
             raise ContractError(f"head {self.name!r}: labels must be non-empty strings")
+        if self.kind == "ctc" and self.labels[0] != BLANK:
+            raise ContractError(f"CTC head {self.name!r}: the first label must be the blank {BLANK!r}")
+        if not isinstance(self.separator, str):
+            raise ContractError(f"head {self.name!r}: separator must be a string")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "output": self.output,
             "kind": self.kind,
             "activation": self.activation,
             "labels": list(self.labels),
         }
+        if self.kind == "ctc":
+            d["separator"] = self.separator
+        return d
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,8 @@ class ModelContract:
             raise ContractError("min_seconds is shorter than one front-end frame")
         if not self.heads:
             raise ContractError("a model needs at least one head")
+        if self.heads[0].kind != "classification":
+            raise ContractError("the primary (first) head must be a classification head")
         names = [h.name for h in self.heads]
         outputs = [h.output for h in self.heads]
         if len(set(names)) != len(names) or len(set(outputs)) != len(outputs):
@@ -189,6 +205,7 @@ class ModelContract:
                     labels=tuple(h["labels"]),
                     kind=h.get("kind", "classification"),
                     activation=h.get("activation", "logits"),
+                    separator=h.get("separator", ""),
                 )
                 for h in d["heads"]
             )

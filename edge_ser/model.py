@@ -113,14 +113,16 @@ class OnnxModel:
             if head.output not in outputs:
                 raise ModelError(f"{where} head {head.name!r} output {head.output!r} not in graph {sorted(outputs)}")
             oshape = _dims(outputs[head.output].shape)
-            if len(oshape) != 2 or oshape[1] not in (None, len(head.labels)):
+            rank = 3 if head.kind == "ctc" else 2
+            if len(oshape) != rank or oshape[-1] not in (None, len(head.labels)):
                 raise ModelError(
-                    f"{where} head {head.name!r} has {len(head.labels)} labels, "
+                    f"{where} {head.kind} head {head.name!r} has {len(head.labels)} labels, "
                     f"output shape is {outputs[head.output].shape}"
                 )
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Probabilities per head for a batch of model input (features or waveforms)."""
+        """Per head, for a batch of model input (features or waveforms): class probabilities
+        ``(batch, labels)``, or for a CTC head its frame scores ``(batch, frames, labels)``."""
         try:
             values = self.session.run(self.outputs, {self.contract.input_name: batch})
         except Exception as exc:
@@ -128,14 +130,16 @@ class OnnxModel:
             raise ModelError(f"{self.path}: inference failed ({reason})") from None
         result = {}
         for head, value in zip(self.contract.heads, values):
-            if value.shape != (len(batch), len(head.labels)):
-                raise ModelError(
-                    f"{self.path}: head {head.name!r} returned shape {value.shape}, "
-                    f"expected {(len(batch), len(head.labels))}"
-                )
+            ctc = head.kind == "ctc"
+            if value.ndim != (3 if ctc else 2) or value.shape[0] != len(batch) or value.shape[-1] != len(head.labels):
+                expected = f"({len(batch)}, frames, {len(head.labels)})" if ctc else (len(batch), len(head.labels))
+                raise ModelError(f"{self.path}: head {head.name!r} returned shape {value.shape}, expected {expected}")
             if not np.isfinite(value).all():
                 raise ModelError(f"{self.path}: head {head.name!r} returned NaN or infinite values")
-            result[head.name] = softmax(value) if head.activation == "logits" else value.astype(np.float64)
+            if ctc:
+                result[head.name] = value
+            else:
+                result[head.name] = softmax(value) if head.activation == "logits" else value.astype(np.float64)
         return result
 
 

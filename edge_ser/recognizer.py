@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from . import windows
 from .audio import AudioInput, check_rate, load_audio, to_mono_float
 from .contract import ModelContract
+from .ctc import greedy_decode
 from .errors import AudioError, EdgeSERError
 from .model import OnnxModel
 from .resample import StreamResampler
@@ -39,6 +41,7 @@ class Recognizer:
         self._window = int(round(c.window_seconds * c.sample_rate))
         self._hop = int(round(c.hop_seconds * c.sample_rate))
         self._min = int(round(c.min_seconds * c.sample_rate))
+        self._ctc = [h for h in c.heads if h.kind == "ctc"]
 
     @property
     def contract(self) -> ModelContract:
@@ -62,7 +65,7 @@ class Recognizer:
         signal = self._load(audio, sample_rate)
         bounds = windows.plan(len(signal), self._window, self._hop)
         probs = self._infer([signal[s:e] for s, e in bounds])
-        return self._aggregate(probs, len(signal))
+        return self._with_transcripts(self._aggregate(probs, len(signal)), signal)
 
     def predict_segments(self, audio: AudioInput, sample_rate: int | None = None) -> list[Prediction]:
         """A timeline: one prediction per analysis window (see :mod:`edge_ser.windows`)."""
@@ -81,6 +84,7 @@ class Recognizer:
         if on_error not in ("raise", "return"):
             raise ValueError("on_error must be 'raise' or 'return'")
         items: list[tuple[int, int, int] | EdgeSERError] = []  # (first window, n windows, n samples)
+        signals: list[np.ndarray | None] = []
         chunks: list[np.ndarray] = []
         for audio in audios:
             try:
@@ -89,15 +93,20 @@ class Recognizer:
                 if on_error == "raise":
                     raise
                 items.append(exc)
+                signals.append(None)
                 continue
             bounds = windows.plan(len(signal), self._window, self._hop)
             items.append((len(chunks), len(bounds), len(signal)))
+            signals.append(signal if self._ctc else None)
             chunks.extend(signal[s:e] for s, e in bounds)
         probs = self._infer(chunks)
-        return [
-            item if isinstance(item, EdgeSERError) else self._aggregate(probs[item[0] : item[0] + item[1]], item[2])
-            for item in items
-        ]
+        out: list[Prediction | EdgeSERError] = []
+        for item, signal in zip(items, signals):
+            if isinstance(item, EdgeSERError):
+                out.append(item)
+            else:
+                out.append(self._with_transcripts(self._aggregate(probs[item[0] : item[0] + item[1]], item[2]), signal))
+        return out
 
     def stream(self, sample_rate: int | None = None) -> Stream:
         """A streaming session fed with chunks at ``sample_rate`` (default: the model's rate)."""
@@ -135,19 +144,33 @@ class Recognizer:
         if probs is None:
             uniform = {label: 1.0 / len(heads[0].labels) for label in heads[0].labels}
             return Prediction(label=None, scores=uniform, start=t0, end=t1, silent=True)
-        results = {}
+        results, transcripts = {}, {}
         for head in heads:
-            p = probs[head.name]
+            p = probs.get(head.name)
+            if head.kind == "ctc":
+                if p is not None:
+                    transcripts[head.name] = greedy_decode(p, head.labels, head.separator)
+                continue
             results[head.name] = HeadResult(head.labels[int(p.argmax())], dict(zip(head.labels, map(float, p))))
         primary = results.pop(heads[0].name)
-        return Prediction(primary.label, primary.scores, t0, t1, heads=results)
+        return Prediction(primary.label, primary.scores, t0, t1, heads=results, transcripts=transcripts)
 
     def _aggregate(self, probs: list[Probs | None], n_samples: int) -> Prediction:
         voiced = [p for p in probs if p is not None]
         if not voiced:
             return self._result(None, 0, n_samples)
-        mean = {head: np.mean([p[head] for p in voiced], axis=0) for head in voiced[0]}
+        ctc = {h.name for h in self._ctc}
+        mean = {head: np.mean([p[head] for p in voiced], axis=0) for head in voiced[0] if head not in ctc}
         return self._result(mean, 0, n_samples)
+
+    def _with_transcripts(self, prediction: Prediction, signal: np.ndarray | None) -> Prediction:
+        """A whole-clip prediction with each CTC head decoded over the whole clip in one pass
+        (windows overlap, so their transcripts cannot simply be joined)."""
+        if not self._ctc or signal is None or prediction.silent:
+            return prediction
+        out = self._model.run(self._model.contract.model_input(signal)[None])
+        text = {h.name: greedy_decode(out[h.name][0], h.labels, h.separator) for h in self._ctc}
+        return dataclasses.replace(prediction, transcripts=text)
 
 
 class Stream:

@@ -22,7 +22,9 @@ class Prediction:
     """The emotion for a stretch of audio (``start``..``end`` seconds), plus auxiliary heads.
 
     ``silent`` is True when the stretch is digital silence (peak below -80 dBFS): there is no
-    voice to judge, so ``label`` is None and the scores are uniform.
+    voice to judge, so ``label`` is None and the scores are uniform. ``heads`` holds the
+    auxiliary classification heads (gender, speaker, ...); ``transcripts`` the greedy CTC
+    transcript of each transcript head (``chars``, ``syllables``, ...) when the model has one.
     """
 
     label: str | None
@@ -31,6 +33,7 @@ class Prediction:
     end: float
     heads: dict[str, HeadResult] = field(default_factory=dict)
     silent: bool = False
+    transcripts: dict[str, str] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -45,4 +48,5 @@ class Prediction:
             "end": round(self.end, 4),
             "heads": {k: v.to_dict() for k, v in self.heads.items()},
             "silent": self.silent,
+            **({"transcripts": self.transcripts} if self.transcripts else {}),
         }

@@ -23,6 +23,7 @@ from torch import nn
 from edge_ser.contract import Head, ModelContract
 from edge_ser.errors import ModelError
 from edge_ser.frontend import FrontEnd, Normalization
+from models import ctc
 
 from .graph_frontend import GraphFrontEnd
 
@@ -79,7 +80,12 @@ def make_contract(
             window_seconds=float(window["seconds"]),
             hop_seconds=float(window["hop_seconds"]),
             min_seconds=float(window["min_seconds"]),
-            heads=tuple(Head(h, f"{h}_logits", tuple(labels[h])) for h in heads),
+            heads=tuple(
+                Head(h, f"{h}_logits", tuple(labels[h]), "ctc", separator=ctc.separator(h))
+                if ctc.is_ctc(h)
+                else Head(h, f"{h}_logits", tuple(labels[h]))
+                for h in heads
+            ),
             parameters=int(config["parameters"]),
             provenance=provenance or {},
             frontend_in_graph=in_graph,
@@ -110,7 +116,10 @@ def to_onnx(module: nn.Module, contract: ModelContract, path: str | os.PathLike)
     path.parent.mkdir(parents=True, exist_ok=True)
     outputs = [h.output for h in contract.heads]
     time_axis = "samples" if contract.input_kind == "waveform" else "frames"
-    dynamic = {INPUT: {0: "batch", 1: time_axis}, **{o: {0: "batch"} for o in outputs}}
+    dynamic = {INPUT: {0: "batch", 1: time_axis}}
+    dynamic.update(
+        {h.output: {0: "batch", 1: "out_frames"} if h.kind == "ctc" else {0: "batch"} for h in contract.heads}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

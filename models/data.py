@@ -19,6 +19,7 @@ from edge_ser.frontend import FrontEnd, Normalization
 
 from .augment import Augment, augment_waveform, spec_augment, speed_perturb
 from .features import FeatureTable
+from .heads import IGNORE
 
 PADS = ("repeat", "zero")
 
@@ -75,9 +76,29 @@ class TrainBatches:
         self.crop_frames = self.frontend.num_frames(crop_samples)
         self.augment = augment
         self.pad = pad
+        if any(t.ndim == 2 for t in self.targets.values()):
+            self._keep_whole_transcripts(pad, crop_samples)
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def _keep_whole_transcripts(self, pad: str, crop_samples: int) -> None:
+        """Transcript (CTC) targets only for utterances the training crop holds whole: a cut or
+        repeated utterance is not its transcript, so those rows become ``IGNORE``."""
+        if pad != "zero":
+            raise ValueError("transcript (CTC) heads need --pad zero: a repeated utterance is not its transcript")
+        if self.from_waves:
+            table, limit = self.waves, crop_samples * min([1.0, *self.augment.speeds])
+        else:
+            table, limit = self.inputs, self.crop_frames
+        whole = np.zeros(max(int(self.indices.max(initial=0)) + 1, 1), dtype=bool)
+        for i in self.indices:
+            whole[i] = len(table[int(i)]) <= limit
+        for name, t in self.targets.items():
+            if t.ndim == 2:
+                t = t.copy()
+                t[: len(whole)][~whole] = IGNORE
+                self.targets[name] = t
 
     def example(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """One augmented, normalized training input of utterance ``i``."""

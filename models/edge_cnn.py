@@ -81,9 +81,17 @@ class EdgeCNN(nn.Module):
         self.pool = AttentivePool(temporal)
         self.project = nn.Sequential(nn.Linear(temporal, embedding), nn.BatchNorm1d(embedding), nn.ReLU())
         self.embedding_dim = embedding
+        self.frame_dim = temporal
         self.min_frames = 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Frame-level features ``(batch, temporal, frames / 8)``, what CTC heads read."""
         h = self.blocks(self.stem(x.unsqueeze(1)))  # (batch, channels, frames', bins')
-        h = h.transpose(2, 3).flatten(1, 2)  # (batch, channels * bins', frames')
-        return self.project(self.pool(self.temporal(h)))
+        return self.temporal(h.transpose(2, 3).flatten(1, 2))  # 1x1 conv over (channels * bins')
+
+    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Utterance embedding ``(batch, embedding)`` from :meth:`frames`."""
+        return self.project(self.pool(frames))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_frames(self.frames(x))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from edge_ser.ctc import best_path
 from edge_ser.frontend import Normalization
 from edge_ser.recognizer import SILENCE_PEAK
 
@@ -43,7 +44,8 @@ def eval_inputs(
 def predict(
     model: SERModel, inputs: Sequence[Sequence[np.ndarray]], device: torch.device | str = "cpu", batch_size: int = 32
 ) -> dict[str, np.ndarray]:
-    """Per head, ``(n_utterances, n_classes)`` probabilities: the mean softmax over each utterance's windows."""
+    """Per classification head, ``(n_utterances, n_classes)`` probabilities: the mean softmax over each
+    utterance's windows (transcript heads are scored by :func:`transcribe`)."""
     was_training = model.training
     model.eval()
     owners = np.array([u for u, wins in enumerate(inputs) for _ in wins], dtype=np.int64)
@@ -51,14 +53,33 @@ def predict(
     groups: dict[tuple[int, ...], list[int]] = {}
     for k, x in enumerate(flat):
         groups.setdefault(x.shape, []).append(k)
-    sums = {name: np.zeros((len(inputs), head.out_features)) for name, head in model.heads.items()}
+    names = [name for name in model.head_names if name not in model.ctc_heads]
+    sums = {name: np.zeros((len(inputs), model.heads[name].out_features)) for name in names}
     for members in groups.values():
         for b in range(0, len(members), batch_size):
             part = members[b : b + batch_size]
             x = torch.from_numpy(np.stack([flat[k] for k in part])).to(device)
-            for name, logits in model(x).items():
+            for name, logits in zip(names, model.outputs(x, names)):
                 probs = torch.softmax(logits.double(), dim=-1).cpu().numpy()
                 np.add.at(sums[name], owners[part], probs)
     counts = np.bincount(owners, minlength=len(inputs)).astype(np.float64)[:, None]
     model.train(was_training)
     return {name: np.where(counts > 0, s / np.maximum(counts, 1), 1.0 / s.shape[1]) for name, s in sums.items()}
+
+
+@torch.no_grad()
+def transcribe(
+    model: SERModel, inputs: Sequence[np.ndarray], device: torch.device | str = "cpu"
+) -> dict[str, list[list[int]]]:
+    """Per CTC head, the best-path token indices of each whole-utterance input (one pass each, as the
+    runtime decodes a clip)."""
+    was_training = model.training
+    model.eval()
+    names = list(model.ctc_heads)
+    out: dict[str, list[list[int]]] = {name: [] for name in names}
+    for x in inputs:
+        logits = model.outputs(torch.from_numpy(x[None]).to(device), names)
+        for name, value in zip(names, logits):
+            out[name].append(best_path(value[0].cpu().numpy()))
+    model.train(was_training)
+    return out

@@ -3,7 +3,10 @@
 Every backbone maps its input to an embedding ``(batch, embedding_dim)``. :class:`SERModel`
 puts named classification heads on it -- ``emotion`` first (the primary task), then
 auxiliary ones such as ``gender`` or ``speaker`` -- and trains them with a weighted sum of
-cross-entropies. For export, :meth:`SERModel.export_module` keeps only chosen heads and
+losses. Transcript heads (``ctc_heads``: characters, syllables) are frame-level: they need a
+backbone that exposes its frames before pooling (``frames(x) -> (batch, frame_dim, frames)``
+and ``embed_frames(frames) -> embedding``), put a linear layer on every frame and train with CTC
+(blank = index 0). For export, :meth:`SERModel.export_module` keeps only chosen heads and
 returns their logits as a tuple in a fixed order, which maps directly onto ONNX outputs.
 """
 
@@ -24,7 +27,9 @@ class SERModel(nn.Module):
 
     ``heads`` maps head names to class counts and must include ``emotion``. ``loss_weights``
     gives each auxiliary head's weight in the joint loss (default 1); the emotion weight is 1
-    unless given. ``dropout`` is applied to the embedding before every head.
+    unless given. ``dropout`` is applied to the embedding (and frames) before every head.
+    ``ctc_heads`` names the heads that are frame-level CTC heads; their output is
+    ``(batch, frames, classes)`` and their targets ``(batch, length)`` padded with ``IGNORE``.
     """
 
     def __init__(
@@ -33,6 +38,7 @@ class SERModel(nn.Module):
         heads: Mapping[str, int],
         loss_weights: Mapping[str, float] | None = None,
         dropout: float = 0.0,
+        ctc_heads: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if PRIMARY not in heads:
@@ -45,9 +51,23 @@ class SERModel(nn.Module):
         unknown = set(weights) - set(order)
         if unknown:
             raise ValueError(f"loss weights for heads the model does not have: {sorted(unknown)}")
+        ctc = tuple(name for name in order if name in set(ctc_heads))
+        if set(ctc_heads) - set(order) or PRIMARY in ctc:
+            raise ValueError(f"CTC heads {sorted(ctc_heads)} must be auxiliary heads of {order}")
+        if ctc and not (hasattr(backbone, "frames") and hasattr(backbone, "embed_frames")):
+            raise ValueError(
+                f"{type(backbone).__name__} pools time away inside; CTC heads need a backbone with frame output "
+                "(e.g. edge_cnn)"
+            )
         self.backbone = backbone
+        self.ctc_heads = ctc
         self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleDict({name: nn.Linear(backbone.embedding_dim, int(heads[name])) for name in order})
+        self.heads = nn.ModuleDict(
+            {
+                name: nn.Linear(backbone.frame_dim if name in ctc else backbone.embedding_dim, int(heads[name]))
+                for name in order
+            }
+        )
         self.loss_weights = {name: float(weights.get(name, 1.0)) for name in order}
 
     @property
@@ -59,8 +79,17 @@ class SERModel(nn.Module):
         return self.backbone(x)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.dropout(self.backbone(x))
-        return {name: head(z) for name, head in self.heads.items()}
+        return dict(zip(self.head_names, self.outputs(x, self.head_names)))
+
+    def outputs(self, x: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, ...]:
+        """Logits of heads ``names``: ``(batch, classes)``, or ``(batch, frames, classes)`` for CTC heads."""
+        if not self.ctc_heads:
+            z = self.dropout(self.backbone(x))
+            return tuple(self.heads[name](z) for name in names)
+        frames = self.backbone.frames(x)
+        z = self.dropout(self.backbone.embed_frames(frames))
+        f = self.dropout(frames.transpose(1, 2))
+        return tuple(self.heads[name](f if name in self.ctc_heads else z) for name in names)
 
     def loss(
         self,
@@ -68,14 +97,20 @@ class SERModel(nn.Module):
         targets: Mapping[str, torch.Tensor],
         label_smoothing: float = 0.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Joint loss ``sum(weight[h] * CE(h))`` over the heads with targets, and each head's CE.
+        """Joint loss ``sum(weight[h] * loss(h))`` over the heads with targets, and each head's loss.
 
-        Targets equal to ``IGNORE`` (-100) are skipped; a head with no known target in the
-        batch contributes zero. ``label_smoothing`` is passed to every cross-entropy.
+        Classification heads: cross-entropy; targets equal to ``IGNORE`` (-100) are skipped.
+        CTC heads: CTC loss (mean over utterances of the loss per target token); a target row
+        starting with ``IGNORE`` is skipped. A head with no known target in the batch
+        contributes zero. ``label_smoothing`` is passed to every cross-entropy.
         """
         parts: dict[str, torch.Tensor] = {}
         total = next(iter(logits.values())).new_zeros(())
         for name, target in targets.items():
+            if name in self.ctc_heads:
+                parts[name] = ctc_loss(logits[name], target)
+                total = total + self.loss_weights[name] * parts[name]
+                continue
             valid = (target != IGNORE).sum()
             ce = F.cross_entropy(
                 logits[name], target, ignore_index=IGNORE, reduction="sum", label_smoothing=label_smoothing
@@ -105,5 +140,16 @@ class HeadSelector(nn.Module):
         self.names = tuple(heads)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        z = self.model.backbone(x)
-        return tuple(self.model.heads[name](z) for name in self.names)
+        return self.model.outputs(x, self.names)
+
+
+def ctc_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CTC loss of frame logits ``(batch, frames, classes)`` against ``IGNORE``-padded token rows."""
+    valid = target[:, 0] != IGNORE
+    if not bool(valid.any()):
+        return logits.new_zeros(())
+    log_probs = logits[valid].float().log_softmax(dim=-1).transpose(0, 1)  # (frames, batch, classes)
+    rows = target[valid]
+    lengths = (rows != IGNORE).sum(dim=1)
+    frames = torch.full((rows.shape[0],), log_probs.shape[0], dtype=torch.long, device=rows.device)
+    return F.ctc_loss(log_probs, rows[rows != IGNORE], frames, lengths, blank=0, zero_infinity=True)

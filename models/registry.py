@@ -17,6 +17,7 @@ from torch import nn
 from edge_ser.frontend import FrontEnd
 
 from .audio_resnet import AudioResNet
+from .ctc import is_ctc
 from .edge_cnn import EdgeCNN
 from .heads import PRIMARY, SERModel
 from .pcnn import PCNN
@@ -128,6 +129,7 @@ def build_model(config: Mapping[str, Any]) -> SERModel:
         heads,
         {k: v for k, v in weights.items() if k in heads},
         dropout=float(config.get("dropout", spec.dropout)),
+        ctc_heads=[h for h in heads if is_ctc(h)],
     )
 
 

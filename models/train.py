@@ -32,10 +32,11 @@ from tqdm import tqdm
 from edge_ser.errors import EdgeSERError
 from edge_ser.frontend import FrontEnd, Normalization
 
+from . import ctc
 from .augment import Augment
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
 from .data import PADS, TrainBatches
-from .evaluate import eval_inputs, predict
+from .evaluate import eval_inputs, predict, transcribe
 from .features import DEFAULT_CACHE_DIR, FeatureTable, WindowTable, fit_normalization, load_features, load_windows
 from .heads import IGNORE, PRIMARY, SERModel
 from .registry import ARCHITECTURES, build_model, count_parameters, default_config, get_architecture
@@ -137,10 +138,16 @@ def prepare_data(corpus: Any, frontend: FrontEnd, cfg: TrainConfig, cache_dir: s
 
 
 def head_labels(corpus: Any, train: Iterable[int], aux: Iterable[str]) -> dict[str, list[str]]:
-    """Label set of every head: the corpus' emotions, and each aux field's values among ``train``."""
+    """Label set of every head: the corpus' emotions, each aux field's values among ``train``, and
+    for a transcript (CTC) head its token vocabulary among ``train`` (blank first)."""
     labels = {PRIMARY: [str(e) for e in corpus.emotions]}
     train = list(train)
     for name in aux:
+        if ctc.is_ctc(name):
+            labels[name] = ctc.vocabulary(name, [corpus.utterances[i] for i in train])
+            if len(labels[name]) < 2:
+                raise ValueError(f"transcript head {name!r}: no training utterance has a {name} transcript")
+            continue
         values = {getattr(corpus.utterances[i], name, None) for i in train}
         values = sorted(str(v) for v in values if v not in (None, ""))
         if len(values) < 2:
@@ -150,9 +157,13 @@ def head_labels(corpus: Any, train: Iterable[int], aux: Iterable[str]) -> dict[s
 
 
 def head_targets(corpus: Any, labels: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """Class index of every utterance for every head; -100 where the label is unknown or unseen."""
+    """Class index of every utterance for every head; -100 where the label is unknown or unseen.
+    A transcript head gets a token matrix instead (:func:`models.ctc.targets`)."""
     out = {}
     for name, values in labels.items():
+        if ctc.is_ctc(name):
+            out[name] = ctc.targets(name, corpus.utterances, values)
+            continue
         index = {v: k for k, v in enumerate(values)}
         out[name] = np.array([index.get(str(getattr(u, name, None)), IGNORE) for u in corpus.utterances], np.int64)
     return out
@@ -343,6 +354,15 @@ def train_fold(
     if len(test_idx):
         probs = predict(model, eval_inputs(data.inputs, data.windows, test_idx, normalization), device)
         results["test"] = head_scores(probs, targets, test_idx)
+        if model.ctc_heads:
+            whole = [normalization(data.inputs[int(i)]).astype(np.float32, copy=False) for i in test_idx]
+            for name, hypotheses in transcribe(model, whole, device).items():
+                pairs = [(row[row != IGNORE].tolist(), h) for row, h in zip(targets[name][test_idx], hypotheses)]
+                pairs = [(r, h) for r, h in pairs if r]
+                results["test"][name] = {
+                    "token_error_rate": ctc.error_rate(*zip(*pairs)) if pairs else None,
+                    "utterances": len(pairs),
+                }
     config["training"] = {
         **cfg.to_dict(),
         **(meta or {}),
@@ -454,6 +474,11 @@ def train_folds(
     }
     for head in sorted({h for r in tested for h in r["test"] if h != PRIMARY}):
         per_fold = [r["test"][head] for r in tested if head in r["test"]]
+        if ctc.is_ctc(head):
+            rates = [f["token_error_rate"] for f in per_fold if f["token_error_rate"] is not None]
+            summary = {"token_error_rate_mean": float(np.mean(rates)), "token_error_rate_std": float(np.std(rates))}
+            report.setdefault("aux_summary", {})[head] = summary if rates else None
+            continue
         report.setdefault("aux_summary", {})[head] = jsonable(metrics.summarize(per_fold))
     write_json(out / REPORT, report)
     return report

@@ -193,4 +193,4 @@ def test_data_needs_dataset(tiny_model, tmp_path, capsys):
 @pytest.mark.skipif("default" in shipped_models(), reason="a default model ships: the error case cannot happen")
 def test_no_model_means_default_which_is_not_shipped_yet(capsys):
     assert main(["bench", *FAST]) == 2
-    assert "model 'default' not found" in capsys.readouterr().err
+    assert "shipped model 'english' is missing from the installation" in capsys.readouterr().err
