@@ -53,7 +53,7 @@ class TrainBatches:
         inputs: FeatureTable,
         indices: np.ndarray,
         targets: Mapping[str, np.ndarray],
-        normalization: Normalization,
+        normalization: Normalization | Mapping[int, Normalization],
         crop_samples: int,
         augment: Augment | None = None,
         waves: FeatureTable | None = None,
@@ -104,14 +104,18 @@ class TrainBatches:
         """One augmented, normalized training input of utterance ``i``."""
         aug = self.augment
         if not self.from_waves:
-            return self.normalization(crop(self.inputs[i], self.crop_frames, rng, self.pad))
+            return self._normalize(i, crop(self.inputs[i], self.crop_frames, rng, self.pad))
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
         x = crop(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]
         if len(x) < self.crop_samples:
             x = np.pad(x, (0, self.crop_samples - len(x)))
         x = augment_waveform(x, aug, self.frontend.sample_rate, rng)
-        return self.normalization(self.frontend(x))
+        return self._normalize(i, self.frontend(x))
+
+    def _normalize(self, i: int, features: np.ndarray) -> np.ndarray:
+        norm = self.normalization
+        return norm[i](features) if isinstance(norm, Mapping) else norm(features)
 
     def epoch(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """One pass over the utterances in random order; a last batch of one is dropped (batch norm)."""

@@ -9,7 +9,7 @@ no label; here it counts as class 0). Windows of equal shape are batched, none i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,9 +23,13 @@ from .heads import SERModel
 
 
 def eval_inputs(
-    table: FeatureTable, windows: WindowTable, indices: Sequence[int], normalization: Normalization
+    table: FeatureTable,
+    windows: WindowTable,
+    indices: Sequence[int],
+    normalization: Normalization | Mapping[int, Normalization],
 ) -> list[list[np.ndarray]]:
-    """For each utterance in ``indices``, the normalized model inputs of its voiced windows."""
+    """For each utterance in ``indices``, the normalized model inputs of its voiced windows
+    (``normalization`` may map utterance index -> statistics, e.g. per speaker)."""
     by_owner: dict[int, list[int]] = {}
     for j, owner in enumerate(windows.owner.tolist()):
         by_owner.setdefault(owner, []).append(j)
@@ -36,7 +40,8 @@ def eval_inputs(
             wins = [windows[j] for j in by_owner[i] if windows.peaks[j] >= SILENCE_PEAK]
         else:
             wins = [table[i]] if table.peaks[i] >= SILENCE_PEAK else []
-        out.append([normalization(w).astype(np.float32, copy=False) for w in wins])
+        norm = normalization[i] if isinstance(normalization, Mapping) else normalization
+        out.append([norm(w).astype(np.float32, copy=False) for w in wins])
     return out
 
 

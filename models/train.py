@@ -53,8 +53,9 @@ class TrainConfig:
     ``patience``: epochs without a better validation UA before stopping (0: never stop early).
     ``label_smoothing``: for every head's cross-entropy; ``mixup``: the Beta(a, a) parameter of
     mixup on model inputs and targets (0: off). ``normalization``: ``global`` (training-set
-    statistics) or ``utterance`` (each window's own mean and std: removes speaker and channel
-    offsets, see :class:`edge_ser.frontend.Normalization`).
+    statistics), ``utterance`` (each window's own mean and std: removes speaker and channel
+    offsets, see :class:`edge_ser.frontend.Normalization`) or ``speaker`` (each speaker's own
+    statistics, see :func:`speaker_normalization`).
     ``crop_seconds``: training crop length (default: the analysis window). ``window_seconds``,
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
     stored for export.
@@ -82,8 +83,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("need epochs >= 1 and batch_size >= 2")
-        if self.normalization not in ("global", "utterance"):
-            raise ValueError("normalization must be global or utterance")
+        if self.normalization not in ("global", "utterance", "speaker"):
+            raise ValueError("normalization must be global, utterance or speaker")
         if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
             raise ValueError("need 0 <= label_smoothing < 1 and mixup >= 0")
         if self.pad not in PADS:
@@ -135,6 +136,31 @@ def prepare_data(corpus: Any, frontend: FrontEnd, cfg: TrainConfig, cache_dir: s
     if cfg.augment.on_waveform and frontend.kind != "waveform":
         waves = load_features(corpus, FrontEnd(kind="waveform", sample_rate=rate), cache_dir, cfg.progress)
     return CorpusData(corpus, inputs, windows, waves)
+
+
+def speaker_normalization(
+    data: CorpusData, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray
+) -> dict[int, Normalization]:
+    """Per-speaker statistics for every utterance of a fold (``--normalization speaker``).
+
+    Training and validation speakers use their own utterances outside the test part; a test
+    speaker uses all of their test utterances -- the transductive upper bound of on-device
+    adaptation (the runtime only ever has the utterances heard before; see ``SpeakerProfile``).
+    """
+    speakers = [u.speaker for u in data.corpus.utterances]
+    out: dict[int, Normalization] = {}
+    for part in (np.concatenate([train_idx, val_idx]), test_idx):
+        groups: dict[str, list[int]] = {}
+        for i in part:
+            groups.setdefault(speakers[int(i)], []).append(int(i))
+        for members in groups.values():
+            stats = fit_normalization(data.inputs, members)
+            out.update(dict.fromkeys(members, stats))
+    return out
+
+
+def _normalizer(norm: Normalization | dict[int, Normalization], index: int) -> Normalization:
+    return norm[index] if isinstance(norm, dict) else norm
 
 
 def head_labels(corpus: Any, train: Iterable[int], aux: Iterable[str]) -> dict[str, list[str]]:
@@ -229,10 +255,13 @@ def train_fold(
     train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (fold.train, fold.val, fold.test))
     labels = head_labels(corpus, train_idx, aux)
     targets = head_targets(corpus, labels)
+    per_utterance = None
     if cfg.normalization == "utterance":
         normalization = Normalization("utterance")
     else:
         normalization = fit_normalization(data.inputs, train_idx)
+        if cfg.normalization == "speaker":
+            per_utterance = speaker_normalization(data, train_idx, val_idx, test_idx)
     config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict())
     config.update(
         labels=labels,
@@ -249,13 +278,14 @@ def train_fold(
         data.inputs,
         train_idx,
         targets,
-        normalization,
+        per_utterance or normalization,
         _samples(cfg.crop, frontend.sample_rate),
         cfg.augment,
         data.waves,
         cfg.pad,
     )
-    val_inputs = eval_inputs(data.inputs, data.windows, val_idx, normalization) if len(val_idx) else None
+    norm = per_utterance or normalization
+    val_inputs = eval_inputs(data.inputs, data.windows, val_idx, norm) if len(val_idx) else None
     identity = json.dumps(jsonable({"config": config, "training": settings, "fold": [train_idx, val_idx]}))
     progress: dict[str, Any] = {"epoch": 0, "best_ua": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -352,10 +382,10 @@ def train_fold(
         "history": history,
     }
     if len(test_idx):
-        probs = predict(model, eval_inputs(data.inputs, data.windows, test_idx, normalization), device)
+        probs = predict(model, eval_inputs(data.inputs, data.windows, test_idx, norm), device)
         results["test"] = head_scores(probs, targets, test_idx)
         if model.ctc_heads:
-            whole = [normalization(data.inputs[int(i)]).astype(np.float32, copy=False) for i in test_idx]
+            whole = [_normalizer(norm, int(i))(data.inputs[int(i)]).astype(np.float32, copy=False) for i in test_idx]
             for name, hypotheses in transcribe(model, whole, device).items():
                 pairs = [(row[row != IGNORE].tolist(), h) for row, h in zip(targets[name][test_idx], hypotheses)]
                 pairs = [(r, h) for r, h in pairs if r]
@@ -544,7 +574,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--masks", type=int, default=2, help="SpecAugment: masks of each kind per example")
     add("--label-smoothing", type=float, default=0.0, help="label smoothing of every head's cross-entropy")
     add("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
-    add("--normalization", choices=("global", "utterance"), default="global", help="feature normalization")
+    add(
+        "--normalization",
+        choices=("global", "utterance", "speaker"),
+        default="global",
+        help="feature normalization: training-set statistics, each window's own, or each speaker's own "
+        "(test speakers: all their test utterances, the transductive upper bound of adaptation)",
+    )
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     add("--threads", type=int, help="torch CPU threads")
     add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")

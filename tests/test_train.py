@@ -381,3 +381,21 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     assert (tmp_path / "final" / "final" / "model.pt").exists()
     assert main([*args, "--folds", "9"]) == 2
     assert "no fold" in capsys.readouterr().err
+
+
+def test_speaker_normalization_uses_each_speakers_own_statistics(corpus, tmp_path):
+    data = prepare_data(corpus, FrontEnd(kind="mfcc", n_mfcc=13), small_config(), tmp_path / "cache")
+    train_idx = by_speaker(corpus, "s0", "s1")
+    norms = models.train.speaker_normalization(
+        data, np.array(train_idx), np.array([], int), np.array(by_speaker(corpus, "s3"))
+    )
+    assert set(norms) == set(train_idx) | set(by_speaker(corpus, "s3"))
+    s1 = by_speaker(corpus, "s1")
+    expected = Normalization.fit([data.inputs[i] for i in s1])
+    assert np.allclose(norms[s1[0]].mean, expected.mean) and np.allclose(norms[s1[0]].std, expected.std)
+    assert norms[s1[0]] is norms[s1[-1]] and norms[s1[0]] is not norms[by_speaker(corpus, "s0")[0]]
+    normalized = np.concatenate([norms[i](data.inputs[i]) for i in s1])
+    assert np.allclose(normalized.mean(axis=0), 0, atol=1e-4) and np.allclose(normalized.std(axis=0), 1, atol=1e-3)
+    fold = Split("f", train_idx, by_speaker(corpus, "s2"), by_speaker(corpus, "s3"))
+    result = train_fold(data, fold, 0, "pcnn", {}, small_config(normalization="speaker"), tmp_path / "run")
+    assert 0.0 <= result["test"]["emotion"]["ua"] <= 1.0
