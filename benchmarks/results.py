@@ -64,20 +64,20 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
 
 
-def record_run(run: Path, data: str, work: Path, records: Path, reuse: bool) -> Path:
+def record_run(run: Path, data: str, work: Path, records: Path, reuse: bool, export: bool = True) -> Path:
     """Exports every fold of a finished run and keeps what the table needs in ``records/<run>.json``.
 
     The record holds the run's report and, per fold, the export's parity report (ONNX FP32/INT8
     scores on the test speakers) and the checkpoint config (no weights), so the table can be
-    rebuilt after the run directory is gone. Random-split runs are recorded without export:
-    only their torch scores are shown.
+    rebuilt after the run directory is gone. Random-split runs (and any with ``export=False``) are
+    recorded without export: only their torch scores are shown.
     """
     report = json.loads((run / "report.json").read_text())
     missing = [name for name in report["folds"] if not (run / name / "model.pt").is_file()]
     if missing or not report["folds"]:
         raise ValueError(f"{run}: unfinished run (no checkpoint for folds {missing or 'any'})")
     folds = {}
-    if report["protocol"] != "random":
+    if export and report["protocol"] != "random":
         for name in report["folds"]:
             out = work / run.name / f"{name}.onnx"
             saved = out.with_suffix(".parity.json")
@@ -349,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR", help="finished train runs to record")
     parser.add_argument("--records", type=Path, default=RECORDS, help="where run records live (committed)")
     parser.add_argument("--record-only", action="store_true", help="record the RUN_DIRs; measure nothing else")
+    parser.add_argument("--no-export", action="store_true", help="record the runs' reports only (no ONNX scores)")
     parser.add_argument("--data-root", default="../shared/datasets", help="corpus folders, <root>/<dataset>")
     parser.add_argument("--data", nargs="*", default=[], metavar="NAME=PATH", help="a corpus' location, overriding")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
@@ -368,15 +369,16 @@ def main(argv: list[str] | None = None) -> int:
 
     for run in args.run_dirs:
         dataset = json.loads((run / "report.json").read_text())["dataset"]
-        print(f"results: recorded {record_run(run, location(dataset), args.work, args.records, args.reuse)}")
+        path = record_run(run, location(dataset), args.work, args.records, args.reuse, export=not args.no_export)
+        print(f"results: recorded {path}")
     if args.record_only:
         return 0
     host = machine()
     entries = shipped_entries(args)
     for path in sorted(args.records.glob("*.json")):
-        report = json.loads(path.read_text())["report"]
-        if report["protocol"] != "random":
-            entries += run_entries(path, location(report["dataset"]), args.work, args)
+        record = json.loads(path.read_text())
+        if record["report"]["protocol"] != "random" and record["folds"]:
+            entries += run_entries(path, location(record["report"]["dataset"]), args.work, args)
     if not entries:
         parser.error(f"nothing to measure: no shipped model and no run recorded in {args.records}")
     command = " ".join(["python benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])

@@ -93,3 +93,25 @@ def test_training_table_reads_records(tmp_path: Path):
     assert "| pcnn | casia | loso (speaker-independent) | 50.0 ± 10.0 | 40.0 ± 5.0 | 2 | 3 | a 40.0, b 60.0 |" in (
         out.read_text()
     )
+
+
+def test_mtl_table_pools_folds_and_seeds(tmp_path: Path):
+    from benchmarks import mtl_table
+
+    def record(config: str, seed: int, uas: list[float], ter: float | None = None) -> Path:
+        folds = {f"f{k}": {"test": {"emotion": {"ua": ua}}} for k, ua in enumerate(uas)}
+        report = {"folds": folds, "summary": {"ua_mean": sum(uas) / len(uas)}, "aux": {"chars": 0.3}}
+        if ter is not None:
+            report["aux_summary"] = {"chars": {"token_error_rate_mean": ter}}
+        path = tmp_path / f"casia-mtl-{config}-s{seed}.json"
+        path.write_text(json.dumps({"run": path.stem, "report": report, "folds": {}}))
+        return path
+
+    paths = [record("chars", 0, [0.4, 0.6], 0.5), record("chars", 1, [0.5, 0.7], 0.3), record("none", 0, [0.3, 0.3])]
+    (tmp_path / "other.json").write_text(json.dumps({"run": "casia-pcnn", "report": {}, "folds": {}}))
+    out = tmp_path / "mtl.md"
+    mtl_table.main([*map(str, paths), str(tmp_path / "other.json"), "--out", str(out)])
+    lines = [line for line in out.read_text().splitlines() if line.startswith("| casia")]
+    assert lines[0].startswith("| casia | emotion only |") and "| 30.0 ± 0.0 |" in lines[0]
+    assert lines[1].startswith("| casia | + chars | chars=0.3 | 55.0 ± 11.2 | 5.0 | 2 (0, 1) | 2 |")
+    assert "chars 30%" in lines[1] and "chars 50%" in lines[1]

@@ -1,0 +1,82 @@
+"""Multi-task ablation table: emotion UA per corpus and head configuration, over folds and seeds.
+
+    python benchmarks/mtl_table.py RECORD... [--out benchmarks/results/mtl_ablation.md]
+
+Each RECORD is a run record (``benchmarks/results.py --record-only``) of a run named
+``<corpus>-mtl-<config>-s<seed>``. UA is given as mean ± std over every (fold, seed) pair, and
+the spread of the seed means (how much of a difference the seed alone makes); transcript heads
+add their test token error rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.report import emit
+
+NAME = re.compile(r"^(?P<corpus>\w+)-mtl-(?P<config>\w+)-s(?P<seed>\d+)$")
+ORDER = ["none", "gender", "speaker", "chars", "syllables", "all"]
+LABEL = {"none": "emotion only", "all": "all auxiliary tasks"}
+
+
+def collect(paths: list[Path]) -> dict[tuple[str, str], dict[int, dict]]:
+    """``(corpus, config) -> {seed: report}`` of the records whose run name fits the scheme."""
+    out: dict[tuple[str, str], dict[int, dict]] = {}
+    for path in paths:
+        record = json.loads(path.read_text())
+        match = NAME.match(record["run"])
+        if match:
+            out.setdefault((match["corpus"], match["config"]), {})[int(match["seed"])] = record["report"]
+    return out
+
+
+def row(corpus: str, config: str, seeds: dict[int, dict]) -> str:
+    ua = [f["test"]["emotion"]["ua"] for r in seeds.values() for f in r["folds"].values() if f.get("test")]
+    seed_means = [r["summary"]["ua_mean"] for r in seeds.values() if r.get("summary")]
+    folds = {len(r["folds"]) for r in seeds.values()}
+    ter = []
+    for r in seeds.values():
+        for head, summary in (r.get("aux_summary") or {}).items():
+            if summary and "token_error_rate_mean" in summary:
+                ter.append(f"{head} {100 * summary['token_error_rate_mean']:.0f}%")
+    aux = ", ".join(f"{k}={v}" for k, v in next(iter(seeds.values())).get("aux", {}).items()) or "–"
+    return (
+        f"| {corpus} | {LABEL.get(config, '+ ' + config)} | {aux} | {100 * np.mean(ua):.1f} ± {100 * np.std(ua):.1f} | "
+        f"{100 * np.std(seed_means):.1f} | {len(seeds)} ({', '.join(map(str, sorted(seeds)))}) | "
+        f"{'/'.join(map(str, sorted(folds)))} | {'; '.join(sorted(set(ter))) or ''} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", nargs="+", type=Path, metavar="RECORD")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    groups = collect(args.records)
+    keys = sorted(groups, key=lambda k: (k[0], ORDER.index(k[1]) if k[1] in ORDER else len(ORDER)))
+    command = next(iter(groups[keys[0]].values())).get("command", "") if keys else ""
+    lines = [
+        "# Multi-task ablation (edge_cnn, speaker-independent folds)",
+        "",
+        "Emotion UA of the same backbone and recipe with different auxiliary heads. UA: mean ± std over every "
+        "(fold, seed) pair; seed spread: std of the per-seed fold means. Transcript heads: test token error rate "
+        "(greedy CTC), mean over folds and seeds.",
+        "",
+        "Regenerate: `bash benchmarks/mtl_ablation.sh` (runs), then "
+        "`python benchmarks/mtl_table.py benchmarks/results/mtl/*.json --out benchmarks/results/mtl_ablation.md`.",
+        f"One run's command: `{command}`",
+        "",
+        "| corpus | heads | loss weights | UA % | seed spread | seeds | folds | token error rate |",
+        "|---|---|---|---:|---:|---|---:|---|",
+        *[row(corpus, config, groups[(corpus, config)]) for corpus, config in keys],
+    ]
+    emit(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
