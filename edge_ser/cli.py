@@ -27,6 +27,7 @@ def _format(path: str, p: Prediction) -> str:
     if p.silent:
         return f"{path}\tsilence"
     extra = "".join(f"\t{name}={h.label} ({h.scores[h.label]:.2f})" for name, h in p.heads.items())
+    extra += "".join(f"\t{name}={text!r}" for name, text in p.transcripts.items())
     return f"{path}\t{p.label} ({p.score:.2f}){extra}"
 
 
@@ -75,7 +76,12 @@ def _info(args: argparse.Namespace) -> int:
         f"normalize   {c.normalization.mode}",
         f"window      {c.window_seconds:g} s, hop {c.hop_seconds:g} s, minimum {c.min_seconds:g} s",
     ]
-    lines += [f"head        {h.name}: {', '.join(h.labels)}" for h in c.heads]
+    lines += [
+        f"head        {h.name}: {', '.join(h.labels)}"
+        if h.kind == "classification"
+        else f"head        {h.name}: CTC transcript over {len(h.labels) - 1} tokens"
+        for h in c.heads
+    ]
     lines += [f"provenance  {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in c.provenance.items()]
     print("\n".join(lines))
     return 0

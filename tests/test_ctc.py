@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from edge_ser import Recognizer
+from edge_ser.cli import main as cli_main
 from edge_ser.contract import Head
 from edge_ser.ctc import BLANK, best_path, greedy_decode
 from edge_ser.errors import ContractError
@@ -165,6 +166,10 @@ def test_train_and_export_with_every_head_through_the_recognizer(tmp_path: Path,
     assert batch.transcripts == p.transcripts
     segment = rec.predict_segments(x, sample_rate=RATE)[0]
     assert set(segment.transcripts) == {"chars"}
+    capsys.readouterr()
+    assert cli_main(["predict", "--model", str(out), str(tmp_path / "s0_angry_0.wav")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "\tgender=" in line and "\tspeaker=" in line and f"\tchars={p.transcripts['chars']!r}" in line
     plain = tmp_path / "emotion-only.onnx"
     cli.run(parser.parse_args([str(fold), "--out", str(plain)]))
     assert Recognizer(plain).predict(x, sample_rate=RATE).transcripts == {}
