@@ -7,9 +7,10 @@ print(rec.predict("hello.wav").label)
 
 from .audio import load_audio
 from .contract import ModelContract
-from .errors import AudioError, ContractError, EdgeSERError, ModelError
+from .errors import AudioError, ContractError, EdgeSERError, ModelError, ProfileError
 from .frontend import FrontEnd, Normalization
 from .model import shipped_models
+from .profile import SpeakerProfile
 from .recognizer import Recognizer, Stream
 from .result import HeadResult, Prediction
 
@@ -25,7 +26,9 @@ __all__ = [
     "ModelError",
     "Normalization",
     "Prediction",
+    "ProfileError",
     "Recognizer",
+    "SpeakerProfile",
     "Stream",
     "load_audio",
     "shipped_models",

@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .errors import EdgeSERError
 from .result import Prediction
+
+if TYPE_CHECKING:
+    from .recognizer import Recognizer
 
 # Training-side subcommands live outside the runtime and need the `train` extra.
 _EXTERNAL = {
@@ -34,7 +39,20 @@ def _format(path: str, p: Prediction) -> str:
 def _predict(args: argparse.Namespace) -> int:
     from .recognizer import Recognizer
 
-    rec = Recognizer(args.model, threads=args.threads)
+    profile = None
+    if args.profile:
+        from .profile import SpeakerProfile
+
+        profile = SpeakerProfile.load(args.profile) if os.path.exists(args.profile) else SpeakerProfile()
+    rec = Recognizer(args.model, threads=args.threads, profile=profile)
+    try:
+        return _predict_files(rec, args)
+    finally:
+        if profile is not None:
+            profile.save(args.profile)
+
+
+def _predict_files(rec: Recognizer, args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
@@ -98,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", default="default", help="shipped model name or .onnx path (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--profile",
+        metavar="PROFILE.json",
+        help="speaker profile to adapt to (created if missing): files are read in order, each normalized with "
+        "the profile as it stood before it, then added; saved at the end",
+    )
     p.add_argument("--segments", action="store_true", help="a timeline of analysis windows instead of one result")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default: %(default)s)")
     p.set_defaults(func=_predict)

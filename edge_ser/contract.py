@@ -23,6 +23,7 @@ SCHEMA_VERSION = 1
 METADATA_KEY = "edge_ser.contract"
 INPUT_KINDS = ("waveform", "features")
 HEAD_KINDS = ("classification", "ctc")
+ADAPTATIONS = ("none", "speaker")
 ACTIVATIONS = ("logits", "probabilities")
 
 
@@ -79,7 +80,10 @@ class ModelContract:
     ``window_seconds``/``hop_seconds`` are the analysis window the model was trained on and
     the hop between windows for longer audio; ``min_seconds`` is the shortest usable input.
     ``frontend_in_graph``: a waveform-in model whose graph computes ``frontend`` and
-    ``normalization`` itself; the runtime then feeds it raw samples.
+    ``normalization`` itself; the runtime then feeds it raw samples. ``adaptation``:
+    ``speaker`` when the model was trained on each speaker's own feature statistics and expects
+    input normalized with the current user's (a :class:`edge_ser.SpeakerProfile`);
+    ``normalization`` then holds the global statistics used until the profile is ready.
     """
 
     name: str
@@ -95,6 +99,7 @@ class ModelContract:
     parameters: int
     provenance: dict[str, Any] = field(default_factory=dict)
     frontend_in_graph: bool = False
+    adaptation: str = "none"
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -102,6 +107,10 @@ class ModelContract:
             raise ContractError(
                 f"contract schema version {self.schema_version} is not supported (this edge-ser reads {SCHEMA_VERSION})"
             )
+        if self.adaptation not in ADAPTATIONS:
+            raise ContractError(f"adaptation must be one of {ADAPTATIONS}, got {self.adaptation!r}")
+        if self.adaptation == "speaker" and (self.frontend_in_graph or self.normalization.mode != "global"):
+            raise ContractError("speaker adaptation needs features outside the graph and global fallback statistics")
         if self.input_kind not in INPUT_KINDS:
             raise ContractError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
         if self.frontend_in_graph:
@@ -136,11 +145,13 @@ class ModelContract:
         if not isinstance(self.provenance, dict):
             raise ContractError("provenance must be an object")
 
-    def model_input(self, samples: np.ndarray) -> np.ndarray:
-        """The graph's input for one window of mono float samples at ``sample_rate`` (no batch axis)."""
+    def model_input(self, samples: np.ndarray, normalization: Normalization | None = None) -> np.ndarray:
+        """The graph's input for one window of mono float samples at ``sample_rate`` (no batch axis);
+        ``normalization`` replaces the contract's (speaker adaptation)."""
         if self.frontend_in_graph:
             return samples.astype(np.float32, copy=False)
-        return self.normalization(self.frontend(samples)).astype(np.float32, copy=False)
+        norm = self.normalization if normalization is None else normalization
+        return norm(self.frontend(samples)).astype(np.float32, copy=False)
 
     @property
     def primary(self) -> Head:
@@ -168,6 +179,7 @@ class ModelContract:
             "heads": [h.to_dict() for h in self.heads],
             "parameters": self.parameters,
             "provenance": self.provenance,
+            **({"adaptation": self.adaptation} if self.adaptation != "none" else {}),
         }
 
     @classmethod
@@ -190,8 +202,9 @@ class ModelContract:
             "heads",
             "parameters",
             "provenance",
+            "adaptation",
         }
-        missing = known - set(d) - {"provenance"}
+        missing = known - set(d) - {"provenance", "adaptation"}
         if missing:
             raise ContractError(f"contract lacks {sorted(missing)}")
         if set(d) - known:
@@ -223,6 +236,7 @@ class ModelContract:
                 parameters=d["parameters"],
                 provenance=d.get("provenance", {}),
                 frontend_in_graph=bool(inp.get("frontend_in_graph", False)),
+                adaptation=d.get("adaptation", "none"),
             )
         except ContractError:
             raise

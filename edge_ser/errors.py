@@ -15,3 +15,7 @@ class ModelError(EdgeSERError):
 
 class ContractError(ModelError):
     """The model's metadata does not hold a valid edge-ser contract."""
+
+
+class ProfileError(EdgeSERError):
+    """A speaker profile that cannot be read, or that does not fit the model it is used with."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,8 +15,10 @@ from . import windows
 from .audio import AudioInput, check_rate, load_audio, to_mono_float
 from .contract import ModelContract
 from .ctc import greedy_decode
-from .errors import AudioError, EdgeSERError
+from .errors import AudioError, EdgeSERError, ModelError
+from .frontend import Normalization
 from .model import OnnxModel
+from .profile import Moments, SpeakerProfile
 from .resample import StreamResampler
 from .result import HeadResult, Prediction
 
@@ -30,13 +34,32 @@ class Recognizer:
     ``model`` is a path or the name of a shipped model. ``threads`` is ONNX Runtime's
     intra-op thread count (1 suits a small device; 0 lets it choose); ``providers`` is
     passed to ONNX Runtime unchanged. ``predict`` may be called from several threads at once.
+
+    ``profile`` (a :class:`~edge_ser.profile.SpeakerProfile`, for models trained with speaker
+    adaptation) makes the recognizer adapt to its user: every utterance is normalized with the
+    profile's statistics as they stood before it, then added to the profile. Calls are then
+    serialized, so that each utterance sees exactly the ones before it.
     """
 
     def __init__(
-        self, model: str | os.PathLike = "default", *, threads: int = 1, providers: Sequence[Any] | None = None
+        self,
+        model: str | os.PathLike = "default",
+        *,
+        threads: int = 1,
+        providers: Sequence[Any] | None = None,
+        profile: SpeakerProfile | None = None,
     ) -> None:
         self._model = OnnxModel(model, threads=threads, providers=providers)
         c = self._model.contract
+        if profile is not None:
+            if c.adaptation != "speaker":
+                raise ModelError(
+                    f"model {c.name!r} was not trained for speaker adaptation; a profile needs a model trained "
+                    "with --normalization speaker"
+                )
+            profile.bind(c.frontend)
+        self.profile = profile
+        self._lock = threading.Lock()
         self.sample_rate = c.sample_rate
         self._window = int(round(c.window_seconds * c.sample_rate))
         self._hop = int(round(c.hop_seconds * c.sample_rate))
@@ -64,14 +87,17 @@ class Recognizer:
         """The emotion of a whole clip: window scores averaged over its non-silent windows."""
         signal = self._load(audio, sample_rate)
         bounds = windows.plan(len(signal), self._window, self._hop)
-        probs = self._infer([signal[s:e] for s, e in bounds])
-        return self._with_transcripts(self._aggregate(probs, len(signal)), signal)
+        with self._adapting() as norm:
+            probs = self._infer([signal[s:e] for s, e in bounds], norm)
+            return self._with_transcripts(self._aggregate(probs, len(signal)), signal, norm)
 
     def predict_segments(self, audio: AudioInput, sample_rate: int | None = None) -> list[Prediction]:
         """A timeline: one prediction per analysis window (see :mod:`edge_ser.windows`)."""
         signal = self._load(audio, sample_rate)
         bounds = windows.plan(len(signal), self._window, self._hop)
-        return [self._result(p, s, e) for p, (s, e) in zip(self._infer([signal[s:e] for s, e in bounds]), bounds)]
+        with self._adapting() as norm:
+            probs = self._infer([signal[s:e] for s, e in bounds], norm)
+        return [self._result(p, s, e) for p, (s, e) in zip(probs, bounds)]
 
     def predict_batch(
         self, audios: Iterable[AudioInput], sample_rate: int | None = None, *, on_error: str = "raise"
@@ -83,6 +109,8 @@ class Recognizer:
         """
         if on_error not in ("raise", "return"):
             raise ValueError("on_error must be 'raise' or 'return'")
+        if self.profile is not None:  # each clip adapts to the ones before it: one at a time
+            return [self._predict_or_error(audio, sample_rate, on_error) for audio in audios]
         items: list[tuple[int, int, int] | EdgeSERError] = []  # (first window, n windows, n samples)
         signals: list[np.ndarray | None] = []
         chunks: list[np.ndarray] = []
@@ -113,6 +141,26 @@ class Recognizer:
         return Stream(self, sample_rate)
 
     # -- internals -----------------------------------------------------------------------
+    def _predict_or_error(self, audio: AudioInput, sample_rate: int | None, on_error: str) -> Prediction | EdgeSERError:
+        try:
+            return self.predict(audio, sample_rate)
+        except EdgeSERError as exc:
+            if on_error == "raise":
+                raise
+            return exc
+
+    @contextlib.contextmanager
+    def _adapting(self) -> Iterator[Normalization | None]:
+        """The normalization for the next utterance (the profile's, as it stands now, or None for the
+        contract's); the utterance's voiced features, collected by ``_infer``, join the profile after."""
+        if self.profile is None:
+            yield None
+            return
+        with self._lock:
+            self._heard = Moments()
+            yield self.profile.normalization(self._model.contract.normalization)
+            self.profile.add_moments(self._heard)
+
     def _load(self, audio: AudioInput, sample_rate: int | None) -> np.ndarray:
         signal, _ = load_audio(audio, sample_rate, target_rate=self.sample_rate)
         if len(signal) < self._min:
@@ -122,13 +170,26 @@ class Recognizer:
             )
         return signal
 
-    def _infer(self, chunks: list[np.ndarray]) -> list[Probs | None]:
-        """Per-head probabilities for each chunk (``None`` for a silent one), equal-shaped chunks batched."""
+    def _infer(
+        self, chunks: list[np.ndarray], norm: Normalization | None = None, heard: Moments | None = None
+    ) -> list[Probs | None]:
+        """Per-head probabilities for each chunk (``None`` for a silent one), equal-shaped chunks batched.
+
+        ``norm`` overrides the contract's normalization; with a profile the voiced chunks' raw
+        features are added to ``heard`` (default: the utterance being predicted)."""
+        c = self._model.contract
+        if self.profile is not None and heard is None:
+            heard = self._heard
         results: list[Probs | None] = [None] * len(chunks)
         groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
         for i, chunk in enumerate(chunks):
             if np.abs(chunk).max() >= SILENCE_PEAK:
-                x = self._model.contract.model_input(chunk)
+                if heard is not None:
+                    features = c.frontend(chunk)
+                    heard.add(features)
+                    x = (norm or c.normalization)(features).astype(np.float32, copy=False)
+                else:
+                    x = c.model_input(chunk, norm)
                 groups.setdefault(x.shape, []).append((i, x))
         for group in groups.values():
             for b in range(0, len(group), MAX_BATCH):
@@ -163,12 +224,14 @@ class Recognizer:
         mean = {head: np.mean([p[head] for p in voiced], axis=0) for head in voiced[0] if head not in ctc}
         return self._result(mean, 0, n_samples)
 
-    def _with_transcripts(self, prediction: Prediction, signal: np.ndarray | None) -> Prediction:
+    def _with_transcripts(
+        self, prediction: Prediction, signal: np.ndarray | None, norm: Normalization | None = None
+    ) -> Prediction:
         """A whole-clip prediction with each CTC head decoded over the whole clip in one pass
         (windows overlap, so their transcripts cannot simply be joined)."""
         if not self._ctc or signal is None or prediction.silent:
             return prediction
-        out = self._model.run(self._model.contract.model_input(signal)[None])
+        out = self._model.run(self._model.contract.model_input(signal, norm)[None])
         text = {h.name: greedy_decode(out[h.name][0], h.labels, h.separator) for h in self._ctc}
         return dataclasses.replace(prediction, transcripts=text)
 
@@ -187,7 +250,11 @@ class Stream:
         self.reset()
 
     def reset(self) -> None:
-        """Forget all audio heard so far and start a new stream."""
+        """Forget all audio heard so far and start a new stream (one utterance for a speaker profile:
+        normalized with the profile as it stands now, added to it at :meth:`flush`)."""
+        profile = self._rec.profile
+        self._norm = profile.normalization(self._rec.contract.normalization) if profile is not None else None
+        self._heard = Moments() if profile is not None else None
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # stream sample index of _buffer[0]
         self._received = 0
@@ -233,7 +300,11 @@ class Stream:
             bounds = [(0, n)] if n >= self._rec._min else []
         elif (bounds[-1][1] if bounds else self._last_end) < n:
             bounds.append((n - w, n))
-        return self._emit(bounds)
+        out = self._emit(bounds)
+        if self._heard is not None:
+            with self._rec._lock:
+                self._rec.profile.add_moments(self._heard)
+        return out
 
     def _append(self, samples: np.ndarray) -> None:
         self._buffer = np.concatenate([self._buffer, samples])
@@ -252,5 +323,5 @@ class Stream:
             return []
         chunks = [self._buffer[s - self._buffer_start : e - self._buffer_start] for s, e in bounds]
         self._last_end = bounds[-1][1]
-        probs = self._rec._infer(chunks)
+        probs = self._rec._infer(chunks, self._norm, self._heard)
         return [self._rec._result(p, s, e) for p, (s, e) in zip(probs, bounds)]

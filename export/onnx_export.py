@@ -89,6 +89,7 @@ def make_contract(
             parameters=int(config["parameters"]),
             provenance=provenance or {},
             frontend_in_graph=in_graph,
+            adaptation="speaker" if training.get("normalization") == "speaker" else "none",
         )
     except KeyError as exc:
         raise ModelError(f"checkpoint config lacks {exc.args[0]!r}; was it written by edge-ser train?") from None

@@ -399,3 +399,7 @@ def test_speaker_normalization_uses_each_speakers_own_statistics(corpus, tmp_pat
     fold = Split("f", train_idx, by_speaker(corpus, "s2"), by_speaker(corpus, "s3"))
     result = train_fold(data, fold, 0, "pcnn", {}, small_config(normalization="speaker"), tmp_path / "run")
     assert 0.0 <= result["test"]["emotion"]["ua"] <= 1.0
+    onnx_export = pytest.importorskip("export.onnx_export")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    contract = onnx_export.make_contract(config, ["emotion"])
+    assert contract.adaptation == "speaker" and contract.normalization.mode == "global"  # global = fallback
