@@ -62,6 +62,8 @@ class SpeakerProfile:
     ``min_utterances``: how many utterances must be in before the profile replaces the model's
     global statistics. ``memory``: the most frames the statistics represent; beyond it older
     audio is down-weighted so the profile follows a changing voice or microphone (None: never).
+    ``frozen``: set it to stop learning (e.g. after an explicit enrolment); the statistics are
+    still used.
     """
 
     def __init__(self, min_utterances: int = 5, memory: float | None = None) -> None:
@@ -72,6 +74,7 @@ class SpeakerProfile:
         self.min_utterances = int(min_utterances)
         self.memory = None if memory is None else float(memory)
         self.frontend: dict[str, Any] | None = None
+        self.frozen = False
         self.reset()
 
     def reset(self) -> None:
@@ -98,7 +101,8 @@ class SpeakerProfile:
             raise ProfileError("this speaker profile was built with a different front-end than the model's")
 
     def add(self, *features: np.ndarray) -> None:
-        """Add one utterance, given as one or more ``(frames, n_features)`` feature matrices."""
+        """Add one utterance, given as one or more ``(frames, n_features)`` feature matrices
+        (explicit enrolment: ``profile.add(FrontEnd(...)(neutral_utterance))``)."""
         utterance = Moments()
         for f in features:
             utterance.add(f)
@@ -106,7 +110,7 @@ class SpeakerProfile:
 
     def add_moments(self, utterance: Moments) -> None:
         """Add one utterance given as its accumulated :class:`Moments` (what a stream collects)."""
-        if utterance.mean is None:
+        if utterance.mean is None or self.frozen:
             return
         m = self._moments
         if self.memory is not None and m.mean is not None and m.count + utterance.count > self.memory:

@@ -176,3 +176,14 @@ def test_cli_profile_is_created_used_and_saved(adapted_model, tmp_path, capsys):
     assert main(["predict", "--model", str(adapted_model), "--profile", str(profile), str(files[0])]) == 0
     assert json.loads(profile.read_text())["utterances"] == 4
     capsys.readouterr()
+
+
+def test_a_frozen_profile_is_used_but_learns_nothing(adapted_model):
+    rec = Recognizer(adapted_model, profile=SpeakerProfile(min_utterances=1))
+    for x in voices(2):
+        rec.predict(x, sample_rate=RATE)
+    rec.profile.frozen = True
+    before = rec.profile.to_dict()
+    probe = voices(1, seed=5)[0]
+    first = rec.predict(probe, sample_rate=RATE)
+    assert rec.profile.to_dict() == before and rec.predict(probe, sample_rate=RATE).scores == first.scores

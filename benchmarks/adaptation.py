@@ -1,0 +1,167 @@
+"""On-device speaker adaptation, evaluated causally: UA vs. how many of a speaker's utterances came before.
+
+    python benchmarks/adaptation.py RUN_DIR [--baseline RUN_DIR] [--data CORPUS_DIR] [--seed 0]
+        [--json benchmarks/results/adaptation-<run>.json] [--out benchmarks/results/adaptation.md]
+
+RUN_DIR is an ``edge-ser train --normalization speaker`` run (speaker-independent folds). Every fold
+is exported to ONNX and run through ``edge_ser.Recognizer`` with a ``SpeakerProfile``: each test
+speaker's utterances arrive in a fixed random order (seeded), and the profile only ever holds
+utterances *before* the current one. A budget ``k`` freezes the profile after the speaker's first
+``k`` utterances (``0``: never adapted, the model's global statistics; ``all``: every previous
+utterance). UA is computed over all of the speaker's utterances, pooled per fold. Beside them:
+the non-adapted model (``--baseline``, a run of the same recipe with global normalization) and the
+transductive upper bound (statistics from all of a test speaker's files, which no device has),
+both from the runs' own reports. ``--out`` appends or replaces this run's section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_ser import Recognizer, SpeakerProfile
+
+BUDGETS: tuple[int | None, ...] = (0, 5, 10, 20, None)  # None: all previous utterances
+
+
+def export_fp32(fold_dir: Path, out: Path) -> Path:
+    from export import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.run(parser.parse_args([str(fold_dir), "--out", str(out)]))
+    return out
+
+
+def causal_ua(model: Path, utterances: list[Any], labels: list[str], seed: int) -> dict[str, float]:
+    """UA per budget over ``utterances`` (one fold's test speakers), each speaker in a seeded order."""
+    from models.metrics import scores
+
+    index = {label: k for k, label in enumerate(labels)}
+    by_speaker: dict[str, list[Any]] = {}
+    for u in utterances:
+        by_speaker.setdefault(u.speaker, []).append(u)
+    result = {}
+    for budget in BUDGETS:
+        truth, guess = [], []
+        for speaker, utts in sorted(by_speaker.items()):
+            order = np.random.default_rng([seed, sum(map(ord, speaker))]).permutation(len(utts))
+            profile = SpeakerProfile(min_utterances=1)
+            rec = Recognizer(model, profile=profile)
+            for j, i in enumerate(order):
+                profile.frozen = budget is not None and j >= budget
+                p = rec.predict(utts[i].path)
+                truth.append(index[utts[i].emotion])
+                guess.append(index[p.label] if p.label is not None else 0)
+        result["all" if budget is None else str(budget)] = scores(np.array(truth), np.array(guess), len(labels))["ua"]
+    return result
+
+
+def evaluate(run: Path, baseline: Path | None, data: str, seed: int) -> dict[str, Any]:
+    from models.corpora import load_corpus
+    from models.protocols import make_folds
+
+    report = json.loads((run / "report.json").read_text())
+    if report["training"].get("normalization") != "speaker":
+        raise SystemExit(f"{run} was not trained with --normalization speaker")
+    corpus = load_corpus(report["dataset"], data)
+    folds = {f.name: f for f in make_folds(corpus, report["protocol"], seed=report["training"].get("seed", 0))}
+    base = json.loads((baseline / "report.json").read_text()) if baseline else None
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in report["folds"]:
+            print(f"adaptation: {run.name}/{name}", file=sys.stderr)
+            model = export_fp32(run / name, Path(tmp) / f"{name}.onnx")
+            labels = list(Recognizer(model).labels)
+            test = [corpus.utterances[i] for i in folds[name].test]
+            row = causal_ua(model, test, labels, seed)
+            row["transductive"] = report["folds"][name]["test"]["emotion"]["ua"]
+            if base and name in base["folds"]:
+                row["non_adapted"] = base["folds"][name]["test"]["emotion"]["ua"]
+            rows[name] = row
+    return {
+        "run": run.name,
+        "baseline": baseline.name if baseline else None,
+        "dataset": report["dataset"],
+        "protocol": report["protocol"],
+        "seed": seed,
+        "folds": rows,
+        "command": " ".join(["python benchmarks/adaptation.py", *sys.argv[1:]]),
+        "machine": f"{os.cpu_count()} cores",
+    }
+
+
+COLUMNS = [("non_adapted", "non-adapted model"), *[(k, f"k={k}") for k in ("0", "5", "10", "20")]]
+COLUMNS += [("all", "all previous"), ("transductive", "transductive bound")]
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    rows = result["folds"]
+    keys = [k for k, _ in COLUMNS if all(k in r for r in rows.values())]
+    head = [title for k, title in COLUMNS if k in keys]
+    lines = [
+        f"## {result['dataset']}: {result['run']}",
+        "",
+        f"UA % per speaker-independent fold ({result['protocol']}); `k` = utterances of the test speaker the "
+        f"profile had heard before it froze (order seeded with {result['seed']}). Non-adapted: `{result['baseline']}`"
+        " (same recipe, global normalization). The transductive bound uses all of a test speaker's files at once: "
+        "no device has them.",
+        "",
+        "| fold | " + " | ".join(head) + " |",
+        "|---|" + "---:|" * len(head),
+    ]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * r[k]:.1f}" for k in keys) + " |")
+    means = [np.mean([r[k] for r in rows.values()]) for k in keys]
+    stds = [np.std([r[k] for r in rows.values()]) for k in keys]
+    lines.append("| **mean ± std** | " + " | ".join(f"**{100 * m:.1f}** ± {100 * s:.1f}" for m, s in zip(means, stds)))
+    lines[-1] += " |"
+    lines += ["", f"Command: `{result['command']}` ({result['machine']}).", ""]
+    return lines
+
+
+def write_section(out: Path, lines: list[str], run: str) -> None:
+    """Replace this run's section of ``out`` (or append it), keeping the others."""
+    title = "# On-device speaker adaptation (causal evaluation)"
+    sections: dict[str, str] = {}
+    if out.is_file():
+        for block in out.read_text().split("\n## ")[1:]:
+            sections[block.split("\n", 1)[0].split(": ", 1)[-1]] = "## " + block.rstrip() + "\n"
+    sections[run] = "\n".join(lines).rstrip() + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(title + "\n\n" + "\n".join(sections[k] for k in sorted(sections)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--baseline", type=Path, help="same recipe trained with global normalization")
+    parser.add_argument("--data", help="corpus folder (default: ../shared/datasets/<dataset>)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    dataset = json.loads((args.run / "report.json").read_text())["dataset"]
+    result = evaluate(args.run, args.baseline, args.data or os.path.join("..", "shared", "datasets", dataset), args.seed)
+    lines = render(result)
+    print("\n".join(lines))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    if args.out:
+        write_section(args.out, lines, result["run"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
