@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     dataset = json.loads((args.run / "report.json").read_text())["dataset"]
-    result = evaluate(args.run, args.baseline, args.data or os.path.join("..", "shared", "datasets", dataset), args.seed)
+    data = args.data or os.path.join("..", "shared", "datasets", dataset)
+    result = evaluate(args.run, args.baseline, data, args.seed)
     lines = render(result)
     print("\n".join(lines))
     if args.json:
