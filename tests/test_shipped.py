@@ -1,0 +1,71 @@
+"""The models shipped inside the package: they load, keep their contract and card, and their
+recorded fold result is reproduced from the corpus (marked test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import voiced
+
+from edge_ser import Recognizer
+from edge_ser.model import ASSETS, SHIPPED, shipped_models
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESENT = [name for name in SHIPPED if (ASSETS / SHIPPED[name]).is_file()]
+EXPECTED = {"english": ("ravdess", 8, True), "chinese": ("casia", 6, False)}
+
+pytestmark = pytest.mark.skipif(not PRESENT, reason="no model ships yet (python -m export.ship NAME builds them)")
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_shipped_model_loads_with_its_contract_and_card(name):
+    rec = Recognizer(name)
+    dataset, n_emotions, gender = EXPECTED[name]
+    c = rec.contract
+    assert c.provenance["dataset"] == dataset and len(rec.labels) == n_emotions
+    assert ("gender" in [h.name for h in c.heads]) == gender
+    assert (ASSETS / SHIPPED[name]).stat().st_size < 1024 * 1024 and "int8" in c.provenance
+    assert c.provenance["command"] == f"python -m export.ship {name}"
+    cv = c.provenance["cross_validation"]
+    assert cv["folds"] >= 4 and 0.0 < cv["int8_ua_mean"] < 1.0
+    card = (ASSETS / SHIPPED[name]).with_suffix(".md").read_text()
+    assert f"python -m export.ship {name}" in card and "ONNX INT8 UA" in card
+    if dataset == "ravdess":
+        assert "non-commercial" in card
+    p = rec.predict(voiced(2.0), sample_rate=16000)
+    assert p.label in rec.labels and sum(p.scores.values()) == pytest.approx(1.0, abs=1e-6)
+    assert set(p.heads) == ({"gender"} if gender else set())
+    assert rec.predict(np.zeros(16000, np.float32), sample_rate=16000).silent
+
+
+def test_default_and_aliases():
+    assert "default" in shipped_models() or "english" not in PRESENT
+    if "english" in PRESENT:
+        assert Recognizer().path == Recognizer("english").path
+    if "chinese" in PRESENT:
+        assert Recognizer("casia").path == Recognizer("chinese").path
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", PRESENT)
+def test_one_fold_rescored_matches_the_card(name, datasets_dir):
+    """The kept fold model, scored on that fold's test speakers now, gives the UA the card records."""
+    from export.ship import RECIPES
+    from models.corpora import load_corpus
+    from models.metrics import scores
+    from models.protocols import make_folds
+
+    recipe = RECIPES[name]
+    model = ROOT / "tests" / "assets" / f"{name}-{recipe.test_fold}.int8.onnx"
+    recorded = Recognizer(name).contract.provenance["cross_validation"]["per_fold"][recipe.test_fold]["int8_ua"]
+    corpus = load_corpus(recipe.dataset, datasets_dir / recipe.dataset)
+    fold = {f.name: f for f in make_folds(corpus, Recognizer(model).contract.provenance["protocol"])}[recipe.test_fold]
+    rec = Recognizer(model)
+    test = [corpus.utterances[i] for i in fold.test]
+    predictions = rec.predict_batch([u.path for u in test])
+    labels = list(rec.labels)
+    y = [labels.index(u.emotion) for u in test]
+    guess = [labels.index(p.label) if p.label else 0 for p in predictions]
+    assert abs(scores(np.array(y), np.array(guess), len(labels))["ua"] - recorded) <= 0.01
