@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Multi-task ablation (issue 7): edge_cnn on CASIA and RAVDESS speaker-independent folds, seeds 0-2,
-# emotion only vs. + each auxiliary task vs. all of them. Every run uses --pad zero and a training
-# crop that holds ~97% of the corpus' utterances whole (CASIA 3.5 s, RAVDESS 4.5 s): CTC heads need
-# whole utterances; the emotion-only runs use the same crop, so only the heads differ. A
-# finished run is recorded under benchmarks/results/mtl/ (report only, no export) and the table
-# benchmarks/results/mtl_ablation.md is rebuilt. Resumable across sessions like train_seeds.sh.
+# Multi-task ablation (issue 7): edge_cnn on CASIA and RAVDESS speaker-independent folds.
+#   1. Weight tuning (seed 0): each auxiliary task alone at loss weight 0.1, 0.3 and 1.0; the weight
+#      with the best mean *validation* UA (never test) is chosen per corpus and task
+#      (benchmarks/results/mtl_weights.json).
+#   2. Ablation (seeds 0-2): emotion only, + each task at its chosen weight, and all tasks together.
+# Every run uses --pad zero and a training crop that holds ~97% of the corpus' utterances whole
+# (CASIA 3.5 s, RAVDESS 4.5 s): CTC heads need whole utterances; the emotion-only runs use the same
+# crop, so only the heads differ. A finished run is recorded under benchmarks/results/mtl/ (report
+# only, no export) and benchmarks/results/mtl_ablation.md is rebuilt. Resumable across sessions.
 #   bash benchmarks/mtl_ablation.sh            (RUNS=runs DATA=../shared/datasets THREADS=2 SEEDS="0 1 2")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,29 +17,35 @@ threads=${THREADS:-2}
 seeds=${SEEDS:-0 1 2}
 corpora=${CORPORA:-casia ravdess}
 records=benchmarks/results/mtl
-weights="gender=0.3 speaker=0.1 chars=0.3 syllables=0.3"
-aux() {  # corpus config -> --aux arguments
-  case $2 in
-    none) ;;
-    all) if [ "$1" = casia ]; then echo "$weights"; else echo "${weights% syllables=*}"; fi ;;
-    *) for w in $weights; do [ "${w%%=*}" = "$2" ] && echo "$w"; done ;;
-  esac
+chosen=benchmarks/results/mtl_weights.json
+tasks() { if [ "$1" = casia ]; then echo "gender speaker chars syllables"; else echo "gender speaker chars"; fi; }
+run() {  # corpus name seed aux...
+  local corpus=$1 name=$2 seed=$3 crop=3.5
+  [ "$corpus" = ravdess ] && crop=4.5
+  if [ -f "$records/$name.json" ]; then echo "$name: recorded, skipped"; return; fi
+  edge-ser train --model edge_cnn --dataset "$corpus" --data "$data/$corpus" --epochs 20 --patience 8 \
+    --time-mask 20 --freq-mask 8 --label-smoothing 0.1 --pad zero --crop "$crop" --seed "$seed" \
+    --threads "$threads" --no-progress --resume --out "$runs/$name" --aux "${@:4}"
+  python benchmarks/results.py --record-only --no-export --records "$records" "$runs/$name"
+  python benchmarks/mtl_table.py "$records"/*.json --out benchmarks/results/mtl_ablation.md --weights "$chosen"
 }
+for corpus in $corpora; do
+  for task in $(tasks "$corpus"); do
+    for weight in 0.1 0.3 1.0; do
+      run "$corpus" "$corpus-mtltune-$task-w$weight" 0 "$task=$weight"
+    done
+  done
+done
 for seed in $seeds; do
   for corpus in $corpora; do
-    crop=3.5
-    [ "$corpus" = ravdess ] && crop=4.5
-    configs="none gender speaker chars"
-    [ "$corpus" = casia ] && configs="$configs syllables"
-    for config in $configs all; do
-      name="$corpus-mtl-$config-s$seed"
-      if [ -f "$records/$name.json" ]; then echo "$name: recorded, skipped"; continue; fi
-      # shellcheck disable=SC2046
-      edge-ser train --model edge_cnn --dataset "$corpus" --data "$data/$corpus" --epochs 20 --patience 8 \
-        --time-mask 20 --freq-mask 8 --label-smoothing 0.1 --pad zero --crop "$crop" --seed "$seed" --threads "$threads" \
-        --no-progress --resume --out "$runs/$name" --aux $(aux "$corpus" "$config")
-      python benchmarks/results.py --record-only --no-export --records "$records" "$runs/$name"
-      python benchmarks/mtl_table.py "$records"/*.json --out benchmarks/results/mtl_ablation.md
+    all=""
+    run "$corpus" "$corpus-mtl-none-s$seed" "$seed"
+    for task in $(tasks "$corpus"); do
+      w=$(python -c "import json,sys; print(json.load(open('$chosen'))['$corpus']['$task'])")
+      all="$all $task=$w"
+      run "$corpus" "$corpus-mtl-$task-s$seed" "$seed" "$task=$w"
     done
+    # shellcheck disable=SC2086
+    run "$corpus" "$corpus-mtl-all-s$seed" "$seed" $all
   done
 done

@@ -3,9 +3,11 @@
     python benchmarks/mtl_table.py RECORD... [--out benchmarks/results/mtl_ablation.md]
 
 Each RECORD is a run record (``benchmarks/results.py --record-only``) of a run named
-``<corpus>-mtl-<config>-s<seed>``. UA is given as mean ± std over every (fold, seed) pair, and
-the spread of the seed means (how much of a difference the seed alone makes); transcript heads
-add their test token error rate.
+``<corpus>-mtl-<config>-s<seed>`` (ablation) or ``<corpus>-mtltune-<task>-w<weight>`` (weight
+tuning). UA is given as mean ± std over every (fold, seed) pair, and the spread of the seed means
+(how much of a difference the seed alone makes); transcript heads add their test token error
+rate. ``--weights FILE`` writes the weight chosen per corpus and task: the best mean validation UA
+over folds (the test folds are never looked at).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from benchmarks.report import emit
 
 NAME = re.compile(r"^(?P<corpus>\w+)-mtl-(?P<config>\w+)-s(?P<seed>\d+)$")
+TUNE = re.compile(r"^(?P<corpus>\w+)-mtltune-(?P<task>\w+)-w(?P<weight>[0-9.]+)$")
 ORDER = ["none", "gender", "speaker", "chars", "syllables", "all"]
 LABEL = {"none": "emotion only", "all": "all auxiliary tasks"}
 
@@ -33,6 +36,25 @@ def collect(paths: list[Path]) -> dict[tuple[str, str], dict[int, dict]]:
         if match:
             out.setdefault((match["corpus"], match["config"]), {})[int(match["seed"])] = record["report"]
     return out
+
+
+def choose_weights(paths: list[Path]) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Per corpus and task, the tuned weight with the best mean validation UA; and the tuning table rows."""
+    val: dict[tuple[str, str], dict[float, float]] = {}
+    for path in paths:
+        record = json.loads(path.read_text())
+        match = TUNE.match(record["run"])
+        if match:
+            scores = [f["best_val_ua"] for f in record["report"]["folds"].values() if f.get("best_val_ua") is not None]
+            val.setdefault((match["corpus"], match["task"]), {})[float(match["weight"])] = float(np.mean(scores))
+    chosen: dict[str, dict[str, float]] = {}
+    rows = []
+    for (corpus, task), by_weight in sorted(val.items()):
+        best = max(by_weight, key=lambda w: (by_weight[w], -w))
+        chosen.setdefault(corpus, {})[task] = best
+        cells = ", ".join(f"{w:g}: {100 * v:.1f}{' *' if w == best else ''}" for w, v in sorted(by_weight.items()))
+        rows.append(f"| {corpus} | {task} | {cells} |")
+    return chosen, rows
 
 
 def row(corpus: str, config: str, seeds: dict[int, dict]) -> str:
@@ -56,8 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", nargs="+", type=Path, metavar="RECORD")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--weights", type=Path, help="write the chosen loss weights (JSON) here")
     args = parser.parse_args(argv)
     groups = collect(args.records)
+    chosen, tuning = choose_weights(args.records)
+    if args.weights:
+        args.weights.write_text(json.dumps(chosen, indent=1, sort_keys=True) + "\n")
     keys = sorted(groups, key=lambda k: (k[0], ORDER.index(k[1]) if k[1] in ORDER else len(ORDER)))
     command = next(iter(groups[keys[0]].values())).get("command", "") if keys else ""
     lines = [
@@ -74,6 +100,15 @@ def main(argv: list[str] | None = None) -> None:
         "| corpus | heads | loss weights | UA % | seed spread | seeds | folds | token error rate |",
         "|---|---|---|---:|---:|---|---:|---|",
         *[row(corpus, config, groups[(corpus, config)]) for corpus, config in keys],
+        "",
+        "## Loss-weight tuning (seed 0, each task alone; mean validation UA % over folds, * = chosen)",
+        "",
+        "Validation is speaker-independent on RAVDESS (held-out training actors); on CASIA, with three "
+        "training speakers per fold, it is a held-out share of their utterances (speaker-dependent).",
+        "",
+        "| corpus | task | weight: validation UA |",
+        "|---|---|---|",
+        *tuning,
     ]
     emit(lines, args.out)
 

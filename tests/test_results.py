@@ -115,3 +115,19 @@ def test_mtl_table_pools_folds_and_seeds(tmp_path: Path):
     assert lines[0].startswith("| casia | emotion only |") and "| 30.0 ± 0.0 |" in lines[0]
     assert lines[1].startswith("| casia | + chars | chars=0.3 | 55.0 ± 11.2 | 5.0 | 2 (0, 1) | 2 |")
     assert "chars 30%" in lines[1] and "chars 50%" in lines[1]
+
+
+def test_mtl_weights_are_chosen_on_validation_only(tmp_path: Path):
+    from benchmarks import mtl_table
+
+    paths = []
+    for weight, val, test in ((0.1, 0.5, 0.9), (0.3, 0.7, 0.1), (1.0, 0.6, 0.95)):
+        folds = {"f0": {"best_val_ua": val, "test": {"emotion": {"ua": test}}}}
+        path = tmp_path / f"ravdess-mtltune-chars-w{weight}.json"
+        path.write_text(json.dumps({"run": path.stem, "report": {"folds": folds}, "folds": {}}))
+        paths.append(path)
+    chosen, rows = mtl_table.choose_weights(paths)
+    assert chosen == {"ravdess": {"chars": 0.3}}  # best validation, although its test UA is the worst
+    out, weights = tmp_path / "t.md", tmp_path / "w.json"
+    mtl_table.main([*map(str, paths), "--out", str(out), "--weights", str(weights)])
+    assert json.loads(weights.read_text()) == {"ravdess": {"chars": 0.3}} and "0.3: 70.0 *" in out.read_text()
