@@ -26,7 +26,7 @@ run() {  # corpus name seed aux...
   edge-ser train --model edge_cnn --dataset "$corpus" --data "$data/$corpus" --epochs 20 --patience 8 \
     --time-mask 20 --freq-mask 8 --label-smoothing 0.1 --pad zero --crop "$crop" --seed "$seed" \
     --threads "$threads" --no-progress --resume --out "$runs/$name" --aux "${@:4}"
-  python benchmarks/results.py --record-only --no-export --records "$records" "$runs/$name"
+  python benchmarks/results.py "$runs/$name" --record-only --no-export --records "$records" --data-root "$data"
   python benchmarks/mtl_table.py "$records"/*.json --out benchmarks/results/mtl_ablation.md --weights "$chosen"
 }
 for corpus in $corpora; do

@@ -21,7 +21,7 @@ train() {  # corpus run-name extra-args...
   if [ -f "$records/$2.json" ]; then echo "$2: recorded, skipped"; return; fi
   edge-ser train --dataset "$1" --data "$data/$1" --epochs "$epochs" --patience 6 --threads "$threads" \
     --no-progress --resume --out "$runs/$2" "${@:3}"
-  python benchmarks/results.py --record-only --reuse --data "$1=$data/$1" "$runs/$2"
+  python benchmarks/results.py "$runs/$2" --record-only --reuse --data-root "$data"
   python benchmarks/training_results.py "$records"/*.json --out benchmarks/results/training.md
 }
 for corpus in $corpora; do
