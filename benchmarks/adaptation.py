@@ -97,6 +97,8 @@ def evaluate(run: Path, baseline: Path | None, data: str, seed: int) -> dict[str
         "seed": seed,
         "folds": rows,
         "command": " ".join(["python benchmarks/adaptation.py", *sys.argv[1:]]),
+        "train_command": report.get("command"),
+        "baseline_command": base.get("command") if base else None,
         "machine": f"{os.cpu_count()} cores",
     }
 
@@ -127,6 +129,9 @@ def render(result: dict[str, Any]) -> list[str]:
     lines.append("| **mean ± std** | " + " | ".join(f"**{100 * m:.1f}** ± {100 * s:.1f}" for m, s in zip(means, stds)))
     lines[-1] += " |"
     lines += ["", f"Command: `{result['command']}` ({result['machine']}).", ""]
+    lines += [f"Adapted model trained with: `{result['train_command']}`", ""]
+    if result.get("baseline_command"):
+        lines += [f"Non-adapted model trained with: `{result['baseline_command']}`", ""]
     return lines
 
 
