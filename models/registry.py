@@ -22,6 +22,7 @@ from .edge_cnn import EdgeCNN
 from .heads import PRIMARY, SERModel
 from .pcnn import PCNN
 from .spectrogram_resnet import SpectrogramResNet
+from .stats_net import StatsNet
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,13 @@ ARCHITECTURES: dict[str, Architecture] = {
             FrontEnd(kind="logmel", n_mels=64, window="hann").to_dict(),
             dropout=0.2,
             summary="edge-ser's own: depthwise-separable CNN on 64 log-mel + attentive pooling, ~0.2M",
+        ),
+        Architecture(
+            "stats_net",
+            StatsNet,
+            _MFCC40,
+            dropout=0.2,
+            summary="edge-ser's own: learned utterance functionals (mean/std/max/min of frames and deltas) + MLP",
         ),
     )
 }
