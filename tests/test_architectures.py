@@ -181,3 +181,18 @@ def test_onnx_export_handles_variable_length(arch: str) -> None:
         with torch.no_grad():
             (want,) = selector(x)
         np.testing.assert_allclose(got, want.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_stats_net_is_functionals_of_frames_and_deltas() -> None:
+    from models.stats_net import functionals
+
+    model, frontend = _model("stats_net", 8, gender=2)
+    assert count_parameters(model) <= 0.15e6
+    x = torch.tensor([[[1.0, 2.0, 4.0]]])  # (batch, channels, frames)
+    mean, std, hi, lo = functionals(x)[0]
+    assert (mean.item(), hi.item(), lo.item()) == pytest.approx((7 / 3, 4.0, 1.0))
+    assert std.item() == pytest.approx(float(np.std([1, 2, 4])), rel=1e-5)
+    model.eval()
+    a = _input(frontend, 2.0)
+    with torch.no_grad():  # reversing time keeps mean/std/max/min; the deltas change sign
+        assert not torch.allclose(model(a)["emotion"], model(torch.flip(a, dims=[1]))["emotion"])
