@@ -17,7 +17,7 @@ from benchmarks import bench
 from benchmarks.macs import count_macs, macs_per_second
 from edge_ser import Recognizer
 from edge_ser.cli import main
-from edge_ser.model import OnnxModel, shipped_models
+from edge_ser.model import OnnxModel, resolve, shipped_models
 
 FAST = ["--runs", "20", "--warmup", "3", "--seconds", "1"]
 
@@ -190,7 +190,11 @@ def test_data_needs_dataset(tiny_model, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "edge-ser: error: --data and --dataset go together"
 
 
-@pytest.mark.skipif("default" in shipped_models(), reason="a default model ships: the error case cannot happen")
-def test_no_model_means_default_which_is_not_shipped_yet(capsys):
-    assert main(["bench", *FAST]) == 2
-    assert "shipped model 'english' is missing from the installation" in capsys.readouterr().err
+def test_no_model_means_the_shipped_default(capsys):
+    if "default" not in shipped_models():
+        assert main(["bench", *FAST]) == 2
+        assert "shipped model 'english' is missing from the installation" in capsys.readouterr().err
+        return
+    assert main(["bench", *FAST, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["path"] == str(resolve("default")) and row["parameters"] == Recognizer().contract.parameters
