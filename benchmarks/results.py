@@ -154,12 +154,14 @@ def run_entries(path: Path, data: str, work: Path, options: argparse.Namespace) 
 
 
 def shipped_entries(options: argparse.Namespace) -> list[dict[str, Any]]:
-    """Shipped models, benched as installed; UA is the speaker-independent fold mean their contract records."""
+    """Shipped models, benched as installed; UA is the speaker-independent fold mean their contract records
+    (of the recipe's INT8 fold models when recorded)."""
     entries = []
     for name in [n for n in shipped_models() if n in SHIPPED]:
         rec = Recognizer(name)
         cv = (rec.contract.provenance or {}).get("cross_validation") or {}
-        ua = {"mean": cv["ua_mean"], "std": cv.get("ua_std", 0.0), "n": cv.get("folds", 0)} if "ua_mean" in cv else None
+        key = "int8_ua" if "int8_ua_mean" in cv else "ua"  # the INT8 fold models' scores when recorded
+        ua = {"mean": cv[f"{key}_mean"], "std": cv.get(f"{key}_std", 0.0), "n": cv.get("folds", 0)} if cv else None
         entries.append(
             {
                 "name": f"{name} (shipped)",
@@ -223,7 +225,9 @@ def _pct(stat: dict[str, float] | None) -> str:
     return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}" if stat else "n/a"
 
 
-def render(entries: list[dict[str, Any]], host: dict[str, Any], command: str, plot: str | None) -> list[str]:
+def render(
+    entries: list[dict[str, Any]], host: dict[str, Any], command: str, plot: str | None, note: str | None = None
+) -> list[str]:
     """RESULTS.md: how it was measured, one comparison table, the Pareto front per corpus, published figures."""
     b0 = entries[0]["bench"] if entries else {"seconds": 3, "threads": 1, "runs": 0}
     versions = ", ".join(f"{k} {v}" for k, v in host["versions"].items())
@@ -298,6 +302,7 @@ def render(entries: list[dict[str, Any]], host: dict[str, Any], command: str, pl
         "",
         "## Notes",
         "",
+        *([f"- {note}"] if note else []),
         "- Shipped models: " + (", ".join(e["name"] for e in shipped) if shipped else "none yet."),
         "- INT8 files are QDQ with per-channel weights; the export keeps the fewest leading weight layers (1-3) in "
         "float that reach 98% top-1 agreement on held-out calibration windows (per fold: `int8_float_layers` in "
@@ -358,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--runs", type=int, default=300, help="timed calls per model")
+    parser.add_argument("--note", help="a line for the report's notes (e.g. what else ran on the machine)")
     parser.add_argument(
         "--reuse", action="store_true", help="keep folds already exported to --work by this script (else re-export)"
     )
@@ -384,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])
     draw(entries, args.plot)
     plot_link = os.path.relpath(args.plot, args.out.parent)
-    emit(render(entries, host, command, plot_link), args.out)
+    emit(render(entries, host, command, plot_link, args.note), args.out)
     args.out.with_suffix(".json").write_text(json.dumps({"machine": host, "entries": entries}, indent=1) + "\n")
     return 0
 
