@@ -26,6 +26,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             entries += run_entries(path, location(record["report"]["dataset"]), args.work, args)
     if not entries:
         parser.error(f"nothing to measure: no shipped model and no run recorded in {args.records}")
-    command = " ".join(["python benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["python", "benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])
     draw(entries, args.plot)
     plot_link = os.path.relpath(args.plot, args.out.parent)
     emit(render(entries, host, command, plot_link, args.note), args.out)
