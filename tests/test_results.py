@@ -44,7 +44,9 @@ def test_results_from_a_run(tmp_path: Path, monkeypatch):
     assert sorted(p.name for p in records.glob("*.json")) == ["csv-pcnn.json", "csv-random-pcnn.json"]
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["machine"]["cores"] >= 1 and "onnxruntime" in record["machine"]["versions"]
-    fp32, int8 = record["entries"]  # the random-split run is a column, not a row
+    fp32, int8 = [e for e in record["entries"] if e["name"] == "pcnn (csv)"]  # random split: a column, not a row
+    shipped = [e for e in record["entries"] if e["name"].endswith("(shipped)")]
+    assert len(record["entries"]) == 2 + len(shipped)
     assert (fp32["precision"], int8["precision"]) == ("fp32", "int8")
     assert fp32["ua"]["n"] == 2 and 0.0 <= fp32["ua"]["mean"] <= 1.0
     assert int8["bench"]["size_bytes"] < fp32["bench"]["size_bytes"]
@@ -68,7 +70,7 @@ def test_results_from_a_run(tmp_path: Path, monkeypatch):
     shutil.rmtree(run)
     shutil.rmtree(work)
     assert results.main(argv) == 0
-    again = json.loads(out.with_suffix(".json").read_text())["entries"]
+    again = [e for e in json.loads(out.with_suffix(".json").read_text())["entries"] if e["name"] == "pcnn (csv)"]
     assert [e["ua"] for e in again] == [fp32["ua"], int8["ua"]]
     assert again[0]["timed_graph"] == "same graph, re-initialised weights"
     assert again[1]["bench"]["parameters"] == int8["bench"]["parameters"]
