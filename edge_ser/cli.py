@@ -162,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeSERError as exc:
         print(f"edge-ser: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

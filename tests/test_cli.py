@@ -83,3 +83,13 @@ def test_silence_line(tiny_model, tmp_path, capsys):
     sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
     assert main(["predict", "--model", str(tiny_model), str(tmp_path / "quiet.wav")]) == 0
     assert capsys.readouterr().out.strip().endswith("\tsilence")
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(tiny_model):
+    import subprocess
+    import sys
+
+    code = f"from edge_ser.cli import main; raise SystemExit(main(['info', {str(tiny_model)!r}]))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the child (still importing) writes, like `| head -0`
+    assert proc.wait(timeout=60) == 0 and b"Traceback" not in proc.stderr.read()
