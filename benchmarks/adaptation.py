@@ -43,27 +43,32 @@ def export_fp32(fold_dir: Path, out: Path) -> Path:
     return out
 
 
-def causal_ua(model: Path, utterances: list[Any], labels: list[str], seed: int) -> dict[str, float]:
-    """UA per budget over ``utterances`` (one fold's test speakers), each speaker in a seeded order."""
+def causal_ua(model: Path, utterances: list[Any], seed: int) -> dict[str, float]:
+    """UA per budget over ``utterances`` (one fold's test speakers), each speaker in a seeded order.
+
+    Audio is read once; one recognizer per budget, its profile reset for every speaker."""
+    from edge_ser.audio import load_audio
     from models.metrics import scores
 
-    index = {label: k for k, label in enumerate(labels)}
     by_speaker: dict[str, list[Any]] = {}
     for u in utterances:
         by_speaker.setdefault(u.speaker, []).append(u)
+    orders = {s: np.random.default_rng([seed, sum(map(ord, s))]).permutation(len(us)) for s, us in by_speaker.items()}
+    audio = {u.path: load_audio(u.path) for u in utterances}  # (signal, rate)
     result = {}
     for budget in BUDGETS:
+        rec = Recognizer(model, profile=SpeakerProfile(min_utterances=1))
+        index = {label: k for k, label in enumerate(rec.labels)}
         truth, guess = [], []
         for speaker, utts in sorted(by_speaker.items()):
-            order = np.random.default_rng([seed, sum(map(ord, speaker))]).permutation(len(utts))
-            profile = SpeakerProfile(min_utterances=1)
-            rec = Recognizer(model, profile=profile)
-            for j, i in enumerate(order):
-                profile.frozen = budget is not None and j >= budget
-                p = rec.predict(utts[i].path)
+            rec.profile.reset()
+            for j, i in enumerate(orders[speaker]):
+                rec.profile.frozen = budget is not None and j >= budget
+                signal, rate = audio[utts[i].path]
+                p = rec.predict(signal, sample_rate=rate)
                 truth.append(index[utts[i].emotion])
                 guess.append(index[p.label] if p.label is not None else 0)
-        result["all" if budget is None else str(budget)] = scores(np.array(truth), np.array(guess), len(labels))["ua"]
+        result["all" if budget is None else str(budget)] = scores(np.array(truth), np.array(guess), len(index))["ua"]
     return result
 
 
@@ -82,9 +87,7 @@ def evaluate(run: Path, baseline: Path | None, data: str, seed: int) -> dict[str
         for name in report["folds"]:
             print(f"adaptation: {run.name}/{name}", file=sys.stderr)
             model = export_fp32(run / name, Path(tmp) / f"{name}.onnx")
-            labels = list(Recognizer(model).labels)
-            test = [corpus.utterances[i] for i in folds[name].test]
-            row = causal_ua(model, test, labels, seed)
+            row = causal_ua(model, [corpus.utterances[i] for i in folds[name].test], seed)
             row["transductive"] = report["folds"][name]["test"]["emotion"]["ua"]
             if base and name in base["folds"]:
                 row["non_adapted"] = base["folds"][name]["test"]["emotion"]["ua"]

@@ -10,9 +10,6 @@ that fold's training speakers), evaluates both files on the fold's test speakers
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
 import platform
 import tempfile
@@ -21,17 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import emit
-from export import cli
-
-
-def export_fold(fold_dir: Path, data: str, out_dir: Path) -> dict:
-    parser = argparse.ArgumentParser()
-    cli.configure_parser(parser)
-    args = parser.parse_args([str(fold_dir), "--out", str(out_dir / f"{fold_dir.name}.onnx"), "--int8", "--data", data])
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        cli.run(args)
-    return json.loads(buffer.getvalue())["parity"]
+from benchmarks.results import export_fold
 
 
 def main() -> None:
@@ -44,7 +31,7 @@ def main() -> None:
     rows, deltas = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for fold in folds:
-            p = export_fold(fold, args.data, Path(tmp))
+            p = export_fold(fold, args.data, Path(tmp) / f"{fold.name}.onnx")
             delta = 100 * (p["int8_ua"] - p["fp32_ua"])
             deltas.append(delta)
             rows.append(

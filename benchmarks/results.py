@@ -119,9 +119,11 @@ def bench_files(record: dict[str, Any], data: str, work: Path) -> tuple[Path, st
     return rebuilt, "same graph, re-initialised weights"
 
 
-def run_entries(path: Path, data: str, work: Path, options: argparse.Namespace) -> list[dict[str, Any]]:
-    """FP32 and INT8 entries of one recorded run: fold-mean ONNX UA/WA plus bench figures of fold 1's graph."""
-    record = json.loads(path.read_text())
+def run_entries(
+    record: dict[str, Any], path: Path, data: str, work: Path, options: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """FP32 and INT8 entries of one recorded run (read from ``path``): fold-mean ONNX UA/WA plus bench
+    figures of fold 1's graph."""
     report, folds = record["report"], record["folds"]
     parity = [f["parity"] for f in folds.values()]
     dataset = report["dataset"]
@@ -385,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted(args.records.glob("*.json")):
         record = json.loads(path.read_text())
         if record["report"]["protocol"] != "random" and record["folds"]:
-            entries += run_entries(path, location(record["report"]["dataset"]), args.work, args)
+            entries += run_entries(record, path, location(record["report"]["dataset"]), args.work, args)
     if not entries:
         parser.error(f"nothing to measure: no shipped model and no run recorded in {args.records}")
     command = shlex.join(["python", "benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])

@@ -150,8 +150,12 @@ class ModelContract:
         ``normalization`` replaces the contract's (speaker adaptation)."""
         if self.frontend_in_graph:
             return samples.astype(np.float32, copy=False)
+        return self.normalize(self.frontend(samples), normalization)
+
+    def normalize(self, features: np.ndarray, normalization: Normalization | None = None) -> np.ndarray:
+        """Front-end ``features`` as graph input: normalized with the contract's statistics or ``normalization``."""
         norm = self.normalization if normalization is None else normalization
-        return norm(self.frontend(samples)).astype(np.float32, copy=False)
+        return norm(features).astype(np.float32, copy=False)
 
     @property
     def primary(self) -> Head:

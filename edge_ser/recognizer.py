@@ -87,16 +87,16 @@ class Recognizer:
         """The emotion of a whole clip: window scores averaged over its non-silent windows."""
         signal = self._load(audio, sample_rate)
         bounds = windows.plan(len(signal), self._window, self._hop)
-        with self._adapting() as norm:
-            probs = self._infer([signal[s:e] for s, e in bounds], norm)
+        with self._adapting() as (norm, heard):
+            probs = self._infer([signal[s:e] for s, e in bounds], norm, heard)
             return self._with_transcripts(self._aggregate(probs, len(signal)), signal, norm)
 
     def predict_segments(self, audio: AudioInput, sample_rate: int | None = None) -> list[Prediction]:
         """A timeline: one prediction per analysis window (see :mod:`edge_ser.windows`)."""
         signal = self._load(audio, sample_rate)
         bounds = windows.plan(len(signal), self._window, self._hop)
-        with self._adapting() as norm:
-            probs = self._infer([signal[s:e] for s, e in bounds], norm)
+        with self._adapting() as (norm, heard):
+            probs = self._infer([signal[s:e] for s, e in bounds], norm, heard)
         return [self._result(p, s, e) for p, (s, e) in zip(probs, bounds)]
 
     def predict_batch(
@@ -150,16 +150,18 @@ class Recognizer:
             return exc
 
     @contextlib.contextmanager
-    def _adapting(self) -> Iterator[Normalization | None]:
-        """The normalization for the next utterance (the profile's, as it stands now, or None for the
-        contract's); the utterance's voiced features, collected by ``_infer``, join the profile after."""
+    def _adapting(self) -> Iterator[tuple[Normalization | None, Moments | None]]:
+        """``(normalization, heard)`` for the next utterance: without a profile ``(None, None)`` (the
+        contract's statistics); with one, the profile's statistics as they stand now and an empty
+        :class:`Moments` that ``_infer`` fills with the utterance's voiced features, added to the
+        profile when the block ends."""
         if self.profile is None:
-            yield None
+            yield None, None
             return
         with self._lock:
-            self._heard = Moments()
-            yield self.profile.normalization(self._model.contract.normalization)
-            self.profile.add_moments(self._heard)
+            heard = Moments()
+            yield self.profile.normalization(self._model.contract.normalization), heard
+            self.profile.add_moments(heard)
 
     def _load(self, audio: AudioInput, sample_rate: int | None) -> np.ndarray:
         signal, _ = load_audio(audio, sample_rate, target_rate=self.sample_rate)
@@ -175,21 +177,19 @@ class Recognizer:
     ) -> list[Probs | None]:
         """Per-head probabilities for each chunk (``None`` for a silent one), equal-shaped chunks batched.
 
-        ``norm`` overrides the contract's normalization; with a profile the voiced chunks' raw
-        features are added to ``heard`` (default: the utterance being predicted)."""
+        ``norm`` overrides the contract's normalization; the voiced chunks' raw features are added to
+        ``heard`` when given (speaker adaptation)."""
         c = self._model.contract
-        if self.profile is not None and heard is None:
-            heard = self._heard
         results: list[Probs | None] = [None] * len(chunks)
         groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
         for i, chunk in enumerate(chunks):
             if np.abs(chunk).max() >= SILENCE_PEAK:
-                if heard is not None:
+                if heard is None:
+                    x = c.model_input(chunk, norm)
+                else:
                     features = c.frontend(chunk)
                     heard.add(features)
-                    x = (norm or c.normalization)(features).astype(np.float32, copy=False)
-                else:
-                    x = c.model_input(chunk, norm)
+                    x = c.normalize(features, norm)
                 groups.setdefault(x.shape, []).append((i, x))
         for group in groups.values():
             for b in range(0, len(group), MAX_BATCH):

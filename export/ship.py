@@ -22,44 +22,33 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_ser.model import ASSETS, SHIPPED
+
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "edge_ser" / "assets"
 TEST_ASSETS = ROOT / "tests" / "assets"
 RECORDS = ROOT / "benchmarks" / "results" / "ship"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a shipped model is trained: corpus, architecture, ``edge-ser train`` options, output file."""
+    """How a shipped model is trained: corpus, architecture, ``edge-ser train`` options, heads kept.
+
+    The file it becomes is ``edge_ser.model.SHIPPED[name]``."""
 
     dataset: str
     model: str
     options: tuple[str, ...]
-    file: str
     keep_aux: bool
     test_fold: str  # the fold whose INT8 model tests/ re-scores
 
 
 # Interim recipes: P-CNN+Gender, the best seed architecture on both corpora so far, until an
 # edge-ser architecture beats it on the speaker-independent folds (see benchmarks/results/).
+SEED_OPTIONS = ("--epochs", "12", "--patience", "6")  # as benchmarks/train_seeds.sh trains the seeds
 RECIPES = {
-    "english": Recipe(
-        dataset="ravdess",
-        model="pcnn_gender",
-        options=("--epochs", "12", "--patience", "6"),
-        file="english.int8.onnx",
-        keep_aux=True,
-        test_fold="actors01-04",
-    ),
-    "chinese": Recipe(
-        dataset="casia",
-        model="pcnn_gender",
-        options=("--epochs", "12", "--patience", "6"),
-        file="chinese.int8.onnx",
-        keep_aux=False,
-        test_fold="ZhaoZuoxiang",
-    ),
-}  # fmt: skip
+    "english": Recipe("ravdess", "pcnn_gender", SEED_OPTIONS, keep_aux=True, test_fold="actors01-04"),
+    "chinese": Recipe("casia", "pcnn_gender", SEED_OPTIONS, keep_aux=False, test_fold="ZhaoZuoxiang"),
+}
 
 
 def final_epochs(report: dict) -> int:
@@ -96,7 +85,7 @@ def ship(
     if train.main([*base, "--final", "--epochs", str(epochs), "--out", str(final)]) != 0:
         raise SystemExit(f"ship {name}: final training failed")
     assets.mkdir(parents=True, exist_ok=True)
-    out = assets / recipe.file
+    out = assets / SHIPPED[name]
     parser = argparse.ArgumentParser()
     cli.configure_parser(parser)
     argv = [str(final / "final"), "--out", str(out), "--int8", "--data", data, "--name", f"edge-ser-{name}"]

@@ -15,10 +15,10 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from edge_ser.frontend import FrontEnd, Normalization
+from edge_ser.frontend import FrontEnd
 
 from .augment import Augment, augment_waveform, spec_augment, speed_perturb
-from .features import FeatureTable
+from .features import FeatureTable, Norms, normalization_for
 from .heads import IGNORE
 
 PADS = ("repeat", "zero")
@@ -53,7 +53,7 @@ class TrainBatches:
         inputs: FeatureTable,
         indices: np.ndarray,
         targets: Mapping[str, np.ndarray],
-        normalization: Normalization | Mapping[int, Normalization],
+        normalization: Norms,
         crop_samples: int,
         augment: Augment | None = None,
         waves: FeatureTable | None = None,
@@ -91,31 +91,25 @@ class TrainBatches:
             table, limit = self.waves, crop_samples * min([1.0, *self.augment.speeds])
         else:
             table, limit = self.inputs, self.crop_frames
-        whole = np.zeros(max(int(self.indices.max(initial=0)) + 1, 1), dtype=bool)
-        for i in self.indices:
-            whole[i] = len(table[int(i)]) <= limit
+        whole = np.diff(table.offsets) <= limit  # utterance lengths, rows of the table
         for name, t in self.targets.items():
             if t.ndim == 2:
                 t = t.copy()
-                t[: len(whole)][~whole] = IGNORE
+                t[~whole] = IGNORE
                 self.targets[name] = t
 
     def example(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """One augmented, normalized training input of utterance ``i``."""
         aug = self.augment
         if not self.from_waves:
-            return self._normalize(i, crop(self.inputs[i], self.crop_frames, rng, self.pad))
+            return normalization_for(self.normalization, i)(crop(self.inputs[i], self.crop_frames, rng, self.pad))
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
         x = crop(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]
         if len(x) < self.crop_samples:
             x = np.pad(x, (0, self.crop_samples - len(x)))
         x = augment_waveform(x, aug, self.frontend.sample_rate, rng)
-        return self._normalize(i, self.frontend(x))
-
-    def _normalize(self, i: int, features: np.ndarray) -> np.ndarray:
-        norm = self.normalization
-        return norm[i](features) if isinstance(norm, Mapping) else norm(features)
+        return normalization_for(self.normalization, i)(self.frontend(x))
 
     def epoch(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """One pass over the utterances in random order; a last batch of one is dropped (batch norm)."""

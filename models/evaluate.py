@@ -9,16 +9,15 @@ no label; here it counts as class 0). Windows of equal shape are batched, none i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from edge_ser.ctc import best_path
-from edge_ser.frontend import Normalization
 from edge_ser.recognizer import SILENCE_PEAK
 
-from .features import FeatureTable, WindowTable
+from .features import FeatureTable, Norms, WindowTable, normalization_for
 from .heads import SERModel
 
 
@@ -26,7 +25,7 @@ def eval_inputs(
     table: FeatureTable,
     windows: WindowTable,
     indices: Sequence[int],
-    normalization: Normalization | Mapping[int, Normalization],
+    normalization: Norms,
 ) -> list[list[np.ndarray]]:
     """For each utterance in ``indices``, the normalized model inputs of its voiced windows
     (``normalization`` may map utterance index -> statistics, e.g. per speaker)."""
@@ -40,7 +39,7 @@ def eval_inputs(
             wins = [windows[j] for j in by_owner[i] if windows.peaks[j] >= SILENCE_PEAK]
         else:
             wins = [table[i]] if table.peaks[i] >= SILENCE_PEAK else []
-        norm = normalization[i] if isinstance(normalization, Mapping) else normalization
+        norm = normalization_for(normalization, i)
         out.append([norm(w).astype(np.float32, copy=False) for w in wins])
     return out
 

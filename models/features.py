@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,14 @@ def load_windows(
     owner_a, peaks_a = np.asarray(owner, np.int64), np.asarray(peaks, np.float32)
     _save(path, data=data, offsets=offsets, owner=owner_a, peaks=peaks_a)
     return WindowTable(data, offsets, owner_a, peaks_a, False)
+
+
+Norms = Normalization | Mapping[int, Normalization]  # one for all utterances, or one per utterance index
+
+
+def normalization_for(norms: Norms, index: int) -> Normalization:
+    """The statistics that normalize utterance ``index`` (per-speaker training maps index -> statistics)."""
+    return norms[index] if isinstance(norms, Mapping) else norms
 
 
 def fit_normalization(table: FeatureTable, indices: np.ndarray | list[int]) -> Normalization:

@@ -37,7 +37,15 @@ from .augment import Augment
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
 from .data import PADS, TrainBatches
 from .evaluate import eval_inputs, predict, transcribe
-from .features import DEFAULT_CACHE_DIR, FeatureTable, WindowTable, fit_normalization, load_features, load_windows
+from .features import (
+    DEFAULT_CACHE_DIR,
+    FeatureTable,
+    WindowTable,
+    fit_normalization,
+    load_features,
+    load_windows,
+    normalization_for,
+)
 from .heads import IGNORE, PRIMARY, SERModel
 from .registry import ARCHITECTURES, build_model, count_parameters, default_config, get_architecture
 
@@ -157,10 +165,6 @@ def speaker_normalization(
             stats = fit_normalization(data.inputs, members)
             out.update(dict.fromkeys(members, stats))
     return out
-
-
-def _normalizer(norm: Normalization | dict[int, Normalization], index: int) -> Normalization:
-    return norm[index] if isinstance(norm, dict) else norm
 
 
 def head_labels(corpus: Any, train: Iterable[int], aux: Iterable[str]) -> dict[str, list[str]]:
@@ -385,7 +389,9 @@ def train_fold(
         probs = predict(model, eval_inputs(data.inputs, data.windows, test_idx, norm), device)
         results["test"] = head_scores(probs, targets, test_idx)
         if model.ctc_heads:
-            whole = [_normalizer(norm, int(i))(data.inputs[int(i)]).astype(np.float32, copy=False) for i in test_idx]
+            whole = [
+                normalization_for(norm, int(i))(data.inputs[int(i)]).astype(np.float32, copy=False) for i in test_idx
+            ]
             for name, hypotheses in transcribe(model, whole, device).items():
                 pairs = [(row[row != IGNORE].tolist(), h) for row, h in zip(targets[name][test_idx], hypotheses)]
                 pairs = [(r, h) for r, h in pairs if r]

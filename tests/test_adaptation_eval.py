@@ -1,6 +1,5 @@
 """benchmarks/adaptation.py: the causal adaptation protocol on a tiny trained run."""
 
-import csv
 import json
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from test_train import make_corpus  # noqa: E402
+from test_train import make_corpus, write_manifest  # noqa: E402
 
 from benchmarks import adaptation  # noqa: E402
 from models import train  # noqa: E402
@@ -17,11 +16,7 @@ from models import train  # noqa: E402
 
 def test_causal_adaptation_table(tmp_path: Path):
     corpus = make_corpus(tmp_path / "toy", per_speaker=6)
-    manifest = tmp_path / "toy" / "manifest.csv"
-    with open(manifest, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "emotion", "speaker", "gender"])
-        writer.writerows([u.path, u.emotion, u.speaker, u.gender] for u in corpus.utterances)
+    manifest = write_manifest(corpus, tmp_path / "toy" / "manifest.csv")
     common = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
     common += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
     common += ["--protocol", "loso", "--folds", "0,1"]

@@ -1,6 +1,5 @@
 """benchmarks/results.py: Pareto front, and RESULTS.md + plot + JSON regenerated from a real (tiny) training run."""
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from test_train import make_corpus  # noqa: E402
+from test_train import make_corpus, write_manifest  # noqa: E402
 
 from benchmarks import results, training_results  # noqa: E402
 from models import train  # noqa: E402
@@ -24,11 +23,7 @@ def test_pareto_keeps_only_undominated_points():
 
 def test_results_from_a_run(tmp_path: Path, monkeypatch):
     corpus = make_corpus(tmp_path / "toy", per_speaker=3)
-    manifest = tmp_path / "toy" / "manifest.csv"
-    with open(manifest, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "emotion", "speaker", "gender"])
-        writer.writerows([u.path, u.emotion, u.speaker, u.gender] for u in corpus.utterances)
+    manifest = write_manifest(corpus, tmp_path / "toy" / "manifest.csv")
     run = tmp_path / "runs" / "csv-pcnn"
     common = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
     common += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]

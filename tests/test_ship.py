@@ -1,6 +1,5 @@
 """export.ship: cross-validate -> record -> train on all speakers -> INT8 with card, on a toy corpus."""
 
-import csv
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from test_train import make_corpus  # noqa: E402
+from test_train import make_corpus, write_manifest  # noqa: E402
 
 from edge_ser import Recognizer  # noqa: E402
 from export import ship  # noqa: E402
@@ -20,14 +19,12 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     corpus = make_corpus(tmp_path / "toy", per_speaker=3)
     root = tmp_path / "datasets"
     root.mkdir()
-    with open(root / "csv", "w", newline="") as f:  # the csv corpus' root is its manifest
-        writer = csv.writer(f)
-        writer.writerow(["path", "emotion", "speaker", "gender"])
-        writer.writerows([str(Path(corpus.root) / u.path), u.emotion, u.speaker, u.gender] for u in corpus.utterances)
+    write_manifest(corpus, root / "csv")  # the csv corpus' root is its manifest
     options = ("--epochs", "2", "--batch-size", "8", "--window", "0.5", "--hop", "0.25", "--aux", "gender=0.3")
     options += ("--protocol", "loso", "--folds", "0,1", "--cache-dir", str(tmp_path / "cache"))
-    recipe = ship.Recipe("csv", "pcnn", options, "toy.int8.onnx", keep_aux=True, test_fold="s0")
+    recipe = ship.Recipe("csv", "pcnn", options, keep_aux=True, test_fold="s0")
     monkeypatch.setitem(ship.RECIPES, "toy", recipe)
+    monkeypatch.setitem(ship.SHIPPED, "toy", "toy.int8.onnx")
     assets, tests, records = tmp_path / "assets", tmp_path / "test_assets", tmp_path / "records"
     out = ship.ship("toy", str(root), tmp_path / "runs", assets, tests, records)
 

@@ -3,6 +3,7 @@ checkpoints, resume and the CLI -- on a tiny generated corpus (sine tones vs. no
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import types
@@ -68,6 +69,15 @@ def make_corpus(root: Path, per_speaker: int = 4, speakers: int = 4, long_every:
                 sf.write(root / name, x.astype(np.float32), RATE)
                 utts.append(Utt(name, label, f"s{s}", "female" if s % 2 else "male"))
     return Corpus("toy", str(root), ("calm", "angry"), utts, skipped=[("bad.wav", "unreadable")])
+
+
+def write_manifest(corpus: Corpus, path: Path) -> Path:
+    """``corpus`` as the CSV manifest the ``csv`` loader reads (absolute paths), at ``path``."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "emotion", "speaker", "gender"])
+        writer.writerows([str(Path(corpus.root) / u.path), u.emotion, u.speaker, u.gender] for u in corpus.utterances)
+    return path
 
 
 def by_speaker(corpus: Corpus, *speakers: str) -> tuple[int, ...]:
