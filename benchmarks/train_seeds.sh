@@ -5,7 +5,7 @@
 # exported and scored as FP32 and INT8 ONNX; record committed under benchmarks/results/runs/, no
 # weights) and then rebuilds benchmarks/results/training.md. Resumable across sessions: a recorded
 # run is skipped; an interrupted fold continues from its last epoch while runs/ survives.
-#   bash benchmarks/train_seeds.sh [EPOCHS]        (RUNS=runs/ holds the runs, DATA=../shared/datasets)
+#   bash benchmarks/train_seeds.sh [EPOCHS]   (RUNS=runs/ holds the runs, DATA=../shared/datasets, ARCHS= a subset)
 # On 2 cores two single-threaded queues keep both cores busy through the single-threaded exports:
 #   CORPORA=casia THREADS=1 bash benchmarks/train_seeds.sh & CORPORA=ravdess THREADS=1 bash benchmarks/train_seeds.sh
 set -euo pipefail
@@ -16,7 +16,7 @@ data=${DATA:-../shared/datasets}
 threads=${THREADS:-2}
 corpora=${CORPORA:-casia ravdess}
 records=benchmarks/results/runs
-archs="pcnn_gender pcnn audio_resnet spectrogram_resnet"
+archs=${ARCHS:-pcnn_gender pcnn audio_resnet spectrogram_resnet}
 train() {  # corpus run-name extra-args...
   if [ -f "$records/$2.json" ]; then echo "$2: recorded, skipped"; return; fi
   edge-ser train --dataset "$1" --data "$data/$1" --epochs "$epochs" --patience 6 --threads "$threads" \

@@ -1,0 +1,146 @@
+"""Classic baseline: utterance functionals of the runtime's front-ends + logistic regression.
+
+    python benchmarks/functionals_baseline.py --dataset casia --data ../shared/datasets/casia \
+        [--seed 0] [--json benchmarks/results/functionals-casia.json] [--out benchmarks/results/functionals.md]
+
+Why: it measures, on our speaker-independent folds, where speaker normalization pays. Each utterance
+becomes one vector (mean, std, min, max, 10/50/90th percentile and the mean and std of the first
+difference of every MFCC and log-mel coefficient, from :class:`edge_ser.frontend.FrontEnd`), and a
+multinomial logistic regression (scikit-learn) classifies it. Three normalizations of those vectors:
+
+- ``global``: training-set statistics (what a non-adapted model does);
+- ``causal k``: each test speaker's utterances arrive in a seeded order; utterance ``j`` is normalized
+  with the statistics of that speaker's utterances before it, frozen after the first ``k``, falling back
+  to global statistics below 5 (the protocol of ``benchmarks/adaptation.py``);
+- ``transductive``: statistics of all of a test speaker's files (an upper bound no device has).
+
+Training speakers are always normalized with their own statistics under the speaker modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge_ser.audio import load_audio
+from edge_ser.frontend import FrontEnd
+
+FRONTENDS = (FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40), FrontEnd(kind="logmel", n_mels=40, window="hamming"))
+BUDGETS = (5, 10, 20, None)  # None: every previous utterance
+MIN_UTTERANCES = 5
+
+
+def functionals(frames: np.ndarray) -> np.ndarray:
+    """``(frames, bins)`` -> ``(9 * bins,)``: level, spread, extremes, percentiles and movement over time."""
+    delta = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
+    percentiles = np.percentile(frames, [10, 50, 90], axis=0)
+    stats = [frames.mean(0), frames.std(0), frames.min(0), frames.max(0), *percentiles]
+    return np.concatenate([*stats, np.abs(delta).mean(0), delta.std(0)])
+
+
+def utterance_vector(signal: np.ndarray) -> np.ndarray:
+    return np.concatenate([functionals(frontend(signal)) for frontend in FRONTENDS])
+
+
+def _standardize(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return (x - rows.mean(0)) / (rows.std(0) + 1e-8)
+
+
+def causal(x: np.ndarray, order: np.ndarray, budget: int | None, fallback: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` (one speaker, taken in ``order``) normalized with the rows heard before it."""
+    out = np.empty_like(x)
+    for position, i in enumerate(order):
+        heard = order[: position if budget is None else min(position, budget)]
+        out[i] = _standardize(x[i], x[heard]) if len(heard) >= MIN_UTTERANCES else _standardize(x[i], fallback)
+    return out
+
+
+def evaluate(x: np.ndarray, y: np.ndarray, n_classes: int, speakers: np.ndarray, folds: list, seed: int) -> dict:
+    """UA per fold and normalization mode, and their mean and std over folds."""
+    from sklearn.linear_model import LogisticRegression
+
+    from models.metrics import scores
+
+    modes = ["global", *(f"causal k={'all' if b is None else b}" for b in BUDGETS), "transductive"]
+    per_fold: dict[str, dict[str, float]] = {}
+    for fold in folds:
+        train, test = np.asarray(fold.train + fold.val), np.asarray(fold.test)
+        own = np.empty_like(x)
+        for s in np.unique(speakers):
+            rows = speakers == s
+            own[rows] = _standardize(x[rows], x[rows])
+        inputs = {"global": _standardize(x, x[train])}
+        for budget, mode in zip(BUDGETS, modes[1:-1]):
+            z = own.copy()
+            for s in np.unique(speakers[test]):
+                rows = test[speakers[test] == s]
+                order = np.random.default_rng([seed, sum(map(ord, s))]).permutation(len(rows))
+                z[rows] = causal(x[rows], order, budget, x[train])
+            inputs[mode] = z
+        inputs["transductive"] = own
+        per_fold[fold.name] = {}
+        for mode in modes:
+            z = inputs[mode]
+            clf = LogisticRegression(C=0.01, max_iter=3000).fit(z[train], y[train])
+            per_fold[fold.name][mode] = scores(y[test], clf.predict(z[test]), n_classes)["ua"]
+    summary = {
+        m: (float(np.mean([f[m] for f in per_fold.values()])), float(np.std([f[m] for f in per_fold.values()])))
+        for m in modes
+    }
+    return {"modes": modes, "per_fold": per_fold, "summary": summary}
+
+
+def markdown(dataset: str, protocol: str, result: dict, command: str) -> str:
+    modes = result["modes"]
+    lines = [
+        f"## {dataset} ({protocol})",
+        "",
+        "| fold | " + " | ".join(modes) + " |",
+        "|---|" + "---:|" * len(modes),
+    ]
+    for name, row in result["per_fold"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * row[m]:.1f}" for m in modes) + " |")
+    mean = " | ".join(f"**{100 * result['summary'][m][0]:.1f}** ± {100 * result['summary'][m][1]:.1f}" for m in modes)
+    lines += [f"| **mean ± std** | {mean} |", "", f"Command: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from models.corpora import load_corpus
+    from models.protocols import default_protocol, make_folds
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--out", type=Path, help="Markdown file; this corpus' section is replaced or appended")
+    args = parser.parse_args(argv)
+
+    corpus = load_corpus(args.dataset, args.data)
+    protocol = default_protocol(corpus.name)
+    folds = make_folds(corpus, protocol, seed=args.seed)
+    x = np.stack([utterance_vector(load_audio(u.path, target_rate=16000)[0]) for u in corpus.utterances])
+    y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
+    speakers = np.array([u.speaker for u in corpus.utterances])
+    result = evaluate(x.astype(np.float64), y, len(corpus.emotions), speakers, folds, args.seed)
+    command = "python benchmarks/functionals_baseline.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = markdown(corpus.name, protocol, result, command)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"dataset": corpus.name, "protocol": protocol, **result}, indent=1) + "\n")
+    if args.out:
+        head = "# Classic baseline: utterance functionals + logistic regression (UA %)\n\n"
+        old = args.out.read_text() if args.out.exists() else head
+        sections = [s for s in old.split("\n## ")[1:] if not s.startswith(f"{corpus.name} ")]
+        body = "".join("\n## " + s.rstrip("\n") + "\n" for s in sections)
+        args.out.write_text(old.split("\n## ")[0].rstrip("\n") + "\n" + body + "\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
