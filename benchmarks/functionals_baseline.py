@@ -4,9 +4,10 @@
         [--seed 0] [--json benchmarks/results/functionals-casia.json] [--out benchmarks/results/functionals.md]
 
 Why: it measures, on our speaker-independent folds, where speaker normalization pays. Each utterance
-becomes one vector (mean, std, min, max, 10/50/90th percentile and the mean and std of the first
-difference of every MFCC and log-mel coefficient, from :class:`edge_ser.frontend.FrontEnd`), and a
-multinomial logistic regression (scikit-learn) classifies it. Three normalizations of those vectors:
+becomes one vector, the runtime's ``functionals`` front-end (mean, std, min, max, 10/50/90th percentile
+and the mean and std of the first difference of 40 MFCC and 40 log-mel coefficients; the input of
+``functionals_mlp``), and a multinomial logistic regression (scikit-learn) classifies it. Three
+normalizations of those vectors:
 
 - ``global``: training-set statistics (what a non-adapted model does);
 - ``causal k``: each test speaker's utterances arrive in a seeded order; utterance ``j`` is normalized
@@ -29,21 +30,9 @@ import numpy as np
 from edge_ser.audio import load_audio
 from edge_ser.frontend import FrontEnd
 
-FRONTENDS = (FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40), FrontEnd(kind="logmel", n_mels=40, window="hamming"))
+FRONTEND = FrontEnd(kind="functionals", n_mels=40, n_mfcc=40)  # what functionals_mlp reads
 BUDGETS = (5, 10, 20, None)  # None: every previous utterance
 MIN_UTTERANCES = 5
-
-
-def functionals(frames: np.ndarray) -> np.ndarray:
-    """``(frames, bins)`` -> ``(9 * bins,)``: level, spread, extremes, percentiles and movement over time."""
-    delta = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
-    percentiles = np.percentile(frames, [10, 50, 90], axis=0)
-    stats = [frames.mean(0), frames.std(0), frames.min(0), frames.max(0), *percentiles]
-    return np.concatenate([*stats, np.abs(delta).mean(0), delta.std(0)])
-
-
-def utterance_vector(signal: np.ndarray) -> np.ndarray:
-    return np.concatenate([functionals(frontend(signal)) for frontend in FRONTENDS])
 
 
 def _standardize(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -124,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = load_corpus(args.dataset, args.data)
     protocol = default_protocol(corpus.name)
     folds = make_folds(corpus, protocol, seed=args.seed)
-    x = np.stack([utterance_vector(load_audio(u.path, target_rate=16000)[0]) for u in corpus.utterances])
+    x = np.concatenate([FRONTEND(load_audio(u.path, target_rate=FRONTEND.sample_rate)[0]) for u in corpus.utterances])
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
     speakers = np.array([u.speaker for u in corpus.utterances])
     result = evaluate(x.astype(np.float64), y, len(corpus.emotions), speakers, folds, args.seed)

@@ -1,10 +1,13 @@
-"""Audio front-ends: waveform, MFCC, log-power spectrogram and log-mel, in vectorized numpy.
+"""Audio front-ends: waveform, MFCC, log-power spectrogram, log-mel and utterance functionals, in numpy.
 
 This is the only feature implementation in edge-ser. Training imports it too, so a model
 never sees different features at training and at run time. MFCC and log-mel follow
 ``python_speech_features`` (``mfcc`` and ``logfbank``) exactly: same framing (zero-padded
 last frame), pre-emphasis, power spectrum, triangular mel filterbank, DCT-II and lifter.
 All frames go through one batched FFT in reused buffers, with no per-frame Python loop.
+``functionals`` summarizes a whole window as one row: statistics over time of its MFCC and
+log-mel frames (see :func:`functionals`), the input of utterance-level models whose speaker
+adaptation normalizes those statistics.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from .errors import AudioError, ContractError
 
-KINDS = ("waveform", "mfcc", "logspec", "logmel")
+KINDS = ("waveform", "mfcc", "logspec", "logmel", "functionals")
 WINDOWS = ("rect", "hamming", "hann")
 
 # Parameters that matter for each kind; the contract stores exactly these.
@@ -31,7 +34,9 @@ _PARAMS = {
     "mfcc": (*_FRAMES, *_MEL, "n_mfcc", "lifter", "append_energy"),
     "logspec": _FRAMES,
     "logmel": (*_FRAMES, *_MEL),
+    "functionals": (*_FRAMES, *_MEL, "n_mfcc", "lifter", "append_energy"),
 }
+N_FUNCTIONALS = 9  # statistics per frame feature, see functionals()
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
 
 
@@ -108,9 +113,10 @@ class FrontEnd:
             raise ContractError("front-end window and hop must each span at least one sample")
         if self.frame_length > self.n_fft:
             raise ContractError(f"n_fft {self.n_fft} is shorter than the {self.frame_length}-sample window")
-        if self.kind in ("mfcc", "logmel") and not 0 <= self.low_freq < (self.high_freq or self.sample_rate / 2):
+        nyquist = self.sample_rate / 2
+        if self.kind in ("mfcc", "logmel", "functionals") and not 0 <= self.low_freq < (self.high_freq or nyquist):
             raise ContractError("front-end needs 0 <= low_freq < high_freq")
-        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+        if self.kind in ("mfcc", "functionals") and not 1 <= self.n_mfcc <= self.n_mels:
             raise ContractError("front-end needs 1 <= n_mfcc <= n_mels")
 
     # -- description ---------------------------------------------------------------------
@@ -150,6 +156,7 @@ class FrontEnd:
             "mfcc": self.n_mfcc,
             "logspec": self.n_fft // 2 + 1,
             "logmel": self.n_mels,
+            "functionals": N_FUNCTIONALS * (self.n_mfcc + self.n_mels),
         }[self.kind]
 
     @property
@@ -157,9 +164,15 @@ class FrontEnd:
         return 1 if self.kind == "waveform" else self.frame_length
 
     def num_frames(self, n_samples: int) -> int:
-        """Frames produced for ``n_samples`` samples (the last one zero-padded)."""
+        """Frames produced for ``n_samples`` samples (the last one zero-padded; one row of functionals)."""
         if self.kind == "waveform":
             return n_samples
+        if self.kind == "functionals":
+            return 1
+        return self._analysis_frames(n_samples)
+
+    def _analysis_frames(self, n_samples: int) -> int:
+        """STFT frames over ``n_samples`` samples (what every spectral kind analyses)."""
         if n_samples <= self.frame_length:
             return 1
         return 1 + math.ceil((n_samples - self.frame_length) / self.frame_step)
@@ -193,7 +206,7 @@ class FrontEnd:
         view of such a buffer: use it before the next call on this thread.
         """
         n, step, length = len(signal), self.frame_step, self.frame_length
-        n_frames = self.num_frames(n)
+        n_frames = self._analysis_frames(n)
         padded = _buffer("signal", ((n_frames - 1) * step + length,), np.float64)
         padded[n:] = 0.0
         if self.preemph:
@@ -237,7 +250,19 @@ class FrontEnd:
         cep = logbands @ self._cepstrum
         if self.append_energy:
             cep[:, 0] = np.log(_floor(power.sum(axis=1) / self.n_fft))
+        if self.kind == "functionals":
+            return functionals(np.concatenate([cep, logbands], axis=1))[None]
         return cep
+
+
+def functionals(frames: np.ndarray) -> np.ndarray:
+    """``(frames, bins)`` -> ``(9 * bins,)``: per bin, the mean, std, min, max, 10th/50th/90th percentile
+    over time, and the mean absolute value and std of the first difference (level, spread, extremes and
+    movement: what classic SER functionals describe), as float32 blocks in that order."""
+    x = frames.astype(np.float64, copy=False)
+    delta = np.diff(x, axis=0) if len(x) > 1 else np.zeros_like(x)
+    stats = [x.mean(0), x.std(0), x.min(0), x.max(0), *np.percentile(x, [10, 50, 90], axis=0)]
+    return np.concatenate([*stats, np.abs(delta).mean(0), delta.std(0)]).astype(np.float32)
 
 
 _workspace = threading.local()

@@ -70,6 +70,10 @@ def make_contract(
         labels, window = config["labels"], config["window"]
         training = config.get("training", {})
         in_graph = waveform_in and frontend.kind != "waveform"
+        if in_graph and frontend.kind == "functionals":
+            raise ModelError(
+                "the functionals front-end (percentiles over time) has no in-graph version: drop --waveform-in"
+            )
         return ModelContract(
             name=name or f"{config['arch']}-{training.get('corpus', 'custom')}",
             input_kind="waveform" if (waveform_in or frontend.kind == "waveform") else "features",

@@ -19,6 +19,7 @@ from edge_ser.frontend import FrontEnd
 from .audio_resnet import AudioResNet
 from .ctc import is_ctc
 from .edge_cnn import EdgeCNN
+from .functionals_mlp import FunctionalsMLP
 from .heads import PRIMARY, SERModel
 from .pcnn import PCNN
 from .spectrogram_resnet import SpectrogramResNet
@@ -87,6 +88,14 @@ ARCHITECTURES: dict[str, Architecture] = {
             dropout=0.2,
             summary="edge-ser's own: learned utterance functionals (mean/std/max/min of frames and deltas) + MLP",
         ),
+        Architecture(
+            "functionals_mlp",
+            FunctionalsMLP,
+            FrontEnd(kind="functionals", n_mels=40, n_mfcc=40).to_dict(),
+            dropout=0.5,
+            summary="edge-ser's own: MLP on utterance functionals of 40 MFCC + 40 log-mel (~0.1M); pairs with"
+            " --normalization speaker and a SpeakerProfile",
+        ),
     )
 }
 
@@ -126,6 +135,8 @@ def build_model(config: Mapping[str, Any]) -> SERModel:
     frontend = FrontEnd.from_dict(dict(config.get("frontend") or spec.frontend))
     if (frontend.kind == "waveform") != (spec.input_kind == "waveform"):
         raise ValueError(f"{spec.name} takes {spec.input_kind} input, not a {frontend.kind!r} front-end")
+    if (frontend.kind == "functionals") != (spec.backbone is FunctionalsMLP):
+        raise ValueError(f"{spec.name} does not fit a {frontend.kind!r} front-end")
     heads = dict(config["heads"])
     missing = [h for h in spec.required_heads if h not in heads]
     if missing:

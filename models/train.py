@@ -129,6 +129,14 @@ class CorpusData:
     waves: FeatureTable | None
 
 
+def _check_functionals(cfg: TrainConfig) -> None:
+    """Options that have no meaning on one row of utterance statistics are refused, not ignored."""
+    if cfg.normalization == "utterance":
+        raise ValueError("the functionals front-end gives one row per window: use global or speaker normalization")
+    if cfg.augment.on_features:
+        raise ValueError("SpecAugment masks need frames; the functionals front-end gives one row per window")
+
+
 def _samples(seconds: float, rate: int) -> int:
     return round(seconds * rate)  # as the Recognizer converts the contract's window
 
@@ -256,6 +264,8 @@ def train_fold(
             raise ValueError(f"{out_dir} is a finished fold trained with other settings; rerun without --resume")
         return json.loads((out_dir / METRICS).read_text())
     corpus, frontend = data.corpus, data.inputs.frontend
+    if frontend.kind == "functionals":
+        _check_functionals(cfg)
     train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (fold.train, fold.val, fold.test))
     labels = head_labels(corpus, train_idx, aux)
     targets = head_targets(corpus, labels)

@@ -55,7 +55,13 @@ def test_pcnn_gender_is_pcnn_plus_a_gender_head() -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_declared_frontends(arch: str) -> None:
     kind = FrontEnd.from_dict(ARCHITECTURES[arch].frontend).kind
-    assert kind == {"audio_resnet": "waveform", "spectrogram_resnet": "logspec", "edge_cnn": "logmel"}.get(arch, "mfcc")
+    declared = {
+        "audio_resnet": "waveform",
+        "spectrogram_resnet": "logspec",
+        "edge_cnn": "logmel",
+        "functionals_mlp": "functionals",
+    }
+    assert kind == declared.get(arch, "mfcc")
 
 
 def test_edge_cnn_stays_within_the_edge_budget() -> None:

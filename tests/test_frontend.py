@@ -5,7 +5,7 @@ import pytest
 from conftest import voiced
 
 from edge_ser.errors import AudioError, ContractError
-from edge_ser.frontend import FrontEnd, Normalization, dct_matrix, mel_filterbank
+from edge_ser.frontend import N_FUNCTIONALS, FrontEnd, Normalization, dct_matrix, functionals, mel_filterbank
 
 psf = pytest.importorskip("python_speech_features")  # needs scipy (dev extra)
 
@@ -127,3 +127,32 @@ def test_normalization_modes():
         Normalization("global", (0.0,), (0.0,))
     with pytest.raises(ContractError):
         Normalization("zscore")
+
+
+def test_functionals_by_hand():
+    frames = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])
+    out = functionals(frames).reshape(N_FUNCTIONALS, 2)
+    np.testing.assert_allclose(out[0], [2.0, 2.0])  # mean
+    np.testing.assert_allclose(out[1], frames.std(0), rtol=1e-6)
+    np.testing.assert_allclose(out[2], [0.0, 1.0])  # min
+    np.testing.assert_allclose(out[3], [4.0, 4.0])  # max
+    np.testing.assert_allclose(out[4], [0.4, 1.0])  # 10th percentile (linear interpolation)
+    np.testing.assert_allclose(out[5], [2.0, 1.0])  # median
+    np.testing.assert_allclose(out[7], [2.0, 1.5])  # mean |delta|: (2, 2) and (0, 3)
+    np.testing.assert_allclose(out[8], [0.0, 1.5])  # std of delta
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(functionals(frames[:1]).reshape(9, 2)[7:], 0.0)  # one frame: no movement
+
+
+def test_functionals_frontend_summarizes_mfcc_and_logmel_frames():
+    spec = dict(n_mels=26, n_mfcc=13, window="hamming")
+    fe = FrontEnd("functionals", **spec)
+    x = voiced(1.3)
+    out = fe(x)
+    assert out.shape == (1, 9 * (13 + 26)) == (fe.num_frames(len(x)), fe.n_features)
+    frames = np.concatenate([FrontEnd("mfcc", **spec)(x), FrontEnd("logmel", **spec)(x)], axis=1)
+    np.testing.assert_allclose(out[0], functionals(frames), rtol=1e-5, atol=1e-5)
+    assert FrontEnd.from_dict(fe.to_dict()) == fe
+    assert fe(x[: fe.frame_length]).shape == (1, fe.n_features)  # one analysis frame is enough
+    with pytest.raises(ContractError, match="n_mfcc"):
+        FrontEnd("functionals", n_mels=13, n_mfcc=20)

@@ -13,18 +13,6 @@ from test_train import make_corpus, write_manifest  # noqa: E402
 from benchmarks import functionals_baseline as fb  # noqa: E402
 
 
-def test_functionals_by_hand():
-    frames = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])
-    out = fb.functionals(frames).reshape(9, 2)
-    np.testing.assert_allclose(out[0], [2.0, 2.0])  # mean
-    np.testing.assert_allclose(out[1], frames.std(0))
-    np.testing.assert_allclose(out[2], [0.0, 1.0])  # min
-    np.testing.assert_allclose(out[3], [4.0, 4.0])  # max
-    np.testing.assert_allclose(out[5], [2.0, 1.0])  # median
-    np.testing.assert_allclose(out[7], [2.0, 1.5])  # mean |delta|: (2, 2) and (0, 3)
-    assert fb.utterance_vector(np.random.default_rng(0).standard_normal(8000)).shape == (9 * 80,)
-
-
 def test_causal_uses_only_earlier_utterances():
     rng = np.random.default_rng(1)
     x, fallback = rng.standard_normal((12, 3)), rng.standard_normal((50, 3)) + 5.0

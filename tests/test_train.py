@@ -413,3 +413,34 @@ def test_speaker_normalization_uses_each_speakers_own_statistics(corpus, tmp_pat
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     contract = onnx_export.make_contract(config, ["emotion"])
     assert contract.adaptation == "speaker" and contract.normalization.mode == "global"  # global = fallback
+
+
+def test_functionals_mlp_trains_with_speaker_statistics_and_adapts_at_run_time(corpus, tmp_path):
+    from edge_ser import ModelError, Recognizer, SpeakerProfile
+
+    onnx_export = pytest.importorskip("export.onnx_export")
+    cfg = small_config(epochs=6, window_seconds=1.5, hop_seconds=0.5, normalization="speaker")
+    frontend = FrontEnd(kind="functionals", n_mels=26, n_mfcc=13)
+    data = prepare_data(corpus, frontend, cfg, tmp_path / "cache")
+    assert np.all(np.diff(data.inputs.offsets) == 1)  # one row of statistics per utterance
+    res = train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, cfg, tmp_path / "run")
+    assert res["test"]["emotion"]["ua"] > 0.75  # chance is 0.5
+    model, config = load_checkpoint(tmp_path / "run")
+    contract = onnx_export.make_contract(config, ["emotion"])
+    assert contract.adaptation == "speaker" and contract.frontend == frontend
+    path = onnx_export.to_onnx(onnx_export.export_module(model, contract), contract, tmp_path / "f.onnx")
+    profile = SpeakerProfile(min_utterances=2)
+    rec = Recognizer(path, profile=profile)
+    test = [corpus.utterances[i] for i in by_speaker(corpus, "s3")]
+    preds = [rec.predict(str(Path(corpus.root) / u.path)) for u in test]
+    assert profile.utterances == len(test) and profile.frames == len(test)  # one row per (short) utterance
+    assert np.mean([p.label == u.emotion for p, u in zip(preds, test)]) > 0.75
+    with pytest.raises(ModelError, match="in-graph"):
+        onnx_export.make_contract(config, ["emotion"], waveform_in=True)
+    with pytest.raises(ValueError, match="one row per window"):
+        train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, small_config(normalization="utterance"), tmp_path)
+    masked = small_config(augment=Augment(time_mask=5))
+    with pytest.raises(ValueError, match="SpecAugment"):
+        train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, masked, tmp_path)
+    with pytest.raises(ValueError, match="does not fit"):
+        build_model(default_config("stats_net", {"emotion": 2}, frontend=frontend.to_dict()))
