@@ -1,6 +1,6 @@
 """On-device speaker adaptation, evaluated causally: UA vs. how many of a speaker's utterances came before.
 
-    python benchmarks/adaptation.py RUN_DIR [--baseline RUN_DIR] [--data CORPUS_DIR] [--seed 0]
+    python benchmarks/adaptation.py RUN_DIR [--baseline RUN_DIR] [--data CORPUS_DIR] [--seed 0] [--prior 0]
         [--json benchmarks/results/adaptation-<run>.json] [--out benchmarks/results/adaptation.md]
 
 RUN_DIR is an ``edge-ser train --normalization speaker`` run (speaker-independent folds). Every fold
@@ -11,7 +11,9 @@ utterances *before* the current one. A budget ``k`` freezes the profile after th
 utterance). UA is computed over all of the speaker's utterances, pooled per fold. Beside them:
 the non-adapted model (``--baseline``, a run of the same recipe with global normalization) and the
 transductive upper bound (statistics from all of a test speaker's files, which no device has),
-both from the runs' own reports. ``--out`` appends or replaces this run's section.
+both from the runs' own reports. ``--prior N`` evaluates ``SpeakerProfile(min_utterances=1, prior=N)``
+(global statistics kept as N pseudo-utterances); its section is titled with the prior.
+``--out`` appends or replaces this run's section.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 from edge_ser import Recognizer, SpeakerProfile
 
-BUDGETS: tuple[int | None, ...] = (0, 5, 10, 20, None)  # None: all previous utterances
+BUDGETS: tuple[int | None, ...] = (0, 1, 3, 5, 10, 20, None)  # None: all previous utterances
 
 
 def export_fp32(fold_dir: Path, out: Path) -> Path:
@@ -43,7 +45,7 @@ def export_fp32(fold_dir: Path, out: Path) -> Path:
     return out
 
 
-def causal_ua(model: Path, utterances: list[Any], seed: int) -> dict[str, float]:
+def causal_ua(model: Path, utterances: list[Any], seed: int, prior: float = 0.0) -> dict[str, float]:
     """UA per budget over ``utterances`` (one fold's test speakers), each speaker in a seeded order.
 
     Audio is read once; one recognizer per budget, its profile reset for every speaker."""
@@ -57,7 +59,7 @@ def causal_ua(model: Path, utterances: list[Any], seed: int) -> dict[str, float]
     audio = {u.path: load_audio(u.path) for u in utterances}  # (signal, rate)
     result = {}
     for budget in BUDGETS:
-        rec = Recognizer(model, profile=SpeakerProfile(min_utterances=1))
+        rec = Recognizer(model, profile=SpeakerProfile(min_utterances=1, prior=prior))
         index = {label: k for k, label in enumerate(rec.labels)}
         truth, guess = [], []
         for speaker, utts in sorted(by_speaker.items()):
@@ -72,7 +74,7 @@ def causal_ua(model: Path, utterances: list[Any], seed: int) -> dict[str, float]
     return result
 
 
-def evaluate(run: Path, baseline: Path | None, data: str, seed: int) -> dict[str, Any]:
+def evaluate(run: Path, baseline: Path | None, data: str, seed: int, prior: float = 0.0) -> dict[str, Any]:
     from models.corpora import load_corpus
     from models.protocols import make_folds
 
@@ -87,7 +89,7 @@ def evaluate(run: Path, baseline: Path | None, data: str, seed: int) -> dict[str
         for name in report["folds"]:
             print(f"adaptation: {run.name}/{name}", file=sys.stderr)
             model = export_fp32(run / name, Path(tmp) / f"{name}.onnx")
-            row = causal_ua(model, [corpus.utterances[i] for i in folds[name].test], seed)
+            row = causal_ua(model, [corpus.utterances[i] for i in folds[name].test], seed, prior)
             row["transductive"] = report["folds"][name]["test"]["emotion"]["ua"]
             if base and name in base["folds"]:
                 row["non_adapted"] = base["folds"][name]["test"]["emotion"]["ua"]
@@ -98,6 +100,7 @@ def evaluate(run: Path, baseline: Path | None, data: str, seed: int) -> dict[str
         "dataset": report["dataset"],
         "protocol": report["protocol"],
         "seed": seed,
+        "prior": prior,
         "folds": rows,
         "command": " ".join(["python benchmarks/adaptation.py", *sys.argv[1:]]),
         "train_command": report.get("command"),
@@ -106,7 +109,7 @@ def evaluate(run: Path, baseline: Path | None, data: str, seed: int) -> dict[str
     }
 
 
-COLUMNS = [("non_adapted", "non-adapted model"), *[(k, f"k={k}") for k in ("0", "5", "10", "20")]]
+COLUMNS = [("non_adapted", "non-adapted model"), *[(k, f"k={k}") for k in ("0", "1", "3", "5", "10", "20")]]
 COLUMNS += [("all", "all previous"), ("transductive", "transductive bound")]
 
 
@@ -115,7 +118,7 @@ def render(result: dict[str, Any]) -> list[str]:
     keys = [k for k, _ in COLUMNS if all(k in r for r in rows.values())]
     head = [title for k, title in COLUMNS if k in keys]
     lines = [
-        f"## {result['dataset']}: {result['run']}",
+        f"## {result['dataset']}: {section_name(result)}",
         "",
         f"UA % per speaker-independent fold ({result['protocol']}); `k` = utterances of the test speaker the "
         f"profile had heard before it froze (order seeded with {result['seed']}). Non-adapted: `{result['baseline']}`"
@@ -138,6 +141,11 @@ def render(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def section_name(result: dict[str, Any]) -> str:
+    prior = result.get("prior") or 0
+    return f"{result['run']} (prior {prior:g})" if prior else result["run"]
+
+
 def write_section(out: Path, lines: list[str], run: str) -> None:
     """Replace this run's section of ``out`` (or append it), keeping the others."""
     title = "# On-device speaker adaptation (causal evaluation)"
@@ -156,19 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, help="same recipe trained with global normalization")
     parser.add_argument("--data", help="corpus folder (default: ../shared/datasets/<dataset>)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prior", type=float, default=0.0, help="SpeakerProfile prior, in utterances")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     dataset = json.loads((args.run / "report.json").read_text())["dataset"]
     data = args.data or os.path.join("..", "shared", "datasets", dataset)
-    result = evaluate(args.run, args.baseline, data, args.seed)
+    result = evaluate(args.run, args.baseline, data, args.seed, args.prior)
     lines = render(result)
     print("\n".join(lines))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     if args.out:
-        write_section(args.out, lines, result["run"])
+        write_section(args.out, lines, section_name(result))
     return 0
 
 

@@ -9,7 +9,10 @@ proportional to the new audio only), and hands the Recognizer a normalization bu
 
 Causality is by construction: the Recognizer normalizes an utterance with the statistics as they
 stood *before* it, and adds the utterance only afterwards. Until ``min_utterances`` utterances
-are in, the model's own global statistics are used. A profile is a few kilobytes of JSON.
+are in, the model's own global statistics are used; with ``prior=n`` they also stay in the mix
+afterwards as ``n`` pseudo-utterances (shrinkage), so statistics of the first few utterances --
+noisiest for utterance-level features, one row per utterance -- move the model only as far as
+they deserve. A profile is a few kilobytes of JSON.
 """
 
 from __future__ import annotations
@@ -62,17 +65,22 @@ class SpeakerProfile:
     ``min_utterances``: how many utterances must be in before the profile replaces the model's
     global statistics. ``memory``: the most frames the statistics represent; beyond it older
     audio is down-weighted so the profile follows a changing voice or microphone (None: never).
-    ``frozen``: set it to stop learning (e.g. after an explicit enrolment); the statistics are
-    still used.
+    ``prior``: how many utterances' worth of the model's global statistics are blended into the
+    profile's (0: none; ``SpeakerProfile(min_utterances=1, prior=3)`` adapts from the first
+    utterance on without a cliff, see docs/adaptation.md). ``frozen``: set it to stop learning (e.g.
+    after an explicit enrolment); the statistics are still used.
     """
 
-    def __init__(self, min_utterances: int = 5, memory: float | None = None) -> None:
+    def __init__(self, min_utterances: int = 5, memory: float | None = None, prior: float = 0.0) -> None:
         if min_utterances < 1:
             raise ProfileError("min_utterances must be at least 1")
         if memory is not None and memory <= 0:
             raise ProfileError("memory must be a positive number of frames")
+        if not (math.isfinite(prior) and prior >= 0):
+            raise ProfileError("prior must be a non-negative number of utterances")
         self.min_utterances = int(min_utterances)
         self.memory = None if memory is None else float(memory)
+        self.prior = float(prior)
         self.frontend: dict[str, Any] | None = None
         self.frozen = False
         self.reset()
@@ -129,10 +137,21 @@ class SpeakerProfile:
         return m.mean.copy(), np.maximum(np.sqrt(m.m2 / m.count), 1e-5)
 
     def normalization(self, fallback: Normalization) -> Normalization:
-        """The normalization to use now: the profile's statistics once ready, else ``fallback``."""
+        """The normalization to use now: the profile's statistics once ready (blended with global
+        ``fallback`` statistics as ``prior`` pseudo-utterances), else ``fallback``."""
         if not self.ready:
             return fallback
-        mean, std = self.statistics()
+        m = self._moments
+        if self.prior and fallback.mode == "global" and m.mean is not None:
+            g_mean, g_std = (np.asarray(v, dtype=np.float64) for v in (fallback.mean, fallback.std))
+            if g_mean.shape != m.mean.shape:
+                raise ProfileError(f"the model has {len(g_mean)} statistics, the profile {len(m.mean)}")
+            pseudo = self.prior * m.count / max(self.utterances, 1)  # in frames, as the profile counts
+            blended = Moments()
+            blended.merge(pseudo, g_mean, g_std**2 * pseudo)
+            blended.merge(m.count, m.mean, m.m2)
+            m = blended
+        mean, std = m.mean, np.maximum(np.sqrt(m.m2 / m.count), 1e-5)
         return Normalization("global", tuple(mean.tolist()), tuple(std.tolist()))
 
     # -- persistence -----------------------------------------------------------------------
@@ -142,6 +161,7 @@ class SpeakerProfile:
             "version": VERSION,
             "min_utterances": self.min_utterances,
             "memory": self.memory,
+            "prior": self.prior,
             "frontend": self.frontend,
             "utterances": self.utterances,
             "frames": self._moments.count,
@@ -156,7 +176,7 @@ class SpeakerProfile:
         if d.get("version") != VERSION:
             raise ProfileError(f"speaker profile version {d.get('version')!r} is not supported")
         try:
-            profile = cls(int(d["min_utterances"]), d.get("memory"))
+            profile = cls(int(d["min_utterances"]), d.get("memory"), float(d.get("prior", 0.0)))
             profile.frontend = d.get("frontend")
             profile.utterances = int(d["utterances"])
             if d.get("mean") is not None:

@@ -29,7 +29,7 @@ def test_causal_adaptation_table(tmp_path: Path):
     result = json.loads(record.read_text())
     assert set(result["folds"]) == {"s0", "s1"}
     for name, row in result["folds"].items():
-        assert set(row) == {"0", "5", "10", "20", "all", "transductive", "non_adapted"}
+        assert set(row) == {"0", "1", "3", "5", "10", "20", "all", "transductive", "non_adapted"}
         assert all(0.0 <= v <= 1.0 for v in row.values())
         spk = json.loads((run / "report.json").read_text())["folds"][name]["test"]["emotion"]["ua"]
         assert row["transductive"] == spk
@@ -38,5 +38,9 @@ def test_causal_adaptation_table(tmp_path: Path):
     text = out.read_text()
     assert text.startswith("# On-device speaker adaptation") and "| s0 |" in text and "transductive bound" in text
     assert adaptation.main(argv) == 0 and out.read_text().count("## csv: csv-spk") == 1  # replaced, not appended
+    assert adaptation.main([*argv, "--prior", "3"]) == 0  # a section of its own, beside the plain one
+    text = out.read_text()
+    assert text.count("## csv: csv-spk\n") == 1 and text.count("## csv: csv-spk (prior 3)\n") == 1
+    assert json.loads(record.read_text())["prior"] == 3.0
     with pytest.raises(SystemExit, match="not trained with --normalization speaker"):
         adaptation.main([str(base), "--data", str(manifest)])

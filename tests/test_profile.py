@@ -75,6 +75,33 @@ def test_not_ready_means_the_models_global_statistics():
     assert profile.ready and np.allclose(profile.normalization(FALLBACK).mean, 2 / 3)
 
 
+def test_prior_blends_global_statistics_as_pseudo_utterances(tmp_path):
+    rng = np.random.default_rng(3)
+    utts = [rng.normal(2.0, 0.5, size=(20, 13)) for _ in range(4)]
+    profile = SpeakerProfile(min_utterances=1, prior=2)
+    for u in utts:
+        profile.add(u)
+    rows = np.concatenate(utts)
+    n, n0 = len(rows), 2 * len(rows) / 4  # two utterances' worth of frames
+    g_mean, g_var = np.array(FALLBACK.mean), np.array(FALLBACK.std) ** 2
+    mean = (n * rows.mean(0) + n0 * g_mean) / (n + n0)
+    var = (n * rows.var(0) + n0 * g_var + (rows.mean(0) - g_mean) ** 2 * n * n0 / (n + n0)) / (n + n0)
+    blended = profile.normalization(FALLBACK)
+    assert np.allclose(blended.mean, mean) and np.allclose(blended.std, np.sqrt(var))
+    assert np.allclose(profile.statistics()[0], rows.mean(0))  # the profile's own statistics are untouched
+    plain = SpeakerProfile(min_utterances=1)
+    plain.add(*utts)
+    assert np.allclose(plain.normalization(FALLBACK).mean, rows.mean(0))  # prior 0: the speaker alone
+    profile.save(tmp_path / "p.json")
+    assert SpeakerProfile.load(tmp_path / "p.json").normalization(FALLBACK) == blended
+    with pytest.raises(ProfileError, match="prior"):
+        SpeakerProfile(prior=-1)
+    wrong = SpeakerProfile(min_utterances=1, prior=1)
+    wrong.add(np.ones((3, 5)))
+    with pytest.raises(ProfileError, match="statistics"):
+        wrong.normalization(FALLBACK)
+
+
 def test_each_utterance_uses_only_the_ones_before_it(adapted_model):
     utts = voices()
     rec = Recognizer(adapted_model, profile=SpeakerProfile(min_utterances=2))
