@@ -43,7 +43,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.profile:
         from .profile import SpeakerProfile
 
-        profile = SpeakerProfile.load(args.profile) if os.path.exists(args.profile) else SpeakerProfile()
+        new = SpeakerProfile(min_utterances=1, prior=3)  # adapts from the first file on (docs/adaptation.md)
+        profile = SpeakerProfile.load(args.profile) if os.path.exists(args.profile) else new
     rec = Recognizer(args.model, threads=args.threads, profile=profile)
     try:
         return _predict_files(rec, args)
@@ -119,8 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         metavar="PROFILE.json",
-        help="speaker profile to adapt to (created if missing): files are read in order, each normalized with "
-        "the profile as it stood before it, then added; saved at the end",
+        help="speaker profile to adapt to (created if missing, with min_utterances=1, prior=3): files are read in "
+        "order, each normalized with the profile as it stood before it, then added; saved at the end",
     )
     p.add_argument("--segments", action="store_true", help="a timeline of analysis windows instead of one result")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default: %(default)s)")

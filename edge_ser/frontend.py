@@ -261,7 +261,13 @@ def functionals(frames: np.ndarray) -> np.ndarray:
     movement: what classic SER functionals describe), as float32 blocks in that order."""
     x = frames.astype(np.float64, copy=False)
     delta = np.diff(x, axis=0) if len(x) > 1 else np.zeros_like(x)
-    stats = [x.mean(0), x.std(0), x.min(0), x.max(0), *np.percentile(x, [10, 50, 90], axis=0)]
+    ordered = np.sort(x, axis=0)  # one sort gives min, max and the percentiles
+    position = np.array([0.1, 0.5, 0.9]) * (len(x) - 1)  # numpy's default (linear) percentile rule
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(x) - 1)
+    frac = (position - low)[:, None]
+    percentiles = ordered[low] + frac * (ordered[high] - ordered[low])
+    stats = [x.mean(0), x.std(0), ordered[0], ordered[-1], *percentiles]
     return np.concatenate([*stats, np.abs(delta).mean(0), delta.std(0)]).astype(np.float32)
 
 

@@ -16,7 +16,12 @@ from .errors import ContractError, ModelError
 ASSETS = Path(__file__).parent / "assets"
 # Shipped models by name (English: RAVDESS, 8 emotions + gender; Chinese: CASIA, 6 emotions);
 # "default" is what Recognizer() loads. `python -m export.ship NAME` rebuilds them.
-SHIPPED: dict[str, str] = {"english": "english.int8.onnx", "chinese": "chinese.int8.onnx"}
+SHIPPED: dict[str, str] = {
+    "english": "english.int8.onnx",
+    "chinese": "chinese.int8.onnx",
+    "english-adaptive": "english-adaptive.int8.onnx",  # for use with a SpeakerProfile (docs/adaptation.md)
+    "chinese-adaptive": "chinese-adaptive.int8.onnx",
+}
 ALIASES: dict[str, str] = {
     "default": "english",
     "en": "english",

@@ -50,6 +50,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="run record (benchmarks/results.py) of the speaker-independent folds that chose this model's recipe: "
         "its per-fold scores go into the contract and the card",
     )
+    add(
+        "--adaptation-record",
+        type=Path,
+        help="causal adaptation evaluation (benchmarks/adaptation.py --json) of the same folds: its UA per number "
+        "of utterances heard goes into the contract and the card",
+    )
     add("--command", help="the command that reproduces this file, for the card (default: the training command)")
 
 
@@ -107,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     cv_report = None
     if args.cv_record:
         cv_report, provenance["cross_validation"] = cross_validation(args.cv_record)
+    if args.adaptation_record:
+        provenance["adaptation_eval"] = adaptation_summary(args.adaptation_record)
     contract = make_contract(config, heads, args.waveform_in, provenance, args.name)
     module = export_module(model, contract)
     out = Path(args.out)
@@ -187,6 +195,23 @@ def cross_validation(record_path: Path) -> tuple[dict[str, Any], dict[str, Any]]
     if int8 and len(int8) == len(per_fold):
         cv.update(int8_ua_mean=float(np.mean(int8)), int8_ua_std=float(np.std(int8)))
     return report, cv
+
+
+def adaptation_summary(record_path: Path) -> dict[str, Any]:
+    """Mean UA over folds per adaptation budget (utterances heard) of a ``benchmarks/adaptation.py`` record."""
+    try:
+        record = json.loads(Path(record_path).read_text())
+        folds = record["folds"]
+        keys = [k for k in next(iter(folds.values())) if all(k in f for f in folds.values())]
+        return {
+            "run": record["run"],
+            "prior": float(record.get("prior") or 0.0),
+            "folds": len(folds),
+            "ua_mean": {k: float(np.mean([f[k] for f in folds.values()])) for k in keys},
+            "ua_std": {k: float(np.std([f[k] for f in folds.values()])) for k in keys},
+        }
+    except (OSError, ValueError, KeyError, StopIteration, TypeError) as exc:
+        raise ModelError(f"{record_path}: not an adaptation record ({exc})") from None
 
 
 def _run_report(checkpoint: str) -> dict[str, Any] | None:

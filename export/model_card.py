@@ -71,6 +71,36 @@ def onnx_fold_table(cv: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def adaptation_section(contract: Any) -> list[str]:
+    """How to use a model trained for speaker adaptation, and what it gains as a profile fills."""
+    if contract.adaptation != "speaker":
+        return []
+    lines = [
+        "",
+        "## Speaker adaptation",
+        "This model was trained with each speaker's own feature statistics (`--normalization speaker`). Give it a "
+        "profile of its user: `Recognizer(model, profile=SpeakerProfile(min_utterances=1, prior=3))`; each "
+        "utterance is then normalized with the statistics of the ones heard before it. Without a profile it uses "
+        "the training set's statistics, which is what the ONNX columns above measure; the PyTorch column uses all "
+        "of a test speaker's files at once (the transductive bound, which no device has).",
+    ]
+    ev = contract.provenance.get("adaptation_eval")
+    if ev:
+        names = {"non_adapted": "non-adapted", "all": "all previous", "transductive": "transductive"}
+        keys = [k for k in ev["ua_mean"] if k != "non_adapted"]
+        lines += [
+            "",
+            f"Causal evaluation on the same speaker-independent folds (`benchmarks/adaptation.py`, run `{ev['run']}`, "
+            f"prior {ev['prior']:g}): UA % after the profile heard k utterances of the test speaker (mean ± std over "
+            f"{ev['folds']} folds, FP32).",
+            "",
+            "| " + " | ".join(names.get(k, f"k={k}") for k in keys) + " |",
+            "|" + "---:|" * len(keys),
+            "| " + " | ".join(f"{100 * ev['ua_mean'][k]:.1f} ± {100 * ev['ua_std'][k]:.1f}" for k in keys) + " |",
+        ]
+    return lines
+
+
 def write_card(
     model_path: str | os.PathLike, parity: dict[str, Any], report: dict[str, Any] | None, extra: dict[str, Any]
 ) -> Path:
@@ -106,6 +136,7 @@ def write_card(
         "## Speaker-independent results (checkpoint, PyTorch)",
         *fold_table(report),
         *onnx_fold_table(c.provenance.get("cross_validation")),
+        *adaptation_section(c),
         "",
         "## Export parity",
         "```json",

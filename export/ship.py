@@ -40,6 +40,7 @@ class Recipe:
     options: tuple[str, ...]
     keep_aux: bool
     test_fold: str  # the fold whose INT8 model tests/ re-scores
+    adaptation_prior: float | None = None  # speaker-adaptive recipe: evaluate causally with this profile prior
 
 
 # Interim recipes: P-CNN+Gender, the best seed architecture on both corpora so far, until an
@@ -49,6 +50,16 @@ RECIPES = {
     "english": Recipe("ravdess", "pcnn_gender", SEED_OPTIONS, keep_aux=True, test_fold="actors01-04"),
     "chinese": Recipe("casia", "pcnn_gender", SEED_OPTIONS, keep_aux=False, test_fold="ZhaoZuoxiang"),
 }
+# Speaker-adaptive variants: utterance functionals + MLP trained with per-speaker statistics, for apps that
+# keep a SpeakerProfile of their user (see docs/adaptation.md). Whole utterances of both corpora fit the window.
+ADAPTIVE_OPTIONS = ("--epochs", "60", "--patience", "20", "--label-smoothing", "0.1", "--window", "8", "--hop", "4")
+ADAPTIVE_OPTIONS += ("--normalization", "speaker")
+RECIPES.update(
+    {
+        "english-adaptive": Recipe("ravdess", "functionals_mlp", ADAPTIVE_OPTIONS, False, "actors01-04", 3.0),
+        "chinese-adaptive": Recipe("casia", "functionals_mlp", ADAPTIVE_OPTIONS, False, "ZhaoZuoxiang", 3.0),
+    }
+)
 
 
 def final_epochs(report: dict) -> int:
@@ -79,6 +90,14 @@ def ship(
         raise SystemExit(f"ship {name}: cross-validation failed")
     work = runs / "results-onnx"
     record = results.record_run(cv, data, work, records or RECORDS, reuse=True)
+    adaptation = None
+    if recipe.adaptation_prior is not None:
+        from benchmarks import adaptation as causal
+
+        adaptation = (records or RECORDS) / f"ship-{name}-adaptation.json"
+        result = causal.evaluate(cv, None, data, seed=0, prior=recipe.adaptation_prior)
+        result["command"] = f"python -m export.ship {name}"
+        adaptation.write_text(json.dumps(result, indent=1) + "\n")
     report = json.loads((cv / "report.json").read_text())
     final = runs / f"ship-{name}-final"
     epochs = final_epochs(report)
@@ -91,6 +110,7 @@ def ship(
     argv = [str(final / "final"), "--out", str(out), "--int8", "--data", data, "--name", f"edge-ser-{name}"]
     argv += ["--cv-record", str(record), "--command", f"python -m export.ship {name}"]
     argv += ["--keep-aux"] if recipe.keep_aux else []
+    argv += ["--adaptation-record", str(adaptation)] if adaptation else []
     cli.run(parser.parse_args(argv))
     out.with_suffix(".fp32.onnx").unlink()  # only the INT8 file ships
     test_assets.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,9 @@ def test_functionals_by_hand():
     np.testing.assert_allclose(out[8], [0.0, 1.5])  # std of delta
     assert out.dtype == np.float32
     np.testing.assert_array_equal(functionals(frames[:1]).reshape(9, 2)[7:], 0.0)  # one frame: no movement
+    rows = np.random.default_rng(0).standard_normal((301, 7))
+    expected = np.percentile(rows, [10, 50, 90], axis=0)
+    np.testing.assert_allclose(functionals(rows).reshape(9, 7)[4:7], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_functionals_frontend_summarizes_mfcc_and_logmel_frames():

@@ -199,7 +199,7 @@ def test_cli_profile_is_created_used_and_saved(adapted_model, tmp_path, capsys):
     profile = tmp_path / "user.json"
     assert main(["predict", "--model", str(adapted_model), "--profile", str(profile), *map(str, files)]) == 0
     saved = json.loads(profile.read_text())
-    assert saved["utterances"] == 3
+    assert saved["utterances"] == 3 and (saved["min_utterances"], saved["prior"]) == (1, 3.0)
     assert main(["predict", "--model", str(adapted_model), "--profile", str(profile), str(files[0])]) == 0
     assert json.loads(profile.read_text())["utterances"] == 4
     capsys.readouterr()

@@ -53,3 +53,28 @@ def test_final_epochs_is_the_median_validation_choice():
     report = {"folds": {"a": {"best_epoch": 3}, "b": {"best_epoch": 9}, "c": {"best_epoch": 5}}}
     assert ship.final_epochs(report) == 5
     assert ship.final_epochs({"folds": {"a": {"best_epoch": 0}}}) == 1
+
+
+def test_ship_an_adaptive_recipe_records_its_causal_evaluation(tmp_path: Path, monkeypatch):
+    corpus = make_corpus(tmp_path / "toy", per_speaker=3)
+    root = tmp_path / "datasets"
+    root.mkdir()
+    write_manifest(corpus, root / "csv")
+    options = ("--epochs", "2", "--batch-size", "8", "--window", "1.5", "--hop", "0.5", "--normalization", "speaker")
+    options += ("--protocol", "loso", "--folds", "0,1", "--cache-dir", str(tmp_path / "cache"))
+    recipe = ship.Recipe("csv", "functionals_mlp", options, keep_aux=False, test_fold="s0", adaptation_prior=3.0)
+    monkeypatch.setitem(ship.RECIPES, "toy-adaptive", recipe)
+    monkeypatch.setitem(ship.SHIPPED, "toy-adaptive", "toy-adaptive.int8.onnx")
+    records = tmp_path / "records"
+    out = ship.ship("toy-adaptive", str(root), tmp_path / "runs", tmp_path / "assets", tmp_path / "tests", records)
+
+    contract = Recognizer(out).contract
+    assert contract.adaptation == "speaker" and contract.frontend.kind == "functionals"
+    record = json.loads((records / "ship-toy-adaptive-adaptation.json").read_text())
+    assert record["prior"] == 3.0 and record["command"] == "python -m export.ship toy-adaptive"
+    ev = contract.provenance["adaptation_eval"]
+    assert ev["prior"] == 3.0 and ev["folds"] == 2
+    for k, mean in ev["ua_mean"].items():
+        assert mean == pytest.approx(np.mean([f[k] for f in record["folds"].values()]))
+    card = out.with_suffix(".md").read_text()
+    assert "## Speaker adaptation" in card and "prior 3" in card and "transductive" in card

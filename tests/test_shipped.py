@@ -9,12 +9,17 @@ import numpy as np
 import pytest
 from conftest import voiced
 
-from edge_ser import Recognizer
+from edge_ser import Recognizer, SpeakerProfile
 from edge_ser.model import ASSETS, SHIPPED, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESENT = [name for name in SHIPPED if (ASSETS / SHIPPED[name]).is_file()]
-EXPECTED = {"english": ("ravdess", 8, True), "chinese": ("casia", 6, False)}
+EXPECTED = {
+    "english": ("ravdess", 8, True),
+    "chinese": ("casia", 6, False),
+    "english-adaptive": ("ravdess", 8, False),
+    "chinese-adaptive": ("casia", 6, False),
+}
 
 pytestmark = pytest.mark.skipif(not PRESENT, reason="no model ships yet (python -m export.ship NAME builds them)")
 
@@ -34,10 +39,28 @@ def test_shipped_model_loads_with_its_contract_and_card(name):
     assert f"python -m export.ship {name}" in card and "ONNX INT8 UA" in card
     if dataset == "ravdess":
         assert "non-commercial" in card
+    assert (c.adaptation == "speaker") == name.endswith("-adaptive")
+    if c.adaptation == "speaker":
+        ev = c.provenance["adaptation_eval"]
+        assert ev["folds"] == cv["folds"] and {"0", "5", "all", "transductive"} <= set(ev["ua_mean"])
+        assert "## Speaker adaptation" in card and "SpeakerProfile(min_utterances=1, prior=3)" in card
     p = rec.predict(voiced(2.0), sample_rate=16000)
     assert p.label in rec.labels and sum(p.scores.values()) == pytest.approx(1.0, abs=1e-6)
     assert set(p.heads) == ({"gender"} if gender else set())
     assert rec.predict(np.zeros(16000, np.float32), sample_rate=16000).silent
+
+
+@pytest.mark.parametrize("name", [n for n in PRESENT if n.endswith("-adaptive")])
+def test_adaptive_models_learn_their_user(name):
+    profile = SpeakerProfile(min_utterances=1, prior=3)
+    rec = Recognizer(name, profile=profile)
+    clips = [voiced(1.0 + 0.2 * k, seed=k) for k in range(4)]
+    first = rec.predict(clips[0], sample_rate=16000)
+    assert Recognizer(name).predict(clips[0], sample_rate=16000).scores == first.scores  # empty profile: global
+    for clip in clips[1:]:
+        rec.predict(clip, sample_rate=16000)
+    assert profile.utterances == 4
+    assert rec.predict(clips[0], sample_rate=16000).scores != first.scores  # normalized with the user's statistics
 
 
 def test_default_and_aliases():
