@@ -72,8 +72,9 @@ def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
         raise ModelError(f"{directory}: checkpoint config does not fit its weights ({exc})") from None
 
 
-def _split(config: dict[str, Any], data: str, protocol: str, seed: int) -> tuple[list[Any], list[Any]]:
-    """(calibration utterances from training speakers, evaluation utterances from test speakers)."""
+def _split(config: dict[str, Any], data: str, protocol: str, seed: int) -> tuple[list[Any], list[Any], list[Any]]:
+    """(calibration utterances from the fold's training part, its validation utterances -- unseen by the
+    weights, so INT8 settings are chosen on them --, evaluation utterances from its test speakers)."""
     from models.corpora import load_corpus
     from models.protocols import make_folds
 
@@ -82,13 +83,13 @@ def _split(config: dict[str, Any], data: str, protocol: str, seed: int) -> tuple
     utts = corpus.utterances
     if training.get("fold") == "final":
         order = np.random.default_rng(seed).permutation(len(utts))
-        return [utts[i] for i in order], []
+        return [utts[i] for i in order], [], []
     folds = {f.name: f for f in make_folds(corpus, protocol, seed=training.get("seed", 0))}
     fold = folds.get(training.get("fold"))
     if fold is None:
         raise ModelError(f"fold {training.get('fold')!r} is not in protocol {protocol!r} of {corpus.name}")
     train = [utts[i] for i in np.random.default_rng(seed).permutation(fold.train)]
-    return train, [utts[i] for i in fold.test]
+    return train, [utts[i] for i in fold.val], [utts[i] for i in fold.test]
 
 
 def _calibration_inputs(contract: Any, utterances: list[Any], count: int) -> list[np.ndarray]:
@@ -121,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
     fp32 = out.with_suffix(".fp32.onnx") if args.int8 else out
     to_onnx(module, contract, fp32)
 
-    calibration, evaluation = ([], [])
+    calibration, validation, evaluation = ([], [], [])
     if args.data:
-        calibration, evaluation = _split(config, args.data, protocol, seed=0)
+        calibration, validation, evaluation = _split(config, args.data, protocol, seed=0)
     probe = [example_input(contract, s)[0].numpy() for s in (0.5, 1.0, 3.0)]
     if calibration:
         probe += _calibration_inputs(contract, calibration, 5)
@@ -135,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         from .quantize import quantize_int8
 
         inputs = _calibration_inputs(contract, calibration, args.calibration)
-        quantize_int8(fp32, out, inputs, contract, args.float_layers)
+        selection = _calibration_inputs(contract, validation, len(validation)) if validation else None
+        quantize_int8(fp32, out, inputs, contract, args.float_layers, selection)
         report.update(
             int8_float_layers=Recognizer(out).contract.provenance["int8"]["float_layers"],
             fp32_bytes=fp32.stat().st_size,

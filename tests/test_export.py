@@ -14,7 +14,7 @@ from test_train import fold_of, make_corpus, small_config  # noqa: E402
 
 from edge_ser import ModelError, Recognizer  # noqa: E402
 from edge_ser.frontend import FrontEnd  # noqa: E402
-from edge_ser.model import softmax  # noqa: E402
+from edge_ser.model import OnnxModel, softmax  # noqa: E402
 from export import parity  # noqa: E402
 from export.cli import _load  # noqa: E402
 from export.onnx_export import export_module, make_contract, to_onnx  # noqa: E402
@@ -88,6 +88,16 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
     assert quantized == layers[2:]  # the first two stay float, every later one is INT8
     agree = np.mean([a.predict(x, sample_rate=16000).label == b.predict(x, sample_rate=16000).label for x in xs])
     assert agree >= 0.9
+    assert chosen["selected_on"] == "held-out calibration windows"
+    selection = [contract.model_input(x) for x in xs[1::2]]  # windows calibration never saw
+    picked = quantize_int8(fp32, tmp_path / "v.onnx", calibration, contract, selection=selection)
+    choice = Recognizer(picked).contract.provenance["int8"]
+    assert choice["selected_on"] == "validation" and 1 <= choice["float_layers"] <= 3
+    fp32_top1, int8_top1 = (
+        [int(np.argmax(OnnxModel(f).session.run(None, {"input": x[None]})[0])) for x in selection]
+        for f in (fp32, picked)
+    )
+    assert choice["calibration_agreement"] == pytest.approx(np.mean(np.equal(fp32_top1, int8_top1)))
 
 
 def test_waveform_in_equals_feature_in(trained, tmp_path):
