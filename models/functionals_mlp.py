@@ -3,7 +3,7 @@
 Why this shape: with a handful of training speakers, the features that carry across speakers are
 an utterance's statistics (level, spread, extremes and movement of its MFCC and log-mel bands),
 and the speaker's own offset on them is best removed at that level: normalizing each speaker's
-functional vectors by that speaker's statistics raised a logistic regression from 35 to 51 UA on
+functional vectors by that speaker's statistics raised a logistic regression from 36 to 53 UA on
 CASIA and from 45 to 53 on RAVDESS, causally after 20 utterances
 (``benchmarks/results/functionals.md``), where frame-level normalization gave CNNs only +6-8.
 The front-end computes the functionals, so a :class:`edge_ser.SpeakerProfile` adapts exactly what
