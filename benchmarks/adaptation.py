@@ -109,7 +109,7 @@ def evaluate(run: Path, baseline: Path | None, data: str, seed: int, prior: floa
     }
 
 
-COLUMNS = [("non_adapted", "non-adapted model"), *[(k, f"k={k}") for k in ("0", "1", "3", "5", "10", "20")]]
+COLUMNS = [("non_adapted", "non-adapted model"), *[(str(k), f"k={k}") for k in BUDGETS if k is not None]]
 COLUMNS += [("all", "all previous"), ("transductive", "transductive bound")]
 
 

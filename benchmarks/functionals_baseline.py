@@ -10,9 +10,10 @@ and the mean and std of the first difference of 40 MFCC and 40 log-mel coefficie
 normalizations of those vectors:
 
 - ``global``: training-set statistics (what a non-adapted model does);
-- ``causal k``: each test speaker's utterances arrive in a seeded order; utterance ``j`` is normalized
-  with the statistics of that speaker's utterances before it, frozen after the first ``k``, falling back
-  to global statistics below 5 (the protocol of ``benchmarks/adaptation.py``);
+- ``causal k``: each test speaker's utterances arrive in a seeded order and go through the runtime's
+  :class:`edge_ser.SpeakerProfile` (``min_utterances=5``: global statistics until 5 were heard), which
+  normalizes each with the utterances before it and is frozen after the first ``k`` (the order and
+  budgets of ``benchmarks/adaptation.py``);
 - ``transductive``: statistics of all of a test speaker's files (an upper bound no device has).
 
 Training speakers are always normalized with their own statistics under the speaker modes.
@@ -27,24 +28,24 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_ser import SpeakerProfile
 from edge_ser.audio import load_audio
-from edge_ser.frontend import FrontEnd
+from edge_ser.frontend import FrontEnd, Normalization
 
 FRONTEND = FrontEnd(kind="functionals", n_mels=40, n_mfcc=40)  # what functionals_mlp reads
 BUDGETS = (5, 10, 20, None)  # None: every previous utterance
 MIN_UTTERANCES = 5
 
 
-def _standardize(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return (x - rows.mean(0)) / (rows.std(0) + 1e-8)
-
-
-def causal(x: np.ndarray, order: np.ndarray, budget: int | None, fallback: np.ndarray) -> np.ndarray:
-    """Each row of ``x`` (one speaker, taken in ``order``) normalized with the rows heard before it."""
+def causal(x: np.ndarray, order: np.ndarray, budget: int | None, fallback: Normalization) -> np.ndarray:
+    """Each row of ``x`` (one speaker's vectors, heard in ``order``) normalized by a ``SpeakerProfile``
+    holding the rows heard before it (at most ``budget`` of them; None: all)."""
+    profile = SpeakerProfile(min_utterances=MIN_UTTERANCES)
     out = np.empty_like(x)
     for position, i in enumerate(order):
-        heard = order[: position if budget is None else min(position, budget)]
-        out[i] = _standardize(x[i], x[heard]) if len(heard) >= MIN_UTTERANCES else _standardize(x[i], fallback)
+        profile.frozen = budget is not None and position >= budget
+        out[i] = profile.normalization(fallback)(x[i])
+        profile.add(x[i : i + 1])
     return out
 
 
@@ -55,20 +56,21 @@ def evaluate(x: np.ndarray, y: np.ndarray, n_classes: int, speakers: np.ndarray,
     from models.metrics import scores
 
     modes = ["global", *(f"causal k={'all' if b is None else b}" for b in BUDGETS), "transductive"]
+    own = np.empty_like(x)  # every speaker normalized with all of their own vectors
+    for s in np.unique(speakers):
+        rows = speakers == s
+        own[rows] = Normalization.fit([x[rows]])(x[rows])
     per_fold: dict[str, dict[str, float]] = {}
     for fold in folds:
         train, test = np.asarray(fold.train + fold.val), np.asarray(fold.test)
-        own = np.empty_like(x)
-        for s in np.unique(speakers):
-            rows = speakers == s
-            own[rows] = _standardize(x[rows], x[rows])
-        inputs = {"global": _standardize(x, x[train])}
+        fallback = Normalization.fit([x[train]])
+        inputs = {"global": fallback(x)}
         for budget, mode in zip(BUDGETS, modes[1:-1]):
             z = own.copy()
             for s in np.unique(speakers[test]):
                 rows = test[speakers[test] == s]
                 order = np.random.default_rng([seed, sum(map(ord, s))]).permutation(len(rows))
-                z[rows] = causal(x[rows], order, budget, x[train])
+                z[rows] = causal(x[rows], order, budget, fallback)
             inputs[mode] = z
         inputs["transductive"] = own
         per_fold[fold.name] = {}

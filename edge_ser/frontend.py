@@ -34,8 +34,8 @@ _PARAMS = {
     "mfcc": (*_FRAMES, *_MEL, "n_mfcc", "lifter", "append_energy"),
     "logspec": _FRAMES,
     "logmel": (*_FRAMES, *_MEL),
-    "functionals": (*_FRAMES, *_MEL, "n_mfcc", "lifter", "append_energy"),
 }
+_PARAMS["functionals"] = _PARAMS["mfcc"]  # statistics of those MFCC and of the log-mel bands under them
 N_FUNCTIONALS = 9  # statistics per frame feature, see functionals()
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
 

@@ -89,12 +89,13 @@ def ship(
     if train.main([*base, "--out", str(cv)]) != 0:
         raise SystemExit(f"ship {name}: cross-validation failed")
     work = runs / "results-onnx"
-    record = results.record_run(cv, data, work, records or RECORDS, reuse=True)
+    records = records or RECORDS
+    record = results.record_run(cv, data, work, records, reuse=True)
     adaptation = None
     if recipe.adaptation_prior is not None:
         from benchmarks import adaptation as causal
 
-        adaptation = (records or RECORDS) / f"ship-{name}-adaptation.json"
+        adaptation = records / f"ship-{name}-adaptation.json"
         result = causal.evaluate(cv, None, data, seed=0, prior=recipe.adaptation_prior)
         result["command"] = f"python -m export.ship {name}"
         adaptation.write_text(json.dumps(result, indent=1) + "\n")

@@ -100,6 +100,11 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def input_kind(frontend: FrontEnd) -> str:
+    """What a backbone takes for ``frontend``: raw ``waveform``, one row of ``functionals`` or frame ``features``."""
+    return frontend.kind if frontend.kind in ("waveform", "functionals") else "features"
+
+
 def get_architecture(name: str) -> Architecture:
     try:
         return ARCHITECTURES[name]
@@ -133,10 +138,8 @@ def build_model(config: Mapping[str, Any]) -> SERModel:
     """The :class:`SERModel` a config describes (freshly initialized)."""
     spec = get_architecture(config["arch"])
     frontend = FrontEnd.from_dict(dict(config.get("frontend") or spec.frontend))
-    if (frontend.kind == "waveform") != (spec.input_kind == "waveform"):
+    if input_kind(frontend) != spec.input_kind:
         raise ValueError(f"{spec.name} takes {spec.input_kind} input, not a {frontend.kind!r} front-end")
-    if (frontend.kind == "functionals") != (spec.backbone is FunctionalsMLP):
-        raise ValueError(f"{spec.name} does not fit a {frontend.kind!r} front-end")
     heads = dict(config["heads"])
     missing = [h for h in spec.required_heads if h not in heads]
     if missing:

@@ -442,5 +442,5 @@ def test_functionals_mlp_trains_with_speaker_statistics_and_adapts_at_run_time(c
     masked = small_config(augment=Augment(time_mask=5))
     with pytest.raises(ValueError, match="SpecAugment"):
         train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, masked, tmp_path)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="stats_net takes features input, not a 'functionals' front-end"):
         build_model(default_config("stats_net", {"emotion": 2}, frontend=frontend.to_dict()))
