@@ -68,8 +68,9 @@ def quantize_int8(
     3) whose INT8 model agrees with FP32 on >= 98% of the ``selection`` inputs, else the best of
     the three. ``selection`` should be windows the weights never saw (the fold's validation
     utterances): the model is less sure of them than of its training audio, as it is of unseen
-    speakers, so agreement there predicts agreement on test speakers; on a P-CNN fold, held-out
-    calibration windows of training utterances said 98% where test speakers gave 97.3%. Without it,
+    speakers, so agreement there predicts agreement on test speakers better; on a P-CNN+Gender fold,
+    held-out calibration windows of training utterances said 98.7% where the test speaker gave 96.7%
+    (benchmarks/results/int8-selection.md). Without it,
     every fourth calibration window is held out. The choice is recorded in the contract's
     provenance as ``int8``.
     """
@@ -78,7 +79,7 @@ def quantize_int8(
     out_path = Path(out_path)
     layers = weight_layers(onnx.load(str(fp32_path)))
     if float_layers is not None:
-        _quantize(fp32_path, out_path, calibration, layers[:float_layers])
+        quantize_static_qdq(fp32_path, out_path, calibration, layers[:float_layers])
         return _finish(out_path, contract, {"float_layers": float_layers})
     if selection:
         held_out, fit, selected_on = selection, calibration, "validation"
@@ -91,7 +92,7 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(1, min(MAX_FLOAT_LAYERS, len(layers)) + 1):
             trial = Path(tmp) / f"float{n}.onnx"
-            _quantize(fp32_path, trial, fit, layers[:n])
+            quantize_static_qdq(fp32_path, trial, fit, layers[:n])
             agreement = float(np.mean(_top1(trial, held_out) == reference))
             best = max(best, (agreement, -n))
             if agreement >= TARGET_AGREEMENT:
@@ -101,7 +102,15 @@ def quantize_int8(
     return _finish(out_path, contract, chosen)
 
 
-def _quantize(fp32_path: str | os.PathLike, out_path: Path, calibration: list[np.ndarray], keep: list[str]) -> None:
+def quantize_static_qdq(
+    fp32_path: str | os.PathLike,
+    out_path: Path,
+    calibration: list[np.ndarray],
+    keep: list[str],
+    method: CalibrationMethod = CalibrationMethod.MinMax,
+    options: dict | None = None,
+) -> None:
+    """Static QDQ INT8 of every weight layer but ``keep``; ``method``/``options``: ORT's activation calibration."""
     model = onnx.load(str(fp32_path))
     exclude = [n.name for n in model.graph.node if n.name.startswith(FRONTEND_SCOPE)] + keep
     logging.getLogger().setLevel(logging.ERROR)
@@ -117,8 +126,8 @@ def _quantize(fp32_path: str | os.PathLike, out_path: Path, calibration: list[np
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            calibrate_method=method,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **(options or {})},
         )
 
 
