@@ -41,7 +41,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add(
         "--float-layers",
         type=int,
-        help="leading weight layers kept in float in the INT8 model (default: fewest of 1-3 reaching 98%% agreement)",
+        help="leading weight layers kept in float in the INT8 model (default: chosen, see --activations)",
+    )
+    add(
+        "--activations",
+        choices=("int8", "int16"),
+        help="activation type of the INT8-weight model (default: the first of INT8 activations with 1-3 float layers, "
+        "then 16-bit activations, reaching 98%% agreement with FP32 on perturbed validation audio)",
     )
     add("--name", help="model name in the contract (default: ARCH-CORPUS)")
     add(
@@ -104,6 +110,30 @@ def _calibration_inputs(contract: Any, utterances: list[Any], count: int) -> lis
     return inputs
 
 
+SELECTION_SPEEDS = (0.85, 1.15)
+SELECTION_SNR_DB = 10.0
+
+
+def _selection_inputs(contract: Any, utterances: list[Any]) -> list[np.ndarray]:
+    """Windows of the validation utterances, and of speed-perturbed (0.85, 1.15) and noisy (10 dB SNR)
+    copies: the model is as unsure of those as of an unseen speaker, which the plain validation
+    utterances (training speakers) do not show -- on a CASIA P-CNN fold, 100% INT8 agreement on them
+    against 91.7% on the test speaker, 94-96% on the perturbed copies."""
+    from edge_ser.audio import load_audio
+    from models.augment import add_noise, speed_perturb
+
+    window = int(contract.window_seconds * contract.sample_rate)
+    hop = int(contract.hop_seconds * contract.sample_rate)
+    rng = np.random.default_rng(0)
+    inputs = []
+    for utt in utterances:
+        signal, _ = load_audio(utt.path, target_rate=contract.sample_rate)
+        versions = [signal, *(speed_perturb(signal, f) for f in SELECTION_SPEEDS)]
+        for x in [*versions, add_noise(signal, SELECTION_SNR_DB, rng)]:
+            inputs += [contract.model_input(x[s:e]) for s, e in plan(len(x), window, hop)]
+    return inputs
+
+
 def run(args: argparse.Namespace) -> int:
     model, config = _load(args.checkpoint)
     heads = list(model.head_names) if args.keep_aux else ["emotion"]
@@ -136,10 +166,12 @@ def run(args: argparse.Namespace) -> int:
         from .quantize import quantize_int8
 
         inputs = _calibration_inputs(contract, calibration, args.calibration)
-        selection = _calibration_inputs(contract, validation, len(validation)) if validation else None
-        quantize_int8(fp32, out, inputs, contract, args.float_layers, selection)
+        selection = _selection_inputs(contract, validation) if validation else None
+        quantize_int8(fp32, out, inputs, contract, args.float_layers, selection, args.activations)
+        chosen = Recognizer(out).contract.provenance["int8"]
         report.update(
-            int8_float_layers=Recognizer(out).contract.provenance["int8"]["float_layers"],
+            int8_activations=chosen["activations"],
+            int8_float_layers=chosen["float_layers"],
             fp32_bytes=fp32.stat().st_size,
             int8_bytes=out.stat().st_size,
             fp32_latency_ms_3s=latency_ms(fp32),

@@ -114,7 +114,7 @@ def write_card(
         f"# {c.name}",
         "",
         f"File `{model_path.name}`: {model_path.stat().st_size:,} bytes, {c.parameters:,} parameters, "
-        f"{'INT8 (QDQ, per-channel weights)' if extra.get('int8') else 'FP32'}, "
+        f"{_precision(c.provenance) if extra.get('int8') else 'FP32'}, "
         f"{'waveform in (front-end inside the graph)' if c.frontend_in_graph else c.input_kind + ' in'}.",
         f"Latency: {latency_ms(model_path):.2f} ms median for 3 s of audio through `edge_ser.Recognizer` "
         f"(one thread, front-end included; {extra.get('machine', 'this machine')}).",
@@ -153,3 +153,10 @@ def write_card(
     card = model_path.with_suffix(".md")
     card.write_text("\n".join(lines) + "\n")
     return card
+
+
+def _precision(provenance: dict[str, Any]) -> str:
+    """How the INT8 file was quantized, from the choice the export recorded."""
+    chosen = provenance.get("int8", {})
+    activations = "16-bit activations" if chosen.get("activations") == "int16" else "INT8 activations"
+    return f"INT8 weights (QDQ, per channel), {activations}, {chosen.get('float_layers', '?')} leading layers in float"

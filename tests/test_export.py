@@ -15,10 +15,10 @@ from test_train import fold_of, make_corpus, small_config  # noqa: E402
 from edge_ser import ModelError, Recognizer  # noqa: E402
 from edge_ser.frontend import FrontEnd  # noqa: E402
 from edge_ser.model import OnnxModel, softmax  # noqa: E402
-from export import parity  # noqa: E402
+from export import parity, quantize  # noqa: E402
 from export.cli import _load  # noqa: E402
 from export.onnx_export import export_module, make_contract, to_onnx  # noqa: E402
-from export.quantize import WEIGHT_OPS, quantize_int8, weight_layers  # noqa: E402
+from export.quantize import WEIGHT_OPS, candidates, quantize_int8, weight_layers  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.train import prepare_data, train_fold  # noqa: E402
 
@@ -78,9 +78,10 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
     a, b = Recognizer(fp32), Recognizer(int8)
     chosen = b.contract.provenance.pop("int8")
     assert b.contract == contract
-    assert 1 <= chosen["float_layers"] <= 3 and 0 <= chosen["calibration_agreement"] <= 1
+    assert (chosen["activations"], chosen["float_layers"]) in candidates(len(weight_layers(onnx.load(str(fp32)))))
+    assert 0 <= chosen["selection_agreement"] <= 1
     fixed = Recognizer(quantize_int8(fp32, tmp_path / "f2.onnx", calibration, contract, float_layers=2))
-    assert fixed.contract.provenance["int8"] == {"float_layers": 2}
+    assert fixed.contract.provenance["int8"] == {"activations": "int8", "float_layers": 2}
     graph = onnx.load(str(tmp_path / "f2.onnx")).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     quantized = [n.name for n in graph.node if n.op_type in WEIGHT_OPS and n.input[1] in dequantized]
@@ -92,12 +93,52 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
     selection = [contract.model_input(x) for x in xs[1::2]]  # windows calibration never saw
     picked = quantize_int8(fp32, tmp_path / "v.onnx", calibration, contract, selection=selection)
     choice = Recognizer(picked).contract.provenance["int8"]
-    assert choice["selected_on"] == "validation" and 1 <= choice["float_layers"] <= 3
+    assert choice["selected_on"] == "validation"
     fp32_top1, int8_top1 = (
         [int(np.argmax(OnnxModel(f).session.run(None, {"input": x[None]})[0])) for x in selection]
         for f in (fp32, picked)
     )
-    assert choice["calibration_agreement"] == pytest.approx(np.mean(np.equal(fp32_top1, int8_top1)))
+    assert choice["selection_agreement"] == pytest.approx(np.mean(np.equal(fp32_top1, int8_top1)))
+
+
+def test_int8_falls_back_to_16_bit_activations(trained, tmp_path, monkeypatch):
+    checkpoint, corpus = trained
+    model, config = load_checkpoint(checkpoint)
+    contract = make_contract(config, ["emotion"])
+    fp32 = to_onnx(export_module(model, contract), contract, tmp_path / "m.fp32.onnx")
+    xs = signals(corpus, 24)
+    calibration = [contract.model_input(x) for x in xs[::2]]
+    selection = [contract.model_input(x) for x in xs[1::2]]
+    a16 = Recognizer(quantize_int8(fp32, tmp_path / "a16.onnx", calibration, contract, activations="int16"))
+    assert a16.contract.provenance["int8"] == {"activations": "int16", "float_layers": 0}
+    graph = onnx.load(str(tmp_path / "a16.onnx")).graph
+    activation_types = {
+        init.data_type
+        for init in graph.initializer
+        for n in graph.node
+        if n.op_type == "QuantizeLinear"
+        if init.name == n.input[2]
+    }
+    assert activation_types == {onnx.TensorProto.INT16}
+    assert (tmp_path / "a16.onnx").stat().st_size < fp32.stat().st_size
+    fp32_rec = Recognizer(fp32)
+    same = [fp32_rec.predict(x, sample_rate=16000).label == a16.predict(x, sample_rate=16000).label for x in xs]
+    assert np.mean(same) >= 0.95
+    monkeypatch.setattr(quantize, "TARGET_AGREEMENT", 1.01)  # nothing reaches it: every candidate is tried
+    tried = []
+    real = quantize.quantize_static_qdq
+
+    def spy(fp32_path, out_path, calibration, keep, activations="int8"):
+        tried.append((activations, len(keep)))
+        real(fp32_path, out_path, calibration, keep, activations=activations)
+
+    monkeypatch.setattr(quantize, "quantize_static_qdq", spy)
+    best = Recognizer(quantize_int8(fp32, tmp_path / "best.onnx", calibration, contract, selection=selection))
+    assert tried == candidates(len(weight_layers(onnx.load(str(fp32))))) and tried[-1] == ("int16", 0)
+    choice = best.contract.provenance["int8"]
+    assert (choice["activations"], choice["float_layers"]) in tried
+    with pytest.raises(ValueError, match="activations"):
+        quantize_int8(fp32, tmp_path / "x.onnx", calibration, contract, activations="int4")
 
 
 def test_waveform_in_equals_feature_in(trained, tmp_path):
@@ -132,3 +173,21 @@ def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
     model, cfg = _load(str(broken))
     with pytest.raises(ModelError, match="lacks 'labels'"):
         make_contract(cfg, ["emotion"])
+
+
+def test_int8_selection_audio_adds_perturbed_copies(trained, tmp_path):
+    import soundfile as sf
+
+    from export.cli import _selection_inputs
+
+    checkpoint, _ = trained
+    contract = make_contract(load_checkpoint(checkpoint)[1], ["emotion"])
+    path = tmp_path / "a.wav"
+    clip = voiced(0.6 * contract.window_seconds)  # one window, also at 0.85x speed
+    sf.write(path, clip, 16000, subtype="FLOAT")
+    utterance = type("Utterance", (), {"path": path})
+    inputs = _selection_inputs(contract, [utterance, utterance])
+    assert len(inputs) == 8  # one window for each of (original, 0.85x, 1.15x, noisy), twice
+    assert inputs[0].shape != inputs[1].shape  # 0.85x speed is longer, so more frames
+    np.testing.assert_allclose(inputs[0], contract.model_input(clip), atol=1e-5)
+    assert not np.allclose(inputs[3], inputs[0])  # the noisy copy differs

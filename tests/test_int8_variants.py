@@ -29,11 +29,13 @@ def test_variants_table(tmp_path: Path):
     rows = {
         line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in out.read_text().splitlines()[4:] if line
     }
-    expected = {"FP32", "dynamic (ConvInteger, uint8)"}
+    expected = {"FP32", "dynamic (ConvInteger, uint8)", "A16W8 (16-bit activations)"}
     expected |= {f"static {m}, {d} float" for m in ("MinMax", "Percentile", "Entropy") for d in (0, 1)}
     assert set(rows) == expected
-    assert rows["FP32"][3:] == ["100.0", "100.0 |"]  # FP32 agrees with itself on validation and test
+    assert rows["FP32"][3:] == ["100.0", "100.0", "100.0 |"]  # FP32 agrees with itself everywhere
     fp32_kib = float(rows["FP32"][0])
     assert all(float(r[0]) < fp32_kib for name, r in rows.items() if name != "FP32")  # INT8 files are smaller
     assert rows["static Percentile, 0 float"][1] == ""  # only MinMax, FP32 and dynamic are timed
     assert float(rows["static MinMax, 1 float"][1]) > 0
+    assert float(rows["A16W8 (16-bit activations)"][1]) > 0
+    assert all(0 <= float(r[5].rstrip(" |")) <= 100 for r in rows.values())
