@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationMethod, QuantType, quant_pre_process, quantize_dynamic
+from onnxruntime.quantization import CalibrationMethod
 
 from benchmarks.report import emit
 from edge_ser.audio import load_audio
 from export import cli, parity
 from export.model_card import latency_ms
 from export.onnx_export import export_module, make_contract, to_onnx
-from export.quantize import _top1, quantize_static_qdq, weight_layers
+from export.quantize import _top1, quantize_dynamic_int8, quantize_static_qdq, weight_layers
 
 METHODS = {
     "MinMax": (CalibrationMethod.MinMax, {}),
@@ -79,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             quantize_static_qdq(fp32, path, windows, layers[:depth], kind, options)
     files["A16W8 (16-bit activations)"] = work / "a16w8.onnx"
     quantize_static_qdq(fp32, work / "a16w8.onnx", calibration["runtime windows"], [], activations="int16")
-    prepared = work / "prepared.onnx"
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     files["dynamic (ConvInteger, uint8)"] = work / "dynamic.onnx"
-    quantize_dynamic(str(prepared), str(work / "dynamic.onnx"), weight_type=QuantType.QUInt8)
+    quantize_dynamic_int8(fp32, work / "dynamic.onnx")
 
     selection = cli._selection_inputs(contract, val)
     reference = _top1(fp32, selection)

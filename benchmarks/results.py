@@ -48,7 +48,7 @@ PUBLISHED = {  # the seed papers' own figures; their hardware is not stated
 
 
 def export_fold(
-    fold_dir: Path, data: str, out: Path, float_layers: int | None = None, activations: str | None = None
+    fold_dir: Path, data: str, out: Path, float_layers: int | None = None, scheme: str | None = None
 ) -> dict[str, Any]:
     """``edge-ser export FOLD --int8 --data DATA``: writes ``out`` (INT8) and ``out.fp32.onnx``; its parity report."""
     from export import cli
@@ -57,7 +57,7 @@ def export_fold(
     cli.configure_parser(parser)
     argv = [str(fold_dir), "--out", str(out), "--int8", "--data", data]
     argv += ["--float-layers", str(float_layers)] if float_layers is not None else []
-    argv += ["--activations", activations] if activations is not None else []
+    argv += ["--scheme", scheme] if scheme is not None else []
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         cli.run(parser.parse_args(argv))
@@ -119,9 +119,7 @@ def bench_files(record: dict[str, Any], data: str, work: Path) -> tuple[Path, st
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(tmp, build_model(fold["config"]), fold["config"])
             chosen = fold["parity"]
-            export_fold(
-                Path(tmp), data, rebuilt, chosen.get("int8_float_layers"), chosen.get("int8_activations", "int8")
-            )
+            export_fold(Path(tmp), data, rebuilt, chosen.get("int8_float_layers"), chosen.get("int8_scheme", "static"))
     return rebuilt, "same graph, re-initialised weights"
 
 
@@ -153,9 +151,7 @@ def run_entries(
                 "fp32_int8_top1_agreement": mean_std([p["fp32_int8_top1_agreement"] for p in parity]),
                 "random_split_ua": random_ua if precision == "fp32" else None,
                 "int8_float_layers": [p.get("int8_float_layers") for p in parity] if precision == "int8" else None,
-                "int8_activations": [p.get("int8_activations", "int8") for p in parity]
-                if precision == "int8"
-                else None,
+                "int8_scheme": [p.get("int8_scheme", "static") for p in parity] if precision == "int8" else None,
                 "published": PUBLISHED.get(report["arch"]),
                 "command": report.get("command"),
                 "timed_graph": graph,
@@ -316,10 +312,10 @@ def render(
         "",
         *([f"- {note}"] if note else []),
         "- Shipped models: " + (", ".join(e["name"] for e in shipped) if shipped else "none yet."),
-        "- INT8 files are QDQ with per-channel INT8 weights; the export takes the first of INT8 activations with 1-3 "
-        "leading weight layers in float, then 16-bit activations, that reaches 98% top-1 agreement with FP32 on the "
-        "fold's validation audio plus speed-perturbed and noisy copies (per fold: `int8_activations` and "
-        "`int8_float_layers` in RESULTS.json; runs recorded before this rule kept INT8 activations).",
+        "- INT8 files: the export takes the first of static INT8 (QDQ, per-channel weights) with 1-3 leading weight "
+        "layers in float, dynamic INT8, INT8 weights with 16-bit activations that reaches 98% top-1 agreement with "
+        "FP32 on the fold's validation audio plus speed-perturbed and noisy copies (per fold: `int8_scheme` and "
+        "`int8_float_layers` in RESULTS.json; runs recorded before this rule are static).",
         "- Timed graphs: a run's first fold as exported when it was recorded, or, for runs trained in an earlier "
         "session, the same graph exported from the recorded config with re-initialised weights (latency, size and "
         "MACs do not depend on weight values): "

@@ -41,13 +41,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add(
         "--float-layers",
         type=int,
-        help="leading weight layers kept in float in the INT8 model (default: chosen, see --activations)",
+        help="leading weight layers kept in float in the INT8 model (default: chosen, see --scheme)",
     )
     add(
-        "--activations",
-        choices=("int8", "int16"),
-        help="activation type of the INT8-weight model (default: the first of INT8 activations with 1-3 float layers, "
-        "then 16-bit activations, reaching 98%% agreement with FP32 on perturbed validation audio)",
+        "--scheme",
+        choices=("static", "dynamic", "a16w8"),
+        help="INT8 scheme: static QDQ, dynamic, or INT8 weights with 16-bit activations (default: the first of "
+        "static with 1-3 float layers, dynamic, a16w8 reaching 98%% agreement with FP32 on perturbed validation audio)",
     )
     add("--name", help="model name in the contract (default: ARCH-CORPUS)")
     add(
@@ -167,10 +167,10 @@ def run(args: argparse.Namespace) -> int:
 
         inputs = _calibration_inputs(contract, calibration, args.calibration)
         selection = _selection_inputs(contract, validation) if validation else None
-        quantize_int8(fp32, out, inputs, contract, args.float_layers, selection, args.activations)
+        quantize_int8(fp32, out, inputs, contract, args.float_layers, selection, args.scheme)
         chosen = Recognizer(out).contract.provenance["int8"]
         report.update(
-            int8_activations=chosen["activations"],
+            int8_scheme=chosen["scheme"],
             int8_float_layers=chosen["float_layers"],
             fp32_bytes=fp32.stat().st_size,
             int8_bytes=out.stat().st_size,

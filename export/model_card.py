@@ -158,5 +158,9 @@ def write_card(
 def _precision(provenance: dict[str, Any]) -> str:
     """How the INT8 file was quantized, from the choice the export recorded."""
     chosen = provenance.get("int8", {})
-    activations = "16-bit activations" if chosen.get("activations") == "int16" else "INT8 activations"
-    return f"INT8 weights (QDQ, per channel), {activations}, {chosen.get('float_layers', '?')} leading layers in float"
+    scheme = {
+        "static": "static INT8 (QDQ, per-channel weights)",
+        "dynamic": "dynamic INT8 (ConvInteger)",
+        "a16w8": "INT8 weights (QDQ, per channel) with 16-bit activations",
+    }.get(chosen.get("scheme", "static"), "INT8")
+    return f"{scheme}, {chosen.get('float_layers', 0)} leading weight layers in float"

@@ -1,4 +1,4 @@
-"""INT8 static quantization (QDQ, per-channel INT8 weights) with ONNX Runtime's quantization tools.
+"""INT8 quantization with ONNX Runtime's tools: static QDQ (per-channel weights), dynamic, or A16W8.
 
 Activations are calibrated on real model input from the training speakers. For a
 waveform-in model only the network is quantized: the in-graph front-end (DFT, log, DCT)
@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from onnxruntime.quantization import (
     QuantFormat,
     QuantType,
     quant_pre_process,
+    quantize_dynamic,
     quantize_static,
 )
 
@@ -45,6 +46,7 @@ class _Reader(CalibrationDataReader):
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
 MAX_FLOAT_LAYERS = 3
 TARGET_AGREEMENT = 0.98
+SCHEMES = ("static", "dynamic", "a16w8")
 ACTIVATIONS = {"int8": QuantType.QInt8, "int16": QuantType.QInt16}
 
 
@@ -54,9 +56,9 @@ def weight_layers(model: onnx.ModelProto) -> list[str]:
 
 
 def candidates(n_layers: int) -> list[tuple[str, int]]:
-    """(activation type, leading float layers) the export tries, fastest first: INT8 activations with
-    1 to 3 float layers, then 16-bit activations (INT8 weights all through)."""
-    return [("int8", n) for n in range(1, min(MAX_FLOAT_LAYERS, n_layers) + 1)] + [("int16", 0)]
+    """(scheme, leading float layers) the export tries, fastest first: static INT8 with 1 to 3 float
+    layers, then dynamic INT8, then INT8 weights with 16-bit activations (A16W8)."""
+    return [("static", n) for n in range(1, min(MAX_FLOAT_LAYERS, n_layers) + 1)] + [("dynamic", 0), ("a16w8", 0)]
 
 
 def quantize_int8(
@@ -66,35 +68,37 @@ def quantize_int8(
     contract: ModelContract,
     float_layers: int | None = None,
     selection: list[np.ndarray] | None = None,
-    activations: str | None = None,
+    scheme: str | None = None,
 ) -> Path:
-    """Write the INT8-weight QDQ version of ``fp32_path`` to ``out_path``, calibrated on ``calibration`` inputs.
+    """Write an INT8-weight version of ``fp32_path`` to ``out_path``, calibrated on ``calibration`` inputs.
 
-    Weights are INT8 per channel. The first ``float_layers`` weight layers stay in float: they see the
-    model input, whose range (log features with floor values, raw samples) INT8 resolves worst; one
-    float layer took a spectrogram CNN from 10% to 99% top-1 agreement with FP32. ``activations`` is
-    ``int8`` (fastest) or ``int16`` (A16W8: same size, FP32 speed, for models whose low-margin
-    predictions flip under 8-bit activation rounding -- P-CNN: 91.7% agreement on an unseen CASIA
-    speaker with INT8 activations, 99.7% with 16-bit, benchmarks/results/int8-selection.md).
+    ``scheme``: ``static`` (QDQ, INT8 activations calibrated by min/max: the fastest), ``dynamic``
+    (ConvInteger/MatMulInteger, activation ranges measured per call) or ``a16w8`` (QDQ with 16-bit
+    activations). The first ``float_layers`` weight layers of a static model stay in float: they see
+    the model input, whose range (log features with floor values, raw samples) INT8 resolves worst;
+    one float layer took a spectrogram CNN from 10% to 99% top-1 agreement with FP32. Some models'
+    low-margin predictions flip under static INT8 activations on unseen speakers -- a CASIA P-CNN
+    fold: 91.7% agreement, against 98.0% dynamic and 99.7% A16W8
+    (benchmarks/results/int8-selection.md) --, hence the other two.
 
-    Given neither, the first of :func:`candidates` whose model agrees with FP32 on >= 98% of the
-    ``selection`` inputs is taken, else the one that agrees best. ``selection`` should be inputs the
-    weights never saw and the model is as unsure of as of an unseen speaker: the export passes the
-    fold's validation utterances plus speed-perturbed and noisy copies of them. Without it, every
-    fourth calibration window is held out. The choice is recorded in the contract's provenance as
-    ``int8``.
+    Given neither ``scheme`` nor ``float_layers``, the first of :func:`candidates` whose model agrees
+    with FP32 on >= 98% of the ``selection`` inputs is taken, else the one that agrees best.
+    ``selection`` should be inputs the weights never saw and the model is as unsure of as of an
+    unseen speaker: the export passes the fold's validation utterances plus speed-perturbed and
+    noisy copies of them. Without it, every fourth calibration window is held out. The choice is
+    recorded in the contract's provenance as ``int8``.
     """
     if not calibration:
         raise ValueError("INT8 quantization needs calibration inputs")
-    if activations is not None and activations not in ACTIVATIONS:
-        raise ValueError(f"activations must be one of {sorted(ACTIVATIONS)}, got {activations!r}")
+    if scheme is not None and scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     out_path = Path(out_path)
     layers = weight_layers(onnx.load(str(fp32_path)))
-    if float_layers is not None or activations is not None:
-        kind = activations or "int8"
-        n = float_layers if float_layers is not None else (1 if kind == "int8" else 0)
-        quantize_static_qdq(fp32_path, out_path, calibration, layers[:n], activations=kind)
-        return _finish(out_path, contract, {"activations": kind, "float_layers": n})
+    if float_layers is not None or scheme is not None:
+        scheme = scheme or "static"
+        n = float_layers if float_layers is not None else (1 if scheme == "static" else 0)
+        quantize_scheme(fp32_path, out_path, calibration, scheme, layers[:n])
+        return _finish(out_path, contract, {"scheme": scheme, "float_layers": n})
     if selection:
         held_out, fit, selected_on = selection, calibration, "validation"
     else:
@@ -106,14 +110,38 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as tmp:
         for kind, n in candidates(len(layers)):
             trial = Path(tmp) / f"{kind}-{n}.onnx"
-            quantize_static_qdq(fp32_path, trial, fit, layers[:n], activations=kind)
+            quantize_scheme(fp32_path, trial, fit, kind, layers[:n])
             tried.append((float(np.mean(_top1(trial, held_out) == reference)), kind, n))
             if tried[-1][0] >= TARGET_AGREEMENT:
                 break
         agreement, kind, n = max(tried, key=lambda t: t[0])  # first of equals: the faster one
         shutil.copyfile(Path(tmp) / f"{kind}-{n}.onnx", out_path)
-    chosen = {"activations": kind, "float_layers": n, "selection_agreement": agreement, "selected_on": selected_on}
+    chosen = {"scheme": kind, "float_layers": n, "selection_agreement": agreement, "selected_on": selected_on}
     return _finish(out_path, contract, chosen)
+
+
+def quantize_scheme(
+    fp32_path: str | os.PathLike, out_path: Path, calibration: list[np.ndarray], scheme: str, keep: list[str]
+) -> None:
+    """One INT8-weight file of ``scheme`` (see :func:`quantize_int8`) with weight layers ``keep`` in float."""
+    if scheme == "dynamic":
+        quantize_dynamic_int8(fp32_path, out_path, keep)
+    else:
+        quantize_static_qdq(
+            fp32_path, out_path, calibration, keep, activations="int16" if scheme == "a16w8" else "int8"
+        )
+
+
+def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: Path, keep: Sequence[str] = ()) -> None:
+    """ONNX Runtime's dynamic quantization of every weight layer but ``keep`` (uint8 weights: its CPU
+    ConvInteger kernel takes no int8 ones); the in-graph front-end stays float."""
+    model = onnx.load(str(fp32_path))
+    exclude = [n.name for n in model.graph.node if n.name.startswith(FRONTEND_SCOPE)] + list(keep)
+    logging.getLogger().setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QUInt8, nodes_to_exclude=exclude)
 
 
 def quantize_static_qdq(

@@ -78,10 +78,10 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
     a, b = Recognizer(fp32), Recognizer(int8)
     chosen = b.contract.provenance.pop("int8")
     assert b.contract == contract
-    assert (chosen["activations"], chosen["float_layers"]) in candidates(len(weight_layers(onnx.load(str(fp32)))))
+    assert (chosen["scheme"], chosen["float_layers"]) in candidates(len(weight_layers(onnx.load(str(fp32)))))
     assert 0 <= chosen["selection_agreement"] <= 1
     fixed = Recognizer(quantize_int8(fp32, tmp_path / "f2.onnx", calibration, contract, float_layers=2))
-    assert fixed.contract.provenance["int8"] == {"activations": "int8", "float_layers": 2}
+    assert fixed.contract.provenance["int8"] == {"scheme": "static", "float_layers": 2}
     graph = onnx.load(str(tmp_path / "f2.onnx")).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     quantized = [n.name for n in graph.node if n.op_type in WEIGHT_OPS and n.input[1] in dequantized]
@@ -101,7 +101,7 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
     assert choice["selection_agreement"] == pytest.approx(np.mean(np.equal(fp32_top1, int8_top1)))
 
 
-def test_int8_falls_back_to_16_bit_activations(trained, tmp_path, monkeypatch):
+def test_int8_schemes_and_fallback(trained, tmp_path, monkeypatch):
     checkpoint, corpus = trained
     model, config = load_checkpoint(checkpoint)
     contract = make_contract(config, ["emotion"])
@@ -109,8 +109,8 @@ def test_int8_falls_back_to_16_bit_activations(trained, tmp_path, monkeypatch):
     xs = signals(corpus, 24)
     calibration = [contract.model_input(x) for x in xs[::2]]
     selection = [contract.model_input(x) for x in xs[1::2]]
-    a16 = Recognizer(quantize_int8(fp32, tmp_path / "a16.onnx", calibration, contract, activations="int16"))
-    assert a16.contract.provenance["int8"] == {"activations": "int16", "float_layers": 0}
+    a16 = Recognizer(quantize_int8(fp32, tmp_path / "a16.onnx", calibration, contract, scheme="a16w8"))
+    assert a16.contract.provenance["int8"] == {"scheme": "a16w8", "float_layers": 0}
     graph = onnx.load(str(tmp_path / "a16.onnx")).graph
     activation_types = {
         init.data_type
@@ -126,19 +126,24 @@ def test_int8_falls_back_to_16_bit_activations(trained, tmp_path, monkeypatch):
     assert np.mean(same) >= 0.95
     monkeypatch.setattr(quantize, "TARGET_AGREEMENT", 1.01)  # nothing reaches it: every candidate is tried
     tried = []
-    real = quantize.quantize_static_qdq
+    real = quantize.quantize_scheme
 
-    def spy(fp32_path, out_path, calibration, keep, activations="int8"):
-        tried.append((activations, len(keep)))
-        real(fp32_path, out_path, calibration, keep, activations=activations)
+    def spy(fp32_path, out_path, calibration, scheme, keep):
+        tried.append((scheme, len(keep)))
+        real(fp32_path, out_path, calibration, scheme, keep)
 
-    monkeypatch.setattr(quantize, "quantize_static_qdq", spy)
+    monkeypatch.setattr(quantize, "quantize_scheme", spy)
     best = Recognizer(quantize_int8(fp32, tmp_path / "best.onnx", calibration, contract, selection=selection))
-    assert tried == candidates(len(weight_layers(onnx.load(str(fp32))))) and tried[-1] == ("int16", 0)
+    assert tried == candidates(len(weight_layers(onnx.load(str(fp32)))))
+    assert tried[-2:] == [("dynamic", 0), ("a16w8", 0)]
     choice = best.contract.provenance["int8"]
-    assert (choice["activations"], choice["float_layers"]) in tried
-    with pytest.raises(ValueError, match="activations"):
-        quantize_int8(fp32, tmp_path / "x.onnx", calibration, contract, activations="int4")
+    assert (choice["scheme"], choice["float_layers"]) in tried
+    dynamic = Recognizer(quantize_int8(fp32, tmp_path / "dyn.onnx", calibration, contract, scheme="dynamic"))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "dyn.onnx")).graph.node}
+    assert "ConvInteger" in ops or "MatMulInteger" in ops
+    assert dynamic.predict(xs[0], sample_rate=16000).label in dynamic.labels
+    with pytest.raises(ValueError, match="scheme"):
+        quantize_int8(fp32, tmp_path / "x.onnx", calibration, contract, scheme="int4")
 
 
 def test_waveform_in_equals_feature_in(trained, tmp_path):
@@ -153,6 +158,26 @@ def test_waveform_in_equals_feature_in(trained, tmp_path):
         pa, pb = a.predict(x, sample_rate=16000), b.predict(x, sample_rate=16000)
         assert pa.label == pb.label
         np.testing.assert_allclose(list(pa.scores.values()), list(pb.scores.values()), atol=2e-3)
+
+
+@pytest.mark.parametrize("scheme", ["static", "dynamic", "a16w8"])
+def test_int8_of_waveform_in_keeps_the_frontend_float(trained, tmp_path, scheme):
+    checkpoint, corpus = trained
+    model, config = load_checkpoint(checkpoint)
+    wave = make_contract(config, ["emotion"], waveform_in=True)
+    fp32 = to_onnx(export_module(model, wave), wave, tmp_path / "w.fp32.onnx")
+    xs = signals(corpus, 16)
+    calibration = [wave.model_input(x) for x in xs[::2]]
+    out = quantize_int8(fp32, tmp_path / "w.onnx", calibration, wave, scheme=scheme)
+    graph = onnx.load(str(out)).graph
+    frontend = [n for n in graph.node if n.name.startswith(quantize.FRONTEND_SCOPE)]
+    assert frontend  # the in-graph front-end is there...
+    integer_ops = ("ConvInteger", "MatMulInteger", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+    assert not [n.name for n in frontend if n.op_type in integer_ops]
+    assert any(n.op_type in integer_ops for n in graph.node)  # the network itself is quantized
+    a, b = Recognizer(fp32), Recognizer(out)
+    same = [a.predict(x, sample_rate=16000).label == b.predict(x, sample_rate=16000).label for x in xs]
+    assert np.mean(same) >= 0.8
 
 
 def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
