@@ -4,6 +4,7 @@
 #      with the best mean *validation* UA (never test) is chosen per corpus and task
 #      (benchmarks/results/mtl_weights.json).
 #   2. Ablation (seeds 0-2): emotion only, + each task at its chosen weight, and all tasks together.
+#      Seed 0 of "+ task" is the tuning run at the chosen weight (same run): it is not trained twice.
 # Every run uses --pad zero and a training crop that holds ~97% of the corpus' utterances whole
 # (CASIA 3.5 s, RAVDESS 4.5 s): CTC heads need whole utterances; the emotion-only runs use the same
 # crop, so only the heads differ. A finished run is recorded under benchmarks/results/mtl/ (report
@@ -43,6 +44,7 @@ for seed in $seeds; do
     for task in $(tasks "$corpus"); do
       w=$(python -c "import json,sys; print(json.load(open('$chosen'))['$corpus']['$task'])")
       all="$all $task=$w"
+      if [ "$seed" = 0 ]; then continue; fi  # = $corpus-mtltune-$task-w$w
       run "$corpus" "$corpus-mtl-$task-s$seed" "$seed" "$task=$w"
     done
     # shellcheck disable=SC2086

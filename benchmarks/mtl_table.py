@@ -27,14 +27,23 @@ ORDER = ["none", "gender", "speaker", "chars", "syllables", "all"]
 LABEL = {"none": "emotion only", "all": "all auxiliary tasks"}
 
 
-def collect(paths: list[Path]) -> dict[tuple[str, str], dict[int, dict]]:
-    """``(corpus, config) -> {seed: report}`` of the records whose run name fits the scheme."""
+def collect(
+    paths: list[Path], chosen: dict[str, dict[str, float]] | None = None
+) -> dict[tuple[str, str], dict[int, dict]]:
+    """``(corpus, config) -> {seed: report}`` of the records whose run name fits the scheme.
+
+    A tuning run (seed 0, one task) at the ``chosen`` weight is the same run as that task's seed-0
+    ablation run, so it stands for it (``mtl_ablation.sh`` does not train it twice).
+    """
     out: dict[tuple[str, str], dict[int, dict]] = {}
     for path in paths:
         record = json.loads(path.read_text())
         match = NAME.match(record["run"])
         if match:
             out.setdefault((match["corpus"], match["config"]), {})[int(match["seed"])] = record["report"]
+        tune = TUNE.match(record["run"])
+        if tune and (chosen or {}).get(tune["corpus"], {}).get(tune["task"]) == float(tune["weight"]):
+            out.setdefault((tune["corpus"], tune["task"]), {}).setdefault(0, record["report"])
     return out
 
 
@@ -80,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--weights", type=Path, help="write the chosen loss weights (JSON) here")
     args = parser.parse_args(argv)
-    groups = collect(args.records)
     chosen, tuning = choose_weights(args.records)
+    groups = collect(args.records, chosen)
     if args.weights:
         args.weights.write_text(json.dumps(chosen, indent=1, sort_keys=True) + "\n")
     keys = sorted(groups, key=lambda k: (k[0], ORDER.index(k[1]) if k[1] in ORDER else len(ORDER)))

@@ -128,3 +128,6 @@ def test_mtl_weights_are_chosen_on_validation_only(tmp_path: Path):
     out, weights = tmp_path / "t.md", tmp_path / "w.json"
     mtl_table.main([*map(str, paths), "--out", str(out), "--weights", str(weights)])
     assert json.loads(weights.read_text()) == {"ravdess": {"chars": 0.3}} and "0.3: 70.0 *" in out.read_text()
+    # the tuning run at the chosen weight is seed 0 of the "+ chars" ablation row; the others are not
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ravdess | + chars")]
+    assert len(rows) == 1 and "| 10.0 ± 0.0 |" in rows[0] and "| 1 (0) |" in rows[0]
