@@ -312,10 +312,10 @@ def render(
         "",
         *([f"- {note}"] if note else []),
         "- Shipped models: " + (", ".join(e["name"] for e in shipped) if shipped else "none yet."),
-        "- INT8 files: the export takes the first of static INT8 (QDQ, per-channel weights) with 1-3 leading weight "
-        "layers in float, dynamic INT8, INT8 weights with 16-bit activations that reaches 98% top-1 agreement with "
-        "FP32 on the fold's validation audio plus speed-perturbed and noisy copies (per fold: `int8_scheme` and "
-        "`int8_float_layers` in RESULTS.json; runs recorded before this rule are static).",
+        "- INT8 files: static INT8 (QDQ, per-channel weights) with the fewest of 1-3 leading weight layers in float "
+        "that reaches 98% top-1 agreement with FP32 on the fold's validation audio plus speed-perturbed and noisy "
+        "copies, else whichever of those, dynamic INT8 and INT8 weights with 16-bit activations agrees best there "
+        "(per fold: `int8_scheme` and `int8_float_layers` in RESULTS.json).",
         "- Timed graphs: a run's first fold as exported when it was recorded, or, for runs trained in an earlier "
         "session, the same graph exported from the recorded config with re-initialised weights (latency, size and "
         "MACs do not depend on weight values): "

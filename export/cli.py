@@ -46,8 +46,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add(
         "--scheme",
         choices=("static", "dynamic", "a16w8"),
-        help="INT8 scheme: static QDQ, dynamic, or INT8 weights with 16-bit activations (default: the first of "
-        "static with 1-3 float layers, dynamic, a16w8 reaching 98%% agreement with FP32 on perturbed validation audio)",
+        help="INT8 scheme: static QDQ, dynamic, or INT8 weights with 16-bit activations (default: static with the "
+        "fewest of 1-3 float layers reaching 98%% agreement with FP32 on perturbed validation audio, else the best "
+        "agreeing of all)",
     )
     add("--name", help="model name in the contract (default: ARCH-CORPUS)")
     add(

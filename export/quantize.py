@@ -81,8 +81,11 @@ def quantize_int8(
     fold: 91.7% agreement, against 98.0% dynamic and 99.7% A16W8
     (benchmarks/results/int8-selection.md) --, hence the other two.
 
-    Given neither ``scheme`` nor ``float_layers``, the first of :func:`candidates` whose model agrees
-    with FP32 on >= 98% of the ``selection`` inputs is taken, else the one that agrees best.
+    Given neither ``scheme`` nor ``float_layers``, the first static candidate (:func:`candidates`)
+    whose model agrees with FP32 on >= 98% of the ``selection`` inputs is taken; if none does, the
+    candidate that agrees best (dynamic and A16W8 are no faster than FP32 on x86, so agreement
+    decides; on a RAVDESS P-CNN fold 98.5% vs 98.7% on the selection windows, 97.9% vs 99.2% on the
+    test speakers).
     ``selection`` should be inputs the weights never saw and the model is as unsure of as of an
     unseen speaker: the export passes the fold's validation utterances plus speed-perturbed and
     noisy copies of them. Without it, every fourth calibration window is held out. The choice is
@@ -112,7 +115,7 @@ def quantize_int8(
             trial = Path(tmp) / f"{kind}-{n}.onnx"
             quantize_scheme(fp32_path, trial, fit, kind, layers[:n])
             tried.append((float(np.mean(_top1(trial, held_out) == reference)), kind, n))
-            if tried[-1][0] >= TARGET_AGREEMENT:
+            if kind == "static" and tried[-1][0] >= TARGET_AGREEMENT:
                 break
         agreement, kind, n = max(tried, key=lambda t: t[0])  # first of equals: the faster one
         shutil.copyfile(Path(tmp) / f"{kind}-{n}.onnx", out_path)

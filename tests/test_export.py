@@ -200,6 +200,41 @@ def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
         make_contract(cfg, ["emotion"])
 
 
+@pytest.mark.parametrize(
+    ("agreements", "expected", "tried"),
+    [
+        ({"static-1": 0.9, "static-2": 0.99}, ("static", 2), 2),  # fewest float layers reaching 98%
+        ({"static-1": 0.9, "static-2": 0.9, "static-3": 0.97, "dynamic-0": 0.95, "a16w8-0": 0.96}, ("static", 3), 5),
+        ({"static-1": 0.9, "static-2": 0.9, "static-3": 0.9, "dynamic-0": 0.985, "a16w8-0": 0.99}, ("a16w8", 0), 5),
+        ({"static-1": 0.9, "static-2": 0.9, "static-3": 0.9, "dynamic-0": 0.99, "a16w8-0": 0.99}, ("dynamic", 0), 5),
+    ],
+)
+def test_int8_selection_rule(trained, tmp_path, monkeypatch, agreements, expected, tried):
+    import shutil
+
+    checkpoint, _ = trained
+    model, config = load_checkpoint(checkpoint)
+    contract = make_contract(config, ["emotion"])
+    fp32 = to_onnx(export_module(model, contract), contract, tmp_path / "m.fp32.onnx")
+    made = []
+
+    def fake_quantize(fp32_path, out_path, calibration, scheme, keep):
+        made.append(f"{scheme}-{len(keep)}")
+        shutil.copyfile(fp32_path, out_path)
+
+    def fake_top1(path, inputs):  # FP32 predicts class 0 on 200 inputs; a trial agrees on its share
+        share = 1.0 if Path(path) == fp32 else agreements[Path(path).stem]
+        return (np.arange(200) >= round(share * 200)).astype(int)
+
+    monkeypatch.setattr(quantize, "quantize_scheme", fake_quantize)
+    monkeypatch.setattr(quantize, "_top1", fake_top1)
+    selection = [np.zeros((10, 41), np.float32)]
+    out = quantize_int8(fp32, tmp_path / "q.onnx", selection, contract, selection=selection)
+    choice = Recognizer(out).contract.provenance["int8"]
+    assert (choice["scheme"], choice["float_layers"]) == expected and len(made) == tried
+    assert choice["selection_agreement"] == pytest.approx(agreements[f"{expected[0]}-{expected[1]}"])
+
+
 def test_int8_selection_audio_adds_perturbed_copies(trained, tmp_path):
     import soundfile as sf
 
