@@ -31,7 +31,7 @@ from edge_ser.audio import load_audio
 from export import cli, parity
 from export.model_card import latency_ms
 from export.onnx_export import export_module, make_contract, to_onnx
-from export.quantize import _top1, quantize_dynamic_int8, quantize_static_qdq, weight_layers
+from export.quantize import _top1, quantize_scheme, quantize_static_qdq, weight_layers
 
 METHODS = {
     "MinMax": (CalibrationMethod.MinMax, {}),
@@ -77,10 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         for depth in (int(d) for d in args.depths.split(",") if int(d) <= len(layers)):
             files[f"static {method}, {depth} float"] = path = work / f"{method}-{depth}.onnx"
             quantize_static_qdq(fp32, path, windows, layers[:depth], kind, options)
-    files["A16W8 (16-bit activations)"] = work / "a16w8.onnx"
-    quantize_static_qdq(fp32, work / "a16w8.onnx", calibration["runtime windows"], [], activations="int16")
-    files["dynamic (ConvInteger, uint8)"] = work / "dynamic.onnx"
-    quantize_dynamic_int8(fp32, work / "dynamic.onnx")
+    for name, scheme in (("A16W8 (16-bit activations)", "a16w8"), ("dynamic (ConvInteger, uint8)", "dynamic")):
+        files[name] = work / f"{scheme}.onnx"
+        quantize_scheme(fp32, files[name], calibration["runtime windows"], scheme, [])
 
     selection = cli._selection_inputs(contract, val)
     reference = _top1(fp32, selection)

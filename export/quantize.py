@@ -12,7 +12,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,7 @@ def quantize_int8(
 
 
 def quantize_scheme(
-    fp32_path: str | os.PathLike, out_path: Path, calibration: list[np.ndarray], scheme: str, keep: list[str]
+    fp32_path: str | os.PathLike, out_path: Path, calibration: list[np.ndarray], scheme: str, keep: Sequence[str]
 ) -> None:
     """One INT8-weight file of ``scheme`` (see :func:`quantize_int8`) with weight layers ``keep`` in float."""
     if scheme == "dynamic":
@@ -138,12 +139,7 @@ def quantize_scheme(
 def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: Path, keep: Sequence[str] = ()) -> None:
     """ONNX Runtime's dynamic quantization of every weight layer but ``keep`` (uint8 weights: its CPU
     ConvInteger kernel takes no int8 ones); the in-graph front-end stays float."""
-    model = onnx.load(str(fp32_path))
-    exclude = [n.name for n in model.graph.node if n.name.startswith(FRONTEND_SCOPE)] + list(keep)
-    logging.getLogger().setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    with _prepared(fp32_path, keep) as (prepared, exclude):
         quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QUInt8, nodes_to_exclude=exclude)
 
 
@@ -151,19 +147,14 @@ def quantize_static_qdq(
     fp32_path: str | os.PathLike,
     out_path: Path,
     calibration: list[np.ndarray],
-    keep: list[str],
+    keep: Sequence[str],
     method: CalibrationMethod = CalibrationMethod.MinMax,
     options: dict | None = None,
     activations: str = "int8",
 ) -> None:
     """Static QDQ of every weight layer but ``keep``: INT8 per-channel weights, ``activations`` (int8 or
     int16) activations; ``method``/``options``: ORT's activation calibration."""
-    model = onnx.load(str(fp32_path))
-    exclude = [n.name for n in model.graph.node if n.name.startswith(FRONTEND_SCOPE)] + keep
-    logging.getLogger().setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    with _prepared(fp32_path, keep) as (prepared, exclude):
         quantize_static(
             str(prepared),
             str(out_path),
@@ -177,6 +168,19 @@ def quantize_static_qdq(
             # 16-bit activation ranges are symmetric: the A16W8 variant measured in int8-selection.md
             extra_options={"ActivationSymmetric": activations == "int16", "WeightSymmetric": True, **(options or {})},
         )
+
+
+@contextmanager
+def _prepared(fp32_path: str | os.PathLike, keep: Sequence[str]) -> Iterator[tuple[Path, list[str]]]:
+    """ORT's pre-processed copy of ``fp32_path`` (in a temporary folder) and the nodes to leave in
+    float: ``keep`` and the in-graph front-end."""
+    model = onnx.load(str(fp32_path))
+    exclude = [n.name for n in model.graph.node if n.name.startswith(FRONTEND_SCOPE)] + list(keep)
+    logging.getLogger().setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        yield prepared, exclude
 
 
 def _top1(path: str | os.PathLike, inputs: list[np.ndarray]) -> np.ndarray:

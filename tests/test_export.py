@@ -47,6 +47,16 @@ def torch_probs(model, contract, signal):
     return [softmax(o.numpy())[0] for o in out]
 
 
+def exported_fp32(trained, tmp_path, n, waveform_in=False):
+    """(contract, FP32 ONNX path, ``n`` test signals, calibration inputs of every other signal) of the trained fold."""
+    checkpoint, corpus = trained
+    model, config = load_checkpoint(checkpoint)
+    contract = make_contract(config, ["emotion"], waveform_in=waveform_in)
+    fp32 = to_onnx(export_module(model, contract), contract, tmp_path / "m.fp32.onnx")
+    xs = signals(corpus, n)
+    return contract, fp32, xs, [contract.model_input(x) for x in xs[::2]]
+
+
 def test_export_runs_in_the_recognizer_like_torch(trained, tmp_path):
     checkpoint, corpus = trained
     model, config = load_checkpoint(checkpoint)
@@ -67,12 +77,7 @@ def test_export_runs_in_the_recognizer_like_torch(trained, tmp_path):
 
 
 def test_int8_is_smaller_and_agrees(trained, tmp_path):
-    checkpoint, corpus = trained
-    model, config = load_checkpoint(checkpoint)
-    contract = make_contract(config, ["emotion"])
-    fp32 = to_onnx(export_module(model, contract), contract, tmp_path / "m.fp32.onnx")
-    xs = signals(corpus, 32)
-    calibration = [contract.model_input(x) for x in xs[::2]]
+    contract, fp32, xs, calibration = exported_fp32(trained, tmp_path, 32)
     int8 = quantize_int8(fp32, tmp_path / "m.onnx", calibration, contract)
     assert int8.stat().st_size < fp32.stat().st_size
     a, b = Recognizer(fp32), Recognizer(int8)
@@ -102,12 +107,7 @@ def test_int8_is_smaller_and_agrees(trained, tmp_path):
 
 
 def test_int8_schemes_and_fallback(trained, tmp_path, monkeypatch):
-    checkpoint, corpus = trained
-    model, config = load_checkpoint(checkpoint)
-    contract = make_contract(config, ["emotion"])
-    fp32 = to_onnx(export_module(model, contract), contract, tmp_path / "m.fp32.onnx")
-    xs = signals(corpus, 24)
-    calibration = [contract.model_input(x) for x in xs[::2]]
+    contract, fp32, xs, calibration = exported_fp32(trained, tmp_path, 24)
     selection = [contract.model_input(x) for x in xs[1::2]]
     a16 = Recognizer(quantize_int8(fp32, tmp_path / "a16.onnx", calibration, contract, scheme="a16w8"))
     assert a16.contract.provenance["int8"] == {"scheme": "a16w8", "float_layers": 0}
@@ -162,12 +162,7 @@ def test_waveform_in_equals_feature_in(trained, tmp_path):
 
 @pytest.mark.parametrize("scheme", ["static", "dynamic", "a16w8"])
 def test_int8_of_waveform_in_keeps_the_frontend_float(trained, tmp_path, scheme):
-    checkpoint, corpus = trained
-    model, config = load_checkpoint(checkpoint)
-    wave = make_contract(config, ["emotion"], waveform_in=True)
-    fp32 = to_onnx(export_module(model, wave), wave, tmp_path / "w.fp32.onnx")
-    xs = signals(corpus, 16)
-    calibration = [wave.model_input(x) for x in xs[::2]]
+    wave, fp32, xs, calibration = exported_fp32(trained, tmp_path, 16, waveform_in=True)
     out = quantize_int8(fp32, tmp_path / "w.onnx", calibration, wave, scheme=scheme)
     graph = onnx.load(str(out)).graph
     frontend = [n for n in graph.node if n.name.startswith(quantize.FRONTEND_SCOPE)]
@@ -212,10 +207,7 @@ def test_bad_checkpoints_give_clear_errors(trained, tmp_path):
 def test_int8_selection_rule(trained, tmp_path, monkeypatch, agreements, expected, tried):
     import shutil
 
-    checkpoint, _ = trained
-    model, config = load_checkpoint(checkpoint)
-    contract = make_contract(config, ["emotion"])
-    fp32 = to_onnx(export_module(model, contract), contract, tmp_path / "m.fp32.onnx")
+    contract, fp32, _, _ = exported_fp32(trained, tmp_path, 2)
     made = []
 
     def fake_quantize(fp32_path, out_path, calibration, scheme, keep):

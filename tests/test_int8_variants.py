@@ -7,18 +7,15 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from test_train import make_corpus, write_manifest  # noqa: E402
+from test_train import toy_pcnn_args  # noqa: E402
 
 from benchmarks import int8_variants  # noqa: E402
 from models import train  # noqa: E402
 
 
 def test_variants_table(tmp_path: Path):
-    corpus = make_corpus(tmp_path / "toy", per_speaker=3)
-    manifest = write_manifest(corpus, tmp_path / "toy" / "manifest.csv")
+    manifest, argv = toy_pcnn_args(tmp_path)
     run = tmp_path / "runs" / "csv-pcnn"
-    argv = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
-    argv += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
     assert train.main([*argv, "--protocol", "loso", "--folds", "0", "--out", str(run)]) == 0
     out = tmp_path / "variants.md"
     fold = next(p.parent for p in run.glob("*/model.pt"))

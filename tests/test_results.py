@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from test_train import make_corpus, write_manifest  # noqa: E402
+from test_train import toy_pcnn_args  # noqa: E402
 
 from benchmarks import results, training_results  # noqa: E402
 from models import train  # noqa: E402
@@ -22,11 +22,8 @@ def test_pareto_keeps_only_undominated_points():
 
 
 def test_results_from_a_run(tmp_path: Path, monkeypatch):
-    corpus = make_corpus(tmp_path / "toy", per_speaker=3)
-    manifest = write_manifest(corpus, tmp_path / "toy" / "manifest.csv")
+    manifest, common = toy_pcnn_args(tmp_path)
     run = tmp_path / "runs" / "csv-pcnn"
-    common = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
-    common += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
     assert train.main([*common, "--protocol", "loso", "--folds", "0,1", "--out", str(run)]) == 0
     random_run = run.parent / "csv-random-pcnn"
     assert train.main([*common, "--protocol", "random", "--folds", "0", "--out", str(random_run)]) == 0

@@ -444,3 +444,11 @@ def test_functionals_mlp_trains_with_speaker_statistics_and_adapts_at_run_time(c
         train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, masked, tmp_path)
     with pytest.raises(ValueError, match="stats_net takes features input, not a 'functionals' front-end"):
         build_model(default_config("stats_net", {"emotion": 2}, frontend=frontend.to_dict()))
+
+
+def toy_pcnn_args(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A generated CSV corpus under ``tmp_path`` and ``edge-ser train`` arguments for a one-epoch P-CNN on it."""
+    manifest = write_manifest(make_corpus(tmp_path / "toy", per_speaker=3), tmp_path / "toy" / "manifest.csv")
+    argv = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
+    argv += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
+    return manifest, argv
