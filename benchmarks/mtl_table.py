@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import emit
+from benchmarks.report import emit, write_atomic
 
 NAME = re.compile(r"^(?P<corpus>\w+)-mtl-(?P<config>\w+)-s(?P<seed>\d+)$")
 TUNE = re.compile(r"^(?P<corpus>\w+)-mtltune-(?P<task>\w+)-w(?P<weight>[0-9.]+)$")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen, tuning = choose_weights(args.records)
     groups = collect(args.records, chosen)
     if args.weights:
-        args.weights.write_text(json.dumps(chosen, indent=1, sort_keys=True) + "\n")
+        write_atomic(args.weights, json.dumps(chosen, indent=1, sort_keys=True) + "\n")
     keys = sorted(groups, key=lambda k: (k[0], ORDER.index(k[1]) if k[1] in ORDER else len(ORDER)))
     command = next(iter(groups[keys[0]].values())).get("command", "") if keys else ""
     lines = [
