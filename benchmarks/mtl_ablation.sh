@@ -9,6 +9,8 @@
 # (CASIA 3.5 s, RAVDESS 4.5 s): CTC heads need whole utterances; the emotion-only runs use the same
 # crop, so only the heads differ. A finished run is recorded under benchmarks/results/mtl/ (report
 # only, no export) and benchmarks/results/mtl_ablation.md is rebuilt. Resumable across sessions.
+# Status: its first runs were withdrawn (zero padding leaked the duration): read
+# benchmarks/results/mtl-padding.md before spending the ~11 h it takes on 2 cores.
 #   bash benchmarks/mtl_ablation.sh            (RUNS=runs DATA=../shared/datasets THREADS=2 SEEDS="0 1 2")
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -35,8 +35,7 @@ def crop(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repea
         start = int(rng.integers(0, n))
         return tiled[start : start + length]
     out = np.zeros((length, *x.shape[1:]), dtype=x.dtype)
-    start = int(rng.integers(0, length - n + 1))
-    out[start : start + n] = x
+    out[:n] = x  # content first: the model masks the padded tail (``TrainBatches`` yields the lengths)
     return out
 
 
@@ -98,30 +97,42 @@ class TrainBatches:
                 t[~whole] = IGNORE
                 self.targets[name] = t
 
-    def example(self, i: int, rng: np.random.Generator) -> np.ndarray:
-        """One augmented, normalized training input of utterance ``i``."""
+    def example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """One augmented, normalized training input of utterance ``i`` and how many of its leading
+        rows are the utterance (the rest is zero padding; all rows unless ``pad`` is ``"zero"``)."""
         aug = self.augment
         if not self.from_waves:
-            return normalization_for(self.normalization, i)(crop(self.inputs[i], self.crop_frames, rng, self.pad))
+            x = normalization_for(self.normalization, i)(crop(self.inputs[i], self.crop_frames, rng, self.pad))
+            return x, min(len(self.inputs[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
         x = crop(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]
+        valid = min(round(len(self.waves[i]) / speed), self.crop_samples) if self.pad == "zero" else self.crop_samples
         if len(x) < self.crop_samples:
             x = np.pad(x, (0, self.crop_samples - len(x)))
         x = augment_waveform(x, aug, self.frontend.sample_rate, rng)
-        return normalization_for(self.normalization, i)(self.frontend(x))
+        if self.frontend.kind == "waveform":
+            return normalization_for(self.normalization, i)(x), valid
+        rows = self.frontend.num_frames(valid) if valid < self.crop_samples else self.crop_frames
+        return normalization_for(self.normalization, i)(self.frontend(x)), rows
 
-    def epoch(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """One pass over the utterances in random order; a last batch of one is dropped (batch norm)."""
+    def epoch(
+        self, batch_size: int, rng: np.random.Generator
+    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """One pass over the utterances in random order: ``(inputs, {head: targets}, lengths)``, with
+        ``lengths`` the utterance rows of each input (see :meth:`example`). A last batch of one is
+        dropped (batch norm)."""
         order = rng.permutation(self.indices)
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
             if len(idx) < 2:
                 break
-            x = np.stack([self.example(int(i), rng) for i in idx]).astype(np.float32, copy=False)
+            examples = [self.example(int(i), rng) for i in idx]
+            x = np.stack([e[0] for e in examples]).astype(np.float32, copy=False)
             if x.ndim == 3 and self.augment.on_features:
                 spec_augment(x, self.augment, rng)
-            yield x, {name: t[idx] for name, t in self.targets.items()}
+            lengths = np.array([e[1] for e in examples], dtype=np.int64)
+            yield x, {name: t[idx] for name, t in self.targets.items()}, lengths
 
     def n_batches(self, batch_size: int) -> int:
         full, rest = divmod(len(self.indices), batch_size)

@@ -39,8 +39,13 @@ class AttentivePool(nn.Module):
         super().__init__()
         self.attention = nn.Sequential(nn.Conv1d(channels, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, channels, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * torch.softmax(self.attention(x), dim=-1)).sum(dim=-1)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths``: frames of each row that count (the rest is padding and gets no weight)."""
+        scores = self.attention(x)
+        if lengths is not None:
+            padded = torch.arange(x.shape[-1], device=x.device)[None, :] >= lengths.to(x.device)[:, None]
+            scores = scores.masked_fill(padded[:, None, :], float("-inf"))
+        return (x * torch.softmax(scores, dim=-1)).sum(dim=-1)
 
 
 class EdgeCNN(nn.Module):
@@ -69,12 +74,15 @@ class EdgeCNN(nn.Module):
         )
         bins = (n_features + 1) // 2
         blocks: list[nn.Module] = []
+        time_strides = [2]  # the stem's
         for stage, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
             stride = (2 if stage < 2 else 1, 2 if bins > 4 else 1)
             bins = (bins + stride[1] - 1) // stride[1]
             blocks.append(SeparableBlock(c_in, c_out, stride))
+            time_strides.append(stride[0])
             blocks += [SeparableBlock(c_out, c_out, (1, 1)) for _ in range(depth - 1)]
         self.blocks = nn.Sequential(*blocks)
+        self.time_strides = tuple(time_strides)
         self.temporal = nn.Sequential(
             nn.Conv1d(channels[-1] * bins, temporal, 1, bias=False), nn.BatchNorm1d(temporal), nn.ReLU()
         )
@@ -89,9 +97,16 @@ class EdgeCNN(nn.Module):
         h = self.blocks(self.stem(x.unsqueeze(1)))  # (batch, channels, frames', bins')
         return self.temporal(h.transpose(2, 3).flatten(1, 2))  # 1x1 conv over (channels * bins')
 
-    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Utterance embedding ``(batch, embedding)`` from :meth:`frames`."""
-        return self.project(self.pool(frames))
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames of :meth:`frames` that inputs of ``lengths`` rows fill (each stride-2 conv: ceil(n / 2))."""
+        for stride in self.time_strides:
+            lengths = (lengths + stride - 1) // stride
+        return lengths
+
+    def embed_frames(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Utterance embedding ``(batch, embedding)`` from :meth:`frames`, pooling only the first
+        ``lengths`` frames of each row when given."""
+        return self.project(self.pool(frames, lengths))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_frames(self.frames(x))

@@ -78,16 +78,30 @@ class SERModel(nn.Module):
         """Utterance embedding ``(batch, embedding_dim)``."""
         return self.backbone(x)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return dict(zip(self.head_names, self.outputs(x, self.head_names)))
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return dict(zip(self.head_names, self.outputs(x, self.head_names, lengths)))
 
-    def outputs(self, x: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, ...]:
-        """Logits of heads ``names``: ``(batch, classes)``, or ``(batch, frames, classes)`` for CTC heads."""
-        if not self.ctc_heads:
+    def frame_lengths(self, lengths: torch.Tensor | None) -> torch.Tensor | None:
+        """How many of the backbone's output frames each input of ``lengths`` rows fills (None: all,
+        or a backbone without frame output)."""
+        if lengths is None or not hasattr(self.backbone, "frame_lengths"):
+            return None
+        return self.backbone.frame_lengths(lengths)
+
+    def outputs(
+        self, x: torch.Tensor, names: Sequence[str], lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Logits of heads ``names``: ``(batch, classes)``, or ``(batch, frames, classes)`` for CTC heads.
+
+        ``lengths``: rows of each input that are audio (the rest zero padding); a backbone with frame
+        output then pools only those frames, so padding cannot leak into the utterance embedding.
+        """
+        masked = self.frame_lengths(lengths)
+        if not self.ctc_heads and masked is None:
             z = self.dropout(self.backbone(x))
             return tuple(self.heads[name](z) for name in names)
         frames = self.backbone.frames(x)
-        z = self.dropout(self.backbone.embed_frames(frames))
+        z = self.dropout(self.backbone.embed_frames(frames, masked))
         f = self.dropout(frames.transpose(1, 2))
         return tuple(self.heads[name](f if name in self.ctc_heads else z) for name in names)
 
@@ -96,19 +110,21 @@ class SERModel(nn.Module):
         logits: Mapping[str, torch.Tensor],
         targets: Mapping[str, torch.Tensor],
         label_smoothing: float = 0.0,
+        frame_lengths: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Joint loss ``sum(weight[h] * loss(h))`` over the heads with targets, and each head's loss.
 
         Classification heads: cross-entropy; targets equal to ``IGNORE`` (-100) are skipped.
         CTC heads: CTC loss (mean over utterances of the loss per target token); a target row
         starting with ``IGNORE`` is skipped. A head with no known target in the batch
-        contributes zero. ``label_smoothing`` is passed to every cross-entropy.
+        contributes zero. ``label_smoothing`` is passed to every cross-entropy; ``frame_lengths``
+        (:meth:`frame_lengths`) limits each CTC alignment to the frames of its utterance.
         """
         parts: dict[str, torch.Tensor] = {}
         total = next(iter(logits.values())).new_zeros(())
         for name, target in targets.items():
             if name in self.ctc_heads:
-                parts[name] = ctc_loss(logits[name], target)
+                parts[name] = ctc_loss(logits[name], target, frame_lengths)
                 total = total + self.loss_weights[name] * parts[name]
                 continue
             valid = (target != IGNORE).sum()
@@ -143,13 +159,17 @@ class HeadSelector(nn.Module):
         return self.model.outputs(x, self.names)
 
 
-def ctc_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """CTC loss of frame logits ``(batch, frames, classes)`` against ``IGNORE``-padded token rows."""
+def ctc_loss(logits: torch.Tensor, target: torch.Tensor, frame_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """CTC loss of frame logits ``(batch, frames, classes)`` against ``IGNORE``-padded token rows;
+    ``frame_lengths``: the frames of each utterance (default: all)."""
     valid = target[:, 0] != IGNORE
     if not bool(valid.any()):
         return logits.new_zeros(())
     log_probs = logits[valid].float().log_softmax(dim=-1).transpose(0, 1)  # (frames, batch, classes)
     rows = target[valid]
     lengths = (rows != IGNORE).sum(dim=1)
-    frames = torch.full((rows.shape[0],), log_probs.shape[0], dtype=torch.long, device=rows.device)
+    if frame_lengths is None:
+        frames = torch.full((rows.shape[0],), log_probs.shape[0], dtype=torch.long, device=rows.device)
+    else:
+        frames = frame_lengths[valid].to(torch.long)
     return F.ctc_loss(log_probs, rows[rows != IGNORE], frames, lengths, blank=0, zero_infinity=True)

@@ -331,13 +331,13 @@ def train_fold(
             disable=not cfg.progress,
             desc=f"{fold.name} epoch {epoch + 1}/{cfg.epochs}",
         )
-        for x, t in bar:
-            x = torch.from_numpy(x).to(device)
+        for x, t, lengths in bar:
+            x, lengths = torch.from_numpy(x).to(device), torch.from_numpy(lengths).to(device)
             t = {h: torch.from_numpy(v).to(device) for h, v in t.items()}
             if cfg.mixup:
-                loss, parts = _mixup_step(model, x, t, cfg, rng)
+                loss, parts = _mixup_step(model, x, t, lengths, cfg, rng)
             else:
-                loss, parts = model.loss(model(x), t, cfg.label_smoothing)
+                loss, parts = model.loss(model(x, lengths), t, cfg.label_smoothing, model.frame_lengths(lengths))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -430,14 +430,22 @@ def train_fold(
 
 
 def _mixup_step(
-    model: SERModel, x: torch.Tensor, t: dict[str, torch.Tensor], cfg: TrainConfig, rng: np.random.Generator
+    model: SERModel,
+    x: torch.Tensor,
+    t: dict[str, torch.Tensor],
+    lengths: torch.Tensor,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss on a mixup batch: inputs mixed with a shuffled copy, losses against both targets."""
+    """Loss on a mixup batch: inputs mixed with a shuffled copy (audio where either has audio),
+    losses against both targets."""
     lam = float(rng.beta(cfg.mixup, cfg.mixup))
     perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
-    logits = model(lam * x + (1.0 - lam) * x[perm])
-    loss_a, parts_a = model.loss(logits, t, cfg.label_smoothing)
-    loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing)
+    lengths = torch.maximum(lengths, lengths[perm])
+    logits = model(lam * x + (1.0 - lam) * x[perm], lengths)
+    frames = model.frame_lengths(lengths)
+    loss_a, parts_a = model.loss(logits, t, cfg.label_smoothing, frames)
+    loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
     parts = {h: lam * parts_a[h] + (1.0 - lam) * parts_b[h] for h in parts_a}
     return lam * loss_a + (1.0 - lam) * loss_b, parts
 

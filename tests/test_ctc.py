@@ -173,3 +173,35 @@ def test_train_and_export_with_every_head_through_the_recognizer(tmp_path: Path,
     plain = tmp_path / "emotion-only.onnx"
     cli.run(parser.parse_args([str(fold), "--out", str(plain)]))
     assert Recognizer(plain).predict(x, sample_rate=RATE).transcripts == {}
+
+
+def test_padded_frames_are_masked_from_pooling_and_ctc_alignment():
+    """Zero-padded training crops: the utterance embedding and the CTC loss see only the audio's
+    frames, so the padding (whose length is the utterance's duration) cannot become a cue."""
+    torch.manual_seed(0)
+    model = _model({"emotion": 3, "chars": 5}, {"chars": 1.0}).eval()
+    backbone = model.backbone
+    for n in range(1, 60):
+        assert backbone.frame_lengths(torch.tensor([n])).item() == backbone.frames(torch.zeros(1, n, 64)).shape[-1]
+    frames = torch.randn(2, backbone.frame_dim, 15)
+    lengths = torch.tensor([15, 6])
+    pooled = backbone.pool(frames, lengths)
+    torch.testing.assert_close(pooled[1], backbone.pool(frames[1:, :, :6])[0])
+    torch.testing.assert_close(pooled[0], backbone.pool(frames[:1])[0])
+    assert not torch.allclose(pooled[1], backbone.pool(frames[1:])[0])  # the mask changed something
+
+    x = torch.randn(2, 120, 64)
+    x[1, 50:] = 0.0
+    out = model(x, torch.tensor([120, 50]))
+    targets = {"emotion": torch.tensor([0, 1]), "chars": torch.tensor([[1, 2, 3], [4, 4, IGNORE]])}
+    frame_lengths = model.frame_lengths(torch.tensor([120, 50]))
+    assert frame_lengths.tolist() == [15, 7]
+    _, parts = model.loss(out, targets, frame_lengths=frame_lengths)
+    lp = out["chars"].log_softmax(-1)
+    ref = [
+        F.ctc_loss(lp[i, :f, None], t[t != IGNORE][None], [f], [int((t != IGNORE).sum())])
+        for i, (f, t) in enumerate(zip(frame_lengths.tolist(), targets["chars"]))
+    ]
+    assert parts["chars"].item() == pytest.approx(torch.stack(ref).mean().item(), rel=1e-5)
+    _, unmasked = model.loss(out, targets)
+    assert unmasked["chars"].item() != pytest.approx(parts["chars"].item(), rel=1e-3)
