@@ -34,8 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     training = config["training"]
     corpus = corpora.load_corpus(training["dataset"], args.data_root / training["dataset"])
     frontend = FrontEnd.from_dict(config["frontend"])
-    data = prepare_data(corpus, frontend, TrainConfig(), None)
-    folds = protocols.make_folds(corpus, training["protocol"], seed=training["seed"])
+    window = config["window"]  # cut the test utterances into the fold's own analysis windows
+    cfg = TrainConfig(
+        window_seconds=window["seconds"], hop_seconds=window["hop_seconds"], min_seconds=window["min_seconds"]
+    )
+    data = prepare_data(corpus, frontend, cfg, None)
+    folds = protocols.make_folds(corpus, training["protocol"], seed=training.get("seed", 0))
     ((_, fold),) = select_folds(folds, training["fold"])
     test = np.asarray(fold.test, dtype=np.int64)
     norm = Normalization.from_dict(config["normalization"])

@@ -3,8 +3,10 @@
 Utterances longer than the crop contribute a random excerpt each epoch; shorter ones are
 padded. The default ``repeat`` padding tiles the utterance (from a random phase), which keeps
 the time-average the model pools over close to that of the unpadded utterance it will see
-at evaluation; ``zero`` padding places it at a random offset in silence-like zeros (the
-normalized mean). With waveform-domain augmentation a feature model's crops are cut from the
+at evaluation; ``zero`` padding puts the utterance first and zeros after it, and each batch
+carries how many rows are audio, so that the model can leave the padding out (its length is the
+utterance's duration, a cue the unpadded runtime input never has; only backbones with frame
+output can, see ``SERModel.masks_padding``). With waveform-domain augmentation a feature model's crops are cut from the
 cached waveform, augmented, and only then turned into features with the same front-end.
 """
 

@@ -81,10 +81,15 @@ class SERModel(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return dict(zip(self.head_names, self.outputs(x, self.head_names, lengths)))
 
+    @property
+    def masks_padding(self) -> bool:
+        """Whether the backbone can leave zero-padded frames out (it exposes frames and their lengths)."""
+        return hasattr(self.backbone, "frame_lengths")
+
     def frame_lengths(self, lengths: torch.Tensor | None) -> torch.Tensor | None:
         """How many of the backbone's output frames each input of ``lengths`` rows fills (None: all,
         or a backbone without frame output)."""
-        if lengths is None or not hasattr(self.backbone, "frame_lengths"):
+        if lengths is None or not self.masks_padding:
             return None
         return self.backbone.frame_lengths(lengths)
 

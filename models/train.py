@@ -285,6 +285,11 @@ def train_fold(
     device = resolve_device(cfg.device)
     torch.manual_seed(_epoch_seed(cfg.seed, fold_index, -1))
     model = build_model(config).to(device)
+    if cfg.pad == "zero" and not model.masks_padding:
+        raise ValueError(
+            f"--pad zero needs a backbone that leaves the padding out (edge_cnn); {arch} would learn the padding's "
+            "length (the utterance's duration) as a cue: use --pad repeat"
+        )
     config["parameters"] = count_parameters(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)

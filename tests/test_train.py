@@ -472,3 +472,10 @@ def test_zero_padded_batches_say_how_many_rows_are_audio(corpus: Corpus, tmp_pat
         assert lengths.shape == (4,) and lengths.dtype == np.int64
     short = TrainBatches(table, np.arange(12), targets, norm, 1600, pad="zero")
     assert all(short.example(i, rng)[1] == short.crop_frames for i in range(12))  # longer than the crop: all audio
+
+
+def test_zero_padding_is_refused_for_a_backbone_that_cannot_leave_it_out(tmp_path: Path, capsys) -> None:
+    _, argv = toy_pcnn_args(tmp_path)
+    assert main([*argv, "--pad", "zero", "--folds", "0", "--out", str(tmp_path / "run")]) == 2
+    assert "--pad zero needs a backbone that leaves the padding out" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "report.json").exists()
