@@ -5,12 +5,13 @@
 #      (benchmarks/results/mtl_weights.json).
 #   2. Ablation (seeds 0-2): emotion only, + each task at its chosen weight, and all tasks together.
 #      Seed 0 of "+ task" is the tuning run at the chosen weight (same run): it is not trained twice.
-# Every run uses --pad zero and a training crop that holds ~97% of the corpus' utterances whole
-# (CASIA 3.5 s, RAVDESS 4.5 s): CTC heads need whole utterances; the emotion-only runs use the same
-# crop, so only the heads differ. A finished run is recorded under benchmarks/results/mtl/ (report
-# only, no export) and benchmarks/results/mtl_ablation.md is rebuilt. Resumable across sessions.
-# Status: its first runs were withdrawn (zero padding leaked the duration): read
-# benchmarks/results/mtl-padding.md before spending the ~11 h it takes on 2 cores.
+# Every run uses edge_cnn's usual recipe (random 3 s excerpts, repeat padding, SpecAugment, label
+# smoothing); a transcript (CTC) head trains on a second, whole-utterance view of each batch
+# (models/data.py WholeView), so only the heads differ between runs. A finished run is recorded
+# under benchmarks/results/mtl/ (report only, no export) and benchmarks/results/mtl_ablation.md is
+# rebuilt. Resumable across sessions; two queues (CORPORA=casia / CORPORA=ravdess, THREADS=1) can
+# run side by side. The first version of this recipe (zero-padded whole-utterance crops for every
+# head) was withdrawn: benchmarks/results/mtl-padding.md.
 #   bash benchmarks/mtl_ablation.sh            (RUNS=runs DATA=../shared/datasets THREADS=2 SEEDS="0 1 2")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,11 +24,10 @@ records=benchmarks/results/mtl
 chosen=benchmarks/results/mtl_weights.json
 tasks() { if [ "$1" = casia ]; then echo "gender speaker chars syllables"; else echo "gender speaker chars"; fi; }
 run() {  # corpus name seed aux...
-  local corpus=$1 name=$2 seed=$3 crop=3.5
-  [ "$corpus" = ravdess ] && crop=4.5
+  local corpus=$1 name=$2 seed=$3
   if [ -f "$records/$name.json" ]; then echo "$name: recorded, skipped"; return; fi
   edge-ser train --model edge_cnn --dataset "$corpus" --data "$data/$corpus" --epochs 20 --patience 8 \
-    --time-mask 20 --freq-mask 8 --label-smoothing 0.1 --pad zero --crop "$crop" --seed "$seed" \
+    --time-mask 20 --freq-mask 8 --label-smoothing 0.1 --seed "$seed" \
     --threads "$threads" --no-progress --resume --out "$runs/$name" --aux "${@:4}"
   python benchmarks/results.py "$runs/$name" --record-only --no-export --records "$records" --data-root "$data"
   python benchmarks/mtl_table.py "$records"/*.json --out benchmarks/results/mtl_ablation.md --weights "$chosen"

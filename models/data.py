@@ -6,14 +6,22 @@ the time-average the model pools over close to that of the unpadded utterance it
 at evaluation; ``zero`` padding puts the utterance first and zeros after it, and each batch
 carries how many rows are audio, so that the model can leave the padding out (its length is the
 utterance's duration, a cue the unpadded runtime input never has; only backbones with frame
-output can, see ``SERModel.masks_padding``). With waveform-domain augmentation a feature model's crops are cut from the
-cached waveform, augmented, and only then turned into features with the same front-end.
+output can, see ``SERModel.masks_padding``). With waveform-domain augmentation a feature model's
+crops are cut from the cached waveform, augmented, and only then turned into features with the
+same front-end.
+
+Transcript (CTC) heads cannot learn from an excerpt or a repeated utterance: a batch for a model
+with one also carries a second view, :class:`WholeView`, of the same utterances whole (augmented
+alike, zero-padded to the batch's longest, with their lengths), on which only the CTC losses are
+computed. Every other head keeps training on the excerpts, so adding a transcript head changes
+nothing else about the recipe.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +32,25 @@ from .features import FeatureTable, Norms, normalization_for
 from .heads import IGNORE
 
 PADS = ("repeat", "zero")
+
+
+class WholeView(NamedTuple):
+    """Utterances whole for the transcript heads: ``inputs`` zero-padded to the longest,
+    ``lengths`` their audio rows, ``targets`` their token rows per CTC head."""
+
+    inputs: np.ndarray
+    lengths: np.ndarray
+    targets: dict[str, np.ndarray]
+
+
+class Batch(NamedTuple):
+    """One training batch: model ``inputs`` (crops), ``targets`` per classification head, the audio
+    ``lengths`` of each crop, and ``whole`` (None unless the model has transcript heads)."""
+
+    inputs: np.ndarray
+    targets: dict[str, np.ndarray]
+    lengths: np.ndarray
+    whole: WholeView | None
 
 
 def crop(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repeat") -> np.ndarray:
@@ -42,11 +69,13 @@ def crop(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repea
 
 
 class TrainBatches:
-    """Shuffled batches of ``(inputs, {head: targets})`` for one fold's training utterances.
+    """Shuffled :class:`Batch` es of one fold's training utterances.
 
     ``inputs`` is the model-input table; ``waves`` the waveform table, needed when ``augment``
     works on the waveform and the model takes features. ``targets`` maps head names to one
-    class index per corpus utterance (-100 where unknown).
+    class index per corpus utterance (-100 where unknown), or for a transcript (CTC) head to a
+    token row per utterance (2-D). ``transcript_samples``: the longest utterance (in samples)
+    whose transcript trains the CTC heads (default: all); longer ones would make every batch long.
     """
 
     def __init__(
@@ -59,6 +88,7 @@ class TrainBatches:
         augment: Augment | None = None,
         waves: FeatureTable | None = None,
         pad: str = "repeat",
+        transcript_samples: int | None = None,
     ) -> None:
         if pad not in PADS:
             raise ValueError(f"pad must be one of {PADS}")
@@ -77,27 +107,24 @@ class TrainBatches:
         self.crop_frames = self.frontend.num_frames(crop_samples)
         self.augment = augment
         self.pad = pad
-        if any(t.ndim == 2 for t in self.targets.values()):
-            self._keep_whole_transcripts(pad, crop_samples)
+        self.transcript_heads = tuple(name for name, t in self.targets.items() if t.ndim == 2)
+        if self.transcript_heads and transcript_samples is not None:
+            self._drop_long_transcripts(transcript_samples)
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _keep_whole_transcripts(self, pad: str, crop_samples: int) -> None:
-        """Transcript (CTC) targets only for utterances the training crop holds whole: a cut or
-        repeated utterance is not its transcript, so those rows become ``IGNORE``."""
-        if pad != "zero":
-            raise ValueError("transcript (CTC) heads need --pad zero: a repeated utterance is not its transcript")
+    def _drop_long_transcripts(self, samples: int) -> None:
+        """Transcript targets become ``IGNORE`` for utterances longer than ``samples``."""
         if self.from_waves:
-            table, limit = self.waves, crop_samples * min([1.0, *self.augment.speeds])
+            table, limit = self.waves, samples
         else:
-            table, limit = self.inputs, self.crop_frames
-        whole = np.diff(table.offsets) <= limit  # utterance lengths, rows of the table
-        for name, t in self.targets.items():
-            if t.ndim == 2:
-                t = t.copy()
-                t[~whole] = IGNORE
-                self.targets[name] = t
+            table, limit = self.inputs, self.frontend.num_frames(samples)
+        long = np.diff(table.offsets) > limit  # utterance lengths, rows of the table
+        for name in self.transcript_heads:
+            t = self.targets[name].copy()
+            t[long] = IGNORE
+            self.targets[name] = t
 
     def example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """One augmented, normalized training input of utterance ``i`` and how many of its leading
@@ -118,12 +145,35 @@ class TrainBatches:
         rows = self.frontend.num_frames(valid) if valid < self.crop_samples else self.crop_frames
         return normalization_for(self.normalization, i)(self.frontend(x)), rows
 
-    def epoch(
-        self, batch_size: int, rng: np.random.Generator
-    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
-        """One pass over the utterances in random order: ``(inputs, {head: targets}, lengths)``, with
-        ``lengths`` the utterance rows of each input (see :meth:`example`). A last batch of one is
-        dropped (batch norm)."""
+    def whole(self, i: int, rng: np.random.Generator) -> np.ndarray:
+        """Utterance ``i`` whole, augmented and normalized like :meth:`example` (transcript heads)."""
+        aug = self.augment
+        if not self.from_waves:
+            return normalization_for(self.normalization, i)(self.inputs[i])
+        speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
+        x = augment_waveform(speed_perturb(self.waves[i], speed), aug, self.frontend.sample_rate, rng)
+        return normalization_for(self.normalization, i)(x if self.frontend.kind == "waveform" else self.frontend(x))
+
+    def _whole_view(self, idx: np.ndarray, rng: np.random.Generator) -> WholeView | None:
+        """The batch's utterances that have a transcript, whole and zero-padded (see :class:`WholeView`)."""
+        known = np.zeros(len(idx), dtype=bool)
+        for name in self.transcript_heads:
+            known |= self.targets[name][idx, 0] != IGNORE
+        keep = idx[known]
+        if len(keep) == 0:
+            return None
+        rows = [self.whole(int(i), rng) for i in keep]
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        x = np.zeros((len(rows), int(lengths.max()), *rows[0].shape[1:]), dtype=np.float32)
+        for k, r in enumerate(rows):
+            x[k, : len(r)] = r
+        if x.ndim == 3 and self.augment.on_features:
+            spec_augment(x, self.augment, rng)
+        return WholeView(x, lengths, {name: self.targets[name][keep] for name in self.transcript_heads})
+
+    def epoch(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One pass over the utterances in random order, as :class:`Batch` es. A last batch of one
+        is dropped (batch norm)."""
         order = rng.permutation(self.indices)
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
@@ -134,7 +184,9 @@ class TrainBatches:
             if x.ndim == 3 and self.augment.on_features:
                 spec_augment(x, self.augment, rng)
             lengths = np.array([e[1] for e in examples], dtype=np.int64)
-            yield x, {name: t[idx] for name, t in self.targets.items()}, lengths
+            targets = {name: t[idx] for name, t in self.targets.items() if name not in self.transcript_heads}
+            whole = self._whole_view(idx, rng) if self.transcript_heads else None
+            yield Batch(x, targets, lengths, whole)
 
     def n_batches(self, batch_size: int) -> int:
         full, rest = divmod(len(self.indices), batch_size)

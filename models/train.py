@@ -35,7 +35,7 @@ from edge_ser.frontend import FrontEnd, Normalization
 from . import ctc
 from .augment import Augment
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
-from .data import PADS, TrainBatches
+from .data import PADS, TrainBatches, WholeView
 from .evaluate import eval_inputs, predict, transcribe
 from .features import (
     DEFAULT_CACHE_DIR,
@@ -64,7 +64,9 @@ class TrainConfig:
     statistics), ``utterance`` (each window's own mean and std: removes speaker and channel
     offsets, see :class:`edge_ser.frontend.Normalization`) or ``speaker`` (each speaker's own
     statistics, see :func:`speaker_normalization`).
-    ``crop_seconds``: training crop length (default: the analysis window). ``window_seconds``,
+    ``crop_seconds``: training crop length (default: the analysis window); transcript (CTC) heads
+    instead train on whole utterances up to ``transcript_max_seconds`` (default: all, see
+    :class:`models.data.WholeView`). ``window_seconds``,
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
     stored for export.
     """
@@ -81,6 +83,7 @@ class TrainConfig:
     hop_seconds: float = 1.0
     min_seconds: float = 0.25
     pad: str = "repeat"
+    transcript_max_seconds: float | None = None
     augment: Augment = field(default_factory=Augment)
     label_smoothing: float = 0.0
     mixup: float = 0.0
@@ -97,6 +100,8 @@ class TrainConfig:
             raise ValueError("need 0 <= label_smoothing < 1 and mixup >= 0")
         if self.pad not in PADS:
             raise ValueError(f"pad must be one of {PADS}")
+        if self.transcript_max_seconds is not None and self.transcript_max_seconds <= 0:
+            raise ValueError("transcript_max_seconds must be positive")
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
 
@@ -302,6 +307,7 @@ def train_fold(
         cfg.augment,
         data.waves,
         cfg.pad,
+        None if cfg.transcript_max_seconds is None else _samples(cfg.transcript_max_seconds, frontend.sample_rate),
     )
     norm = per_utterance or normalization
     val_inputs = eval_inputs(data.inputs, data.windows, val_idx, norm) if len(val_idx) else None
@@ -336,13 +342,16 @@ def train_fold(
             disable=not cfg.progress,
             desc=f"{fold.name} epoch {epoch + 1}/{cfg.epochs}",
         )
-        for x, t, lengths in bar:
-            x, lengths = torch.from_numpy(x).to(device), torch.from_numpy(lengths).to(device)
-            t = {h: torch.from_numpy(v).to(device) for h, v in t.items()}
+        for batch in bar:
+            x, lengths = torch.from_numpy(batch.inputs).to(device), torch.from_numpy(batch.lengths).to(device)
+            t = {h: torch.from_numpy(v).to(device) for h, v in batch.targets.items()}
             if cfg.mixup:
                 loss, parts = _mixup_step(model, x, t, lengths, cfg, rng)
             else:
                 loss, parts = model.loss(model(x, lengths), t, cfg.label_smoothing, model.frame_lengths(lengths))
+            if batch.whole is not None:
+                whole_loss, whole_parts = _transcript_loss(model, batch.whole, device)
+                loss, parts = loss + whole_loss, {**parts, **whole_parts}
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -432,6 +441,17 @@ def train_fold(
         metrics.plot_confusion(cm, labels[PRIMARY], out_dir / "confusion.png", f"{arch} {corpus.name} {fold.name}")
     (out_dir / STATE).unlink(missing_ok=True)
     return results
+
+
+def _transcript_loss(
+    model: SERModel, whole: WholeView, device: torch.device
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted CTC losses of the transcript heads on the batch's whole utterances (and each part)."""
+    x, lengths = torch.from_numpy(whole.inputs).to(device), torch.from_numpy(whole.lengths).to(device)
+    names = tuple(whole.targets)
+    logits = dict(zip(names, model.outputs(x, names, lengths)))
+    targets = {h: torch.from_numpy(v).to(device) for h, v in whole.targets.items()}
+    return model.loss(logits, targets, frame_lengths=model.frame_lengths(lengths))
 
 
 def _mixup_step(
@@ -593,6 +613,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--crop", type=float, help="training crop in seconds (default: --window)")
     add("--min-seconds", type=float, default=0.25, help="shortest input the exported model accepts")
     add("--pad", choices=PADS, default="repeat", help="how crops of short utterances are filled")
+    add(
+        "--transcript-max",
+        type=float,
+        metavar="SECONDS",
+        help="transcript (CTC) heads train on whole utterances up to this long (default: all)",
+    )
     add("--noise-snr", metavar="LO[:HI]", help="additive white noise at an SNR (dB) drawn from LO..HI")
     add("--gain-db", type=float, default=0.0, help="random gain within +-DB")
     add("--shift", type=float, default=0.0, help="random time shift up to +-SECONDS")
@@ -640,6 +666,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         hop_seconds=args.hop,
         min_seconds=args.min_seconds,
         pad=args.pad,
+        transcript_max_seconds=args.transcript_max,
         augment=augment,
         label_smoothing=args.label_smoothing,
         mixup=args.mixup,

@@ -136,7 +136,7 @@ def test_train_and_export_with_every_head_through_the_recognizer(tmp_path: Path,
     manifest = make_spoken_corpus(tmp_path)
     run = tmp_path / "run"
     argv = ["--dataset", "csv", "--data", str(manifest), "--model", "edge_cnn", "--epochs", "3", "--batch-size", "8"]
-    argv += ["--window", "0.5", "--hop", "0.25", "--pad", "zero", "--no-progress", "--cache-dir", str(tmp_path / "c")]
+    argv += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "c")]
     argv += ["--aux", "gender=0.3", "speaker=0.1", "chars=0.5", "--folds", "0", "--out", str(run)]
     assert train.main(argv) == 0
     fold = next(p for p in run.iterdir() if p.is_dir())
@@ -144,10 +144,10 @@ def test_train_and_export_with_every_head_through_the_recognizer(tmp_path: Path,
     assert metrics["history"][-1]["chars"] < metrics["history"][0]["chars"]  # the CTC loss goes down
     test = metrics["test"]
     assert 0.0 <= test["chars"]["token_error_rate"] and test["chars"]["utterances"] > 0
-    bad = [a if a != "zero" else "repeat" for a in argv]
+    bad = [*argv, "--transcript-max", "0"]
     bad[bad.index("--out") + 1] = str(tmp_path / "bad")
     assert train.main(bad) == 2
-    assert "need --pad zero" in capsys.readouterr().err
+    assert "transcript_max_seconds must be positive" in capsys.readouterr().err
 
     parser = argparse.ArgumentParser()
     cli.configure_parser(parser)

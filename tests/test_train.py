@@ -24,6 +24,7 @@ from models.augment import Augment, add_noise, spec_augment, speed_perturb
 from models.checkpoint import load_checkpoint, load_tensors, save_checkpoint
 from models.data import TrainBatches, crop
 from models.evaluate import eval_inputs, predict
+from models.heads import IGNORE, ctc_loss
 from models.registry import build_model, default_config
 from models.train import Split, TrainConfig, main, prepare_data, train_fold, train_folds
 
@@ -221,10 +222,11 @@ def test_batches_are_seeded_and_waveform_augmentation_feeds_feature_models(corpu
     batches = TrainBatches(table, np.arange(12), targets, norm, 8000, aug, waves)
     a = list(batches.epoch(5, np.random.default_rng(7)))
     b = list(batches.epoch(5, np.random.default_rng(7)))
-    assert [x.shape for x, _, _ in a] == [(5, fe.num_frames(8000), 40)] * 2 + [(2, fe.num_frames(8000), 40)]
-    for (xa, ta, _), (xb, tb, _) in zip(a, b):
-        np.testing.assert_array_equal(xa, xb)
-        np.testing.assert_array_equal(ta["emotion"], tb["emotion"])
+    assert [batch.inputs.shape for batch in a] == [(5, fe.num_frames(8000), 40)] * 2 + [(2, fe.num_frames(8000), 40)]
+    assert all(batch.whole is None for batch in a)  # no transcript head: no whole-utterance view
+    for ba, bb in zip(a, b):
+        np.testing.assert_array_equal(ba.inputs, bb.inputs)
+        np.testing.assert_array_equal(ba.targets["emotion"], bb.targets["emotion"])
     with pytest.raises(ValueError, match="waveform table"):
         TrainBatches(table, np.arange(12), targets, norm, 8000, aug)
 
@@ -468,7 +470,7 @@ def test_zero_padded_batches_say_how_many_rows_are_audio(corpus: Corpus, tmp_pat
             x, n = batches.example(i, rng)
             assert x.shape[0] == frames
             assert n == (len(table[i]) if pad == "zero" else frames)
-        x, _, lengths = next(batches.epoch(4, rng))
+        lengths = next(batches.epoch(4, rng)).lengths
         assert lengths.shape == (4,) and lengths.dtype == np.int64
     short = TrainBatches(table, np.arange(12), targets, norm, 1600, pad="zero")
     assert all(short.example(i, rng)[1] == short.crop_frames for i in range(12))  # longer than the crop: all audio
@@ -479,3 +481,57 @@ def test_zero_padding_is_refused_for_a_backbone_that_cannot_leave_it_out(tmp_pat
     assert main([*argv, "--pad", "zero", "--folds", "0", "--out", str(tmp_path / "run")]) == 2
     assert "--pad zero needs a backbone that leaves the padding out" in capsys.readouterr().err
     assert not (tmp_path / "run" / "report.json").exists()
+
+
+def test_transcript_heads_get_a_whole_utterance_view_of_the_batch(corpus: Corpus, tmp_path: Path) -> None:
+    """The classification heads keep their random excerpts; a transcript (CTC) head's targets come
+    with the same utterances whole, zero-padded to the batch's longest, and their lengths."""
+    fe = FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40)
+    table = features.load_features(corpus, fe, tmp_path)
+    n = len(corpus.utterances)
+    chars = np.full((n, 3), IGNORE, np.int64)
+    chars[::2, :2] = [1, 2]  # every other utterance has a two-token transcript
+    targets = {"emotion": np.arange(n) % 2, "chars": chars}
+    norm = features.fit_normalization(table, range(12))
+    crop_samples = 4000  # 0.25 s: shorter than every utterance
+    batches = TrainBatches(table, np.arange(12), targets, norm, crop_samples, pad="zero")
+    order = np.random.default_rng(5).permutation(np.arange(12))
+    for b, batch in enumerate(batches.epoch(4, np.random.default_rng(5))):
+        idx = order[4 * b : 4 * b + 4]
+        assert set(batch.targets) == {"emotion"} and batch.inputs.shape[1] == batches.crop_frames
+        with_text = idx[chars[idx, 0] != IGNORE]
+        whole = batch.whole
+        if len(with_text) == 0:
+            assert whole is None
+            continue
+        assert whole is not None and whole.lengths.tolist() == [len(table[int(i)]) for i in with_text]
+        assert whole.inputs.shape[:2] == (len(with_text), max(whole.lengths))
+        np.testing.assert_array_equal(whole.targets["chars"], chars[with_text])
+        for row, i, length in zip(whole.inputs, with_text, whole.lengths):
+            np.testing.assert_allclose(row[:length], norm(table[int(i)]), rtol=1e-6)
+            assert not row[length:].any()
+    limit = fe.num_frames(int(0.6 * RATE))
+    capped = TrainBatches(table, np.arange(12), targets, norm, crop_samples, transcript_samples=int(0.6 * RATE))
+    kept = (capped.targets["chars"][:12, 0] != IGNORE).tolist()
+    assert kept == [bool(i % 2 == 0 and len(table[i]) <= limit) for i in range(12)]
+    assert 0 < sum(kept) < 6  # the cap dropped some transcripts and kept others
+    for batch in capped.epoch(4, np.random.default_rng(1)):
+        assert batch.whole is None or max(batch.whole.lengths) <= limit
+
+
+def test_transcript_loss_is_the_weighted_ctc_loss_of_the_whole_view() -> None:
+    from models.data import WholeView
+    from models.train import _transcript_loss
+
+    torch.manual_seed(0)
+    model = build_model(default_config("edge_cnn", {"emotion": 2, "chars": 4}, {"chars": 0.3})).eval()
+    x = np.random.default_rng(0).standard_normal((2, 90, 64)).astype(np.float32)  # edge_cnn: 64 log-mel bins
+    x[1, 60:] = 0.0
+    view = WholeView(x, np.array([90, 60]), {"chars": np.array([[1, 2, 3], [2, 3, IGNORE]])})
+    with torch.no_grad():
+        loss, parts = _transcript_loss(model, view, torch.device("cpu"))
+        frames = model.frame_lengths(torch.tensor([90, 60]))
+        (logits,) = model.outputs(torch.from_numpy(x), ("chars",), torch.tensor([90, 60]))
+        expected = ctc_loss(logits, torch.tensor([[1, 2, 3], [2, 3, IGNORE]]), frames)
+    assert set(parts) == {"chars"} and float(parts["chars"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss) == pytest.approx(0.3 * float(expected), rel=1e-5)
