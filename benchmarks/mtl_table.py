@@ -6,14 +6,17 @@ Each RECORD is a run record (``benchmarks/results.py --record-only``) of a run n
 ``<corpus>-mtl-<config>-s<seed>`` (ablation) or ``<corpus>-mtltune-<task>-w<weight>`` (weight
 tuning). UA is given as mean ± std over every (fold, seed) pair, and the spread of the seed means
 (how much of a difference the seed alone makes); transcript heads add their test token error
-rate. ``--weights FILE`` writes the weight chosen per corpus and task: the best mean validation UA
-over folds (the test folds are never looked at).
+rate. Each configuration is also compared with "emotion only" pair by pair (same fold, same seed):
+the mean paired difference, how many pairs it wins, and the two-sided sign-test p-value.
+``--weights FILE`` writes the weight chosen per corpus and task: the best mean validation UA over
+folds (the test folds are never looked at).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 
@@ -66,8 +69,39 @@ def choose_weights(paths: list[Path]) -> tuple[dict[str, dict[str, float]], list
     return chosen, rows
 
 
-def row(corpus: str, config: str, seeds: dict[int, dict]) -> str:
-    ua = [f["test"]["emotion"]["ua"] for r in seeds.values() for f in r["folds"].values() if f.get("test")]
+def fold_uas(seeds: dict[int, dict]) -> dict[tuple[int, str], float]:
+    """``(seed, fold) -> test emotion UA`` of one configuration's runs."""
+    return {
+        (seed, name): f["test"]["emotion"]["ua"]
+        for seed, r in seeds.items()
+        for name, f in r["folds"].items()
+        if f.get("test")
+    }
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign-test p-value (ties dropped): is winning ``wins`` of the pairs chance?"""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired(seeds: dict[int, dict], baseline: dict[int, dict] | None) -> str:
+    """``Δ mean ± std (wins/pairs, p)`` against the baseline's same (seed, fold) pairs; blank without any."""
+    if not baseline:
+        return ""
+    ours, base = fold_uas(seeds), fold_uas(baseline)
+    diffs = np.array([ours[k] - base[k] for k in sorted(ours.keys() & base.keys())])
+    if diffs.size == 0:
+        return ""
+    wins, losses = int((diffs > 0).sum()), int((diffs < 0).sum())
+    return f"{100 * diffs.mean():+.1f} ± {100 * diffs.std():.1f} ({wins}/{diffs.size}, p={sign_test(wins, losses):.2f})"
+
+
+def row(corpus: str, config: str, seeds: dict[int, dict], baseline: dict[int, dict] | None = None) -> str:
+    ua = list(fold_uas(seeds).values())
     seed_means = [r["summary"]["ua_mean"] for r in seeds.values() if r.get("summary")]
     folds = {len(r["folds"]) for r in seeds.values()}
     ter = []
@@ -79,7 +113,8 @@ def row(corpus: str, config: str, seeds: dict[int, dict]) -> str:
     return (
         f"| {corpus} | {LABEL.get(config, '+ ' + config)} | {aux} | {100 * np.mean(ua):.1f} ± {100 * np.std(ua):.1f} | "
         f"{100 * np.std(seed_means):.1f} | {len(seeds)} ({', '.join(map(str, sorted(seeds)))}) | "
-        f"{'/'.join(map(str, sorted(folds)))} | {'; '.join(sorted(set(ter))) or ''} |"
+        f"{'/'.join(map(str, sorted(folds)))} | {paired(seeds, baseline) if config != 'none' else ''} | "
+        f"{'; '.join(sorted(set(ter))) or ''} |"
     )
 
 
@@ -100,15 +135,16 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "Emotion UA of the same backbone and recipe with different auxiliary heads. UA: mean ± std over every "
         "(fold, seed) pair; seed spread: std of the per-seed fold means. Transcript heads: test token error rate "
-        "(greedy CTC), mean over folds and seeds.",
+        "(greedy CTC), mean over folds and seeds. Δ vs emotion only: paired over the (fold, seed) runs both "
+        "have: mean ± std of the UA difference (points), pairs won / pairs, two-sided sign-test p.",
         "",
         "Regenerate: `bash benchmarks/mtl_ablation.sh` (runs), then "
         "`python benchmarks/mtl_table.py benchmarks/results/mtl/*.json --out benchmarks/results/mtl_ablation.md`.",
         f"One run's command: `{command}`",
         "",
-        "| corpus | heads | loss weights | UA % | seed spread | seeds | folds | token error rate |",
-        "|---|---|---|---:|---:|---|---:|---|",
-        *[row(corpus, config, groups[(corpus, config)]) for corpus, config in keys],
+        "| corpus | heads | loss weights | UA % | seed spread | seeds | folds | Δ vs emotion only | token error rate |",
+        "|---|---|---|---:|---:|---|---:|---|---|",
+        *[row(corpus, config, groups[(corpus, config)], groups.get((corpus, "none"))) for corpus, config in keys],
         "",
         "## Loss-weight tuning (seed 0, each task alone; mean validation UA % over folds, * = chosen)",
         "",

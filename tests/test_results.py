@@ -109,6 +109,16 @@ def test_mtl_table_pools_folds_and_seeds(tmp_path: Path):
     assert lines[0].startswith("| casia | emotion only |") and "| 30.0 ± 0.0 |" in lines[0]
     assert lines[1].startswith("| casia | + chars | chars=0.3 | 55.0 ± 11.2 | 5.0 | 2 (0, 1) | 2 |")
     assert "chars 30%" in lines[1] and "chars 50%" in lines[1]
+    # paired with "emotion only" on the (fold, seed) runs both have: seed 0's two folds, +10 and +30 points
+    assert "| +20.0 ± 10.0 (2/2, p=0.50) |" in lines[1]
+
+
+def test_sign_test_is_exact_binomial():
+    from benchmarks.mtl_table import sign_test
+
+    assert sign_test(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 2**12)
+    assert sign_test(2, 10) == sign_test(10, 2)
+    assert sign_test(3, 3) == 1.0 and sign_test(0, 0) == 1.0
 
 
 def test_mtl_weights_are_chosen_on_validation_only(tmp_path: Path):
