@@ -1,4 +1,4 @@
-"""``edge-ser export CHECKPOINT --out model.onnx [--int8] [--waveform-in] [--keep-aux] [--data DIR]``.
+"""``edge-ser export CHECKPOINT --out model.onnx [--int8] [--waveform-in] [--keep-aux [HEAD...]] [--data DIR]``.
 
 Writes the ONNX file (with ``--int8``: the INT8 file at ``--out`` and the FP32 one beside it
 as ``<name>.fp32.onnx``), prints a parity report and writes a model card ``<name>.md``.
@@ -34,7 +34,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--out", required=True, type=Path, help="the .onnx file to write")
     add("--int8", action="store_true", help="static INT8 quantization (needs --data for calibration)")
     add("--waveform-in", action="store_true", help="put the front-end inside the graph (input: raw samples)")
-    add("--keep-aux", action="store_true", help="keep auxiliary heads (gender, speaker, ...) as outputs")
+    add(
+        "--keep-aux",
+        nargs="*",
+        metavar="HEAD",
+        help="keep auxiliary heads as outputs: the named ones (e.g. gender chars), or every head if none is named",
+    )
     add("--data", help="corpus root the checkpoint was trained on (calibration and parity on real audio)")
     add("--protocol", default="default", help="protocol of the checkpoint's fold, if its config does not say")
     add("--calibration", type=int, default=300, help="training utterances used to calibrate INT8")
@@ -141,9 +146,20 @@ def _selection_inputs(contract: Any, utterances: list[Any]) -> list[np.ndarray]:
     return inputs
 
 
+def kept_heads(available: list[str], keep_aux: list[str] | None) -> list[str]:
+    """The heads an export keeps, in the model's order: emotion, plus every auxiliary head
+    (``--keep-aux``), the named ones (``--keep-aux gender chars``) or none (no flag)."""
+    if keep_aux is None:
+        return ["emotion"]
+    unknown = sorted(set(keep_aux) - set(available))
+    if unknown:
+        raise ModelError(f"--keep-aux: the model has no head {', '.join(unknown)} (it has {', '.join(available)})")
+    return [h for h in available if h == "emotion" or not keep_aux or h in keep_aux]
+
+
 def run(args: argparse.Namespace) -> int:
     model, config = _load(args.checkpoint)
-    heads = list(model.head_names) if args.keep_aux else ["emotion"]
+    heads = kept_heads(list(model.head_names), args.keep_aux)
     protocol = config.get("training", {}).get("protocol") or args.protocol
     provenance = {**provenance_from(config, args.checkpoint), "protocol": protocol}
     if args.command:

@@ -31,14 +31,14 @@ RECORDS = ROOT / "benchmarks" / "results" / "ship"
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a shipped model is trained: corpus, architecture, ``edge-ser train`` options, heads kept.
+    """How a shipped model is trained: corpus, architecture, ``edge-ser train`` options, auxiliary heads kept.
 
     The file it becomes is ``edge_ser.model.SHIPPED[name]``."""
 
     dataset: str
     model: str
     options: tuple[str, ...]
-    keep_aux: bool
+    keep_aux: tuple[str, ...]  # auxiliary heads the shipped file outputs beside emotion (never a training-speaker head)
     test_fold: str  # the fold whose INT8 model tests/ re-scores
     adaptation_prior: float | None = None  # speaker-adaptive recipe: evaluate causally with this profile prior
 
@@ -47,8 +47,8 @@ class Recipe:
 # edge-ser architecture beats it on the speaker-independent folds (see benchmarks/results/).
 SEED_OPTIONS = ("--epochs", "12", "--patience", "6")  # as benchmarks/train_seeds.sh trains the seeds
 RECIPES = {
-    "english": Recipe("ravdess", "pcnn_gender", SEED_OPTIONS, keep_aux=True, test_fold="actors01-04"),
-    "chinese": Recipe("casia", "pcnn_gender", SEED_OPTIONS, keep_aux=False, test_fold="ZhaoZuoxiang"),
+    "english": Recipe("ravdess", "pcnn_gender", SEED_OPTIONS, keep_aux=("gender",), test_fold="actors01-04"),
+    "chinese": Recipe("casia", "pcnn_gender", SEED_OPTIONS, keep_aux=(), test_fold="ZhaoZuoxiang"),
 }
 # Speaker-adaptive variants: utterance functionals + MLP trained with per-speaker statistics, for apps that
 # keep a SpeakerProfile of their user (see docs/adaptation.md). Whole utterances of both corpora fit the window.
@@ -56,8 +56,8 @@ ADAPTIVE_OPTIONS = ("--epochs", "60", "--patience", "20", "--label-smoothing", "
 ADAPTIVE_OPTIONS += ("--normalization", "speaker")
 RECIPES.update(
     {
-        "english-adaptive": Recipe("ravdess", "functionals_mlp", ADAPTIVE_OPTIONS, False, "actors01-04", 3.0),
-        "chinese-adaptive": Recipe("casia", "functionals_mlp", ADAPTIVE_OPTIONS, False, "ZhaoZuoxiang", 3.0),
+        "english-adaptive": Recipe("ravdess", "functionals_mlp", ADAPTIVE_OPTIONS, (), "actors01-04", 3.0),
+        "chinese-adaptive": Recipe("casia", "functionals_mlp", ADAPTIVE_OPTIONS, (), "ZhaoZuoxiang", 3.0),
     }
 )
 
@@ -110,7 +110,7 @@ def ship(
     cli.configure_parser(parser)
     argv = [str(final / "final"), "--out", str(out), "--int8", "--data", data, "--name", f"edge-ser-{name}"]
     argv += ["--cv-record", str(record), "--command", f"python -m export.ship {name}"]
-    argv += ["--keep-aux"] if recipe.keep_aux else []
+    argv += ["--keep-aux", *recipe.keep_aux] if recipe.keep_aux else []
     argv += ["--adaptation-record", str(adaptation)] if adaptation else []
     cli.run(parser.parse_args(argv))
     out.with_suffix(".fp32.onnx").unlink()  # only the INT8 file ships

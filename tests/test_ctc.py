@@ -17,7 +17,7 @@ from edge_ser import Recognizer
 from edge_ser.cli import main as cli_main
 from edge_ser.contract import Head
 from edge_ser.ctc import BLANK, best_path, greedy_decode
-from edge_ser.errors import ContractError
+from edge_ser.errors import ContractError, ModelError
 from models import ctc
 from models.corpora import load_corpus
 from models.heads import IGNORE, ctc_loss
@@ -173,6 +173,12 @@ def test_train_and_export_with_every_head_through_the_recognizer(tmp_path: Path,
     plain = tmp_path / "emotion-only.onnx"
     cli.run(parser.parse_args([str(fold), "--out", str(plain)]))
     assert Recognizer(plain).predict(x, sample_rate=RATE).transcripts == {}
+
+    some = tmp_path / "some-heads.onnx"
+    cli.run(parser.parse_args([str(fold), "--out", str(some), "--keep-aux", "chars", "gender"]))
+    assert [h.name for h in Recognizer(some).contract.heads] == ["emotion", "gender", "chars"]  # the model's order
+    with pytest.raises(ModelError, match="no head phonemes"):
+        cli.run(parser.parse_args([str(fold), "--out", str(some), "--keep-aux", "phonemes"]))
 
 
 def test_padded_frames_are_masked_from_pooling_and_ctc_alignment():

@@ -21,9 +21,10 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     root = tmp_path / "datasets"
     root.mkdir()
     write_manifest(corpus, root / "csv")  # the csv corpus' root is its manifest
-    options = ("--epochs", "2", "--batch-size", "8", "--window", "0.5", "--hop", "0.25", "--aux", "gender=0.3")
+    options = ("--epochs", "2", "--batch-size", "8", "--window", "0.5", "--hop", "0.25")
+    options += ("--aux", "gender=0.3", "speaker=0.1")
     options += ("--protocol", "loso", "--folds", "0,1", "--cache-dir", str(tmp_path / "cache"))
-    recipe = ship.Recipe("csv", "pcnn", options, keep_aux=True, test_fold="s0")
+    recipe = ship.Recipe("csv", "pcnn", options, keep_aux=("gender",), test_fold="s0")
     monkeypatch.setitem(ship.RECIPES, "toy", recipe)
     monkeypatch.setitem(ship.SHIPPED, "toy", "toy.int8.onnx")
     assets, tests, records = tmp_path / "assets", tmp_path / "test_assets", tmp_path / "records"
@@ -31,7 +32,8 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
 
     assert sorted(p.name for p in assets.iterdir()) == ["toy.int8.md", "toy.int8.onnx"]  # FP32 file not shipped
     rec = Recognizer(out)
-    assert rec.contract.name == "edge-ser-toy" and [h.name for h in rec.contract.heads] == ["emotion", "gender"]
+    assert rec.contract.name == "edge-ser-toy"
+    assert [h.name for h in rec.contract.heads] == ["emotion", "gender"]  # the recipe keeps gender, not speaker
     p = rec.predict(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1, sample_rate=16000)
     assert p.label in ("calm", "angry") and sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5)
     prov = rec.contract.provenance
@@ -63,7 +65,7 @@ def test_ship_an_adaptive_recipe_records_its_causal_evaluation(tmp_path: Path, m
     write_manifest(corpus, root / "csv")
     options = ("--epochs", "2", "--batch-size", "8", "--window", "1.5", "--hop", "0.5", "--normalization", "speaker")
     options += ("--protocol", "loso", "--folds", "0,1", "--cache-dir", str(tmp_path / "cache"))
-    recipe = ship.Recipe("csv", "functionals_mlp", options, keep_aux=False, test_fold="s0", adaptation_prior=3.0)
+    recipe = ship.Recipe("csv", "functionals_mlp", options, keep_aux=(), test_fold="s0", adaptation_prior=3.0)
     monkeypatch.setitem(ship.RECIPES, "toy-adaptive", recipe)
     monkeypatch.setitem(ship.SHIPPED, "toy-adaptive", "toy-adaptive.int8.onnx")
     records = tmp_path / "records"
