@@ -101,8 +101,9 @@ def paired(seeds: dict[int, dict], baseline: dict[int, dict] | None) -> str:
 
 
 def row(corpus: str, config: str, seeds: dict[int, dict], baseline: dict[int, dict] | None = None) -> str:
-    ua = list(fold_uas(seeds).values())
-    seed_means = [r["summary"]["ua_mean"] for r in seeds.values() if r.get("summary")]
+    by_fold = fold_uas(seeds)
+    ua = list(by_fold.values())
+    seed_means = [np.mean([v for (s, _), v in by_fold.items() if s == seed]) for seed in {s for s, _ in by_fold}]
     folds = {len(r["folds"]) for r in seeds.values()}
     ter = []
     for r in seeds.values():
