@@ -105,17 +105,18 @@ def row(corpus: str, config: str, seeds: dict[int, dict], baseline: dict[int, di
     ua = list(by_fold.values())
     seed_means = [np.mean([v for (s, _), v in by_fold.items() if s == seed]) for seed in {s for s, _ in by_fold}]
     folds = {len(r["folds"]) for r in seeds.values()}
-    ter = []
+    ter: dict[str, list[float]] = {}
     for r in seeds.values():
         for head, summary in (r.get("aux_summary") or {}).items():
             if summary and "token_error_rate_mean" in summary:
-                ter.append(f"{head} {100 * summary['token_error_rate_mean']:.0f}%")
+                ter.setdefault(head, []).append(summary["token_error_rate_mean"])
+    errors = "; ".join(f"{head} {100 * np.mean(v):.0f}%" for head, v in sorted(ter.items()))
     aux = ", ".join(f"{k}={v}" for k, v in next(iter(seeds.values())).get("aux", {}).items()) or "–"
     return (
         f"| {corpus} | {LABEL.get(config, '+ ' + config)} | {aux} | {100 * np.mean(ua):.1f} ± {100 * np.std(ua):.1f} | "
         f"{100 * np.std(seed_means):.1f} | {len(seeds)} ({', '.join(map(str, sorted(seeds)))}) | "
         f"{'/'.join(map(str, sorted(folds)))} | {paired(seeds, baseline) if config != 'none' else ''} | "
-        f"{'; '.join(sorted(set(ter))) or ''} |"
+        f"{errors} |"
     )
 
 
