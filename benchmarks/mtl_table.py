@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 from benchmarks.report import emit, write_atomic
 
@@ -81,18 +81,11 @@ def fold_uas(seeds: dict[int, dict]) -> dict[tuple[int, str], float]:
 
 def sign_test(wins: int, losses: int) -> float:
     """Two-sided exact sign-test p-value (ties dropped): is winning ``wins`` of the pairs chance?"""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
 
 
-def paired(seeds: dict[int, dict], baseline: dict[int, dict] | None) -> str:
-    """``Δ mean ± std (wins/pairs, p)`` against the baseline's same (seed, fold) pairs; blank without any."""
-    if not baseline:
-        return ""
-    ours, base = fold_uas(seeds), fold_uas(baseline)
+def paired(ours: dict[tuple[int, str], float], base: dict[tuple[int, str], float]) -> str:
+    """``Δ mean ± std (wins/pairs, p)`` over the (seed, fold) runs both have; blank without any."""
     diffs = np.array([ours[k] - base[k] for k in sorted(ours.keys() & base.keys())])
     if diffs.size == 0:
         return ""
@@ -101,9 +94,13 @@ def paired(seeds: dict[int, dict], baseline: dict[int, dict] | None) -> str:
 
 
 def row(corpus: str, config: str, seeds: dict[int, dict], baseline: dict[int, dict] | None = None) -> str:
+    """One table row; ``baseline`` (the emotion-only runs) adds the paired comparison."""
     by_fold = fold_uas(seeds)
     ua = list(by_fold.values())
-    seed_means = [np.mean([v for (s, _), v in by_fold.items() if s == seed]) for seed in {s for s, _ in by_fold}]
+    per_seed: dict[int, list[float]] = {}
+    for (seed, _), value in by_fold.items():
+        per_seed.setdefault(seed, []).append(value)
+    seed_means = [np.mean(v) for v in per_seed.values()]
     folds = {len(r["folds"]) for r in seeds.values()}
     ter: dict[str, list[float]] = {}
     for r in seeds.values():
@@ -115,9 +112,14 @@ def row(corpus: str, config: str, seeds: dict[int, dict], baseline: dict[int, di
     return (
         f"| {corpus} | {LABEL.get(config, '+ ' + config)} | {aux} | {100 * np.mean(ua):.1f} ± {100 * np.std(ua):.1f} | "
         f"{100 * np.std(seed_means):.1f} | {len(seeds)} ({', '.join(map(str, sorted(seeds)))}) | "
-        f"{'/'.join(map(str, sorted(folds)))} | {paired(seeds, baseline) if config != 'none' else ''} | "
+        f"{'/'.join(map(str, sorted(folds)))} | {paired(by_fold, fold_uas(baseline)) if baseline else ''} | "
         f"{errors} |"
     )
+
+
+def baseline(groups: dict[tuple[str, str], dict[int, dict]], corpus: str, config: str) -> dict[int, dict] | None:
+    """The emotion-only runs a configuration is compared with (none for emotion only itself)."""
+    return None if config == "none" else groups.get((corpus, "none"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "| corpus | heads | loss weights | UA % | seed spread | seeds | folds | Δ vs emotion only | token error rate |",
         "|---|---|---|---:|---:|---|---:|---|---|",
-        *[row(corpus, config, groups[(corpus, config)], groups.get((corpus, "none"))) for corpus, config in keys],
+        *[row(corpus, config, groups[(corpus, config)], baseline(groups, corpus, config)) for corpus, config in keys],
         "",
         "## Loss-weight tuning (seed 0, each task alone; mean validation UA % over folds, * = chosen)",
         "",

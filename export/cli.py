@@ -21,6 +21,7 @@ import numpy as np
 from edge_ser import Recognizer
 from edge_ser.errors import ModelError
 from edge_ser.windows import plan
+from models.heads import PRIMARY
 
 from . import parity
 from .model_card import latency_ms, write_card
@@ -150,11 +151,11 @@ def kept_heads(available: list[str], keep_aux: list[str] | None) -> list[str]:
     """The heads an export keeps, in the model's order: emotion, plus every auxiliary head
     (``--keep-aux``), the named ones (``--keep-aux gender chars``) or none (no flag)."""
     if keep_aux is None:
-        return ["emotion"]
+        return [PRIMARY]
     unknown = sorted(set(keep_aux) - set(available))
     if unknown:
         raise ModelError(f"--keep-aux: the model has no head {', '.join(unknown)} (it has {', '.join(available)})")
-    return [h for h in available if h == "emotion" or not keep_aux or h in keep_aux]
+    return [h for h in available if h == PRIMARY or not keep_aux or h in keep_aux]
 
 
 def run(args: argparse.Namespace) -> int:

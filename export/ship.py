@@ -38,7 +38,7 @@ class Recipe:
     dataset: str
     model: str
     options: tuple[str, ...]
-    keep_aux: tuple[str, ...]  # auxiliary heads the shipped file outputs beside emotion (never a training-speaker head)
+    keep_aux: tuple[str, ...]  # auxiliary heads the shipped file outputs beside emotion
     test_fold: str  # the fold whose INT8 model tests/ re-scores
     adaptation_prior: float | None = None  # speaker-adaptive recipe: evaluate causally with this profile prior
 

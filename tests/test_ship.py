@@ -52,6 +52,11 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     assert Recognizer(kept).contract.provenance["fold"] == "s0"
 
 
+def test_no_shipped_recipe_keeps_the_training_speaker_head():
+    """It names training speakers only, so it means nothing to a user (docs/multi-task.md)."""
+    assert all("speaker" not in recipe.keep_aux for recipe in ship.RECIPES.values())
+
+
 def test_final_epochs_is_the_median_validation_choice():
     report = {"folds": {"a": {"best_epoch": 3}, "b": {"best_epoch": 9}, "c": {"best_epoch": 5}}}
     assert ship.final_epochs(report) == 5
