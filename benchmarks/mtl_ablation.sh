@@ -12,6 +12,7 @@
 # rebuilt. Resumable across sessions; two queues (CORPORA=casia / CORPORA=ravdess, THREADS=1) can
 # run side by side. The first version of this recipe (zero-padded whole-utterance crops for every
 # head) was withdrawn: benchmarks/results/mtl-padding.md.
+# ONLY=REGEX keeps the runs whose name matches it, so that two queues can share one seed's runs.
 #   bash benchmarks/mtl_ablation.sh            (RUNS=runs DATA=../shared/datasets THREADS=2 SEEDS="0 1 2")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,14 @@ data=${DATA:-../shared/datasets}
 threads=${THREADS:-2}
 seeds=${SEEDS:-0 1 2}
 corpora=${CORPORA:-casia ravdess}
+only=${ONLY:-}
 records=benchmarks/results/mtl
 chosen=benchmarks/results/mtl_weights.json
 tasks() { if [ "$1" = casia ]; then echo "gender speaker chars syllables"; else echo "gender speaker chars"; fi; }
 run() {  # corpus name seed aux...
   local corpus=$1 name=$2 seed=$3
   if [ -f "$records/$name.json" ]; then echo "$name: recorded, skipped"; return; fi
+  if [ -n "$only" ] && ! [[ $name =~ $only ]]; then return; fi
   edge-ser train --model edge_cnn --dataset "$corpus" --data "$data/$corpus" --epochs 20 --patience 8 \
     --time-mask 20 --freq-mask 8 --label-smoothing 0.1 --seed "$seed" \
     --threads "$threads" --no-progress --resume --out "$runs/$name" --aux "${@:4}"
