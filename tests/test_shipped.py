@@ -14,12 +14,9 @@ from edge_ser.model import ASSETS, SHIPPED, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESENT = [name for name in SHIPPED if (ASSETS / SHIPPED[name]).is_file()]
-EXPECTED = {
-    "english": ("ravdess", 8, True),
-    "chinese": ("casia", 6, False),
-    "english-adaptive": ("ravdess", 8, False),
-    "chinese-adaptive": ("casia", 6, False),
-}
+EXPECTED = {"english": ("ravdess", 8), "chinese": ("casia", 6)}
+EXPECTED.update({"english-adaptive": ("ravdess", 8), "chinese-adaptive": ("casia", 6)})
+TRANSCRIPT_HEADS = {"chars", "syllables"}
 
 pytestmark = pytest.mark.skipif(not PRESENT, reason="no model ships yet (python -m export.ship NAME builds them)")
 
@@ -27,10 +24,13 @@ pytestmark = pytest.mark.skipif(not PRESENT, reason="no model ships yet (python 
 @pytest.mark.parametrize("name", PRESENT)
 def test_shipped_model_loads_with_its_contract_and_card(name):
     rec = Recognizer(name)
-    dataset, n_emotions, gender = EXPECTED[name]
+    from export.ship import RECIPES
+
+    dataset, n_emotions = EXPECTED[name]
+    kept = set(RECIPES[name].keep_aux)
     c = rec.contract
     assert c.provenance["dataset"] == dataset and len(rec.labels) == n_emotions
-    assert ("gender" in [h.name for h in c.heads]) == gender
+    assert {h.name for h in c.heads} == {"emotion"} | kept  # the file outputs what its recipe keeps
     assert (ASSETS / SHIPPED[name]).stat().st_size < 1024 * 1024 and "int8" in c.provenance
     assert c.provenance["command"] == f"python -m export.ship {name}"
     cv = c.provenance["cross_validation"]
@@ -46,7 +46,7 @@ def test_shipped_model_loads_with_its_contract_and_card(name):
         assert "## Speaker adaptation" in card and "SpeakerProfile(min_utterances=1, prior=3)" in card
     p = rec.predict(voiced(2.0), sample_rate=16000)
     assert p.label in rec.labels and sum(p.scores.values()) == pytest.approx(1.0, abs=1e-6)
-    assert set(p.heads) == ({"gender"} if gender else set())
+    assert set(p.heads) == kept - TRANSCRIPT_HEADS and set(p.transcripts) == kept & TRANSCRIPT_HEADS
     assert rec.predict(np.zeros(16000, np.float32), sample_rate=16000).silent
 
 
