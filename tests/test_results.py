@@ -93,7 +93,7 @@ def test_mtl_table_pools_folds_and_seeds(tmp_path: Path):
     from benchmarks import mtl_table
 
     def record(config: str, seed: int, uas: list[float], ter: float | None = None) -> Path:
-        folds = {f"f{k}": {"test": {"emotion": {"ua": ua}}} for k, ua in enumerate(uas)}
+        folds = {f"f{k}": {"best_val_ua": 0.8 - ua, "test": {"emotion": {"ua": ua}}} for k, ua in enumerate(uas)}
         report = {"folds": folds, "summary": {"ua_mean": sum(uas) / len(uas)}, "aux": {"chars": 0.3}}
         if ter is not None:
             report["aux_summary"] = {"chars": {"token_error_rate_mean": ter}}
@@ -108,6 +108,7 @@ def test_mtl_table_pools_folds_and_seeds(tmp_path: Path):
     lines = [line for line in out.read_text().splitlines() if line.startswith("| casia")]
     assert lines[0].startswith("| casia | emotion only |") and "| 30.0 ± 0.0 |" in lines[0]
     assert lines[1].startswith("| casia | + chars | chars=0.3 | 55.0 ± 11.2 | 5.0 | 2 (0, 1) | 2 |")
+    assert "| 2 | 25.0 |" in lines[1]  # validation UA: mean of the four runs' 40, 20, 30 and 10 %
     assert lines[1].endswith("| chars 40% |")  # token error rate: mean of the seeds' 50 % and 30 %
     # paired with "emotion only" on the (fold, seed) runs both have: seed 0's two folds, +10 and +30 points
     assert "| +20.0 ± 10.0 (2/2, p=0.50) |" in lines[1]
