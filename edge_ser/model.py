@@ -14,7 +14,7 @@ from .contract import ModelContract
 from .errors import ContractError, ModelError
 
 ASSETS = Path(__file__).parent / "assets"
-# Shipped models by name (English: RAVDESS, 8 emotions + gender; Chinese: CASIA, 6 emotions);
+# Shipped models by name (English: RAVDESS, 8 emotions; Chinese: CASIA, 6 emotions);
 # "default" is what Recognizer() loads. `python -m export.ship NAME` rebuilds them.
 SHIPPED: dict[str, str] = {
     "english": "english.int8.onnx",
