@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.weights:
         write_atomic(args.weights, json.dumps(chosen, indent=1, sort_keys=True) + "\n")
     keys = sorted(groups, key=lambda k: (k[0], ORDER.index(k[1]) if k[1] in ORDER else len(ORDER)))
-    command = next(iter(groups[keys[-1]].values())).get("command", "") if keys else ""  # "all": every --aux
+    command = next(iter(groups[keys[-1]].values())).get("command", "") if keys else ""  # last row: all tasks
     lines = [
         "# Multi-task ablation (edge_cnn, speaker-independent folds)",
         "",
