@@ -169,9 +169,9 @@ class FrontEnd:
             return n_samples
         if self.kind == "functionals":
             return 1
-        return self._analysis_frames(n_samples)
+        return self.analysis_frames(n_samples)
 
-    def _analysis_frames(self, n_samples: int) -> int:
+    def analysis_frames(self, n_samples: int) -> int:
         """STFT frames over ``n_samples`` samples (what every spectral kind analyses)."""
         if n_samples <= self.frame_length:
             return 1
@@ -185,7 +185,7 @@ class FrontEnd:
 
     @cached_property
     def _projection(self) -> np.ndarray:
-        """Maps the raw |FFT|^2 of a frame to filterbank energies (1/n_fft folded in)."""
+        """Maps the raw |FFT|^2 of a frame to filterbank energies (1/n_fft folded in), dense ``(bins, n_mels)``."""
         fb = mel_filterbank(self.n_mels, self.n_fft, self.sample_rate, self.low_freq, self.high_freq)
         return np.ascontiguousarray(fb.T / self.n_fft, dtype=np.float32)
 
@@ -198,39 +198,85 @@ class FrontEnd:
             d = d * (1.0 + (self.lifter / 2.0) * np.sin(np.pi * n / self.lifter))[None, :]
         return d.astype(np.float32)
 
-    def _power(self, signal: np.ndarray) -> np.ndarray:
-        """Raw |FFT|^2 (float32) of every zero-padded, windowed frame, shape ``(frames, n_fft//2+1)``.
+    @cached_property
+    def _cepstrum64(self) -> np.ndarray:
+        return self._cepstrum.astype(np.float64)
 
-        The FFT runs in float64 (numpy's float32 FFT is several times slower) inside per-thread
-        buffers, so repeated calls do not pay for fresh page-faulted memory. The result is a
-        view of such a buffer: use it before the next call on this thread.
+    @property
+    def frame_width(self) -> int:
+        """Width of one frame row of :meth:`frame_rows` (for ``functionals``: MFCC then log-mel)."""
+        if self.kind == "functionals":
+            return self.n_mfcc + self.n_mels
+        return 1 if self.kind == "waveform" else int(self.n_features)
+
+    def _power(self, samples: np.ndarray, previous: float | None, n_frames: int) -> np.ndarray:
+        """Raw |FFT|^2 (float32) of ``n_frames`` frames starting at ``samples[0]``, every ``frame_step``.
+
+        ``samples`` continue a signal whose sample before them is ``previous`` (``None``: the signal
+        starts here), which pre-emphasis needs; the signal is zero beyond ``samples``. The FFT runs in
+        float64 (numpy's float32 FFT is slower) in per-thread buffers whose zero padding is written once,
+        so repeated calls allocate nothing. The result is a view of such a buffer: use it before the
+        next call on this thread.
         """
-        n, step, length = len(signal), self.frame_step, self.frame_length
-        n_frames = self._analysis_frames(n)
-        padded = _buffer("signal", ((n_frames - 1) * step + length,), np.float64)
-        padded[n:] = 0.0
+        n, step, length, n_fft = len(samples), self.frame_step, self.frame_length, self.n_fft
+        span = (n_frames - 1) * step + length
+        padded = _buffer(("signal",), (span,), np.float64)
+        used = min(n, span)
+        padded[used:] = 0.0
         if self.preemph:
-            raw = _buffer("raw", (n,), np.float64)
-            raw[:] = signal
-            padded[0] = raw[0]
-            np.multiply(raw[:-1], -self.preemph, out=padded[1:n])
-            padded[1:n] += raw[1:]
+            padded[:used] = samples[:used]
+            lagged = _buffer(("lagged",), (used - 1,), np.float64)
+            np.multiply(samples[: used - 1], self.preemph, out=lagged, dtype=np.float64)
+            padded[1:used] -= lagged
+            if previous is not None:
+                padded[0] -= self.preemph * float(previous)
         else:
-            padded[:n] = signal
+            padded[:used] = samples[:used]
         frames = np.lib.stride_tricks.sliding_window_view(padded, length)[::step]
-        fft_in = _buffer("frames", (n_frames, self.n_fft), np.float64)
-        fft_in[:, length:] = 0.0
+        fft_in = _zero_padded(n_frames, n_fft, length)
         if self._window is None:
             fft_in[:, :length] = frames
         else:
             np.multiply(frames, self._window, out=fft_in[:, :length])
-        spec = _buffer("spectrum", (n_frames, self.n_fft // 2 + 1), np.complex128)
+        spec = _buffer(("spectrum",), (n_frames, n_fft // 2 + 1), np.complex128)
         np.fft.rfft(fft_in, axis=-1, out=spec)
         parts = spec.view(np.float64)  # re, im interleaved; squared in place (spec is scratch)
         np.square(parts, out=parts)
-        power = _buffer("power", spec.shape, np.float32)
+        power = _buffer(("power",), spec.shape, np.float32)
         np.add(parts[:, 0::2], parts[:, 1::2], out=power, casting="same_kind")
         return power
+
+    def frame_rows(self, samples: np.ndarray, previous: float | None = None, n_frames: int | None = None) -> np.ndarray:
+        """Per-frame features (a new float32 ``(frames, frame_width)`` array) of a spectral front-end.
+
+        ``previous`` and ``n_frames`` let a long signal be analysed piecewise with the same frames as
+        at once (see :meth:`_power`); by default ``samples`` is a whole signal. For ``functionals`` the
+        rows are the MFCC then the log-mel bands of each frame, which :meth:`pool` summarizes.
+        """
+        if n_frames is None:
+            n_frames = self.analysis_frames(len(samples))
+        power = self._power(samples, previous, n_frames)
+        if self.kind == "logspec":
+            out = np.multiply(power, 1.0 / self.n_fft, dtype=np.float32)
+            return np.log(_floor(out), out=out)
+        width = self.frame_width
+        out = np.empty((n_frames, width), np.float32)
+        if self.kind == "mfcc":
+            bands = _buffer(("bands",), (n_frames, self.n_mels), np.float32)
+        else:
+            bands = out[:, width - self.n_mels :]
+        logbands = np.log(_floor(np.matmul(power, self._projection, out=bands)), out=bands)
+        if self.kind == "logmel":
+            return out
+        cep = np.matmul(logbands, self._cepstrum64, dtype=np.float64)  # float64: the same digits in any batch
+        if self.append_energy:
+            cep[:, 0] = np.log(_floor(power.sum(axis=1, dtype=np.float32) / np.float32(self.n_fft)))
+        out[:, : self.n_mfcc] = cep
+        return out
+
+    def pool(self, rows: np.ndarray) -> np.ndarray:
+        """Model features from frame rows: the rows themselves, or for ``functionals`` their one summary row."""
+        return functionals(rows)[None] if self.kind == "functionals" else rows
 
     def __call__(self, signal: np.ndarray) -> np.ndarray:
         """Features of a 1-D float signal, as a new float32 array."""
@@ -239,20 +285,7 @@ class FrontEnd:
             raise AudioError(f"front-end expects a non-empty 1-D signal, got shape {x.shape}")
         if self.kind == "waveform":
             return x.astype(np.float32)
-        power = self._power(x)
-        if self.kind == "logspec":
-            out = np.multiply(power, 1.0 / self.n_fft, dtype=np.float32)
-            return np.log(_floor(out), out=out)
-        bands = _floor(power @ self._projection)
-        logbands = np.log(bands, out=bands)
-        if self.kind == "logmel":
-            return logbands
-        cep = logbands @ self._cepstrum
-        if self.append_energy:
-            cep[:, 0] = np.log(_floor(power.sum(axis=1) / self.n_fft))
-        if self.kind == "functionals":
-            return functionals(np.concatenate([cep, logbands], axis=1))[None]
-        return cep
+        return self.pool(self.frame_rows(x))
 
 
 def functionals(frames: np.ndarray) -> np.ndarray:
@@ -274,14 +307,24 @@ def functionals(frames: np.ndarray) -> np.ndarray:
 _workspace = threading.local()
 
 
-def _buffer(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+def _buffer(key: tuple, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     """A reusable per-thread scratch array of ``shape`` (contents undefined)."""
     buffers = _workspace.__dict__.setdefault("buffers", {})
     size = math.prod(shape)
-    buf = buffers.get(name)
-    if buf is None or buf.size < size:
-        buf = buffers[name] = np.empty(size, dtype)
+    buf = buffers.get(key)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = buffers[key] = np.empty(max(size, 1), dtype)
     return buf[:size].reshape(shape)
+
+
+def _zero_padded(n_frames: int, n_fft: int, length: int) -> np.ndarray:
+    """A per-thread ``(n_frames, n_fft)`` float64 FFT input whose columns from ``length`` on are zero."""
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    key = ("fft_in", n_fft, length)
+    buf = buffers.get(key)
+    if buf is None or len(buf) < n_frames:
+        buf = buffers[key] = np.zeros((max(n_frames, 2 * len(buf) if buf is not None else 0), n_fft))
+    return buf[:n_frames]
 
 
 def _floor(a: np.ndarray) -> np.ndarray:
