@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import windows
-from .audio import AudioInput, check_rate, load_audio, to_mono_float
+from .audio import AudioInput, check_rate, read_audio, to_mono_float
 from .contract import ModelContract
 from .ctc import greedy_decode
 from .errors import AudioError, EdgeSERError, ModelError
@@ -23,7 +23,7 @@ from .resample import StreamResampler
 from .result import HeadResult, Prediction
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: below one 16-bit LSB of dither, i.e. digital silence
-MAX_BATCH = 32  # windows per ONNX Runtime call
+BLOCK = 2**16  # input samples read, resampled and cut into windows at a time: memory is bounded by it
 
 Probs = dict[str, np.ndarray]
 
@@ -39,6 +39,11 @@ class Recognizer:
     adaptation) makes the recognizer adapt to its user: every utterance is normalized with the
     profile's statistics as they stood before it, then added to the profile. Calls are then
     serialized, so that each utterance sees exactly the ones before it.
+
+    Every path -- ``predict``, ``predict_segments``, ``predict_batch`` and :class:`Stream` -- reads
+    audio in blocks, resamples them as a stream, computes each frame's features once and scores one
+    window per model call, so results do not depend on batching or chunking (they are equal, not
+    close) and memory does not grow with the audio's length.
     """
 
     def __init__(
@@ -61,9 +66,10 @@ class Recognizer:
         self.profile = profile
         self._lock = threading.Lock()
         self.sample_rate = c.sample_rate
-        self._window = int(round(c.window_seconds * c.sample_rate))
-        self._hop = int(round(c.hop_seconds * c.sample_rate))
-        self._min = int(round(c.min_seconds * c.sample_rate))
+        self.window_samples = int(round(c.window_seconds * c.sample_rate))
+        self.hop_samples = int(round(c.hop_seconds * c.sample_rate))
+        self.min_samples = int(round(c.min_seconds * c.sample_rate))
+        self._features = c.input_kind != "waveform"  # the runtime computes the front-end
         self._ctc = [h for h in c.heads if h.kind == "ctc"]
 
     @property
@@ -85,121 +91,66 @@ class Recognizer:
     # -- offline -------------------------------------------------------------------------
     def predict(self, audio: AudioInput, sample_rate: int | None = None) -> Prediction:
         """The emotion of a whole clip: window scores averaged over its non-silent windows."""
-        signal = self._load(audio, sample_rate)
-        bounds = windows.plan(len(signal), self._window, self._hop)
         with self._adapting() as (norm, heard):
-            probs = self._infer([signal[s:e] for s, e in bounds], norm, heard)
-            return self._with_transcripts(self._aggregate(probs, len(signal)), signal, norm)
+            probs, _, n, signal = self._scan(audio, sample_rate, norm, heard)
+            return self._with_transcripts(self._aggregate(probs, n), signal, norm)
 
     def predict_segments(self, audio: AudioInput, sample_rate: int | None = None) -> list[Prediction]:
         """A timeline: one prediction per analysis window (see :mod:`edge_ser.windows`)."""
-        signal = self._load(audio, sample_rate)
-        bounds = windows.plan(len(signal), self._window, self._hop)
         with self._adapting() as (norm, heard):
-            probs = self._infer([signal[s:e] for s, e in bounds], norm, heard)
-        return [self._result(p, s, e) for p, (s, e) in zip(probs, bounds)]
+            probs, bounds, _, _ = self._scan(audio, sample_rate, norm, heard)
+        return [self.window_prediction(p, s, e) for p, (s, e) in zip(probs, bounds)]
 
     def predict_batch(
         self, audios: Iterable[AudioInput], sample_rate: int | None = None, *, on_error: str = "raise"
     ) -> list[Prediction | EdgeSERError]:
-        """``predict`` for many clips, their windows batched together through the model.
+        """``predict`` for many clips, in order.
 
         With ``on_error="return"`` a bad clip yields its exception in its place and the rest
-        still run; with ``"raise"`` the first bad clip raises.
+        still run; with ``"raise"`` the first bad clip raises. Windows are not batched across clips:
+        on the shipped models a batched call costs more per window than single ones
+        (benchmarks/results/runtime.md), and single calls keep results independent of the batch.
         """
         if on_error not in ("raise", "return"):
             raise ValueError("on_error must be 'raise' or 'return'")
-        if self.profile is not None:  # each clip adapts to the ones before it: one at a time
-            return [self._predict_or_error(audio, sample_rate, on_error) for audio in audios]
-        items: list[tuple[int, int, int] | EdgeSERError] = []  # (first window, n windows, n samples)
-        signals: list[np.ndarray | None] = []
-        chunks: list[np.ndarray] = []
-        for audio in audios:
-            try:
-                signal = self._load(audio, sample_rate)
-            except EdgeSERError as exc:
-                if on_error == "raise":
-                    raise
-                items.append(exc)
-                signals.append(None)
-                continue
-            bounds = windows.plan(len(signal), self._window, self._hop)
-            items.append((len(chunks), len(bounds), len(signal)))
-            signals.append(signal if self._ctc else None)
-            chunks.extend(signal[s:e] for s, e in bounds)
-        probs = self._infer(chunks)
-        out: list[Prediction | EdgeSERError] = []
-        for item, signal in zip(items, signals):
-            if isinstance(item, EdgeSERError):
-                out.append(item)
-            else:
-                out.append(self._with_transcripts(self._aggregate(probs[item[0] : item[0] + item[1]], item[2]), signal))
-        return out
+        return [self._predict_or_error(audio, sample_rate, on_error) for audio in audios]
 
     def stream(self, sample_rate: int | None = None) -> Stream:
         """A streaming session fed with chunks at ``sample_rate`` (default: the model's rate)."""
         return Stream(self, sample_rate)
 
-    # -- internals -----------------------------------------------------------------------
-    def _predict_or_error(self, audio: AudioInput, sample_rate: int | None, on_error: str) -> Prediction | EdgeSERError:
-        try:
-            return self.predict(audio, sample_rate)
-        except EdgeSERError as exc:
-            if on_error == "raise":
-                raise
-            return exc
+    # -- the seam Stream uses --------------------------------------------------------------
+    def cutter(self) -> windows.Cutter:
+        """A fresh :class:`~edge_ser.windows.Cutter` for this model's windows and front-end."""
+        frontend = self.contract.frontend if self._features else None
+        return windows.Cutter(self.window_samples, self.hop_samples, self.min_samples, frontend)
 
-    @contextlib.contextmanager
-    def _adapting(self) -> Iterator[tuple[Normalization | None, Moments | None]]:
-        """``(normalization, heard)`` for the next utterance: without a profile ``(None, None)`` (the
-        contract's statistics); with one, the profile's statistics as they stand now and an empty
-        :class:`Moments` that ``_infer`` fills with the utterance's voiced features, added to the
-        profile when the block ends."""
-        if self.profile is None:
-            yield None, None
-            return
-        with self._lock:
-            heard = Moments()
-            yield self.profile.normalization(self._model.contract.normalization), heard
-            self.profile.add_moments(heard)
-
-    def _load(self, audio: AudioInput, sample_rate: int | None) -> np.ndarray:
-        signal, _ = load_audio(audio, sample_rate, target_rate=self.sample_rate)
-        if len(signal) < self._min:
-            raise AudioError(
-                f"audio is too short: {len(signal) / self.sample_rate:.3f} s, "
-                f"this model needs at least {self.contract.min_seconds:g} s"
-            )
-        return signal
-
-    def _infer(
-        self, chunks: list[np.ndarray], norm: Normalization | None = None, heard: Moments | None = None
+    def score_windows(
+        self, cut: Sequence[windows.Window], norm: Normalization | None = None, heard: Moments | None = None
     ) -> list[Probs | None]:
-        """Per-head probabilities for each chunk (``None`` for a silent one), equal-shaped chunks batched.
+        """Per-head probabilities of each window (``None`` for a silent one), one model call per window.
 
-        ``norm`` overrides the contract's normalization; the voiced chunks' raw features are added to
+        ``norm`` overrides the contract's normalization; the voiced windows' raw features are added to
         ``heard`` when given (speaker adaptation)."""
         c = self._model.contract
-        results: list[Probs | None] = [None] * len(chunks)
-        groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
-        for i, chunk in enumerate(chunks):
-            if np.abs(chunk).max() >= SILENCE_PEAK:
-                if heard is None:
-                    x = c.model_input(chunk, norm)
-                else:
-                    features = c.frontend(chunk)
+        results: list[Probs | None] = []
+        for w in cut:
+            if np.abs(w.samples).max() < SILENCE_PEAK:
+                results.append(None)
+                continue
+            if w.rows is None:
+                x = c.model_input(w.samples, norm)
+            else:
+                features = c.frontend.pool(w.rows)
+                if heard is not None:
                     heard.add(features)
-                    x = c.normalize(features, norm)
-                groups.setdefault(x.shape, []).append((i, x))
-        for group in groups.values():
-            for b in range(0, len(group), MAX_BATCH):
-                part = group[b : b + MAX_BATCH]
-                out = self._model.run(np.stack([x for _, x in part]))
-                for row, (i, _) in enumerate(part):
-                    results[i] = {head: p[row] for head, p in out.items()}
+                x = c.normalize(features, norm)
+            out = self._model.run(x[None])
+            results.append({head: p[0] for head, p in out.items()})
         return results
 
-    def _result(self, probs: Probs | None, start: int, end: int) -> Prediction:
+    def window_prediction(self, probs: Probs | None, start: int, end: int) -> Prediction:
+        """The prediction of one window scored by :meth:`score_windows` (``start``/``end`` in samples)."""
         heads = self._model.contract.heads
         t0, t1 = start / self.sample_rate, end / self.sample_rate
         if probs is None:
@@ -216,13 +167,87 @@ class Recognizer:
         primary = results.pop(heads[0].name)
         return Prediction(primary.label, primary.scores, t0, t1, heads=results, transcripts=transcripts)
 
+    def remember(self, heard: Moments) -> None:
+        """Add one utterance's feature statistics to the profile (thread-safe)."""
+        if self.profile is not None:
+            with self._lock:
+                self.profile.add_moments(heard)
+
+    # -- internals -----------------------------------------------------------------------
+    def _predict_or_error(self, audio: AudioInput, sample_rate: int | None, on_error: str) -> Prediction | EdgeSERError:
+        try:
+            return self.predict(audio, sample_rate)
+        except EdgeSERError as exc:
+            if on_error == "raise":
+                raise
+            return exc
+
+    @contextlib.contextmanager
+    def _adapting(self) -> Iterator[tuple[Normalization | None, Moments | None]]:
+        """``(normalization, heard)`` for the next utterance: without a profile ``(None, None)`` (the
+        contract's statistics); with one, the profile's statistics as they stand now and an empty
+        :class:`Moments` that scoring fills with the utterance's voiced features, added to the
+        profile when the block ends."""
+        if self.profile is None:
+            yield None, None
+            return
+        with self._lock:
+            heard = Moments()
+            yield self.profile.normalization(self._model.contract.normalization), heard
+            self.profile.add_moments(heard)
+
+    def _blocks(self, audio: AudioInput, sample_rate: int | None) -> Iterator[np.ndarray]:
+        """The audio as mono float32 blocks at the model's rate, read, converted and resampled block by block."""
+        if isinstance(audio, np.ndarray):
+            if sample_rate is None:
+                raise AudioError("a numpy array needs sample_rate= (its rate in Hz)")
+            rate, blocks = check_rate(sample_rate), _array_blocks(audio)
+        else:
+            if sample_rate is not None:
+                raise AudioError("sample_rate= applies to numpy arrays only; encoded audio carries its rate")
+            signal, rate = read_audio(audio)
+            blocks = (signal[i : i + BLOCK] for i in range(0, len(signal), BLOCK))
+        if rate == self.sample_rate:
+            yield from blocks
+            return
+        resampler = StreamResampler(rate, self.sample_rate)
+        for block in blocks:
+            yield resampler.process(block)
+        yield resampler.flush()
+
+    def _scan(
+        self, audio: AudioInput, sample_rate: int | None, norm: Normalization | None, heard: Moments | None
+    ) -> tuple[list[Probs | None], list[tuple[int, int]], int, np.ndarray | None]:
+        """Every window's probabilities and bounds, the signal's length and, for a model with transcript
+        heads (which decode the whole clip at once), the signal itself."""
+        cutter = self.cutter()
+        probs: list[Probs | None] = []
+        bounds: list[tuple[int, int]] = []
+        kept: list[np.ndarray] = []
+        for block in self._blocks(audio, sample_rate):
+            if self._ctc:
+                kept.append(block)
+            cut = cutter.push(block)
+            probs += self.score_windows(cut, norm, heard)
+            bounds += [(w.start, w.end) for w in cut]
+        n = cutter.received
+        if n < self.min_samples:
+            raise AudioError(
+                f"audio is too short: {n / self.sample_rate:.3f} s, "
+                f"this model needs at least {self.contract.min_seconds:g} s"
+            )
+        cut = cutter.finish()
+        probs += self.score_windows(cut, norm, heard)
+        bounds += [(w.start, w.end) for w in cut]
+        return probs, bounds, n, (np.concatenate(kept) if kept else None)
+
     def _aggregate(self, probs: list[Probs | None], n_samples: int) -> Prediction:
         voiced = [p for p in probs if p is not None]
         if not voiced:
-            return self._result(None, 0, n_samples)
+            return self.window_prediction(None, 0, n_samples)
         ctc = {h.name for h in self._ctc}
         mean = {head: np.mean([p[head] for p in voiced], axis=0) for head in voiced[0] if head not in ctc}
-        return self._result(mean, 0, n_samples)
+        return self.window_prediction(mean, 0, n_samples)
 
     def _with_transcripts(
         self, prediction: Prediction, signal: np.ndarray | None, norm: Normalization | None = None
@@ -234,6 +259,19 @@ class Recognizer:
         out = self._model.run(self._model.contract.model_input(signal, norm)[None])
         text = {h.name: greedy_decode(out[h.name][0], h.labels, h.separator) for h in self._ctc}
         return dataclasses.replace(prediction, transcripts=text)
+
+
+def _array_blocks(samples: np.ndarray) -> Iterator[np.ndarray]:
+    """A sample array as mono float32 blocks of :data:`BLOCK` frames or more (``to_mono_float`` on each,
+    so no whole-signal copy is made); a 2-D array is split along its frames axis, the longer one."""
+    if not isinstance(samples, np.ndarray) or samples.ndim not in (1, 2) or len(samples) <= 2 * BLOCK:
+        yield to_mono_float(samples)
+        return
+    if samples.ndim == 2 and samples.shape[1] > samples.shape[0]:
+        samples = samples.T
+    starts = range(0, len(samples) - BLOCK, BLOCK)  # the last block takes the remainder: never a short one
+    for i, start in enumerate(starts):
+        yield to_mono_float(samples[start : start + BLOCK] if i < len(starts) - 1 else samples[start:])
 
 
 class Stream:
@@ -252,22 +290,17 @@ class Stream:
     def reset(self) -> None:
         """Forget all audio heard so far and start a new stream (one utterance for a speaker profile:
         normalized with the profile as it stands now, added to it at :meth:`flush`)."""
-        profile = self._rec.profile
-        self._norm = profile.normalization(self._rec.contract.normalization) if profile is not None else None
+        rec, profile = self._rec, self._rec.profile
+        self._norm = profile.normalization(rec.contract.normalization) if profile is not None else None
         self._heard = Moments() if profile is not None else None
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self._buffer_start = 0  # stream sample index of _buffer[0]
-        self._received = 0
-        self._next_start = 0
-        self._last_end = 0
+        self._cutter = rec.cutter()
         self._finished = False
-        model_rate = self._rec.sample_rate
-        self._resampler = StreamResampler(self._rate, model_rate) if self._rate != model_rate else None
+        self._resampler = StreamResampler(self._rate, rec.sample_rate) if self._rate != rec.sample_rate else None
 
     @property
     def buffered_samples(self) -> int:
         """Samples held in memory now (bounded whatever the stream's length)."""
-        return len(self._buffer)
+        return self._cutter.buffered_samples
 
     def accept(self, chunk: np.ndarray) -> list[Prediction]:
         """Add samples (any dtype ``load_audio`` takes, mono or multi-channel); returns finished windows."""
@@ -278,50 +311,21 @@ class Stream:
         samples = to_mono_float(chunk)
         if self._resampler is not None:
             samples = self._resampler.process(samples)
-        self._append(samples)
-        bounds = self._full_windows()
-        out = self._emit(bounds)
-        keep_from = max(min(self._next_start, self._received - self._rec._window), 0)
-        if keep_from > self._buffer_start:
-            self._buffer = self._buffer[keep_from - self._buffer_start :]
-            self._buffer_start = keep_from
-        return out
+        return self._emit(self._cutter.push(samples))
 
     def flush(self) -> list[Prediction]:
         """End of audio: the remaining windows, the last aligned to the end, as ``predict_segments`` has them."""
         if self._finished:
             return []
         self._finished = True
+        out = []
         if self._resampler is not None:
-            self._append(self._resampler.flush())
-        w, n = self._rec._window, self._received
-        bounds = self._full_windows()
-        if n < w:
-            bounds = [(0, n)] if n >= self._rec._min else []
-        elif (bounds[-1][1] if bounds else self._last_end) < n:
-            bounds.append((n - w, n))
-        out = self._emit(bounds)
+            out = self._emit(self._cutter.push(self._resampler.flush()))
+        out += self._emit(self._cutter.finish())
         if self._heard is not None:
-            with self._rec._lock:
-                self._rec.profile.add_moments(self._heard)
+            self._rec.remember(self._heard)
         return out
 
-    def _append(self, samples: np.ndarray) -> None:
-        self._buffer = np.concatenate([self._buffer, samples])
-        self._received += len(samples)
-
-    def _full_windows(self) -> list[tuple[int, int]]:
-        """Windows that the samples received so far complete, in order."""
-        bounds = []
-        while self._next_start + self._rec._window <= self._received:
-            bounds.append((self._next_start, self._next_start + self._rec._window))
-            self._next_start += self._rec._hop
-        return bounds
-
-    def _emit(self, bounds: list[tuple[int, int]]) -> list[Prediction]:
-        if not bounds:
-            return []
-        chunks = [self._buffer[s - self._buffer_start : e - self._buffer_start] for s, e in bounds]
-        self._last_end = bounds[-1][1]
-        probs = self._rec._infer(chunks, self._norm, self._heard)
-        return [self._rec._result(p, s, e) for p, (s, e) in zip(probs, bounds)]
+    def _emit(self, cut: list[windows.Window]) -> list[Prediction]:
+        probs = self._rec.score_windows(cut, self._norm, self._heard)
+        return [self._rec.window_prediction(p, w.start, w.end) for p, w in zip(probs, cut)]

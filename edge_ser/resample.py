@@ -19,6 +19,7 @@ _KAISER_BETA = 8.6  # ~80 dB stopband
 _ROLLOFF = 0.92  # cutoff as a fraction of the lower Nyquist frequency
 _MAX_TABLE = 4096  # phases tabulated at most; rarer rate pairs compute kernels per sample
 _CHUNK = 8192  # output samples computed per vectorized step (bounds scratch memory)
+_GRID = 4096  # a stream renders output in runs of this many samples: the same runs however the input is chunked
 
 
 def _ratio(rate_in: int, rate_out: int) -> tuple[int, int]:
@@ -103,7 +104,9 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 class StreamResampler:
     """Chunk-by-chunk :func:`resample`: the concatenated outputs, after :meth:`flush`, equal it.
 
-    Holds only the last ``2 * half_width`` input samples, whatever the stream's length.
+    Output is rendered in runs of ``_GRID`` samples at fixed positions (and the rest at :meth:`flush`),
+    so the samples are the same bits however the input was chunked. Holds about ``2 * half_width``
+    input samples plus one run, whatever the stream's length.
     """
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
@@ -125,6 +128,8 @@ class StreamResampler:
     def _emit(self, final: bool) -> np.ndarray:
         total = self._ready(self._received, final)
         n_out = max(total - self._emitted, 0)
+        if not final:
+            n_out -= n_out % _GRID
         out = _render(self._history, self._emitted, n_out, self._history_start, self.up, self.down)
         self._emitted += n_out
         keep_from = max((self._emitted * self.down) // self.up - self._half, 0)

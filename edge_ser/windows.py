@@ -7,6 +7,12 @@ is a single window. The streaming recognizer emits exactly the same windows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
+from .frontend import FrontEnd
+
 
 def plan(n_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
     """``(start, end)`` sample bounds of every analysis window for ``n_samples`` samples."""
@@ -16,3 +22,113 @@ def plan(n_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
     if bounds[-1][1] < n_samples:
         bounds.append((n_samples - window, n_samples))
     return bounds
+
+
+@dataclass
+class Window:
+    """One analysis window: its sample bounds, its samples and, for a spectral front-end, its frame rows."""
+
+    start: int
+    end: int
+    samples: np.ndarray
+    rows: np.ndarray | None
+
+
+class Cutter:
+    """Cuts a signal fed in blocks of any size into the windows :func:`plan` gives, in order, holding only
+    about one window of samples whatever the length.
+
+    With a spectral ``frontend`` each window comes with its frame rows (:meth:`FrontEnd.frame_rows`),
+    and the frames are computed once for the whole signal, not once per overlapping window: a window
+    starting on the frame grid takes its inner rows from a shared cache, and only its first frame
+    (whose pre-emphasis starts afresh) and last frame (zero-padded at the window's end) are its own,
+    so the rows equal the window's own analysis. The cache grows by one hop of frames per window, so
+    what is computed does not depend on how the signal was split into blocks.
+    """
+
+    def __init__(self, window: int, hop: int, min_samples: int, frontend: FrontEnd | None = None) -> None:
+        self.window, self.hop, self.min_samples = window, hop, min_samples
+        spectral = frontend is not None and frontend.kind != "waveform"
+        self.frontend = frontend if spectral else None
+        self._shared = False
+        if self.frontend is not None:
+            self._frames = self.frontend.analysis_frames(window)
+            self._shared = hop % self.frontend.frame_step == 0 and self._frames > 2
+        self._buffer = np.zeros(0, np.float32)
+        self._buffer_start = 0  # signal index of _buffer[0]
+        self._received = 0
+        self._next_start = 0
+        self._last_end = 0
+        self._cache = np.zeros((0, self.frontend.frame_width if self.frontend else 1), np.float32)
+        self._cache_start = 0  # frame index of _cache[0]
+
+    @property
+    def received(self) -> int:
+        return self._received
+
+    @property
+    def buffered_samples(self) -> int:
+        return len(self._buffer)
+
+    def push(self, samples: np.ndarray) -> list[Window]:
+        """Add samples; returns the windows they complete."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(samples, np.float32)])
+        self._received += len(samples)
+        out = []
+        while self._next_start + self.window <= self._received:
+            out.append(self._cut(self._next_start, self._next_start + self.window, regular=True))
+            self._next_start += self.hop
+        keep_from = max(min(self._next_start, self._received - self.window), 0)
+        if keep_from > self._buffer_start:
+            self._buffer = self._buffer[keep_from - self._buffer_start :]
+            self._buffer_start = keep_from
+        return out
+
+    def finish(self) -> list[Window]:
+        """End of signal: the last window, aligned to the end, as :func:`plan` has it (none if too short)."""
+        n = self._received
+        if n < self.window:
+            return [self._cut(0, n, regular=False)] if n >= self.min_samples and n > 0 else []
+        if self._last_end < n:
+            return [self._cut(n - self.window, n, regular=False)]
+        return []
+
+    def _samples(self, start: int, end: int) -> np.ndarray:
+        return self._buffer[start - self._buffer_start : end - self._buffer_start]
+
+    def _cut(self, start: int, end: int, regular: bool) -> Window:
+        self._last_end = max(self._last_end, end)
+        samples = self._samples(start, end)
+        if self.frontend is None:
+            return Window(start, end, samples, None)
+        if not (regular and self._shared):
+            return Window(start, end, samples, self.frontend.frame_rows(samples))
+        fe, step = self.frontend, self.frontend.frame_step
+        first = start // step
+        inner = self._shared_rows(first + 1, first + self._frames - 1)
+        last = (self._frames - 1) * step
+        rows = np.concatenate(
+            [
+                fe.frame_rows(samples[: fe.frame_length], None, 1),
+                inner,
+                fe.frame_rows(samples[last:], float(samples[last - 1]), 1),
+            ]
+        )
+        return Window(start, end, samples, rows)
+
+    def _shared_rows(self, g0: int, g1: int) -> np.ndarray:
+        """Rows of signal frames ``g0 .. g1-1``, each computed once: the cache grows to ``g1``, is trimmed to ``g0``."""
+        fe, step, length = self.frontend, self.frontend.frame_step, self.frontend.frame_length
+        end = self._cache_start + len(self._cache)
+        if g0 > end:
+            self._cache, self._cache_start, end = self._cache[:0], g0, g0
+        if g1 > end:
+            a, b = end * step, (g1 - 1) * step + length
+            previous = float(self._buffer[a - 1 - self._buffer_start]) if a > 0 else None
+            rows = fe.frame_rows(self._samples(a, b), previous, g1 - end)
+            self._cache = np.concatenate([self._cache[max(g0 - self._cache_start, 0) :], rows])
+            self._cache_start = max(g0, self._cache_start)
+        else:
+            self._cache = self._cache[g0 - self._cache_start :]
+            self._cache_start = g0
+        return self._cache[: g1 - g0]

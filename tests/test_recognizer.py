@@ -185,3 +185,64 @@ def test_stream_reset_and_misuse(rec):
     assert rec.stream().accept(np.zeros(0, np.float32)) == []
     short = rec.stream()
     assert feed(short, voiced(0.05), 100) == []
+
+
+@pytest.mark.parametrize(
+    "frontend",
+    [
+        {"kind": "logmel", "n_mels": 40, "window": "hann"},
+        {"kind": "mfcc", "n_mels": 26, "n_mfcc": 13},
+        {"kind": "functionals", "n_mels": 20, "n_mfcc": 10, "preemph": 0.0},
+    ],
+)
+def test_features_once_equal_window_by_window(frontend):
+    """Frames shared by overlapping windows are computed once, whatever the blocks; the rows equal each
+    window's own analysis (first frame's pre-emphasis and last frame's padding included)."""
+    from edge_ser.frontend import FrontEnd
+    from edge_ser.windows import Cutter
+
+    fe = FrontEnd(**frontend)
+    x = voiced(7.37, seed=3)
+    sizes = np.random.default_rng(0).integers(1, 9000, 200)
+    cutter, cut, i = Cutter(16000, 8000, 4000, fe), [], 0
+    for n in sizes:
+        cut += cutter.push(x[i : i + n])
+        i += n
+    cut += cutter.push(x[i:]) + cutter.finish()
+    assert [(w.start, w.end) for w in cut] == plan(len(x), 16000, 8000)
+    for w in cut:
+        own = fe.frame_rows(x[w.start : w.end])
+        assert w.rows.shape == own.shape
+        np.testing.assert_allclose(w.rows, own, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(fe.pool(w.rows), fe(x[w.start : w.end]), rtol=1e-4, atol=1e-4)
+    assert cutter.buffered_samples <= 16000 + 8000 + 9000
+
+
+def test_predict_batch_and_stream_are_exactly_predict(rec):
+    """Results do not depend on batching or chunking: equal, not merely close."""
+    clips = [voiced(s, seed=i) for i, s in enumerate((0.7, 2.35, 4.1))]
+    singles = [rec.predict(c, sample_rate=16000) for c in clips]
+    assert rec.predict_batch(clips, sample_rate=16000) == singles
+    for c in clips:
+        segments = rec.predict_segments(c, sample_rate=16000)
+        assert feed(rec.stream(), c, 123) == segments == feed(rec.stream(), c, 16000)
+
+
+def test_long_audio_in_blocks_equals_window_by_window(rec):
+    """A signal longer than several read blocks, at another rate: resampled as a stream and analysed once,
+    it gives what resampling it whole and scoring each window on its own gives."""
+    from edge_ser import recognizer
+    from edge_ser.resample import resample
+
+    x = np.tile(voiced(3.0, rate=44100), 2 * recognizer.BLOCK // 44100 + 3)
+    segments = rec.predict_segments(x, sample_rate=44100)
+    y = resample(x, 44100, 16000)
+    bounds = plan(len(y), rec.window_samples, rec.hop_samples)
+    assert [(round(s.start * 16000), round(s.end * 16000)) for s in segments] == bounds
+    for s, (a, b) in zip(segments, bounds):
+        emo, _ = reference_probs(rec, y[a:b])
+        np.testing.assert_allclose(list(s.scores.values()), emo, rtol=1e-4, atol=1e-5)
+    assert (
+        rec.predict(x.astype(np.float64)[:, None].repeat(2, axis=1), sample_rate=44100).label
+        == rec.predict(x, sample_rate=44100).label
+    )

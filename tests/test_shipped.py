@@ -96,3 +96,17 @@ def test_one_fold_rescored_matches_the_card(name, datasets_dir):
     y = [labels.index(u.emotion) for u in test]
     guess = [labels.index(p.label) if p.label else 0 for p in predictions]
     assert abs(scores(np.array(y), np.array(guess), len(labels))["ua"] - recorded) <= 0.01
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_predict_batch_and_stream_agree_exactly(name):
+    """Whatever the batching or chunking, every shipped model gives the same results, bit for bit."""
+    rec = Recognizer(name)
+    clips = [voiced(s, rate=rate, seed=i) for i, (s, rate) in enumerate(((2.2, 16000), (10.3, 44100), (5.0, 8000)))]
+    rates = (16000, 44100, 8000)
+    singles = [rec.predict(c, sample_rate=r) for c, r in zip(clips, rates)]
+    for clip, rate, single in zip(clips, rates, singles):
+        assert rec.predict_batch([clip], sample_rate=rate) == [single]
+        stream = rec.stream(sample_rate=rate)
+        streamed = [p for i in range(0, len(clip), 733) for p in stream.accept(clip[i : i + 733])] + stream.flush()
+        assert streamed == rec.predict_segments(clip, sample_rate=rate)
