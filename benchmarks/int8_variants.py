@@ -31,7 +31,7 @@ from edge_ser.audio import load_audio
 from export import cli, parity
 from export.model_card import latency_ms
 from export.onnx_export import export_module, make_contract, to_onnx
-from export.quantize import _top1, quantize_scheme, quantize_static_qdq, weight_layers
+from export.quantize import quantize_scheme, quantize_static_qdq, top1, weight_layers
 
 METHODS = {
     "MinMax": (CalibrationMethod.MinMax, {}),
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         quantize_scheme(fp32, files[name], calibration["runtime windows"], scheme, [])
 
     selection = cli._selection_inputs(contract, val)
-    reference = _top1(fp32, selection)
+    reference = top1(fp32, selection)
     sets = {"val": val, "test": test}
     scored = {
         name: {k: parity.evaluate(f, [u.path for u in s], [u.emotion for u in s]) for k, s in sets.items()}
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         agree = [100 * parity.agreement(scored["FP32"][k], scored[name][k]) for k in sets]
         lines.append(
             f"| {name} | {f.stat().st_size / 1024:.1f} | {lat} | {100 * scored[name]['test']['ua']:.1f} | "
-            f"{agree[0]:.1f} | {agree[1]:.1f} | {100 * np.mean(_top1(f, selection) == reference):.1f} |"
+            f"{agree[0]:.1f} | {agree[1]:.1f} | {100 * np.mean(top1(f, selection) == reference):.1f} |"
         )
     emit(lines, args.out)
     return 0

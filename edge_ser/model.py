@@ -17,7 +17,7 @@ ASSETS = Path(__file__).parent / "assets"
 # Shipped models by name (English: RAVDESS, 8 emotions; Chinese: CASIA, 6 emotions);
 # "default" is what Recognizer() loads. `python -m export.ship NAME` rebuilds them.
 SHIPPED: dict[str, str] = {
-    "english": "english.int8.onnx",
+    "english": "english.onnx",  # FP32: the export rule's choice (card: variants)
     "chinese": "chinese.int8.onnx",
     "english-adaptive": "english-adaptive.int8.onnx",  # for use with a SpeakerProfile (docs/adaptation.md)
     "chinese-adaptive": "chinese-adaptive.int8.onnx",

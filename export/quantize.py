@@ -109,13 +109,13 @@ def quantize_int8(
         held_out = calibration[::4] if len(calibration) >= 8 else calibration
         fit = [x for i, x in enumerate(calibration) if i % 4] if len(calibration) >= 8 else calibration
         selected_on = "held-out calibration windows"
-    reference = _top1(fp32_path, held_out)
+    reference = top1(fp32_path, held_out)
     tried: list[tuple[float, str, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind, n in candidates(len(layers)):
             trial = Path(tmp) / f"{kind}-{n}.onnx"
             quantize_scheme(fp32_path, trial, fit, kind, layers[:n])
-            tried.append((float(np.mean(_top1(trial, held_out) == reference)), kind, n))
+            tried.append((float(np.mean(top1(trial, held_out) == reference)), kind, n))
             if kind == "static" and tried[-1][0] >= TARGET_AGREEMENT:
                 break
         agreement, kind, n = max(tried, key=lambda t: t[0])  # first of equals: the faster one
@@ -183,7 +183,7 @@ def _prepared(fp32_path: str | os.PathLike, keep: Sequence[str]) -> Iterator[tup
         yield prepared, exclude
 
 
-def _top1(path: str | os.PathLike, inputs: list[np.ndarray]) -> np.ndarray:
+def top1(path: str | os.PathLike, inputs: list[np.ndarray]) -> np.ndarray:
     """Primary-head argmax of every input, one window at a time."""
     import onnxruntime as ort
 
@@ -200,3 +200,293 @@ def _finish(out_path: Path, contract: ModelContract, int8: dict) -> Path:
     write_contract(quantized, dataclasses.replace(contract, provenance={**contract.provenance, "int8": int8}))
     onnx.save(quantized, str(out_path))
     return out_path
+
+
+# -- the export rule: every variant measured, the fastest accurate one chosen --------------------------------------
+
+UA_TOLERANCE = 0.005  # a variant may lose at most half a point of UA against FP32 to be the default
+VARIANTS = ("fp32", "static-qdq", "static-qoperator", "dynamic")
+
+
+@dataclasses.dataclass
+class Variant:
+    """One file the export rule measured: its size, median single-window latency on this CPU (one
+    thread), top-1 agreement with FP32 and, given labels, UA on the evaluation windows."""
+
+    name: str
+    path: Path
+    size_bytes: int = 0
+    latency_ms: float = float("nan")
+    agreement: float = float("nan")
+    ua: float | None = None
+
+    def row(self) -> dict[str, object]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "path"}
+
+
+def dequantize_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The FP32 graph that computes what a dynamic-INT8 graph would without its activation rounding.
+
+    Each ``DynamicQuantizeLinear -> ConvInteger/MatMulInteger -> Cast -> Mul(scale)`` chain becomes one
+    ``Conv``/``MatMul`` whose weights are the INT8 weights dequantized (``(q - zero_point) * scale``), so
+    the weights stay exactly those shipped, and results no longer depend on what else is in the batch.
+    """
+    from onnx import helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    removed: set[int] = set()
+    added: dict[int, onnx.NodeProto] = {}
+    for node in graph.node:
+        if node.op_type not in ("ConvInteger", "MatMulInteger"):
+            continue
+        quantize = producer[node.input[0]]
+        (cast,) = consumers[node.output[0]]
+        (scale_mul,) = consumers[cast.output[0]]
+        scales = producer[next(i for i in scale_mul.input if i != cast.output[0])]
+        w_scale = numpy_helper.to_array(inits[next(i for i in scales.input if i in inits)]).astype(np.float32)
+        w_q = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+        w_zero = numpy_helper.to_array(inits[node.input[3]]).astype(np.float32) if len(node.input) > 3 else 0.0
+        if node.op_type == "ConvInteger":
+            shape = (-1,) + (1,) * (w_q.ndim - 1)
+            weight = (w_q - np.reshape(w_zero, shape if np.ndim(w_zero) else ())) * np.reshape(
+                w_scale, shape if w_scale.ndim else ()
+            )
+            op = "Conv"
+        else:
+            weight = (w_q - w_zero) * w_scale
+            op = "MatMul"
+        name = f"{node.input[1]}_dequantized"
+        graph.initializer.append(numpy_helper.from_array(weight.astype(np.float32), name))
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        inputs, output, gone = [quantize.input[0], name], scale_mul.output[0], [node, cast, scale_mul, scales]
+        bias_add = consumers.get(output, [])
+        if op == "Conv" and len(bias_add) == 1 and bias_add[0].op_type == "Add":  # the bias, back inside the Conv
+            other = next(i for i in bias_add[0].input if i != output)
+            reshape = producer.get(other)
+            if reshape is not None and reshape.op_type == "Reshape" and reshape.input[0] in inits:
+                inputs.append(reshape.input[0])
+                output = bias_add[0].output[0]
+                gone += [bias_add[0], reshape]
+        fused = helper.make_node(op, inputs, [output], name=node.name, **attributes)
+        for n in gone:
+            removed.add(id(n))
+        added[id(node)] = fused
+    nodes = [added.get(id(n), n) for n in graph.node if id(n) not in removed or id(n) in added]
+    used = {i for n in nodes for i in n.input}
+    nodes = [n for n in nodes if n.op_type != "DynamicQuantizeLinear" or any(o in used for o in n.output)]
+    used = {i for n in nodes for i in n.input}
+    del graph.node[:]
+    graph.node.extend(nodes)
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.checker.check_model(out)
+    return out
+
+
+def dequantize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The FP32 graph of a static QDQ graph: weight ``DequantizeLinear`` nodes become float initializers
+    (the INT8 weights dequantized) and activation ``QuantizeLinear -> DequantizeLinear`` pairs are dropped,
+    or become the ``Relu`` that ORT's quantizer folded into a range starting at zero."""
+    from onnx import helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    rename: dict[str, str] = {}
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float64)
+            scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+            zero = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64) if len(node.input) > 2 else 0.0
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            if np.ndim(scale) and q.ndim > 1:
+                shape = [1] * q.ndim
+                shape[axis % q.ndim] = -1
+                scale, zero = scale.reshape(shape), np.reshape(zero, shape) if np.ndim(zero) else zero
+            graph.initializer.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), node.output[0]))
+            continue
+        if node.op_type == "DequantizeLinear" and producer.get(node.input[0], node).op_type == "QuantizeLinear":
+            quantize = producer[node.input[0]]
+            if _clamps_at_zero(quantize, inits):  # ORT drops a Relu the quantized range already applies
+                nodes.append(helper.make_node("Relu", [quantize.input[0]], [node.output[0]], name=f"{node.name}_relu"))
+            else:
+                rename[node.output[0]] = quantize.input[0]
+            continue
+        if node.op_type == "QuantizeLinear":
+            continue
+        nodes.append(node)
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            while name in rename:
+                name = rename[name]
+            node.input[i] = name
+    for output in graph.output:  # an output that was dequantized: its float source now carries the name
+        if output.name in rename:
+            source = rename[output.name]
+            for node in nodes:
+                node.output[:] = [output.name if o == source else o for o in node.output]
+                node.input[:] = [output.name if i == source else i for i in node.input]
+    used = {i for n in nodes for i in n.input}
+    del graph.node[:]
+    graph.node.extend(nodes)
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.checker.check_model(out)
+    return out
+
+
+def _clamps_at_zero(quantize: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
+    """Whether a ``QuantizeLinear``'s representable range starts at 0 (it clamps negatives, like a Relu)."""
+    from onnx import numpy_helper
+
+    if len(quantize.input) < 3 or quantize.input[1] not in inits or quantize.input[2] not in inits:
+        return False
+    scale = numpy_helper.to_array(inits[quantize.input[1]]).astype(np.float64)
+    zero = numpy_helper.to_array(inits[quantize.input[2]])
+    lowest = np.iinfo(zero.dtype).min
+    return bool(np.all((lowest - zero.astype(np.float64)) * scale >= 0))
+
+
+def to_float(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The FP32 graph of a dynamic-INT8 or static-QDQ file (the model itself if it is float): its INT8
+    weights dequantized, activations no longer rounded."""
+    ops = {n.op_type for n in model.graph.node}
+    if ops & {"ConvInteger", "MatMulInteger"}:
+        model = dequantize_dynamic(model)
+    if "DequantizeLinear" in {n.op_type for n in model.graph.node}:
+        model = dequantize_qdq(model)
+    return model
+
+
+def build_variant(
+    fp32_path: str | os.PathLike, out_path: Path, name: str, calibration: list[np.ndarray], keep: Sequence[str] = ()
+) -> Path:
+    """Write variant ``name`` (see :data:`VARIANTS`) of ``fp32_path``. Static variants quantize only weight
+    layers (Conv, Gemm, MatMul) and leave pooling in float: ORT's quantized AveragePool costs more than
+    it saves; ``keep`` weight layers stay float."""
+    if name == "fp32":
+        shutil.copyfile(fp32_path, out_path)
+    elif name == "dynamic":
+        quantize_dynamic_int8(fp32_path, out_path, keep)
+    elif name in ("static-qdq", "static-qoperator"):
+        fmt = QuantFormat.QDQ if name == "static-qdq" else QuantFormat.QOperator
+        with _prepared(fp32_path, keep) as (prepared, exclude):
+            quantize_static(
+                str(prepared),
+                str(out_path),
+                _Reader(calibration),
+                quant_format=fmt,
+                per_channel=True,
+                activation_type=QuantType.QUInt8 if fmt == QuantFormat.QOperator else QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude,
+                op_types_to_quantize=list(WEIGHT_OPS),
+                extra_options={"WeightSymmetric": True},
+            )
+    else:
+        raise ValueError(f"unknown variant {name!r}; expected one of {VARIANTS}")
+    return out_path
+
+
+def _session(path: Path):  # noqa: ANN202 -- onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def measure_latency(paths: Sequence[Path], probe: np.ndarray, runs: int = 200) -> list[float]:
+    """Median ms of one single-window ``session.run`` per file, the files interleaved call by call (so a
+    noisy machine slows them alike)."""
+    import time
+
+    sessions = [_session(p) for p in paths]
+    feed = {INPUT: np.asarray(probe, np.float32)[None]}
+    times: list[list[float]] = [[] for _ in sessions]
+    for i in range(runs + 10):
+        for s, t in zip(sessions, times):
+            t0 = time.perf_counter()
+            s.run(None, feed)
+            if i >= 10:
+                t.append(1e3 * (time.perf_counter() - t0))
+    return [float(np.median(t)) for t in times]
+
+
+def _ua(truth: np.ndarray, guess: np.ndarray) -> float:
+    classes = np.unique(truth)
+    return float(np.mean([np.mean(guess[truth == c] == c) for c in classes]))
+
+
+def choose_variant(
+    fp32_path: str | os.PathLike,
+    calibration: list[np.ndarray],
+    out_dir: str | os.PathLike,
+    evaluation: list[np.ndarray] | None = None,
+    labels: Sequence[int] | None = None,
+    variants: Sequence[str] = VARIANTS,
+    keep: Sequence[str] = (),
+    runs: int = 200,
+) -> tuple[Variant, list[Variant]]:
+    """The export rule: build every variant of ``fp32_path`` in ``out_dir``, measure each, pick the default.
+
+    ``calibration``: model inputs from the training speakers (static INT8 activation ranges).
+    ``evaluation``/``labels``: held-out model inputs (and their primary-head class) for agreement and UA;
+    without them every fourth calibration input is used and only agreement counts. The default is the
+    fastest variant whose UA is within :data:`UA_TOLERANCE` of FP32's (without labels: whose agreement
+    with FP32 is at least :data:`TARGET_AGREEMENT`); FP32 always qualifies, so an INT8 file slower than
+    FP32 never becomes the default -- it stays a named option (NPUs, microcontrollers).
+    Returns ``(chosen, table)``, ``table`` in ``variants`` order.
+    """
+    if "fp32" not in variants:
+        raise ValueError("the export rule compares against fp32: include it in variants")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    held_out = evaluation if evaluation else calibration[::4]
+    table = [Variant(v, build_variant(fp32_path, out_dir / f"{v}.onnx", v, calibration, keep)) for v in variants]
+    for v, ms in zip(table, measure_latency([v.path for v in table], held_out[0], runs)):
+        v.latency_ms, v.size_bytes = ms, v.path.stat().st_size
+    reference = top1(table[0].path, held_out)
+    for v in table:
+        guess = reference if v.name == "fp32" else top1(v.path, held_out)
+        v.agreement = float(np.mean(guess == reference))
+        if labels is not None and evaluation:
+            v.ua = _ua(np.asarray(labels), guess)
+    fp32 = table[0] if table[0].name == "fp32" else next(v for v in table if v.name == "fp32")
+
+    def accurate(v: Variant) -> bool:
+        if v.ua is not None and fp32.ua is not None:
+            return v.ua >= fp32.ua - UA_TOLERANCE
+        return v.agreement >= TARGET_AGREEMENT
+
+    chosen = min((v for v in table if v is fp32 or accurate(v)), key=lambda v: v.latency_ms)
+    return chosen, table
+
+
+def variant_table(table: Sequence[Variant], chosen: Variant) -> list[str]:
+    """Markdown rows of every variant (for the model card)."""
+    lines = [
+        "| variant | size KiB | latency ms (1 window, 1 thread) | agreement with FP32 % | UA % |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for v in table:
+        ua = "" if v.ua is None else f"{100 * v.ua:.1f}"
+        mark = " (default)" if v is chosen else ""
+        lines.append(
+            f"| {v.name}{mark} | {v.size_bytes / 1024:.0f} | {v.latency_ms:.3f} | {100 * v.agreement:.1f} | {ua} |"
+        )
+    return lines

@@ -66,7 +66,7 @@ def test_export_runs_in_the_recognizer_like_torch(trained, tmp_path):
     assert rec.contract == contract  # metadata round-trips
     assert [h.name for h in rec.contract.heads] == ["emotion", "gender"]
     for x in signals(corpus):
-        if len(x) > rec._window:
+        if len(x) > rec.window_samples:
             continue  # one window: the torch reference below sees the whole clip
         p = rec.predict(x, sample_rate=16000)
         emo, gender = torch_probs(model, contract, x)
@@ -219,7 +219,7 @@ def test_int8_selection_rule(trained, tmp_path, monkeypatch, agreements, expecte
         return (np.arange(200) >= round(share * 200)).astype(int)
 
     monkeypatch.setattr(quantize, "quantize_scheme", fake_quantize)
-    monkeypatch.setattr(quantize, "_top1", fake_top1)
+    monkeypatch.setattr(quantize, "top1", fake_top1)
     selection = [np.zeros((10, 41), np.float32)]
     out = quantize_int8(fp32, tmp_path / "q.onnx", selection, contract, selection=selection)
     choice = Recognizer(out).contract.provenance["int8"]
@@ -243,3 +243,47 @@ def test_int8_selection_audio_adds_perturbed_copies(trained, tmp_path):
     assert inputs[0].shape != inputs[1].shape  # 0.85x speed is longer, so more frames
     np.testing.assert_allclose(inputs[0], contract.model_input(clip), atol=1e-5)
     assert not np.allclose(inputs[3], inputs[0])  # the noisy copy differs
+
+
+def test_int8_files_back_to_float_keep_the_weights(trained, tmp_path):
+    """A dynamic-INT8 or static-QDQ file becomes the FP32 graph of its own INT8 weights: no integer or
+    (de)quantize node left, and it predicts what FP32 does (its weights rounded to INT8 only)."""
+    from export.quantize import quantize_dynamic_int8, quantize_static_qdq, to_float
+
+    contract, fp32, xs, calibration = exported_fp32(trained, tmp_path, 16)
+    dynamic, qdq = tmp_path / "d.onnx", tmp_path / "q.onnx"
+    quantize_dynamic_int8(fp32, dynamic)
+    quantize_static_qdq(fp32, qdq, calibration, keep=())
+    reference = OnnxModel(fp32)
+    for source in (dynamic, qdq):
+        back = tmp_path / f"{source.stem}.float.onnx"
+        onnx.save(to_float(onnx.load(str(source))), str(back))
+        ops = {n.op_type for n in onnx.load(str(back)).graph.node}
+        assert not ops & {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear"}
+        model = OnnxModel(back)
+        inputs = [contract.model_input(x) for x in xs]
+        ours = np.array([model.run(x[None])["emotion"][0] for x in inputs])
+        want = np.array([reference.run(x[None])["emotion"][0] for x in inputs])
+        assert np.abs(ours - want).max() < 0.05  # INT8 weight rounding only; an activation range would be far off
+
+
+def test_export_rule_picks_the_fastest_accurate_variant(trained, tmp_path, monkeypatch):
+    """Every variant is built and measured; the default is the fastest within half a UA point of FP32, and an
+    INT8 file slower than FP32 is never the default."""
+    contract, fp32, xs, calibration = exported_fp32(trained, tmp_path, 16)
+    evaluation = [contract.model_input(x) for x in xs]
+    labels = [int(np.argmax(OnnxModel(fp32).run(x[None])["emotion"])) for x in evaluation]  # FP32 UA 1.0
+    chosen, table = quantize.choose_variant(fp32, calibration, tmp_path / "v", evaluation, labels, runs=5)
+    assert [v.name for v in table] == list(quantize.VARIANTS)
+    assert all(v.size_bytes > 0 and v.latency_ms > 0 and 0 <= v.agreement <= 1 for v in table)
+    fp32_row = table[0]
+    assert fp32_row.agreement == 1.0 and fp32_row.ua == 1.0
+    qualifying = [v for v in table if v.ua >= fp32_row.ua - quantize.UA_TOLERANCE]
+    assert chosen is min(qualifying, key=lambda v: v.latency_ms)
+    assert chosen.latency_ms <= fp32_row.latency_ms
+    slow = {v: 1.0 for v in quantize.VARIANTS} | {"fp32": 0.5}  # every INT8 variant slower: FP32 wins
+    monkeypatch.setattr(quantize, "measure_latency", lambda paths, probe, runs: [slow[p.stem] for p in paths])
+    chosen, _ = quantize.choose_variant(fp32, calibration, tmp_path / "w", evaluation, labels, runs=5)
+    assert chosen.name == "fp32"
+    rows = quantize.variant_table(table, table[0])
+    assert len(rows) == 2 + len(table) and "(default)" in rows[2]
