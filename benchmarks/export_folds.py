@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import emit
-from benchmarks.results import export_fold
+from export.records import export_fold
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -34,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import bench
 from benchmarks.report import emit
-from edge_ser import Recognizer
+from edge_ser import Recognizer, bench
 from edge_ser.model import SHIPPED, resolve, shipped_models
+from export.records import export_fold, mean_std, record_run
 
 PRECISIONS = ("fp32", "int8")
 RECORDS = Path("benchmarks/results/runs")
@@ -45,57 +44,6 @@ PUBLISHED = {  # the seed papers' own figures; their hardware is not stated
     "audio_resnet": "0.13 M params / 3.35 ms",
     "spectrogram_resnet": "0.39 M params / 1.72 ms",
 }
-
-
-def export_fold(
-    fold_dir: Path, data: str, out: Path, float_layers: int | None = None, scheme: str | None = None
-) -> dict[str, Any]:
-    """``edge-ser export FOLD --int8 --data DATA``: writes ``out`` (INT8) and ``out.fp32.onnx``; its parity report."""
-    from export import cli
-
-    parser = argparse.ArgumentParser()
-    cli.configure_parser(parser)
-    argv = [str(fold_dir), "--out", str(out), "--int8", "--data", data]
-    argv += ["--float-layers", str(float_layers)] if float_layers is not None else []
-    argv += ["--scheme", scheme] if scheme is not None else []
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        cli.run(parser.parse_args(argv))
-    return json.loads(buffer.getvalue())["parity"]
-
-
-def mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
-
-
-def record_run(run: Path, data: str, work: Path, records: Path, reuse: bool, export: bool = True) -> Path:
-    """Exports every fold of a finished run and keeps what the table needs in ``records/<run>.json``.
-
-    The record holds the run's report and, per fold, the export's parity report (ONNX FP32/INT8
-    scores on the test speakers) and the checkpoint config (no weights), so the table can be
-    rebuilt after the run directory is gone. Random-split runs (and any with ``export=False``) are
-    recorded without export: only their torch scores are shown.
-    """
-    report = json.loads((run / "report.json").read_text())
-    missing = [name for name in report["folds"] if not (run / name / "model.pt").is_file()]
-    if missing or not report["folds"]:
-        raise ValueError(f"{run}: unfinished run (no checkpoint for folds {missing or 'any'})")
-    folds = {}
-    if export and report["protocol"] != "random":
-        for name in report["folds"]:
-            out = work / run.name / f"{name}.onnx"
-            saved = out.with_suffix(".parity.json")
-            if reuse and saved.is_file() and out.is_file() and out.with_suffix(".fp32.onnx").is_file():
-                parity = json.loads(saved.read_text())
-            else:
-                print(f"results: exporting {run.name}/{name}", file=sys.stderr)
-                parity = export_fold(run / name, data, out)
-                saved.write_text(json.dumps(parity))
-            folds[name] = {"parity": parity, "config": json.loads((run / name / "config.json").read_text())}
-    records.mkdir(parents=True, exist_ok=True)
-    path = records / f"{run.name}.json"
-    path.write_text(json.dumps({"run": run.name, "report": report, "folds": folds}, indent=1) + "\n")
-    return path
 
 
 def bench_files(record: dict[str, Any], data: str, work: Path) -> tuple[Path, str]:
@@ -189,9 +137,36 @@ def shipped_entries(options: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def bench_file(path: Path, options: argparse.Namespace) -> dict[str, Any]:
-    print(f"results: benchmarking {path}", file=sys.stderr)
-    args = argparse.Namespace(seconds=options.seconds, threads=options.threads, runs=options.runs, warmup=20)
-    return bench.bench_model(Recognizer(str(path), threads=options.threads), args, None, progress=False)
+    """A placeholder for ``path``'s figures, which :func:`measure` fills for all entries in one run."""
+    return {"path": str(path)}
+
+
+def measure(entries: list[dict[str, Any]], options: argparse.Namespace) -> None:
+    """``edge-ser bench`` figures of every entry's file, all timed in one interleaved run."""
+    paths = list(dict.fromkeys(e["bench"]["path"] for e in entries))
+    print(f"results: benchmarking {len(paths)} files, interleaved", file=sys.stderr)
+    args = argparse.Namespace(
+        seconds=options.seconds, threads=options.threads, runs=options.runs, warmup=20, fresh=bench.FRESH_RUNS
+    )
+    figures = bench.bench_models([Recognizer(p, threads=options.threads) for p in paths], args)
+    by_path = dict(zip(paths, figures))
+    for e in entries:
+        e["bench"] = by_path[e["bench"]["path"]]
+
+
+BASELINES = ("audio_resnet", "spectrogram_resnet")  # the seed architectures the ratio columns compare with
+
+
+def speedups(entries: list[dict[str, Any]]) -> None:
+    """``entry["speedup"][arch]``: that seed architecture's FP32 total p50 over this entry's, on the same
+    corpus (the same number of classes), from the same run."""
+    for e in entries:
+        e["speedup"] = {}
+        for arch in BASELINES:
+            base = [b for b in entries if b["arch"] == arch and b["precision"] == "fp32" and b["corpus"] == e["corpus"]]
+            if base:
+                total = base[0]["bench"]["latency_ms"]["total"]["p50"]
+                e["speedup"][arch] = total / e["bench"]["latency_ms"]["total"]["p50"]
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
@@ -249,7 +224,9 @@ def render(
         "front-end ms p50",
         "inference ms p50",
         "RTF",
-        "cold start ms",
+        "× faster than AudioResNet FP32",
+        "× faster than SpectrogramResNet FP32",
+        "cold start ms (process / in-process)",
         "peak RSS MiB",
         "UA % (speaker-indep.)",
         "WA %",
@@ -263,7 +240,8 @@ def render(
         "",
         f"Measured in one run on {host['cpu']} ({host['cores']} cores), {host['os']}; {versions}; {host['date']}.",
         f"Latency: `edge-ser bench` on {b0['seconds']:g} s of audio, {b0['threads']} thread, {b0['runs']} runs after "
-        "warm-up; RTF = total p50 / audio duration. UA/WA: the ONNX files scored through `edge_ser.Recognizer` on "
+        "warm-up, every file in turn call by call (ratios from one run); RTF = total p50 / audio duration. "
+        "UA/WA: the ONNX files scored through `edge_ser.Recognizer` on "
         "each speaker-independent fold's test speakers, mean ± std over folds. The random-split column (speakers "
         "shared between training and test, the seed papers' protocol; torch scores of one 80/20 fold) is not "
         "comparable with the speaker-independent one.",
@@ -281,13 +259,14 @@ def render(
             e["name"],
             e["precision"].upper(),
             f"{b['parameters']:,}",
-            bench._si(b["macs_per_second"]),
+            bench.si(b["macs_per_second"]),
             f"{b['size_bytes'] / 1024:.0f}",
             " / ".join(f"{lat['total'][q]:.2f}" for q in ("p50", "p90", "p99")),
             f"{lat['frontend']['p50']:.2f}",
             f"{lat['inference']['p50']:.2f}",
             f"{b['rtf']:.4f}",
-            f"{b['cold_start_ms']:.0f}",
+            *(f"{e['speedup'][a]:.2f}" if a in e.get("speedup", {}) else "" for a in BASELINES),
+            f"{b['cold_start_ms']:.0f} / {b['in_process_ms']:.0f}",
             f"{b['peak_rss_mb']:.0f}",
             _pct(e["ua"]),
             _pct(e["wa"]),
@@ -396,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             entries += run_entries(record, path, location(record["report"]["dataset"]), args.work, args)
     if not entries:
         parser.error(f"nothing to measure: no shipped model and no run recorded in {args.records}")
+    measure(entries, args)
+    speedups(entries)
     command = shlex.join(["python", "benchmarks/results.py", *(argv if argv is not None else sys.argv[1:])])
     draw(entries, args.plot)
     plot_link = os.path.relpath(args.plot, args.out.parent)

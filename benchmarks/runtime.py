@@ -1,9 +1,10 @@
-"""Runtime figures: front-end time per 3 s of 16 kHz audio, `import edge_ser` time, install size.
+"""Runtime figures: front-end time per 3 s of audio, batching, long audio, `import edge_ser`, install size.
 
-    python benchmarks/runtime.py [--runs 300] [--install-size] [--out benchmarks/results/runtime.md]
+    python -m benchmarks.runtime [--runs 300] [--install-size] [--long-hours 2] [--out benchmarks/results/runtime.md]
 
-Pinned to one core (and one BLAS thread) so the front-end figures mean "one core". Times
-are medians over ``--runs`` calls after warm-up, measured in one process run.
+Pinned to one core (and one BLAS thread) so the figures mean "one core". Times are medians over
+``--runs`` calls after warm-up; the rows of each table take turns call by call (one interleaved run,
+so their ratios hold on a noisy machine).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -29,15 +32,16 @@ from benchmarks.report import emit  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def median_ms(fn, runs: int) -> float:
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
+def interleaved_ms(fns: dict[str, Callable[[], object]], runs: int, warmup: int = 10) -> dict[str, float]:
+    """Median ms of each function, the functions called in turn ``runs`` times."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(warmup + runs):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
 def plain_numpy_logmel(x: np.ndarray, fb: np.ndarray) -> np.ndarray:
@@ -47,38 +51,144 @@ def plain_numpy_logmel(x: np.ndarray, fb: np.ndarray) -> np.ndarray:
     return np.log(power @ fb.T + 1e-10)
 
 
-def frontend_rows(runs: int) -> list[tuple[str, float]]:
+def frontend_table(runs: int) -> list[str]:
+    from edge_ser import Recognizer
     from edge_ser.frontend import FrontEnd, mel_filterbank
 
-    rng = np.random.default_rng(0)
-    x = (0.1 * rng.standard_normal(48000)).astype(np.float32)
-    mfcc = FrontEnd("mfcc")
-    logmel = FrontEnd("logmel", n_mels=40, window="hann")
-    logspec = FrontEnd("logspec", window="hann")
-    rows = [
-        ("edge_ser MFCC (13 of 26 mel, 25/10 ms, n_fft 512)", median_ms(lambda: mfcc(x), runs)),
-        ("edge_ser log-mel (40 mel, hann)", median_ms(lambda: logmel(x), runs)),
-        ("edge_ser log-power spectrogram (257 bins, hann)", median_ms(lambda: logspec(x), runs)),
-    ]
-    fb = mel_filterbank(40, 512, 16000)
-    rows.append(("plain numpy log-mel (baseline)", median_ms(lambda: plain_numpy_logmel(x, fb), runs)))
+    x = (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32)
+    english = Recognizer("english").contract.frontend
+    chinese = Recognizer("chinese").contract.frontend
+    fb = mel_filterbank(64, 512, 16000)
+    fft_in = np.zeros((299, 512))
+    fns = {
+        f"edge_ser log-mel ({english.n_mels} mel, hann): `english`": lambda: english(x),
+        f"edge_ser MFCC ({chinese.n_mfcc} of {chinese.n_mels} mel, rect): `chinese`": lambda: chinese(x),
+        "edge_ser log-power spectrogram (257 bins, hann)": lambda: FrontEnd("logspec", window="hann")(x),
+        "plain numpy log-mel, 64 mel (baseline)": lambda: plain_numpy_logmel(x, fb),
+        "numpy float64 rfft of the 299 frames alone (lower bound)": lambda: np.fft.rfft(fft_in),
+    }
     try:
         import python_speech_features as psf
 
         x64 = x.astype(np.float64)
-        rows.append(("python_speech_features.mfcc (reference)", median_ms(lambda: psf.mfcc(x64), max(runs // 5, 20))))
+        fns["python_speech_features.logfbank, 64 mel (reference)"] = lambda: psf.logfbank(
+            x64, nfilt=64, winfunc=np.hanning
+        )
     except ImportError:
         pass
+    ms = interleaved_ms(fns, runs)
+    ours = ms[next(iter(ms))]
+    lines = [
+        f"Front-ends, per 3 s of 16 kHz audio, median of {runs} interleaved runs:",
+        "",
+        "| step | ms | × `english`'s |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {v:.3f} | {v / ours:.2f} |" for name, v in ms.items()]
     from edge_ser.resample import resample
 
-    for rate in (48000, 44100, 8000):
-        y = (0.1 * rng.standard_normal(3 * rate)).astype(np.float32)
-        rows.append(
-            (f"resample 3 s from {rate} Hz to 16 kHz", median_ms(lambda y=y, r=rate: resample(y, r, 16000), 50))
-        )
-    fft_in = np.zeros((299, 512))
-    rows.append(("numpy rfft of the 299 frames alone (lower bound)", median_ms(lambda: np.fft.rfft(fft_in), runs)))
-    return rows
+    rng = np.random.default_rng(1)
+    signals = {rate: (0.1 * rng.standard_normal(3 * rate)).astype(np.float32) for rate in (48000, 44100, 8000)}
+    ms = interleaved_ms(
+        {f"resample 3 s from {r} Hz to 16 kHz": (lambda y=y, r=r: resample(y, r, 16000)) for r, y in signals.items()},
+        50,
+    )
+    lines += ["", "Resampling (median of 50 interleaved runs):", "", "| step | ms |", "|---|---:|"]
+    lines += [f"| {name} | {v:.3f} |" for name, v in ms.items()]
+    return lines
+
+
+def batching_table(runs: int) -> list[str]:
+    """ms per window of one ``session.run`` at batch sizes 1..32, per shipped model: where batching loses."""
+    from edge_ser import Recognizer
+    from edge_ser.model import OnnxModel, shipped_models
+
+    sizes = (1, 2, 4, 8, 32)
+    fns, names = {}, [n for n in ("english", "chinese", "english-adaptive") if n in shipped_models()]
+    for name in names:
+        rec = Recognizer(name)
+        model = OnnxModel(name)
+        x = (0.1 * np.random.default_rng(0).standard_normal(rec.window_samples)).astype(np.float32)
+        features = rec.contract.model_input(x)
+        for b in sizes:
+            batch = np.repeat(features[None], b, axis=0)
+            fns[(name, b)] = lambda m=model, batch=batch: m.run(batch)
+    ms = interleaved_ms(fns, max(runs // 10, 20), warmup=3)
+    lines = [
+        "Inference per window at each batch size (one `session.run` of B windows, ms / B; median of "
+        f"{max(runs // 10, 20)} interleaved runs). `predict_batch` scores one window per call, as `predict` does:",
+        "",
+        "| model | " + " | ".join(f"B={b}" for b in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{ms[(name, b)] / b:.3f}" for b in sizes) + " |")
+    rec = Recognizer("english")
+    clips = [(0.1 * np.random.default_rng(i).standard_normal(48000)).astype(np.float32) for i in range(32)]
+    ms = interleaved_ms(
+        {
+            "predict_batch": lambda: rec.predict_batch(clips, sample_rate=16000),
+            "predict loop": lambda: [rec.predict(c, sample_rate=16000) for c in clips],
+        },
+        max(runs // 30, 5),
+        warmup=1,
+    )
+    lines += [
+        "",
+        "32 clips of 3 s, `english`: "
+        + ", ".join(f"{name} {32e3 / v:.0f} clips/s" for name, v in ms.items())
+        + " (one code path: equal by construction).",
+    ]
+    return lines
+
+
+def long_audio_lines() -> list[str]:
+    """ms per audio-second of `predict` on 600 s (16 kHz) with the default model, against 3 s."""
+    from edge_ser import Recognizer
+
+    rec = Recognizer()
+    rng = np.random.default_rng(0)
+    short = (0.1 * rng.standard_normal(48000)).astype(np.float32)
+    clip = (0.1 * rng.standard_normal(600 * 16000)).astype(np.float32)
+    ms = interleaved_ms(
+        {"3 s": lambda: rec.predict(short, sample_rate=16000), "600 s": lambda: rec.predict(clip, sample_rate=16000)},
+        5,
+        warmup=1,
+    )
+    return [
+        f"`predict` with the default model, ms per second of audio: 3 s clip {ms['3 s'] / 3:.3f}, "
+        f"600 s clip {ms['600 s'] / 600:.3f} (features once per frame, one window per second: median of 5)."
+    ]
+
+
+_PEAK = """
+import json, sys, time
+t = time.perf_counter()
+import edge_ser
+p = edge_ser.Recognizer().predict(sys.argv[1])
+with open("/proc/self/status") as f:
+    peak = next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+print(json.dumps({"label": p.label, "seconds": time.perf_counter() - t, "peak_rss_mib": peak}))
+"""
+
+
+def long_file_lines(hours: float) -> list[str]:
+    """Peak resident memory of a fresh process predicting a ``hours`` long 44.1 kHz WAV file."""
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.wav"
+        rng = np.random.default_rng(0)
+        with sf.SoundFile(path, "w", 44100, 1, "PCM_16") as f:
+            for _ in range(int(hours * 3600 / 60)):
+                f.write((0.1 * rng.standard_normal(44100 * 60)).astype(np.float32))
+        size = path.stat().st_size
+        out = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+    return [
+        f"`Recognizer().predict(FILE)` on {hours:g} h of 44.1 kHz 16-bit WAV ({size / 2**20:.0f} MiB): "
+        f"peak RSS (VmHWM) {r['peak_rss_mib']:.0f} MiB, {r['seconds']:.0f} s, in a fresh process."
+    ]
 
 
 def import_time_ms(repeats: int = 7) -> float:
@@ -87,7 +197,7 @@ def import_time_ms(repeats: int = 7) -> float:
     return 1e3 * float(np.median(times))
 
 
-def install_size_mb() -> float:
+def install_size_mb() -> tuple[float, bool, str]:
     """Size of a fresh virtual environment's site-packages after `pip install .` (runtime only)."""
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
@@ -104,34 +214,40 @@ def install_size_mb() -> float:
             if f.is_file()
         )
         listing = subprocess.check_output([str(pip), "list", "--format=freeze"], text=True)
-        torch_present = "torch" in listing.lower()
-        return total / 2**20, torch_present, listing
+        return total / 2**20, "torch" in listing.lower(), listing
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--install-size", action="store_true", help="also build a fresh venv and measure it")
+    parser.add_argument("--long-hours", type=float, default=0, help="also predict a WAV this long (peak memory)")
     parser.add_argument("--out", type=Path, help="write the markdown report here too")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-
-    rows = frontend_rows(args.runs)
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    cpu = platform.processor() or platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
     lines = [
         "# Runtime figures",
         "",
-        f"{date.today()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores on the machine, "
-        f"pinned to 1 · Python {platform.python_version()} · numpy {np.__version__}",
+        f"{date.today()} · {cpu} · {os.cpu_count()} cores on the machine (shared with other jobs: figures are "
+        f"noisy), pinned to 1 · Python {platform.python_version()} · numpy {np.__version__}",
         "",
-        f"Time per 3 s of audio, one core, median of {args.runs} runs (resampling: 50 runs):",
+        "Command: `python -m benchmarks.runtime " + " ".join(a for a in sys.argv[1:]) + "`",
         "",
-        "| step | ms |",
-        "|---|---:|",
-        *[f"| {name} | {ms:.3f} |" for name, ms in rows],
+        *frontend_table(args.runs),
         "",
-        f"`import edge_ser`: {import_time_ms():.1f} ms (median of 7 fresh interpreters).",
+        *batching_table(args.runs),
+        "",
+        *long_audio_lines(),
     ]
+    if args.long_hours:
+        lines += ["", *long_file_lines(args.long_hours)]
+    lines += ["", f"`import edge_ser`: {import_time_ms():.1f} ms (median of 7 fresh interpreters)."]
     if args.install_size:
         size, torch_present, listing = install_size_mb()
         packages = ", ".join(

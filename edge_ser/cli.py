@@ -20,11 +20,11 @@ from .result import Prediction
 if TYPE_CHECKING:
     from .recognizer import Recognizer
 
-# Training-side subcommands live outside the runtime and need the `train` extra.
+# Subcommands loaded on demand: train and export live outside the runtime and need the `train` extra.
 _EXTERNAL = {
     "train": ("models.train", "train a model on a corpus (needs the train extra)"),
     "export": ("export.cli", "export a trained checkpoint to a self-describing ONNX file (needs the train extra)"),
-    "bench": ("benchmarks.bench", "speed, size, MACs, memory and accuracy of models, as one table (needs onnx)"),
+    "bench": ("edge_ser.bench", "speed, size, MACs, memory (and with --data, accuracy) of models, as one table"),
 }
 
 

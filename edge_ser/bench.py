@@ -1,0 +1,321 @@
+"""``edge-ser bench MODEL... [--threads 1] [--seconds 3] [--runs 300] [--warmup 20] [--json|--csv|--markdown]``.
+
+Per model: parameters (from the contract), MACs per second of audio (counted by ONNX Runtime, see
+:mod:`edge_ser.macs`), file size; latency percentiles of the front-end (features and normalization of
+every window, as ``Recognizer`` computes them; nothing for waveform-in models), of inference (one
+``session.run`` per window) and of ``Recognizer.predict`` end to end, on one fixed input of
+``--seconds`` of audio after ``--warmup`` calls, the models taking turns call by call (so their ratios
+come from one run); the real-time factor (total p50 / audio duration); and, from fresh processes that
+make one prediction, the cold start in-process (import, load, predict) and as a whole process
+(interpreter start to first prediction, wall clock), and the child's peak resident memory (``VmHWM``,
+read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork and exec). With
+``--data DIR --dataset NAME`` (the training side, ``benchmarks.accuracy``) also UA/WA on that corpus.
+Needs only the runtime.
+
+Timings run in fresh interpreters whose numpy thread pools (OpenBLAS, MKL, OpenMP) are capped at
+``--threads``, like ONNX Runtime's: an uncapped BLAS pool fighting for busy cores slows the front-end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EdgeSERError, ModelError
+from .macs import macs_per_second
+from .model import OnnxModel
+from .recognizer import Recognizer
+
+PERCENTILES = (50, 90, 99)
+PARTS = ("frontend", "inference", "total")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+FRESH_RUNS = 5  # fresh processes per model; the median is reported
+
+# A fresh interpreter, argv = model path, threads, samples, rate: one prediction, then its own figures.
+_FRESH = """
+import json, resource, sys, time
+t = time.perf_counter()
+import numpy as np
+from edge_ser import Recognizer, EdgeSERError
+path, threads, n, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+x = (0.1 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+try:
+    Recognizer(path, threads=threads).predict(x, sample_rate=rate)
+except EdgeSERError as exc:
+    print(json.dumps({"error": str(exc)}))
+    sys.exit()
+done, inside = time.time(), time.perf_counter() - t
+peak = None
+try:
+    with open("/proc/self/status") as f:
+        peak = next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+print(json.dumps({"done": done, "in_process_ms": 1e3 * inside, "peak_rss_mb": peak}))
+"""
+
+# A fresh interpreter, argv = threads, seconds, runs, warmup, model paths...: `latency`.
+_LATENCY = """
+import json, sys
+from edge_ser.bench import latency
+from edge_ser import EdgeSERError
+threads, seconds, runs, warmup, *paths = sys.argv[1:]
+try:
+    print(json.dumps({"models": latency(paths, int(threads), float(seconds), int(runs), int(warmup))}))
+except EdgeSERError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def _number(kind: type, minimum: float, strict: bool = False) -> Any:
+    """An argparse type: ``kind`` at least ``minimum`` (above it when ``strict``)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__.splitlines()[0]
+    add = parser.add_argument
+    add("models", nargs="*", default=["default"], metavar="MODEL", help="shipped model names or .onnx paths")
+    add("--threads", type=_number(int, 0), default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
+    add("--seconds", type=_number(float, 0, strict=True), default=3.0, help="audio per call (default: %(default)s)")
+    add("--runs", type=_number(int, 1), default=300, help="measured calls per model (default: %(default)s)")
+    add("--warmup", type=_number(int, 0), default=20, help="calls before measuring (default: %(default)s)")
+    add("--fresh", type=_number(int, 1), default=FRESH_RUNS, help="fresh processes per model (default: %(default)s)")
+    fmt = parser.add_mutually_exclusive_group()
+    for name in ("json", "csv", "markdown"):
+        fmt.add_argument(f"--{name}", dest="format", action="store_const", const=name)
+    parser.set_defaults(format="markdown")
+    add("--data", help="corpus root: also report UA/WA on all its utterances (with --dataset; training side)")
+    add("--dataset", help="corpus name for --data (casia, ravdess, ...)")
+    add("--no-progress", action="store_true", help="no progress bar (also off when stderr is not a terminal)")
+
+
+def bench_signal(seconds: float, rate: int) -> np.ndarray:
+    """The fixed input: seeded noise at 0.1 RMS, never silent, identical in every process."""
+    return (0.1 * np.random.default_rng(0).standard_normal(int(round(seconds * rate)))).astype(np.float32)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {f"p{q}": float(v) for q, v in zip(PERCENTILES, np.percentile(values, PERCENTILES))}
+
+
+def latency(paths: list[str], threads: int, seconds: float, runs: int, warmup: int) -> list[dict[str, Any]]:
+    """Percentiles in ms of front-end, inference and total time on ``seconds`` of audio, for each model,
+    in this process; the models take turns call by call, so a noisy machine slows them alike and their
+    ratios hold."""
+    models = []
+    for path in paths:
+        rec = Recognizer(path, threads=threads)
+        models.append((rec, OnnxModel(path, threads=threads), bench_signal(seconds, rec.sample_rate)))
+    times: list[dict[str, list[float]]] = [{part: [] for part in PARTS} for _ in models]
+    n_windows = [0] * len(models)
+    for i in range(warmup + runs):
+        for k, (rec, model, x) in enumerate(models):
+            c = rec.contract
+            t0 = time.perf_counter()
+            cutter = rec.cutter()
+            cut = cutter.push(x) + cutter.finish()
+            inputs = [c.model_input(w.samples) if w.rows is None else c.normalize(c.frontend.pool(w.rows)) for w in cut]
+            t1 = time.perf_counter()
+            for features in inputs:
+                model.run(features[None])
+            t2 = time.perf_counter()
+            rec.predict(x, sample_rate=rec.sample_rate)
+            t3 = time.perf_counter()
+            n_windows[k] = len(inputs)
+            if i >= warmup:
+                for part, dt in zip(PARTS, (t1 - t0, t2 - t1, t3 - t2)):
+                    times[k][part].append(1e3 * dt)
+    return [
+        {"windows": n, "latency_ms": {part: _percentiles(t[part]) for part in PARTS}} for n, t in zip(n_windows, times)
+    ]
+
+
+def _environment(threads: int) -> dict[str, str]:
+    """This environment, with this edge_ser importable and numpy's thread pools capped at ``threads``."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    if threads > 0:
+        env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
+    return env
+
+
+def in_fresh_process(code: str, argv: list[str], threads: int, what: str | None = None) -> tuple[dict[str, Any], float]:
+    """Run ``code`` in a new interpreter (this edge_ser, numpy's threads capped); its last stdout line is
+    JSON. Returns that object and the wall-clock time (``time.time``) at which the process was started."""
+    command = [sys.executable, "-c", code, *argv]
+    started = time.time()
+    proc = subprocess.run(command, capture_output=True, text=True, env=_environment(threads))
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        reason = ((proc.stderr or "").strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
+        raise ModelError(f"{what or argv[0]}: measurement in a fresh process failed ({reason})")
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise EdgeSERError(result["error"])
+    return result, started
+
+
+def measure_latency(paths: list[str], threads: int, seconds: float, runs: int, warmup: int) -> list[dict]:
+    """:func:`latency` of the models, interleaved, in a fresh process."""
+    argv = [str(threads), str(seconds), str(runs), str(warmup), *paths]
+    return in_fresh_process(_LATENCY, argv, threads, what=paths[0])[0]["models"]
+
+
+def fresh_process(path: str, threads: int, seconds: float, rate: int, repeats: int = FRESH_RUNS) -> dict[str, float]:
+    """Medians over ``repeats`` new interpreters that make one prediction: whole-process cold start (ms,
+    from starting the interpreter to the first prediction), the in-process part (import, load, predict)
+    and the child's own peak resident memory (MiB)."""
+    rows = []
+    for _ in range(repeats):
+        result, started = in_fresh_process(
+            _FRESH, [path, str(threads), str(int(round(seconds * rate))), str(rate)], threads
+        )
+        rows.append((1e3 * (result["done"] - started), result["in_process_ms"], result["peak_rss_mb"]))
+    cold, inside, peak = (float(np.median(col)) for col in zip(*rows))
+    return {"cold_start_ms": cold, "in_process_ms": inside, "peak_rss_mb": peak}
+
+
+def bench_models(
+    recognizers: list[Recognizer], args: argparse.Namespace, corpus: Any = None, score: Any = None
+) -> list[dict[str, Any]]:
+    """Every figure for each model, as JSON-ready objects; latencies from one interleaved run
+    (``score(rec, corpus)``: UA/WA, given a corpus)."""
+    timings = measure_latency([rec.path for rec in recognizers], args.threads, args.seconds, args.runs, args.warmup)
+    results = []
+    for rec, timing in zip(recognizers, timings):
+        c = rec.contract
+        fresh = fresh_process(rec.path, args.threads, args.seconds, rec.sample_rate, getattr(args, "fresh", FRESH_RUNS))
+        results.append(
+            {
+                "model": Path(rec.path).name,
+                "name": c.name,
+                "path": rec.path,
+                "parameters": c.parameters,
+                "macs_per_second": macs_per_second(rec.path, c, args.seconds),
+                "size_bytes": Path(rec.path).stat().st_size,
+                "seconds": args.seconds,
+                "threads": args.threads,
+                "runs": args.runs,
+                "warmup": args.warmup,
+                **timing,
+                "rtf": timing["latency_ms"]["total"]["p50"] / 1e3 / args.seconds,
+                **fresh,
+                "accuracy": score(rec, corpus) if corpus is not None else None,
+            }
+        )
+    return results
+
+
+def si(value: float | None) -> str:
+    """``value`` with an SI suffix (k, M, G), three digits."""
+    if value is None:
+        return "n/a"
+    for scale, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def flat(result: dict[str, Any]) -> dict[str, Any]:
+    """One CSV row: nested latency and accuracy flattened into columns."""
+    row = {k: v for k, v in result.items() if k not in ("latency_ms", "accuracy")}
+    for part, values in result["latency_ms"].items():
+        row.update({f"{part}_{q}_ms": v for q, v in values.items()})
+    acc = result["accuracy"] or {}
+    row.update({k: acc.get(k) for k in ("dataset", "scored", "failed", "excluded", "ua", "wa")})
+    return row
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """One comparison table, a row per model, under a line saying how it was measured."""
+    scored = any(r["accuracy"] for r in results)
+    r0 = results[0]
+    head = [
+        "model",
+        "params",
+        "MAC/s",
+        "size KiB",
+        *(f"{p} ms p50/p90/p99" for p in ("front-end", "inference", "total")),
+        "RTF",
+        "cold start ms (process / in-process)",
+        "peak RSS MiB",
+    ]
+    head += ["UA %", "WA %"] if scored else []
+    lines = [
+        f"`edge-ser bench`: {r0['seconds']:g} s of audio, threads {r0['threads']}, {r0['runs']} runs after "
+        f"{r0['warmup']} warm-up; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"onnxruntime {_ort_version()}.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for r in results:
+        cells = [
+            r["model"],
+            f"{r['parameters']:,}",
+            si(r["macs_per_second"]),
+            f"{r['size_bytes'] / 1024:.1f}",
+            *(" / ".join(f"{r['latency_ms'][p][f'p{q}']:.3f}" for q in PERCENTILES) for p in PARTS),
+            f"{r['rtf']:.4f}",
+            f"{r['cold_start_ms']:.0f} / {r['in_process_ms']:.0f}",
+            f"{r['peak_rss_mb']:.1f}",
+        ]
+        if scored:
+            acc = r["accuracy"]
+            cells += [f"{100 * acc['ua']:.1f}", f"{100 * acc['wa']:.1f}"] if acc else ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.data is None) != (args.dataset is None):
+        raise EdgeSERError("--data and --dataset go together")
+    recognizers = [Recognizer(m, threads=args.threads) for m in args.models]  # a bad model fails before measuring
+    corpus, score = None, None
+    if args.data is not None:
+        try:  # the training side's corpora and metrics, by name: the runtime does not depend on them
+            tool = importlib.import_module("benchmarks.accuracy")
+        except ImportError as exc:
+            raise EdgeSERError(
+                f"--data needs the training side (a source checkout with the train extra): {exc}"
+            ) from None
+        corpus = tool.load(args.dataset, args.data)
+        progress = not args.no_progress and sys.stderr.isatty()
+        score = lambda rec, corpus: tool.accuracy(rec, corpus, progress)  # noqa: E731
+    results = bench_models(recognizers, args, corpus, score)
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    elif args.format == "csv":
+        rows = [flat(r) for r in results]
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print(markdown(results))
+    return 0
