@@ -1,8 +1,11 @@
 """edge-ser: on-device speech emotion recognition from one self-describing ONNX file.
 
-import edge_ser
-rec = edge_ser.Recognizer()            # or Recognizer("path/to/model.onnx")
-print(rec.predict("hello.wav").label)
+Example (tests/test_docs.py runs it)::
+
+    import edge_ser
+
+    rec = edge_ser.Recognizer()  # the default English model; or Recognizer("path/to/model.onnx")
+    print(rec.predict("hello.wav").label)
 """
 
 from .audio import load_audio

@@ -83,8 +83,8 @@ def ship(
     extra: tuple[str, ...] = (),
 ) -> Path:
     """Cross-validate, record, train on all speakers and export shipped model ``name``; returns its path."""
-    from benchmarks import results
     from export import cli
+    from export import records as results
     from models import train
 
     recipe = RECIPES[name]
@@ -99,7 +99,7 @@ def ship(
     record = results.record_run(cv, data, work, records, reuse=True)
     adaptation = None
     if recipe.adaptation_prior is not None:
-        from benchmarks import adaptation as causal
+        from export import adaptation_eval as causal
 
         adaptation = records / f"ship-{name}-adaptation.json"
         result = causal.evaluate(cv, None, data, seed=0, prior=recipe.adaptation_prior)

@@ -1,19 +1,27 @@
-"""The runtime stays small: exact dependencies, and no torch or onnx at import time."""
+"""The runtime stays small and clean: exact dependencies, no torch or onnx at import time, a wheel with
+``edge_ser`` alone, and dependencies pointing one way (runtime <- training <- export <- benchmarks)."""
 
+import ast
 import configparser
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("edge_ser", "models", "export", "benchmarks")  # each may import only itself and those before it
+RUNTIME_THIRD_PARTY = {"numpy", "onnxruntime", "soundfile"}
 
 
-def test_runtime_dependencies_are_exactly_the_four():
+def test_runtime_dependencies_are_exactly_three():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     deps = [line.split(">")[0].split("=")[0].strip() for line in cfg["options"]["install_requires"].split("\n")]
-    assert sorted(d for d in deps if d) == ["numpy", "onnxruntime", "python_speech_features", "soundfile"]
+    assert sorted(d for d in deps if d) == sorted(RUNTIME_THIRD_PARTY)
     assert "torch==2.13.0" in cfg["options.extras_require"]["train"]
+    assert "python_speech_features" in cfg["options.extras_require"]["dev"]  # the front-end's parity tests
 
 
 def test_import_does_not_pull_torch_or_onnx():
@@ -26,7 +34,58 @@ def test_import_does_not_pull_torch_or_onnx():
     assert out == ""
 
 
-def test_ci_runs_exactly_the_readme_test_command():
+def imports(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` imports, at module level or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_dependencies_point_one_way():
+    wrong = []
+    for rank, layer in enumerate(LAYERS):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            for name in imports(path) & set(LAYERS[rank + 1 :]):
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+            if layer == "edge_ser":
+                third_party = imports(path) - set(sys.stdlib_module_names) - {"edge_ser"}
+                wrong += [f"{path.relative_to(ROOT)} imports {n}" for n in third_party - RUNTIME_THIRD_PARTY]
+    assert wrong == []
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(out),
+        str(ROOT),
+    ]
+    subprocess.run(command, check=True, capture_output=True, cwd=out)
+    (path,) = out.glob("edge_ser-*.whl")
+    return path
+
+
+def test_wheel_holds_edge_ser_and_its_models_only(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"edge_ser"}
+    assert {"edge_ser/assets/english.onnx", "edge_ser/assets/chinese.int8.onnx"} <= set(names)
+    assert "edge_ser/bench.py" in names  # `edge-ser bench` works on the runtime install
+
+
+def test_ci_runs_the_readme_test_command_last():
     readme = (ROOT / "README.md").read_text()
     blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:]]
     setup = [b for b in blocks if b.startswith("python3 -m venv")]

@@ -1,0 +1,67 @@
+"""Recording a finished training run: every fold exported (FP32 and INT8) and scored on its test speakers.
+
+What ``benchmarks/results.py`` tabulates and ``export.ship`` records for a shipped recipe's folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def export_fold(
+    fold_dir: Path, data: str, out: Path, float_layers: int | None = None, scheme: str | None = None
+) -> dict[str, Any]:
+    """``edge-ser export FOLD --int8 --data DATA``: writes ``out`` (INT8) and ``out.fp32.onnx``; its parity report."""
+    from export import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    argv = [str(fold_dir), "--out", str(out), "--int8", "--data", data]
+    argv += ["--float-layers", str(float_layers)] if float_layers is not None else []
+    argv += ["--scheme", scheme] if scheme is not None else []
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        cli.run(parser.parse_args(argv))
+    return json.loads(buffer.getvalue())["parity"]
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+
+
+def record_run(run: Path, data: str, work: Path, records: Path, reuse: bool, export: bool = True) -> Path:
+    """Exports every fold of a finished run and keeps what the table needs in ``records/<run>.json``.
+
+    The record holds the run's report and, per fold, the export's parity report (ONNX FP32/INT8
+    scores on the test speakers) and the checkpoint config (no weights), so the table can be
+    rebuilt after the run directory is gone. Random-split runs (and any with ``export=False``) are
+    recorded without export: only their torch scores are shown.
+    """
+    report = json.loads((run / "report.json").read_text())
+    missing = [name for name in report["folds"] if not (run / name / "model.pt").is_file()]
+    if missing or not report["folds"]:
+        raise ValueError(f"{run}: unfinished run (no checkpoint for folds {missing or 'any'})")
+    folds = {}
+    if export and report["protocol"] != "random":
+        for name in report["folds"]:
+            out = work / run.name / f"{name}.onnx"
+            saved = out.with_suffix(".parity.json")
+            if reuse and saved.is_file() and out.is_file() and out.with_suffix(".fp32.onnx").is_file():
+                parity = json.loads(saved.read_text())
+            else:
+                print(f"results: exporting {run.name}/{name}", file=sys.stderr)
+                parity = export_fold(run / name, data, out)
+                saved.write_text(json.dumps(parity))
+            folds[name] = {"parity": parity, "config": json.loads((run / name / "config.json").read_text())}
+    records.mkdir(parents=True, exist_ok=True)
+    path = records / f"{run.name}.json"
+    path.write_text(json.dumps({"run": run.name, "report": report, "folds": folds}, indent=1) + "\n")
+    return path
