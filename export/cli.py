@@ -1,5 +1,7 @@
 """``edge-ser export CHECKPOINT --out model.onnx [--int8] [--waveform-in] [--keep-aux [HEAD...]] [--data DIR]``.
 
+``edge-ser export --c MODEL.onnx --out DIR`` writes a model as C99 for microcontrollers instead.
+
 Writes the ONNX file (with ``--int8``: the INT8 file at ``--out`` and the FP32 one beside it
 as ``<name>.fp32.onnx``), prints a parity report and writes a model card ``<name>.md``.
 With ``--data`` (the corpus the checkpoint was trained on), INT8 calibration uses training
@@ -70,6 +72,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "of utterances heard goes into the contract and the card",
     )
     add("--command", help="the command that reproduces this file, for the card (default: the training command)")
+    add(
+        "--c",
+        action="store_true",
+        help="instead: read CHECKPOINT as an edge-ser ONNX model (path or shipped name) and write dependency-free C99 "
+        "for microcontrollers (esr_model.c/.h) into the directory --out (export/c_model.py)",
+    )
+    add("--c-seconds", type=float, help="with --c: the window the C model is built for (default: the contract's)")
 
 
 def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
@@ -159,6 +168,11 @@ def kept_heads(available: list[str], keep_aux: list[str] | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.c:
+        from .c_model import write_c
+
+        print(json.dumps(write_c(args.checkpoint, args.out, args.c_seconds)))
+        return 0
     model, config = _load(args.checkpoint)
     heads = kept_heads(list(model.head_names), args.keep_aux)
     protocol = config.get("training", {}).get("protocol") or args.protocol

@@ -51,3 +51,61 @@ def c_features(
     assert done.returncode == 0, done.stderr
     rows, width = map(int, done.stdout.split())
     return np.fromfile(tmp / "y.f32", np.float32).reshape(rows, width)
+
+
+def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> dict:
+    """``edge-ser export --c`` for ``model``, cross-compiled with ``clip`` (int16, at the model's rate)
+    and the features numpy computes for it, run under QEMU mps2-an386 with -icount; returns what the
+    target printed (logits on the golden features, logits from the C front-end, tick counts) plus
+    ONNX Runtime's logits on the golden features and the build's sizes."""
+    import onnxruntime as ort
+
+    from edge_ser.contract import ModelContract
+    from edge_ser.model import resolve
+    from export.c_model import write_c
+
+    need_toolchain("arm-none-eabi-gcc", "qemu-system-arm")
+    gen, out = work / "gen", work / "build"
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_ser.cli", "export", "--c", model, "--out", str(gen), "--c-seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    del write_c
+    path = resolve(model)
+    contract = ModelContract.from_json(contract_json(path))
+    features = contract.normalize(contract.frontend(clip.astype(np.float32) / 32768.0))
+    with open(gen / "esr_clip.h", "w") as f:
+        f.write(f"#define ESR_CLIP_SAMPLES {len(clip)}u\n")
+        f.write(f"static const short esr_clip[] = {{{','.join(map(str, clip.tolist()))}}};\n")
+        f.write(f"static const float esr_clip_features[] = {{{','.join(f'{v:.9g}f' for v in features.ravel())}}};\n")
+    make = ["make", "-s", "-f", str(FIRMWARE / "mcu" / "Makefile"), f"GEN={gen}", f"BUILD={out}"]
+    done = subprocess.run(make, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    qemu = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting", "-icount", "shift=0"]
+    done = subprocess.run([*qemu, "-kernel", str(out / "model.elf")], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = done.stdout + done.stderr  # semihosting writes to stderr when stdout is not a terminal
+    lines = {line.split()[0]: line.split()[1:] for line in output.splitlines() if line.strip()}
+    ticks = dict(item.split("=") for item in lines["ticks"])
+    per_tick = int(ticks["calib_instructions"]) / int(ticks["calib"])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    reference = session.run([contract.primary.output], {contract.input_name: features[None]})[0][0]
+    objects = {}
+    for line in (out / "objects.txt").read_text().splitlines()[1:]:
+        text_, data, bss, *_, name = line.split()
+        objects[Path(name).name] = {"text": int(text_), "data": int(data), "bss": int(bss)}
+    return {
+        "summary": summary,
+        "golden_logits": np.array(lines["golden_logits"], float),
+        "logits": np.array(lines["logits"], float),
+        "reference": reference.astype(float),
+        "instructions_frontend": round(int(ticks["frontend"]) * per_tick),
+        "instructions_model": round(int(ticks["model"]) * per_tick),
+        "stack_bytes": int(ticks["stack"]),
+        "frontend_workspace_bytes": int(ticks["fe_workspace"]),
+        "objects": objects,
+    }

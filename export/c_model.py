@@ -1,0 +1,681 @@
+"""``edge-ser export --c MODEL --out DIR``: an edge-ser ONNX model as dependency-free C99 for microcontrollers.
+
+The graph is evaluated once in numpy at the model's analysis-window shape (batch 1), which
+folds every constant computation (shapes, reshaped biases, batch-norm factors) and gives each
+remaining tensor a static shape; each remaining node becomes one call into the kernels of
+``firmware/mcu/esr_nn.c``. Weights stay 8-bit ``const`` arrays (flash); convolutions and matrix
+products run in integers (uint8/int8 operands, int32 sums): ``DynamicQuantizeLinear`` +
+``ConvInteger``/``MatMulInteger`` as the dynamic INT8 export writes them, and QDQ ``Gemm``
+(``QuantizeLinear`` -> ``DequantizeLinear`` activations times ``DequantizeLinear`` int8 weights)
+fused into one integer kernel. Every activation lives in one static arena whose offsets are
+planned here from the tensors' lifetimes (elementwise nodes work in place); there is no heap.
+Unsupported operators or patterns raise :class:`ModelError` naming them.
+
+Writes ``DIR/esr_model.c``, ``DIR/esr_model.h`` (sizes, the contract's front-end and
+normalization, labels) and returns a summary (flash bytes of weights, arena bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from edge_ser.contract import ModelContract
+from edge_ser.errors import ModelError
+from edge_ser.model import resolve
+
+_CTYPE = {np.float32: "float", np.uint8: "uint8_t", np.int8: "int8_t", np.int32: "int32_t"}
+
+
+@dataclass
+class Value:
+    """A tensor of the graph: a constant (``const``), a weight read by a fused kernel, or an activation."""
+
+    name: str
+    data: np.ndarray  # the value numpy computed for the probe input (gives dtype and shape)
+    const: bool = False
+    buffer: int | None = None  # activation buffer id (aliases share one)
+    quantized_weight: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None  # DequantizeLinear(w, s, zp, axis)
+
+
+@dataclass
+class Buffer:
+    nbytes: int
+    first: int
+    last: int
+    offset: int = 0
+
+
+@dataclass
+class Program:
+    values: dict[str, Value] = field(default_factory=dict)
+    buffers: list[Buffer] = field(default_factory=list)
+    calls: list[tuple[int, str, list[str]]] = field(default_factory=list)  # (node index, C call, values read)
+    consts: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # C name -> (ctype, data)
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _dynamic_quantize(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8]:
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = np.float32(1.0 if hi == lo else (hi - lo) / 255.0)
+    zp = np.uint8(np.clip(np.rint(0 - lo / scale), 0, 255))
+    return np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8), scale, zp
+
+
+def _conv_integer(x: np.ndarray, w: np.ndarray, xz: int, wz: int, a: dict[str, Any]) -> np.ndarray:
+    """Reference ConvInteger (NC[H]W, groups) in int32, used for shapes and the probe run."""
+    one_d = x.ndim == 3
+    if one_d:
+        x, w = x[:, :, None, :], w[:, :, None, :]
+    pads = list(a.get("pads", [0] * (2 if one_d else 4)))
+    if one_d:
+        pads = [0, pads[0], 0, pads[1]]
+    strides = list(a.get("strides", [1, 1]))
+    strides = [1, strides[0]] if one_d else strides
+    group = a.get("group", 1)
+    xi = x.astype(np.int32) - xz
+    wi = w.astype(np.int32) - wz
+    xi = np.pad(xi, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    n, c, h, wd = xi.shape
+    m, cg, kh, kw = wi.shape
+    oh, ow = (h - kh) // strides[0] + 1, (wd - kw) // strides[1] + 1
+    out = np.zeros((n, m, oh, ow), np.int32)
+    mg = m // group
+    for g in range(group):
+        xs = xi[:, g * cg : (g + 1) * cg]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, :, i : i + strides[0] * oh : strides[0], j : j + strides[1] * ow : strides[1]]
+                out[:, g * mg : (g + 1) * mg] += np.einsum("nchw,mc->nmhw", patch, wi[g * mg : (g + 1) * mg, :, i, j])
+    return out[:, :, 0, :] if one_d else out
+
+
+class _Builder:
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.graph = model.graph
+        self.p = Program()
+        self.uses: dict[str, list[int]] = {}
+        for i, node in enumerate(self.graph.node):
+            for name in node.input:
+                self.uses.setdefault(name, []).append(i)
+        self.outputs = [o.name for o in self.graph.output]
+        self.alias_src: dict[str, str] = {}
+        for init in self.graph.initializer:
+            self.p.values[init.name] = Value(init.name, numpy_helper.to_array(init), const=True)
+
+    # -- values and buffers -------------------------------------------------------------
+    def v(self, name: str) -> Value:
+        if name not in self.p.values:
+            raise ModelError(f"tensor {name!r} is used before it is computed")
+        return self.p.values[name]
+
+    def new(self, name: str, data: np.ndarray, index: int) -> Value:
+        self.p.buffers.append(Buffer(max(int(data.nbytes), 1), index, index))
+        val = Value(name, data, buffer=len(self.p.buffers) - 1)
+        self.p.values[name] = val
+        return val
+
+    def alias(self, name: str, data: np.ndarray, of: Value) -> Value:
+        if name != of.name:
+            self.alias_src[name] = of.name
+        val = Value(name, data, buffer=of.buffer)
+        self.p.values[name] = val
+        return val
+
+    def in_place(self, name: str, data: np.ndarray, src: Value, index: int) -> Value:
+        """The output takes the input's buffer when the input dies here and has the same size."""
+        if src.buffer is None:
+            return self.new(name, data, index)
+        sharing = [n for n, v in self.p.values.items() if v.buffer == src.buffer]
+        last_use = max((u for n in sharing for u in self.uses.get(n, [])), default=index)
+        buf = self.p.buffers[src.buffer]
+        if last_use <= index and not set(sharing) & set(self.outputs) and buf.nbytes == data.nbytes:
+            val = Value(name, data, buffer=src.buffer)  # a new value in the same memory, not an alias
+            self.p.values[name] = val
+            return val
+        return self.new(name, data, index)
+
+    def const(self, data: np.ndarray, hint: str) -> str:
+        data = np.ascontiguousarray(data)
+        dtype = {np.dtype(t): t for t in _CTYPE}.get(data.dtype)
+        if dtype is None:
+            data, dtype = data.astype(np.float32), np.float32
+        cname = f"k{len(self.p.consts)}_{''.join(c if c.isalnum() else '_' for c in hint)[-40:]}"
+        self.p.consts[cname] = (_CTYPE[dtype], data.reshape(-1))
+        return cname
+
+    def ptr(self, val: Value) -> str:
+        ctype = _CTYPE[val.data.dtype.type]
+        return f"(({ctype} *)(void *)(esr_arena + OFF{val.buffer}))"
+
+    def call(self, index: int, text: str, reads: list[Value]) -> None:
+        self.p.calls.append((index, text, [r.name for r in reads]))
+
+    # -- the graph ------------------------------------------------------------------------
+    def run(self, inputs: dict[str, np.ndarray]) -> None:
+        for name, data in inputs.items():
+            self.new(name, data, -1)
+        for index, node in enumerate(self.graph.node):
+            ins = [self.v(n) if n else None for n in node.input]
+            if all(i is None or i.const for i in ins) and node.op_type != "DequantizeLinear":
+                outs = self.fold(node, [i.data if i else None for i in ins])
+                for name, data in zip(node.output, outs):
+                    self.p.values[name] = Value(name, np.asarray(data), const=True)
+                continue
+            getattr(self, f"op_{node.op_type}", self.unsupported)(index, node, ins, _attrs(node))
+        self.prune()
+
+    def unsupported(self, index: int, node: onnx.NodeProto, ins: list[Value], a: dict[str, Any]) -> None:
+        raise ModelError(f"the C exporter does not support {node.op_type} ({node.name or node.output[0]})")
+
+    def fold(self, node: onnx.NodeProto, xs: list[np.ndarray | None]) -> list[np.ndarray]:
+        """Constant-fold a node whose inputs are all constants."""
+        a, op = _attrs(node), node.op_type
+        if op == "Reshape":
+            shape = [d if d != 0 else xs[0].shape[i] for i, d in enumerate(xs[1].tolist())]
+            return [xs[0].reshape(shape)]
+        if op == "Unsqueeze":
+            axes = xs[1].tolist() if len(xs) > 1 else a["axes"]
+            out = xs[0]
+            for ax in sorted(axes):
+                out = np.expand_dims(out, ax)
+            return [out]
+        if op == "Gather":
+            return [np.take(xs[0], xs[1], axis=a.get("axis", 0))]
+        if op == "Slice":
+            starts, ends = xs[1].tolist(), xs[2].tolist()
+            axes = xs[3].tolist() if len(xs) > 3 and xs[3] is not None else list(range(len(starts)))
+            steps = xs[4].tolist() if len(xs) > 4 and xs[4] is not None else [1] * len(starts)
+            sl = [slice(None)] * xs[0].ndim
+            for s, e, ax, st in zip(starts, ends, axes, steps):
+                sl[ax] = slice(s, e, st)
+            return [xs[0][tuple(sl)]]
+        if op == "Concat":
+            return [np.concatenate([x for x in xs if x is not None], axis=a["axis"])]
+        if op in ("Mul", "Add", "Sub", "Div"):
+            f = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op]
+            return [f(xs[0], xs[1]).astype(xs[0].dtype)]
+        if op == "Cast":
+            return [xs[0].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))]
+        if op == "Transpose":
+            return [np.transpose(xs[0], a.get("perm"))]
+        if op == "Shape":
+            return [np.array(xs[0].shape, np.int64)]
+        raise ModelError(f"the C exporter cannot fold constant {op} ({node.name or node.output[0]})")
+
+    # -- shape-only nodes (no code) --------------------------------------------------------
+    def op_Shape(self, index, node, ins, a):
+        self.p.values[node.output[0]] = Value(node.output[0], np.array(ins[0].data.shape, np.int64), const=True)
+
+    def _reshape(self, index, node, ins, data):
+        src = ins[0]
+        if src.name in self.outputs:
+            raise ModelError("a graph output that is reshaped again is not supported")
+        self.alias(node.output[0], data, src)
+
+    def op_Reshape(self, index, node, ins, a):
+        self._reshape(index, node, ins, self.fold(node, [ins[0].data, ins[1].data])[0])
+
+    def op_Unsqueeze(self, index, node, ins, a):
+        self._reshape(index, node, ins, self.fold(node, [i.data for i in ins])[0])
+
+    def op_Flatten(self, index, node, ins, a):
+        ax = a.get("axis", 1)
+        x = ins[0].data
+        self._reshape(index, node, ins, x.reshape(int(np.prod(x.shape[:ax])), -1))
+
+    # -- quantization -------------------------------------------------------------------
+    def op_DynamicQuantizeLinear(self, index, node, ins, a):
+        x = ins[0]
+        q, scale, zp = _dynamic_quantize(x.data)
+        yq = self.new(node.output[0], q, index)
+        ys = self.new(node.output[1], np.array(scale, np.float32), index)
+        yz = self.new(node.output[2], np.array(zp, np.uint8), index)
+        self.call(
+            index,
+            f"esr_dynamic_quantize({self.ptr(x)}, {x.data.size}, {self.ptr(yq)}, {self.ptr(ys)}, {self.ptr(yz)});",
+            [x],
+        )
+
+    def op_QuantizeLinear(self, index, node, ins, a):
+        x, s, z = ins[0], ins[1], ins[2] if len(ins) > 2 else None
+        if not (s.const and (z is None or z.const)) or s.data.size != 1:
+            raise ModelError("QuantizeLinear needs one constant scale and zero point")
+        zdata = z.data if z is not None else np.uint8(0)
+        lo, hi = (-128, 127) if zdata.dtype == np.int8 else (0, 255)
+        q = np.clip(np.rint(x.data / s.data) + zdata.astype(np.int32), lo, hi).astype(zdata.dtype)
+        y = self.new(node.output[0], q, index)
+        fn = "esr_quantize_s8" if zdata.dtype == np.int8 else "esr_quantize_u8"
+        self.call(index, f"{fn}({self.ptr(x)}, {x.data.size}, {_f(s.data)}, {int(zdata)}, {self.ptr(y)});", [x])
+
+    def op_DequantizeLinear(self, index, node, ins, a):
+        x, s, z = ins[0], ins[1], ins[2] if len(ins) > 2 else None
+        zdata = z.data if z is not None else np.zeros((), x.data.dtype)
+        axis = a.get("axis", 1)
+        if x.const:  # a weight or bias: left quantized for the fused kernel that reads it
+            if x.data.dtype == np.int32:  # int32 bias: float constant (bias only, a few values)
+                shape = [1] * x.data.ndim
+                if s.data.size > 1:
+                    shape[axis] = -1
+                data = ((x.data.astype(np.float64) - zdata.reshape(shape)) * s.data.reshape(shape)).astype(np.float32)
+                self.p.values[node.output[0]] = Value(node.output[0], data, const=True)
+                return
+            shape = [1] * x.data.ndim
+            if s.data.size > 1:
+                shape[axis] = -1
+            data = (
+                (x.data.astype(np.float32) - zdata.reshape(shape).astype(np.float32)) * s.data.reshape(shape)
+            ).astype(np.float32)
+            self.p.values[node.output[0]] = Value(
+                node.output[0], data, const=True, quantized_weight=(x.data, s.data, zdata, axis)
+            )
+            return
+        if s.data.size != 1:
+            raise ModelError("per-channel DequantizeLinear of activations is not supported")
+        y = self.new(node.output[0], ((x.data.astype(np.float32) - zdata) * s.data).astype(np.float32), index)
+        fn = "esr_dequantize_s8" if x.data.dtype == np.int8 else "esr_dequantize_u8"
+        self.call(index, f"{fn}({self.ptr(x)}, {x.data.size}, {_f(s.data)}, {int(zdata)}, {self.ptr(y)});", [x])
+        y.source = (x, s, zdata)  # type: ignore[attr-defined]
+
+    # -- integer kernels ------------------------------------------------------------------
+    def op_ConvInteger(self, index, node, ins, a):
+        x, w, xz, wz = ins[0], ins[1], ins[2], ins[3] if len(ins) > 3 else None
+        if not w.const or (wz is not None and (not wz.const or wz.data.size != 1)):
+            raise ModelError("ConvInteger needs constant weights with one zero point")
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in a.get("dilations", [1])):
+            raise ModelError("ConvInteger with auto_pad or dilation is not supported")
+        wzv = int(wz.data) if wz is not None else 0
+        out = _conv_integer(x.data, w.data, int(xz.data) if xz.const else int(xz.data), wzv, a)
+        y = self.new(node.output[0], out, index)
+        one_d = x.data.ndim == 3
+        xs = x.data.shape if not one_d else (x.data.shape[0], x.data.shape[1], 1, x.data.shape[2])
+        ws = w.data.shape if not one_d else (w.data.shape[0], w.data.shape[1], 1, w.data.shape[2])
+        ys = out.shape if not one_d else (out.shape[0], out.shape[1], 1, out.shape[2])
+        pads = list(a.get("pads", [0] * (2 if one_d else 4)))
+        pads = [0, pads[0], 0, pads[1]] if one_d else pads
+        strides = list(a.get("strides", [1, 1]))
+        strides = [1, strides[0]] if one_d else strides
+        wname = self.const(w.data, node.input[1])
+        signed = "1" if w.data.dtype == np.int8 else "0"
+        xzp = f"{self.ptr(xz)}[0]" if not xz.const else str(int(xz.data))
+        self.call(
+            index,
+            f"esr_conv_integer({self.ptr(x)}, {xzp}, {xs[1]}, {xs[2]}, {xs[3]}, (const uint8_t *){wname}, {signed}, "
+            f"{wzv}, {ws[0]}, {ws[2]}, {ws[3]}, {a.get('group', 1)}, {strides[0]}, {strides[1]}, {pads[0]}, {pads[1]}, "
+            f"{self.ptr(y)}, {ys[2]}, {ys[3]});",
+            [x, xz],
+        )
+
+    def op_MatMulInteger(self, index, node, ins, a):
+        x, w, xz, wz = ins[0], ins[1], ins[2], ins[3] if len(ins) > 3 else None
+        if not w.const or w.data.ndim != 2 or (wz is not None and wz.data.size != 1):
+            raise ModelError("MatMulInteger needs a constant 2-D weight with one zero point")
+        wzv = int(wz.data) if wz is not None else 0
+        rows = int(np.prod(x.data.shape[:-1]))
+        out = (x.data.astype(np.int32) - int(xz.data)) @ (w.data.astype(np.int32) - wzv)
+        y = self.new(node.output[0], out.astype(np.int32), index)
+        wname = self.const(w.data, node.input[1])
+        signed = "1" if w.data.dtype == np.int8 else "0"
+        self.call(
+            index,
+            f"esr_matmul_integer({self.ptr(x)}, {self.ptr(xz)}[0], {rows}, {w.data.shape[0]}, "
+            f"(const uint8_t *){wname}, {signed}, {wzv}, {w.data.shape[1]}, {self.ptr(y)});",
+            [x, xz],
+        )
+
+    def op_Gemm(self, index, node, ins, a):
+        x, w = ins[0], ins[1]
+        bias = ins[2] if len(ins) > 2 else None
+        src = getattr(x, "source", None)
+        if w.quantized_weight is None or src is None or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0:
+            raise ModelError("Gemm is supported as QDQ: quantized activations times int8 weights (no transA/alpha)")
+        wq, ws, wz, axis = w.quantized_weight
+        trans_b = a.get("transB", 0)
+        wk = wq.T if trans_b else wq  # (K, N)
+        n_out = wk.shape[1]
+        scale = np.broadcast_to(ws.astype(np.float32), (n_out,)) if ws.size > 1 else np.full(n_out, ws, np.float32)
+        zero = np.broadcast_to(wz.astype(np.int32), (n_out,)) if wz.size > 1 else np.full(n_out, int(wz), np.int32)
+        beta = a.get("beta", 1.0)
+        b = np.zeros(n_out, np.float32) if bias is None else np.broadcast_to(bias.data * beta, (n_out,))
+        xq, xs, xz = src
+        y = self.new(node.output[0], (x.data @ (w.data.T if trans_b else w.data) + b).astype(np.float32), index)
+        if np.any(zero != zero[0]):
+            raise ModelError("Gemm weights with different zero points per channel are not supported")
+        wname = self.const(np.ascontiguousarray(wk.astype(np.int8)), node.input[1])
+        sname = self.const(np.asarray(scale, np.float32) * np.float32(xs.data), node.input[1] + "_scale")
+        bname = self.const(np.asarray(b, np.float32), node.input[1] + "_bias")
+        self.call(
+            index,
+            f"esr_gemm_s8({self.ptr(xq)}, {int(xz)}, {x.data.shape[0]}, {wk.shape[0]}, {wname}, {int(zero[0])}, "
+            f"{n_out}, {sname}, {bname}, {self.ptr(y)});",
+            [xq],
+        )
+
+    # -- float kernels --------------------------------------------------------------------
+    def _binary(self, index, node, ins, op):
+        x, other = ins
+        out = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op](x.data, other.data)
+        out = out.astype(np.float32)
+        if out.size == 1 and x.data.size == 1 and other.data.size == 1:
+            y = self.new(node.output[0], out, index)
+        else:
+            y = (
+                self.in_place(node.output[0], out, x, index)
+                if x.data.shape == out.shape
+                else self.new(node.output[0], out, index)
+            )
+        a_shape = np.broadcast_shapes(x.data.shape, out.shape)
+        nd = max(len(out.shape), 1)
+        strides = [_strides(x.data, out.shape), _strides(other.data, out.shape)]
+        args = []
+        for val in (x, other):
+            if val.const:
+                args.append(self.const(val.data.astype(np.float32), node.input[len(args)]))
+            else:
+                args.append(self.ptr(val))
+        shape = ", ".join(map(str, out.shape or (1,)))
+        sa, sb = (", ".join(map(str, s or [0])) for s in strides)
+        reads = [v for v in (x, other) if not v.const]
+        del a_shape
+        self.call(
+            index,
+            f"{{ static const int32_t shape[] = {{{shape}}}, sa[] = {{{sa}}}, sb[] = {{{sb}}}; "
+            f"esr_binary({_OPS[op]}, {args[0]}, sa, {args[1]}, sb, {self.ptr(y)}, shape, {nd}); }}",
+            reads,
+        )
+
+    def op_Mul(self, index, node, ins, a):
+        self._binary(index, node, ins, "Mul")
+
+    def op_Add(self, index, node, ins, a):
+        self._binary(index, node, ins, "Add")
+
+    def op_Cast(self, index, node, ins, a):
+        x = ins[0]
+        if onnx.helper.tensor_dtype_to_np_dtype(a["to"]) != np.float32 or x.data.dtype != np.int32:
+            raise ModelError("only Cast int32 -> float is supported")
+        y = self.in_place(node.output[0], x.data.astype(np.float32), x, index)
+        self.call(index, f"esr_cast_i32_f32({self.ptr(x)}, {x.data.size}, {self.ptr(y)});", [x])
+
+    def _unary(self, index, node, ins, fn, data):
+        x = ins[0]
+        y = self.in_place(node.output[0], data.astype(np.float32), x, index)
+        self.call(index, f"{fn}({self.ptr(x)}, {x.data.size}, {self.ptr(y)});", [x])
+
+    def op_Relu(self, index, node, ins, a):
+        self._unary(index, node, ins, "esr_relu", np.maximum(ins[0].data, 0))
+
+    def op_Tanh(self, index, node, ins, a):
+        self._unary(index, node, ins, "esr_tanh", np.tanh(ins[0].data))
+
+    def op_Softmax(self, index, node, ins, a):
+        x = ins[0]
+        axis = a.get("axis", -1) % x.data.ndim
+        if axis != x.data.ndim - 1:
+            raise ModelError("Softmax is supported over the last axis only")
+        n = x.data.shape[-1]
+        self._unary_rows(index, node, x, _softmax(x.data, -1), f"esr_softmax({{x}}, {x.data.size // n}, {n}, {{y}});")
+
+    def _unary_rows(self, index, node, x, data, template):
+        y = self.in_place(node.output[0], data.astype(np.float32), x, index)
+        self.call(index, template.format(x=self.ptr(x), y=self.ptr(y)), [x])
+
+    def op_BatchNormalization(self, index, node, ins, a):
+        x, g, b, mean, var = ins
+        eps = a.get("epsilon", 1e-5)
+        k = (g.data / np.sqrt(var.data + eps)).astype(np.float32)
+        c = (b.data - mean.data * k).astype(np.float32)
+        shape = [1, -1] + [1] * (x.data.ndim - 2)
+        data = x.data * k.reshape(shape) + c.reshape(shape)
+        channels = x.data.shape[1]
+        inner = int(np.prod(x.data.shape[2:]))
+        kn, cn = self.const(k, node.input[1] + "_k"), self.const(c, node.input[2] + "_c")
+        self._unary_rows(
+            index,
+            node,
+            x,
+            data,
+            f"esr_channel_affine({{x}}, {x.data.shape[0]}, {channels}, {inner}, {kn}, {cn}, {{y}});",
+        )
+
+    def _reduce(self, index, node, ins, a, mean: bool):
+        x = ins[0]
+        axes = ins[1].data.tolist() if len(ins) > 1 and ins[1] is not None else a.get("axes")
+        keep = a.get("keepdims", 1)
+        if axes is None or len(axes) != 1:
+            raise ModelError("Reduce over exactly one axis is supported")
+        ax = axes[0] % x.data.ndim
+        data = (x.data.mean if mean else x.data.sum)(axis=ax, keepdims=bool(keep)).astype(np.float32)
+        outer, r, inner = int(np.prod(x.data.shape[:ax])), x.data.shape[ax], int(np.prod(x.data.shape[ax + 1 :]))
+        y = self.new(node.output[0], data, index)
+        self.call(index, f"esr_reduce({self.ptr(x)}, {outer}, {r}, {inner}, {int(mean)}, {self.ptr(y)});", [x])
+
+    def op_ReduceSum(self, index, node, ins, a):
+        self._reduce(index, node, ins, a, mean=False)
+
+    def op_ReduceMean(self, index, node, ins, a):
+        self._reduce(index, node, ins, a, mean=True)
+
+    def op_Transpose(self, index, node, ins, a):
+        x = ins[0]
+        perm = a.get("perm", list(reversed(range(x.data.ndim))))
+        data = np.transpose(x.data, perm)
+        y = self.new(node.output[0], np.ascontiguousarray(data), index)
+        src_strides = _strides(x.data, x.data.shape)
+        st = ", ".join(str(src_strides[p]) for p in perm)
+        shape = ", ".join(map(str, data.shape))
+        self.call(
+            index,
+            f"{{ static const int32_t shape[] = {{{shape}}}, st[] = {{{st}}}; "
+            f"esr_transpose({self.ptr(x)}, st, {self.ptr(y)}, shape, {data.ndim}); }}",
+            [x],
+        )
+
+    # -- liveness -------------------------------------------------------------------------
+    def prune(self) -> None:
+        """Drop calls whose results nobody reads, then set each buffer's lifetime from the calls."""
+        needed = {self.root(n) for n in self.outputs}
+        kept = []
+        for index, text, reads in reversed(self.p.calls):
+            if not needed.intersection(self.graph.node[index].output):
+                continue
+            kept.append((index, text, reads))
+            needed.update(self.root(n) for n in reads)
+        kept.reverse()
+        self.p.calls = kept
+        for buf in self.p.buffers:
+            buf.first, buf.last = 10**9, -(10**9)
+        for step, (index, _, reads) in enumerate(kept):
+            for name in [*reads, *self.graph.node[index].output]:
+                val = self.p.values.get(name)
+                if val is not None and val.buffer is not None:
+                    buf = self.p.buffers[val.buffer]
+                    buf.first, buf.last = min(buf.first, step), max(buf.last, step)
+        for name in self.outputs:
+            self.p.buffers[self.p.values[name].buffer].last = len(kept)
+        for inp in self.graph.input:
+            if inp.name in self.p.values and self.p.values[inp.name].buffer is not None:
+                self.p.buffers[self.p.values[inp.name].buffer].first = -1
+
+    def root(self, name: str) -> str:
+        while name in self.alias_src:
+            name = self.alias_src[name]
+        return name
+
+
+_OPS = {"Mul": "ESR_MUL", "Add": "ESR_ADD", "Sub": "ESR_SUB", "Div": "ESR_DIV"}
+
+
+def _f(x: np.ndarray | float) -> str:
+    return f"{float(np.float32(x)):.9g}f"
+
+
+def _strides(x: np.ndarray, out_shape: tuple[int, ...]) -> list[int]:
+    """Element strides of ``x`` broadcast to ``out_shape`` (0 along broadcast axes)."""
+    shape = (1,) * (len(out_shape) - x.ndim) + tuple(x.shape)
+    strides, step = [0] * len(out_shape), 1
+    for i in reversed(range(len(out_shape))):
+        strides[i] = step if shape[i] != 1 else 0
+        step *= shape[i]
+    return strides
+
+
+def _plan(buffers: list[Buffer]) -> int:
+    """Greedy first-fit offsets (largest first) for buffers whose lifetimes overlap; returns the arena size."""
+    placed: list[Buffer] = []
+    for buf in sorted((b for b in buffers if b.first <= b.last), key=lambda b: -b.nbytes):
+        offset = 0
+        for other in sorted(
+            (o for o in placed if not (o.last < buf.first or buf.last < o.first)), key=lambda o: o.offset
+        ):
+            if offset + buf.nbytes <= other.offset:
+                break
+            offset = max(offset, (other.offset + other.nbytes + 15) // 16 * 16)
+        buf.offset = offset
+        placed.append(buf)
+    return max((b.offset + b.nbytes for b in placed), default=0)
+
+
+def _c_array(ctype: str, name: str, data: np.ndarray) -> str:
+    if ctype == "float":
+        items = [f"{float(v):.9g}f" for v in data.tolist()]
+    else:
+        items = [str(int(v)) for v in data.tolist()]
+    body = ",\n".join(", ".join(items[i : i + 16]) for i in range(0, len(items), 16))
+    return f"static const {ctype} {name}[{max(len(items), 1)}] = {{\n{body or '0'}\n}};\n"
+
+
+def _fe_workspace_estimate(contract: ModelContract, samples: int) -> int:
+    """An upper bound of esr_fe_get_sizes().workspace_bytes for a 32-bit, float-only build."""
+    fe = contract.frontend
+    n, bins, frames = fe.n_fft, fe.n_fft // 2 + 1, fe._analysis_frames(samples)
+    width = fe.n_mfcc + fe.n_mels if fe.kind == "functionals" else 0
+    fft = 16 + 8 + 4 * 64 + 8 * (n // 2) + 8 * (n // 2 * 3 // 2)
+    tables = 8 * bins + 4 * n + 4 * fe.frame_length + 4 * bins + 8 * fe.n_mels + 8 * bins + 4 * fe.n_mels * fe.n_mfcc
+    return fft + tables + 4 * frames * width + 4 * frames + 16 * 16 + 1024
+
+
+def model_input_shape(contract: ModelContract) -> tuple[int, ...]:
+    """The graph input of one analysis window (batch 1)."""
+    n = int(round(contract.window_seconds * contract.sample_rate))
+    if contract.input_kind == "waveform":
+        return (1, n)
+    return (1, contract.frontend.num_frames(n), contract.frontend.n_features)
+
+
+def generate(model: str | Path, seconds: float | None = None) -> tuple[str, str, dict[str, Any]]:
+    """C source and header for ``model`` (a path or shipped name) at windows of ``seconds``
+    (default: the contract's analysis window); and a summary."""
+    path = resolve(model)
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    contract = ModelContract.from_json(meta["edge_ser.contract"])
+    if contract.input_kind != "features" or contract.frontend_in_graph:
+        raise ModelError("the C exporter takes feature-input models (the front-end runs in C)")
+    samples = int(round((seconds or contract.window_seconds) * contract.sample_rate))
+    frames = contract.frontend.num_frames(samples)
+    shape = (1, frames, contract.frontend.n_features)
+    probe = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    builder = _Builder(proto)
+    builder.run({contract.input_name: probe})
+    p = builder.p
+    arena = _plan(p.buffers)
+    out_names = [h.output for h in contract.heads if h.kind == "classification"]
+    primary = contract.heads[0]
+    in_val, out_val = p.values[contract.input_name], p.values[primary.output]
+    if out_val.data.size != len(primary.labels):
+        raise ModelError("the primary head's output does not have one value per label")
+    weights = sum(d.nbytes for _, d in p.consts.values())
+    src = [
+        f"/* Generated by `edge-ser export --c` from {path.name}: do not edit. */\n",
+        '#include "esr_model.h"\n#include "esr_nn.h"\n\n',
+    ]
+    for b_index, buf in enumerate(p.buffers):
+        if buf.first <= buf.last:
+            src.append(f"#define OFF{b_index} {buf.offset}u\n")
+    src.append("\nstatic uint8_t esr_arena[ESR_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n\n")
+    for cname, (ctype, data) in p.consts.items():
+        src.append(_c_array(ctype, cname, data))
+    src.append("\nfloat *esr_model_input(void) { return " + builder.ptr(in_val) + "; }\n\n")
+    src.append("const float *esr_model_run(void) {\n")
+    for _, text, _ in p.calls:
+        src.append(f"    {text}\n")
+    src.append(f"    return {builder.ptr(out_val)};\n}}\n")
+    fe = contract.frontend
+    labels = ", ".join(json.dumps(label) for label in primary.labels)
+    norm = contract.normalization
+    mean = ", ".join(_f(m) for m in norm.mean) if norm.mode == "global" else "0"
+    std = ", ".join(_f(s) for s in norm.std) if norm.mode == "global" else "1"
+    kinds = {
+        "mfcc": "ESR_FE_MFCC",
+        "logmel": "ESR_FE_LOGMEL",
+        "logspec": "ESR_FE_LOGSPEC",
+        "functionals": "ESR_FE_FUNCTIONALS",
+    }
+    windows = {"rect": "ESR_WIN_RECT", "hamming": "ESR_WIN_HAMMING", "hann": "ESR_WIN_HANN"}
+    header = f"""/* Generated by `edge-ser export --c` from {path.name}: do not edit. */
+#ifndef ESR_MODEL_H
+#define ESR_MODEL_H
+
+#include <stdint.h>
+
+#include "esr_frontend.h"
+
+#define ESR_MODEL_NAME {json.dumps(contract.name)}
+#define ESR_MODEL_SAMPLES {samples}u          /* samples per analysis window */
+#define ESR_MODEL_SAMPLE_RATE {contract.sample_rate}
+#define ESR_MODEL_ROWS {shape[1]}u             /* feature rows (frames) per window */
+#define ESR_MODEL_FEATURES {shape[2]}u         /* features per row */
+#define ESR_MODEL_INPUT_FLOATS {in_val.data.size}u
+#define ESR_MODEL_OUTPUTS {out_val.data.size}u
+#define ESR_MODEL_ARENA_BYTES {max(arena, 16)}u
+#define ESR_MODEL_WEIGHT_BYTES {weights}u
+#define ESR_MODEL_NORMALIZE {int(norm.mode == "global")}
+#define ESR_MODEL_LABELS {{{labels}}}
+#define ESR_MODEL_FRONTEND_INIT {{{kinds[fe.kind]}, {fe.sample_rate}, {fe.win_length!r}, {fe.hop_length!r}, \\
+    {fe.n_fft}, {windows[fe.window]}, {fe.preemph!r}, {fe.n_mels}, {fe.low_freq!r}, {float(fe.high_freq or 0.0)!r}, \\
+    {fe.n_mfcc}, {fe.lifter!r}, {int(fe.append_energy)}}}
+#define ESR_MODEL_MEAN {{{mean}}}
+#define ESR_FE_WORKSPACE_ESTIMATE {_fe_workspace_estimate(contract, samples)}u /* 32-bit float build, with slack */
+#define ESR_MODEL_STD {{{std}}}
+
+/* The input tensor (ESR_MODEL_INPUT_FLOATS floats, normalized features) inside the arena. */
+float *esr_model_input(void);
+/* Run the model on the input; returns the primary head's ESR_MODEL_OUTPUTS values (logits). */
+const float *esr_model_run(void);
+
+#endif
+"""
+    summary = {
+        "model": path.name,
+        "input_shape": list(shape),
+        "weight_bytes": weights,
+        "arena_bytes": arena,
+        "calls": len(p.calls),
+        "outputs": out_names,
+    }
+    return "".join(src), header, summary
+
+
+def write_c(model: str | Path, out_dir: str | Path, seconds: float | None = None) -> dict[str, Any]:
+    """Write ``esr_model.c`` and ``esr_model.h`` for ``model`` into ``out_dir``; returns the summary."""
+    source, header, summary = generate(model, seconds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "esr_model.c").write_text(source)
+    (out / "esr_model.h").write_text(header)
+    return summary
