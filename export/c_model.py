@@ -56,7 +56,8 @@ class Buffer:
 class Program:
     values: dict[str, Value] = field(default_factory=dict)
     buffers: list[Buffer] = field(default_factory=list)
-    calls: list[tuple[int, str, list[str]]] = field(default_factory=list)  # (node index, C call, values read)
+    # (node index, C call, values read, values written, scratch buffer ids)
+    calls: list[tuple[int, str, list[str], list[str], list[int]]] = field(default_factory=list)
     consts: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # C name -> (ctype, data)
 
 
@@ -114,6 +115,8 @@ class _Builder:
                 self.uses.setdefault(name, []).append(i)
         self.outputs = [o.name for o in self.graph.output]
         self.alias_src: dict[str, str] = {}
+        self.skip: set[int] = set()  # nodes fused into an earlier kernel
+        self.epilogue_reads: list[Value] = []
         for init in self.graph.initializer:
             self.p.values[init.name] = Value(init.name, numpy_helper.to_array(init), const=True)
 
@@ -162,14 +165,24 @@ class _Builder:
         ctype = _CTYPE[val.data.dtype.type]
         return f"(({ctype} *)(void *)(esr_arena + OFF{val.buffer}))"
 
-    def call(self, index: int, text: str, reads: list[Value]) -> None:
-        self.p.calls.append((index, text, [r.name for r in reads]))
+    def call(
+        self, index: int, text: str, reads: list[Value], writes: list[str] | None = None, scratch: tuple[int, ...] = ()
+    ) -> None:
+        written = list(self.graph.node[index].output) if writes is None else writes
+        self.p.calls.append((index, text, [r.name for r in reads], written, list(scratch)))
+
+    def scratch(self, nbytes: int, index: int) -> int:
+        """A buffer that lives only during one call (kernel workspace)."""
+        self.p.buffers.append(Buffer(max(nbytes, 4), index, index))
+        return len(self.p.buffers) - 1
 
     # -- the graph ------------------------------------------------------------------------
     def run(self, inputs: dict[str, np.ndarray]) -> None:
         for name, data in inputs.items():
             self.new(name, data, -1)
         for index, node in enumerate(self.graph.node):
+            if index in self.skip:
+                continue
             ins = [self.v(n) if n else None for n in node.input]
             if all(i is None or i.const for i in ins) and node.op_type != "DequantizeLinear":
                 outs = self.fold(node, [i.data if i else None for i in ins])
@@ -292,49 +305,140 @@ class _Builder:
         y.source = (x, s, zdata)  # type: ignore[attr-defined]
 
     # -- integer kernels ------------------------------------------------------------------
+    def _only_consumer(self, name: str, op: str) -> int | None:
+        users = self.uses.get(name, [])
+        if len(users) == 1 and name not in self.outputs and self.graph.node[users[0]].op_type == op:
+            return users[0]
+        return None
+
+    def _epilogue(self, out: str, channels: int) -> tuple[Value, np.ndarray | None, bool, str, list[int]] | None:
+        """Cast -> Mul(scale) -> Add(per-channel constant bias) [-> Relu] after an integer kernel (as the
+        dynamic INT8 export writes it), to fuse into the kernel: y = float(acc) * scale + bias[c]."""
+        cast = self._only_consumer(out, "Cast")
+        if cast is None:
+            return None
+        mul = self._only_consumer(self.graph.node[cast].output[0], "Mul")
+        if mul is None:
+            return None
+        operands = [n for n in self.graph.node[mul].input if n != self.graph.node[cast].output[0]]
+        scale = self.p.values.get(operands[0]) if len(operands) == 1 else None
+        if scale is None or scale.data.size != 1 or scale.data.dtype != np.float32:
+            return None
+        fused, final, bias = [cast, mul], self.graph.node[mul].output[0], None
+        add = self._only_consumer(final, "Add")
+        if add is not None:
+            other = [n for n in self.graph.node[add].input if n != final]
+            val = self.p.values.get(other[0]) if len(other) == 1 else None
+            if val is not None and val.const and val.data.size == channels:
+                bias = val.data.astype(np.float32).reshape(-1)
+                fused.append(add)
+                final = self.graph.node[add].output[0]
+        relu = self._only_consumer(final, "Relu")
+        if relu is not None:
+            fused.append(relu)
+            final = self.graph.node[relu].output[0]
+        return scale, bias, relu is not None, final, fused
+
+    def _fused_output(self, index, acc: np.ndarray, channel_axis: int, epilogue) -> tuple[Value, str]:
+        """The kernel's output value and its epilogue arguments (scale pointer, bias, relu)."""
+        if epilogue is None:
+            raise ModelError(
+                f"{self.graph.node[index].op_type} {self.graph.node[index].name!r} is not followed by "
+                "Cast -> Mul(scale), the dequantization the C exporter fuses"
+            )
+        scale, bias, relu, final, fused = epilogue
+        shape = [1] * acc.ndim
+        shape[channel_axis] = -1
+        y = acc.astype(np.float32) * scale.data
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        if relu:
+            y = np.maximum(y, 0)
+        self.skip.update(fused)
+        self.epilogue_reads = [] if scale.const else [scale]
+        val = self.new(final, y.astype(np.float32), index)
+        sptr = self.ptr(scale) if not scale.const else self.const(scale.data.reshape(1), "scale")
+        bname = self.const(bias, "bias") if bias is not None else "0"
+        return val, f"{sptr}, {bname}, {int(relu)}"
+
+    def _packed(self, rows: np.ndarray, hint: str) -> tuple[str, int]:
+        """(M, K) uint8 weights as rows padded to a multiple of 4, bytes reordered 0,2,1,3 in each group
+        (so that UXTB16 unpacks pairs of consecutive weights); returns the C name and the padded K."""
+        m, k = rows.shape
+        kp = (k + 3) // 4 * 4
+        padded = np.zeros((m, kp), np.uint8)
+        padded[:, :k] = rows
+        packed = padded.reshape(m, kp // 4, 4)[:, :, [0, 2, 1, 3]].reshape(m, kp)
+        return self.const(packed, hint), kp
+
     def op_ConvInteger(self, index, node, ins, a):
         x, w, xz, wz = ins[0], ins[1], ins[2], ins[3] if len(ins) > 3 else None
-        if not w.const or (wz is not None and (not wz.const or wz.data.size != 1)):
-            raise ModelError("ConvInteger needs constant weights with one zero point")
+        if not w.const or (wz is not None and (not wz.const or wz.data.size != 1)) or w.data.dtype != np.uint8:
+            raise ModelError("ConvInteger needs constant uint8 weights with one zero point")
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in a.get("dilations", [1])):
             raise ModelError("ConvInteger with auto_pad or dilation is not supported")
         wzv = int(wz.data) if wz is not None else 0
-        out = _conv_integer(x.data, w.data, int(xz.data) if xz.const else int(xz.data), wzv, a)
-        y = self.new(node.output[0], out, index)
+        xzv = int(xz.data)
+        acc = _conv_integer(x.data, w.data, xzv, wzv, a)
         one_d = x.data.ndim == 3
         xs = x.data.shape if not one_d else (x.data.shape[0], x.data.shape[1], 1, x.data.shape[2])
         ws = w.data.shape if not one_d else (w.data.shape[0], w.data.shape[1], 1, w.data.shape[2])
-        ys = out.shape if not one_d else (out.shape[0], out.shape[1], 1, out.shape[2])
+        ys = acc.shape if not one_d else (acc.shape[0], acc.shape[1], 1, acc.shape[2])
         pads = list(a.get("pads", [0] * (2 if one_d else 4)))
         pads = [0, pads[0], 0, pads[1]] if one_d else pads
+        if pads[0] != pads[2] or pads[1] != pads[3]:
+            raise ModelError("ConvInteger with asymmetric padding is not supported")
         strides = list(a.get("strides", [1, 1]))
         strides = [1, strides[0]] if one_d else strides
-        wname = self.const(w.data, node.input[1])
-        signed = "1" if w.data.dtype == np.int8 else "0"
-        xzp = f"{self.ptr(xz)}[0]" if not xz.const else str(int(xz.data))
+        group = a.get("group", 1)
+        y, epilogue = self._fused_output(index, acc, 1, self._epilogue(node.output[0], ws[0]))
+        xzp = f"{self.ptr(xz)}[0]" if not xz.const else str(xzv)
+        geometry = (
+            f"{xs[1]}, {xs[2]}, {xs[3]}, {ws[0]}, {ws[2]}, {ws[3]}, {strides[0]}, {strides[1]}, {pads[0]}, {pads[1]}, "
+            f"{ys[2]}, {ys[3]}"
+        )
+        if group == xs[1] and ws[1] == 1 and ws[0] % xs[1] == 0:  # one input channel per group (depthwise, stem)
+            wname = self.const(w.data, node.input[1])
+            plane = self.scratch((xs[2] + 2 * pads[0]) * (xs[3] + 2 * pads[1]), index)
+            self.call(
+                index,
+                f"esr_conv_depthwise_u8({self.ptr(x)}, {xzp}, {wname}, {wzv}, {geometry}, {epilogue}, {self.ptr(y)}, "
+                f"esr_arena + OFF{plane});",
+                [x, xz, *self.epilogue_reads],
+                [y.name],
+                (plane,),
+            )
+            return
+        if group != 1:
+            raise ModelError("grouped ConvInteger is supported for depthwise (group == channels) only")
+        wname, kp = self._packed(w.data.reshape(ws[0], -1), node.input[1])
+        work = self.scratch(2 * 2 * kp + 16, index)
         self.call(
             index,
-            f"esr_conv_integer({self.ptr(x)}, {xzp}, {xs[1]}, {xs[2]}, {xs[3]}, (const uint8_t *){wname}, {signed}, "
-            f"{wzv}, {ws[0]}, {ws[2]}, {ws[3]}, {a.get('group', 1)}, {strides[0]}, {strides[1]}, {pads[0]}, {pads[1]}, "
-            f"{self.ptr(y)}, {ys[2]}, {ys[3]});",
-            [x, xz],
+            f"esr_conv_gemm_u8({self.ptr(x)}, {xzp}, {wname}, {kp}, {wzv}, {geometry}, {epilogue}, {self.ptr(y)}, "
+            f"(int16_t *)(void *)(esr_arena + OFF{work}));",
+            [x, xz, *self.epilogue_reads],
+            [y.name],
+            (work,),
         )
 
     def op_MatMulInteger(self, index, node, ins, a):
         x, w, xz, wz = ins[0], ins[1], ins[2], ins[3] if len(ins) > 3 else None
-        if not w.const or w.data.ndim != 2 or (wz is not None and wz.data.size != 1):
-            raise ModelError("MatMulInteger needs a constant 2-D weight with one zero point")
+        if not w.const or w.data.ndim != 2 or (wz is not None and wz.data.size != 1) or w.data.dtype != np.uint8:
+            raise ModelError("MatMulInteger needs a constant 2-D uint8 weight with one zero point")
         wzv = int(wz.data) if wz is not None else 0
-        rows = int(np.prod(x.data.shape[:-1]))
-        out = (x.data.astype(np.int32) - int(xz.data)) @ (w.data.astype(np.int32) - wzv)
-        y = self.new(node.output[0], out.astype(np.int32), index)
-        wname = self.const(w.data, node.input[1])
-        signed = "1" if w.data.dtype == np.int8 else "0"
+        rows, k, n = int(np.prod(x.data.shape[:-1])), w.data.shape[0], w.data.shape[1]
+        acc = ((x.data.astype(np.int32) - int(xz.data)) @ (w.data.astype(np.int32) - wzv)).astype(np.int32)
+        y, epilogue = self._fused_output(index, acc, acc.ndim - 1, self._epilogue(node.output[0], n))
+        wname, kp = self._packed(np.ascontiguousarray(w.data.T), node.input[1])
+        work = self.scratch(2 * 2 * kp + 16, index)
         self.call(
             index,
-            f"esr_matmul_integer({self.ptr(x)}, {self.ptr(xz)}[0], {rows}, {w.data.shape[0]}, "
-            f"(const uint8_t *){wname}, {signed}, {wzv}, {w.data.shape[1]}, {self.ptr(y)});",
-            [x, xz],
+            f"esr_matmul_gemm_u8({self.ptr(x)}, {self.ptr(xz)}[0], {rows}, {k}, {wname}, {kp}, {wzv}, {n}, "
+            f"{epilogue}, {self.ptr(y)}, (int16_t *)(void *)(esr_arena + OFF{work}));",
+            [x, xz, *self.epilogue_reads],
+            [y.name],
+            (work,),
         )
 
     def op_Gemm(self, index, node, ins, a):
@@ -390,6 +494,13 @@ class _Builder:
         shape = ", ".join(map(str, out.shape or (1,)))
         sa, sb = (", ".join(map(str, s or [0])) for s in strides)
         reads = [v for v in (x, other) if not v.const]
+        contiguous = _strides(out, out.shape)
+        if strides[0] == contiguous and strides[1] in (contiguous, [0] * len(contiguous)):
+            step = 1 if strides[1] == contiguous and out.size > 1 else 0
+            self.call(
+                index, f"esr_binary_flat({_OPS[op]}, {args[0]}, {args[1]}, {step}, {self.ptr(y)}, {out.size});", reads
+            )
+            return
         del a_shape
         self.call(
             index,
@@ -490,20 +601,20 @@ class _Builder:
         """Drop calls whose results nobody reads, then set each buffer's lifetime from the calls."""
         needed = {self.root(n) for n in self.outputs}
         kept = []
-        for index, text, reads in reversed(self.p.calls):
-            if not needed.intersection(self.graph.node[index].output):
+        for call in reversed(self.p.calls):
+            if not needed.intersection(call[3]):
                 continue
-            kept.append((index, text, reads))
-            needed.update(self.root(n) for n in reads)
+            kept.append(call)
+            needed.update(self.root(n) for n in call[2])
         kept.reverse()
         self.p.calls = kept
         for buf in self.p.buffers:
             buf.first, buf.last = 10**9, -(10**9)
-        for step, (index, _, reads) in enumerate(kept):
-            for name in [*reads, *self.graph.node[index].output]:
-                val = self.p.values.get(name)
-                if val is not None and val.buffer is not None:
-                    buf = self.p.buffers[val.buffer]
+        for step, (_, _, reads, writes, scratch) in enumerate(kept):
+            ids = [self.p.values[n].buffer for n in [*reads, *writes] if n in self.p.values] + scratch
+            for b in ids:
+                if b is not None:
+                    buf = self.p.buffers[b]
                     buf.first, buf.last = min(buf.first, step), max(buf.last, step)
         for name in self.outputs:
             self.p.buffers[self.p.values[name].buffer].last = len(kept)
@@ -556,7 +667,7 @@ def _c_array(ctype: str, name: str, data: np.ndarray) -> str:
     else:
         items = [str(int(v)) for v in data.tolist()]
     body = ",\n".join(", ".join(items[i : i + 16]) for i in range(0, len(items), 16))
-    return f"static const {ctype} {name}[{max(len(items), 1)}] = {{\n{body or '0'}\n}};\n"
+    return f"static const {ctype} {name}[{max(len(items), 1)}] __attribute__((aligned(4))) = {{\n{body or '0'}\n}};\n"
 
 
 def _fe_workspace_estimate(contract: ModelContract, samples: int) -> int:
@@ -611,9 +722,13 @@ def generate(model: str | Path, seconds: float | None = None) -> tuple[str, str,
     for cname, (ctype, data) in p.consts.items():
         src.append(_c_array(ctype, cname, data))
     src.append("\nfloat *esr_model_input(void) { return " + builder.ptr(in_val) + "; }\n\n")
+    src.append(
+        "#ifdef ESR_PROFILE /* a hook after each kernel: per-layer instruction counts */\n"
+        "void esr_step(int k);\n#define ESR_STEP(k) esr_step(k)\n#else\n#define ESR_STEP(k) ((void)0)\n#endif\n\n"
+    )
     src.append("const float *esr_model_run(void) {\n")
-    for _, text, _ in p.calls:
-        src.append(f"    {text}\n")
+    for step, (index, text, *_) in enumerate(p.calls):
+        src.append(f"    {text} /* {builder.graph.node[index].op_type} */\n    ESR_STEP({step});\n")
     src.append(f"    return {builder.ptr(out_val)};\n}}\n")
     fe = contract.frontend
     labels = ", ".join(json.dumps(label) for label in primary.labels)

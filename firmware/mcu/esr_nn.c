@@ -2,8 +2,23 @@
 #include "esr_nn.h"
 
 #include <math.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#include <arm_acle.h>
+#define ESR_SIMD 1
+#endif
 
 static int32_t clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* nearbyintf (round half to even) of v / scale, clamped to +-2^22 first: adding and subtracting
+ * 1.5 * 2^23 rounds in the FPU's default mode without a libm call (Cortex-M4 has no VRINT). */
+static inline int32_t round_div(float v, float scale) {
+    float q = v / scale; /* a division, as ONNX Runtime (not a multiplication by 1 / scale) */
+    if (q > 4194304.0f) q = 4194304.0f;
+    if (q < -4194304.0f) q = -4194304.0f;
+    return (int32_t)((q + 12582912.0f) - 12582912.0f); /* IEEE semantics: the compiler may not fold this */
+}
 
 void esr_dynamic_quantize(const float *x, int32_t n, uint8_t *y, float *scale, uint8_t *zero_point) {
     float lo = 0.0f, hi = 0.0f, s, z;
@@ -15,19 +30,22 @@ void esr_dynamic_quantize(const float *x, int32_t n, uint8_t *y, float *scale, u
     s = hi == lo ? 1.0f : (hi - lo) / 255.0f;
     z = 0.0f - lo / s;
     zp = (int32_t)roundf(z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z);
-    for (i = 0; i < n; ++i) y[i] = (uint8_t)clamp((int32_t)nearbyintf(x[i] / s) + zp, 0, 255);
+    for (i = 0; i < n; ++i) { /* |x / s| <= 255 by construction: no clamp needed before rounding */
+        float q = x[i] / s;
+        y[i] = (uint8_t)clamp((int32_t)((q + 12582912.0f) - 12582912.0f) + zp, 0, 255);
+    }
     *scale = s;
     *zero_point = (uint8_t)zp;
 }
 
 void esr_quantize_u8(const float *x, int32_t n, float scale, int32_t zero_point, uint8_t *y) {
     int32_t i;
-    for (i = 0; i < n; ++i) y[i] = (uint8_t)clamp((int32_t)nearbyintf(x[i] / scale) + zero_point, 0, 255);
+    for (i = 0; i < n; ++i) y[i] = (uint8_t)clamp(round_div(x[i], scale) + zero_point, 0, 255);
 }
 
 void esr_quantize_s8(const float *x, int32_t n, float scale, int32_t zero_point, int8_t *y) {
     int32_t i;
-    for (i = 0; i < n; ++i) y[i] = (int8_t)clamp((int32_t)nearbyintf(x[i] / scale) + zero_point, -128, 127);
+    for (i = 0; i < n; ++i) y[i] = (int8_t)clamp(round_div(x[i], scale) + zero_point, -128, 127);
 }
 
 void esr_dequantize_u8(const uint8_t *x, int32_t n, float scale, int32_t zero_point, float *y) {
@@ -181,5 +199,185 @@ void esr_transpose(const float *x, const int32_t *st, float *y, const int32_t *s
             ix -= st[d] * shape[d];
             idx[d] = 0;
         }
+    }
+}
+
+/* -- fused integer kernels -------------------------------------------------------------------- */
+
+static inline float epilogue(int32_t acc, const float *scale, const float *bias, int32_t m, int32_t relu) {
+    float v = (float)acc * *scale; /* as ONNX Runtime: Cast, then Mul, then Add (no fused multiply-add) */
+    if (bias) v = v + bias[m];
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
+#ifdef ESR_SIMD
+static inline uint32_t uxtb16_ror8(uint32_t v) { /* bytes 1 and 3 as two halfwords, in one instruction */
+    uint32_t r;
+    __asm("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+static uint32_t load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+#endif
+
+/* acc[2p + q] = sum_k x_p[k] * w_q[k] for two columns x_0, x_1 (int16) and two packed weight rows. */
+static void dot2x2(const int16_t *x0, const int16_t *x1, const uint8_t *w0, const uint8_t *w1, int32_t kp,
+                   int32_t acc[4]) {
+    int32_t k;
+#ifdef ESR_SIMD
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    for (k = 0; k < kp; k += 4) {
+        uint32_t xa = load32(x0 + k), xb = load32(x0 + k + 2), ya = load32(x1 + k), yb = load32(x1 + k + 2);
+        uint32_t u = load32(w0 + k), v = load32(w1 + k);
+        uint32_t u_lo = __uxtb16(u), u_hi = uxtb16_ror8(u), v_lo = __uxtb16(v), v_hi = uxtb16_ror8(v);
+        a00 = __smlad(xa, u_lo, a00);
+        a00 = __smlad(xb, u_hi, a00);
+        a01 = __smlad(xa, v_lo, a01);
+        a01 = __smlad(xb, v_hi, a01);
+        a10 = __smlad(ya, u_lo, a10);
+        a10 = __smlad(yb, u_hi, a10);
+        a11 = __smlad(ya, v_lo, a11);
+        a11 = __smlad(yb, v_hi, a11);
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+#else
+    static const int32_t order[4] = {0, 2, 1, 3}; /* packed position of weight k within its group of 4 */
+    acc[0] = acc[1] = acc[2] = acc[3] = 0;
+    for (k = 0; k < kp; ++k) {
+        int32_t at = (k & ~3) + order[k & 3];
+        acc[0] += x0[k] * (int32_t)w0[at];
+        acc[1] += x0[k] * (int32_t)w1[at];
+        acc[2] += x1[k] * (int32_t)w0[at];
+        acc[3] += x1[k] * (int32_t)w1[at];
+    }
+#endif
+}
+
+/* Outputs of np (1 or 2) columns held in xb (np x kp int16, column sums xsum) for every row of w. */
+static void gemm_columns(const int16_t *xb, int32_t np, int32_t kp, const int32_t *xsum, const uint8_t *w,
+                         int32_t m, int32_t w_zp, const float *scale, const float *bias, int32_t relu, float *y,
+                         int32_t m_stride, int32_t p_stride) {
+    int32_t mm, p, q, acc[4];
+    const float s = *scale;
+    for (mm = 0; mm < m; mm += 2) {
+        const uint8_t *w0 = w + mm * kp, *w1 = mm + 1 < m ? w0 + kp : w0;
+        dot2x2(xb, np > 1 ? xb + kp : xb, w0, w1, kp, acc);
+        for (p = 0; p < np; ++p)
+            for (q = 0; q < 2 && mm + q < m; ++q) {
+                float v = (float)(acc[2 * p + q] - w_zp * xsum[p]) * s;
+                if (bias) v = v + bias[mm + q];
+                y[(mm + q) * m_stride + p * p_stride] = relu && v < 0.0f ? 0.0f : v;
+            }
+    }
+}
+
+/* Column p of im2col: (x - x_zp) over (c, kh, kw) at output position (oy, ox), zeros in padding. */
+static int32_t gather(const uint8_t *x, int32_t x_zp, int32_t c, int32_t h, int32_t w_in, int32_t kh, int32_t kw,
+                      int32_t iy0, int32_t ix0, int32_t kp, int16_t *col) {
+    int32_t ch, i, j, k = 0, sum = 0;
+    for (ch = 0; ch < c; ++ch)
+        for (i = 0; i < kh; ++i)
+            for (j = 0; j < kw; ++j) {
+                int32_t iy = iy0 + i, ix = ix0 + j, v = 0;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < w_in) v = (int32_t)x[(ch * h + iy) * w_in + ix] - x_zp;
+                col[k++] = (int16_t)v;
+                sum += v;
+            }
+    for (; k < kp; ++k) col[k] = 0;
+    return sum;
+}
+
+void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
+                      int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
+                      int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
+                      int32_t relu, float *y, int16_t *work) {
+    int32_t n = oh * ow, p, xsum[2];
+    for (p = 0; p < n; p += 2) {
+        int32_t np = p + 1 < n ? 2 : 1, j;
+        for (j = 0; j < np; ++j) {
+            int32_t oy = (p + j) / ow, ox = (p + j) % ow;
+            xsum[j] = gather(x, x_zp, c, h, w_in, kh, kw, oy * stride_h - pad_h, ox * stride_w - pad_w, kp,
+                             work + j * kp);
+        }
+        gemm_columns(work, np, kp, xsum, w, m, w_zp, scale, bias, relu, y + p, n, 1);
+    }
+}
+
+void esr_matmul_gemm_u8(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k, const uint8_t *w, int32_t kp,
+                        int32_t w_zp, int32_t n, const float *scale, const float *bias, int32_t relu, float *y,
+                        int16_t *work) {
+    int32_t r, i, j, xsum[2];
+    for (r = 0; r < rows; r += 2) {
+        int32_t np = r + 1 < rows ? 2 : 1;
+        for (j = 0; j < np; ++j) {
+            int16_t *col = work + j * kp;
+            xsum[j] = 0;
+            for (i = 0; i < k; ++i) {
+                col[i] = (int16_t)((int32_t)x[(r + j) * k + i] - x_zp);
+                xsum[j] += col[i];
+            }
+            for (; i < kp; ++i) col[i] = 0;
+        }
+        gemm_columns(work, np, kp, xsum, w, n, w_zp, scale, bias, relu, y + r * n, 1, n);
+    }
+}
+
+void esr_conv_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t w_zp, int32_t c, int32_t h,
+                           int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
+                           int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
+                           int32_t relu, float *y, uint8_t *plane) {
+    /* Each channel is copied into `plane` framed by x_zp (so padding adds (x_zp - x_zp) * w = 0), then
+     * sum (x - x_zp)(w - w_zp) = sum x * wt - x_zp * sum wt with wt = w - w_zp: no bounds checks. */
+    int32_t ph = h + 2 * pad_h, pw = w_in + 2 * pad_w, ch, oy, ox, i, j, taps = kh * kw, multiplier = m / c;
+    for (ch = 0; ch < m; ++ch) {
+        const uint8_t *wc = w + ch * taps;
+        float *yc = y + ch * oh * ow;
+        int32_t wsum = 0, correction;
+        if (ch % multiplier == 0) { /* a new input channel (each feeds `multiplier` outputs) */
+            memset(plane, x_zp, (size_t)(ph * pw));
+            for (i = 0; i < h; ++i)
+                memcpy(plane + (i + pad_h) * pw + pad_w, x + ((ch / multiplier) * h + i) * w_in, (size_t)w_in);
+        }
+        for (i = 0; i < taps; ++i) wsum += (int32_t)wc[i] - w_zp;
+        correction = x_zp * wsum;
+        if (kh == 3 && kw == 3) {
+            const int32_t w0 = wc[0] - w_zp, w1 = wc[1] - w_zp, w2 = wc[2] - w_zp, w3 = wc[3] - w_zp,
+                          w4 = wc[4] - w_zp, w5 = wc[5] - w_zp, w6 = wc[6] - w_zp, w7 = wc[7] - w_zp,
+                          w8 = wc[8] - w_zp;
+            for (oy = 0; oy < oh; ++oy) {
+                const uint8_t *r0 = plane + oy * stride_h * pw, *r1 = r0 + pw, *r2 = r1 + pw;
+                for (ox = 0; ox < ow; ++ox, r0 += stride_w, r1 += stride_w, r2 += stride_w) {
+                    int32_t acc = r0[0] * w0 + r0[1] * w1 + r0[2] * w2 + r1[0] * w3 + r1[1] * w4 + r1[2] * w5 +
+                                  r2[0] * w6 + r2[1] * w7 + r2[2] * w8;
+                    yc[oy * ow + ox] = epilogue(acc - correction, scale, bias, ch, relu);
+                }
+            }
+            continue;
+        }
+        for (oy = 0; oy < oh; ++oy)
+            for (ox = 0; ox < ow; ++ox) {
+                const uint8_t *r = plane + oy * stride_h * pw + ox * stride_w;
+                int32_t acc = 0;
+                for (i = 0; i < kh; ++i, r += pw)
+                    for (j = 0; j < kw; ++j) acc += r[j] * ((int32_t)wc[i * kw + j] - w_zp);
+                yc[oy * ow + ox] = epilogue(acc - correction, scale, bias, ch, relu);
+            }
+    }
+}
+
+void esr_binary_flat(esr_binary_op op, const float *a, const float *b, int32_t b_step, float *y, int32_t n) {
+    int32_t i;
+    switch (op) {
+    case ESR_MUL: for (i = 0; i < n; ++i) y[i] = a[i] * b[i * b_step]; break;
+    case ESR_ADD: for (i = 0; i < n; ++i) y[i] = a[i] + b[i * b_step]; break;
+    case ESR_SUB: for (i = 0; i < n; ++i) y[i] = a[i] - b[i * b_step]; break;
+    default: for (i = 0; i < n; ++i) y[i] = a[i] / b[i * b_step]; break;
     }
 }

@@ -27,6 +27,27 @@ void esr_conv_integer(const uint8_t *x, int32_t x_zp, int32_t c, int32_t h, int3
 /* y (rows, n) int32 = (x (rows, k) uint8 - x_zp) @ (w (k, n) 8-bit - w_zp). */
 void esr_matmul_integer(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k, const uint8_t *w, int32_t w_signed,
                         int32_t w_zp, int32_t n, int32_t *y);
+/* Fused integer convolution, ConvInteger -> Cast -> Mul(*scale) -> Add(bias[m]) [-> Relu], batch 1:
+ * x (C, H, W) uint8 with zero point x_zp; y (M, OH, OW) float = acc * *scale + bias[m] (bias may be
+ * NULL), clamped at 0 when relu. esr_conv_gemm_u8: group 1, weights (M, C*KH*KW) padded to kp and
+ * packed by the exporter (bytes 0,2,1,3 of every 4); work holds 2 * kp int16.
+ * esr_conv_depthwise_u8: one input channel per group (group == C, M a multiple of C), weights
+ * (M, 1, KH, KW); plane holds (H + 2 pad_h) x
+ * (W + 2 pad_w) bytes. */
+void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
+                      int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
+                      int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
+                      int32_t relu, float *y, int16_t *work);
+void esr_conv_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t w_zp, int32_t c, int32_t h,
+                           int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
+                           int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
+                           int32_t relu, float *y, uint8_t *plane);
+/* Fused MatMulInteger -> Cast -> Mul -> Add [-> Relu]: x (rows, k) uint8, weights (n, k) packed as above;
+ * y (rows, n) float. */
+void esr_matmul_gemm_u8(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k, const uint8_t *w, int32_t kp,
+                        int32_t w_zp, int32_t n, const float *scale, const float *bias, int32_t relu, float *y,
+                        int16_t *work);
+
 /* y (rows, n) float = ((x int8 - x_zp) @ (w (k, n) int8 - w_zp)) * scale[n] + bias[n]. */
 void esr_gemm_s8(const int8_t *x, int32_t x_zp, int32_t rows, int32_t k, const int8_t *w, int32_t w_zp, int32_t n,
                  const float *scale, const float *bias, float *y);
@@ -43,6 +64,8 @@ void esr_reduce(const float *x, int32_t outer, int32_t r, int32_t inner, int32_t
 /* Elementwise a op b with broadcasting: element strides per output axis (0 = broadcast), ndim <= 6. */
 void esr_binary(esr_binary_op op, const float *a, const int32_t *sa, const float *b, const int32_t *sb, float *y,
                 const int32_t *shape, int32_t ndim);
+/* y[i] = a[i] op b[i * b_step] (b_step 1: same shape, 0: b is a scalar). */
+void esr_binary_flat(esr_binary_op op, const float *a, const float *b, int32_t b_step, float *y, int32_t n);
 /* y (shape) = x read with element strides st per output axis, ndim <= 6. */
 void esr_transpose(const float *x, const int32_t *st, float *y, const int32_t *shape, int32_t ndim);
 

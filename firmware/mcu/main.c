@@ -15,6 +15,11 @@
 #define CALIB_TURNS 1000000u
 #define FE_WORKSPACE_BYTES (ESR_FE_WORKSPACE_ESTIMATE)
 
+#ifdef ESR_PROFILE
+static uint64_t step_ticks[4096];
+void esr_step(int k) { step_ticks[k] = esr_ticks(); }
+#endif
+
 static unsigned char fe_workspace[FE_WORKSPACE_BYTES] __attribute__((aligned(16)));
 static float samples[ESR_CLIP_SAMPLES];
 static const float mean[] = ESR_MODEL_MEAN, stdev[] = ESR_MODEL_STD;
@@ -113,6 +118,13 @@ int main(void) {
     print_field(" stack=", (uint64_t)((uintptr_t)&_estack - (uintptr_t)p));
     print_field(" fe_workspace=", sizes.workspace_bytes);
     esr_print("\n");
+#ifdef ESR_PROFILE
+    esr_ticks_start();
+    y = esr_model_run();
+    esr_print("steps");
+    for (i = 0; i < 4096 && step_ticks[i]; ++i) print_field(" ", step_ticks[i] - (i ? step_ticks[i - 1] : 0));
+    esr_print("\n");
+#endif
     (void)mean;
     (void)stdev;
     return 0;

@@ -87,8 +87,14 @@ typedef struct {
 
 static esr_status plan(const esr_fe_config *cfg, size_t max_samples, esr_fe_sizes *s, layout *l) {
     size_t bins, fft_bytes = 0, off = 0, width;
-    if ((int)cfg->kind < (int)ESR_FE_MFCC || (int)cfg->kind > (int)ESR_FE_FUNCTIONALS) return ESR_ERR_CONFIG;
-    if ((int)cfg->window < (int)ESR_WIN_RECT || (int)cfg->window > (int)ESR_WIN_HANN) return ESR_ERR_CONFIG;
+    switch (cfg->kind) {
+    case ESR_FE_MFCC: case ESR_FE_LOGMEL: case ESR_FE_LOGSPEC: case ESR_FE_FUNCTIONALS: break;
+    default: return ESR_ERR_CONFIG;
+    }
+    switch (cfg->window) {
+    case ESR_WIN_RECT: case ESR_WIN_HAMMING: case ESR_WIN_HANN: break;
+    default: return ESR_ERR_CONFIG;
+    }
     if (cfg->sample_rate < 8000 || cfg->sample_rate > 96000) return ESR_ERR_CONFIG;
     if (!(cfg->win_length > 0 && cfg->win_length < 10.0) || !(cfg->hop_length > 0 && cfg->hop_length < 10.0))
         return ESR_ERR_CONFIG;
