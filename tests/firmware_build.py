@@ -62,7 +62,6 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
 
     from edge_ser.contract import ModelContract
     from edge_ser.model import resolve
-    from export.c_model import write_c
 
     need_toolchain("arm-none-eabi-gcc", "qemu-system-arm")
     gen, out = work / "gen", work / "build"
@@ -74,7 +73,6 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    del write_c
     path = resolve(model)
     contract = ModelContract.from_json(contract_json(path))
     features = contract.normalize(contract.frontend(clip.astype(np.float32) / 32768.0))

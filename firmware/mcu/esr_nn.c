@@ -225,7 +225,7 @@ static uint32_t load32(const void *p) {
 #endif
 
 /* acc[2p + q] = sum_k x_p[k] * w_q[k] for two columns x_0, x_1 (int16) and two packed weight rows. */
-static void dot2x2(const int16_t *x0, const int16_t *x1, const uint8_t *w0, const uint8_t *w1, int32_t kp,
+static inline __attribute__((always_inline)) void dot2x2(const int16_t *x0, const int16_t *x1, const uint8_t *w0, const uint8_t *w1, int32_t kp,
                    int32_t acc[4]) {
     int32_t k;
 #ifdef ESR_SIMD
@@ -264,17 +264,39 @@ static void dot2x2(const int16_t *x0, const int16_t *x1, const uint8_t *w0, cons
 static void gemm_columns(const int16_t *xb, int32_t np, int32_t kp, const int32_t *xsum, const uint8_t *w,
                          int32_t m, int32_t w_zp, const float *scale, const float *bias, int32_t relu, float *y,
                          int32_t m_stride, int32_t p_stride) {
-    int32_t mm, p, q, acc[4];
     const float s = *scale;
+    const int32_t c0 = w_zp * xsum[0], c1 = np > 1 ? w_zp * xsum[1] : 0;
+    const int16_t *x1 = np > 1 ? xb + kp : xb;
+    int32_t mm, acc[4];
     for (mm = 0; mm < m; mm += 2) {
         const uint8_t *w0 = w + mm * kp, *w1 = mm + 1 < m ? w0 + kp : w0;
-        dot2x2(xb, np > 1 ? xb + kp : xb, w0, w1, kp, acc);
-        for (p = 0; p < np; ++p)
-            for (q = 0; q < 2 && mm + q < m; ++q) {
-                float v = (float)(acc[2 * p + q] - w_zp * xsum[p]) * s;
-                if (bias) v = v + bias[mm + q];
-                y[(mm + q) * m_stride + p * p_stride] = relu && v < 0.0f ? 0.0f : v;
+        float *y0 = y + mm * m_stride, v0, v1, v2, v3;
+        dot2x2(xb, x1, w0, w1, kp, acc);
+        /* as ONNX Runtime: Cast, then Mul, then Add (no fused multiply-add; adding 0 without a bias is exact) */
+        v0 = (float)(acc[0] - c0) * s;
+        v1 = (float)(acc[1] - c0) * s;
+        v2 = (float)(acc[2] - c1) * s;
+        v3 = (float)(acc[3] - c1) * s;
+        if (bias) {
+            v0 = v0 + bias[mm];
+            v2 = v2 + bias[mm];
+            if (mm + 1 < m) {
+                v1 = v1 + bias[mm + 1];
+                v3 = v3 + bias[mm + 1];
             }
+        }
+        if (relu) {
+            v0 = v0 < 0.0f ? 0.0f : v0;
+            v1 = v1 < 0.0f ? 0.0f : v1;
+            v2 = v2 < 0.0f ? 0.0f : v2;
+            v3 = v3 < 0.0f ? 0.0f : v3;
+        }
+        y0[0] = v0;
+        if (np > 1) y0[p_stride] = v2;
+        if (mm + 1 < m) {
+            y0[m_stride] = v1;
+            if (np > 1) y0[m_stride + p_stride] = v3;
+        }
     }
 }
 
@@ -299,9 +321,22 @@ void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t 
                       int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
                       int32_t relu, float *y, int16_t *work) {
     int32_t n = oh * ow, p, xsum[2];
+    const int32_t pointwise = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
     for (p = 0; p < n; p += 2) {
         int32_t np = p + 1 < n ? 2 : 1, j;
-        for (j = 0; j < np; ++j) {
+        for (j = 0; j < np && pointwise; ++j) { /* 1x1: column j is channel-strided input */
+            const uint8_t *xp = x + p + j;
+            int16_t *col = work + j * kp;
+            int32_t k, sum = 0;
+            for (k = 0; k < c; ++k, xp += n) {
+                int32_t v = (int32_t)*xp - x_zp;
+                col[k] = (int16_t)v;
+                sum += v;
+            }
+            for (; k < kp; ++k) col[k] = 0;
+            xsum[j] = sum;
+        }
+        for (j = 0; j < np && !pointwise; ++j) {
             int32_t oy = (p + j) / ow, ox = (p + j) % ow;
             xsum[j] = gather(x, x_zp, c, h, w_in, kh, kw, oy * stride_h - pad_h, ox * stride_w - pad_w, kp,
                              work + j * kp);
