@@ -11,8 +11,13 @@ fused into one integer kernel. Every activation lives in one static arena whose 
 planned here from the tensors' lifetimes (elementwise nodes work in place); there is no heap.
 Unsupported operators or patterns raise :class:`ModelError` naming them.
 
+An FP32 graph (the shipped ``english`` is the FP32 graph of its INT8 weights) is first quantized
+as the project's dynamic INT8 scheme does it (``export.quantize.quantize_dynamic_int8``), which for
+dequantized INT8 weights gives back the same 8-bit weights.
+
 Writes ``DIR/esr_model.c``, ``DIR/esr_model.h`` (sizes, the contract's front-end and
-normalization, labels) and returns a summary (flash bytes of weights, arena bytes).
+normalization, labels) and ``DIR/esr_model.onnx`` (the INT8 graph the C code computes), and
+returns a summary (flash bytes of weights, arena bytes).
 """
 
 from __future__ import annotations
@@ -673,7 +678,7 @@ def _c_array(ctype: str, name: str, data: np.ndarray) -> str:
 def _fe_workspace_estimate(contract: ModelContract, samples: int) -> int:
     """An upper bound of esr_fe_get_sizes().workspace_bytes for a 32-bit, float-only build."""
     fe = contract.frontend
-    n, bins, frames = fe.n_fft, fe.n_fft // 2 + 1, fe._analysis_frames(samples)
+    n, bins, frames = fe.n_fft, fe.n_fft // 2 + 1, fe.analysis_frames(samples)
     width = fe.n_mfcc + fe.n_mels if fe.kind == "functionals" else 0
     fft = 16 + 8 + 4 * 64 + 8 * (n // 2) + 8 * (n // 2 * 3 // 2)
     tables = 8 * bins + 4 * n + 4 * fe.frame_length + 4 * bins + 8 * fe.n_mels + 8 * bins + 4 * fe.n_mels * fe.n_mfcc
@@ -688,11 +693,46 @@ def model_input_shape(contract: ModelContract) -> tuple[int, ...]:
     return (1, contract.frontend.num_frames(n), contract.frontend.n_features)
 
 
-def generate(model: str | Path, seconds: float | None = None) -> tuple[str, str, dict[str, Any]]:
-    """C source and header for ``model`` (a path or shipped name) at windows of ``seconds``
-    (default: the contract's analysis window); and a summary."""
-    path = resolve(model)
+def _float_weight_layers(proto: onnx.ModelProto) -> bool:
+    """Whether the graph has Conv/MatMul/Gemm layers with float weights and no QDQ quantization."""
+    inits = {i.name: i for i in proto.graph.initializer}
+    ops = {n.op_type for n in proto.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear"}:
+        return False
+    return any(
+        n.op_type in ("Conv", "MatMul", "Gemm")
+        and len(n.input) > 1
+        and n.input[1] in inits
+        and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT
+        for n in proto.graph.node
+    )
+
+
+def integer_graph(path: Path) -> tuple[onnx.ModelProto, str]:
+    """The graph the C model computes: the file itself when it is INT8, or for an FP32 graph (such as one
+    whose weights are dequantized INT8 ones, export.quantize.to_float) ONNX Runtime's dynamic quantization
+    of it (export.quantize.quantize_dynamic_int8: 8-bit weights, activations quantized per call)."""
     proto = onnx.load(str(path))
+    if not _float_weight_layers(proto):
+        return proto, "as shipped"
+    import tempfile
+
+    from .quantize import quantize_dynamic_int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "dynamic.onnx"
+        quantize_dynamic_int8(path, out)
+        quantized = onnx.load(str(out))
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(proto.metadata_props)
+    return quantized, "dynamic INT8 of the FP32 graph (export.quantize.quantize_dynamic_int8)"
+
+
+def generate(model: str | Path, seconds: float | None = None) -> tuple[str, str, dict[str, Any], onnx.ModelProto]:
+    """C source and header for ``model`` (a path or shipped name) at windows of ``seconds``
+    (default: the contract's analysis window); a summary; and the INT8 graph the C code computes."""
+    path = resolve(model)
+    proto, quantization = integer_graph(path)
     meta = {p.key: p.value for p in proto.metadata_props}
     contract = ModelContract.from_json(meta["edge_ser.contract"])
     if contract.input_kind != "features" or contract.frontend_in_graph:
@@ -777,20 +817,23 @@ const float *esr_model_run(void);
 """
     summary = {
         "model": path.name,
+        "quantization": quantization,
         "input_shape": list(shape),
         "weight_bytes": weights,
         "arena_bytes": arena,
         "calls": len(p.calls),
         "outputs": out_names,
     }
-    return "".join(src), header, summary
+    return "".join(src), header, summary, proto
 
 
 def write_c(model: str | Path, out_dir: str | Path, seconds: float | None = None) -> dict[str, Any]:
-    """Write ``esr_model.c`` and ``esr_model.h`` for ``model`` into ``out_dir``; returns the summary."""
-    source, header, summary = generate(model, seconds)
+    """Write ``esr_model.c`` and ``esr_model.h`` for ``model`` into ``out_dir``, with ``esr_model.onnx``: the
+    INT8 graph they compute (the reference for checking them); returns the summary."""
+    source, header, summary, graph = generate(model, seconds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "esr_model.c").write_text(source)
     (out / "esr_model.h").write_text(header)
+    onnx.save(graph, str(out / "esr_model.onnx"))
     return summary

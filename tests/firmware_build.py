@@ -57,7 +57,8 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
     """``edge-ser export --c`` for ``model``, cross-compiled with ``clip`` (int16, at the model's rate)
     and the features numpy computes for it, run under QEMU mps2-an386 with -icount; returns what the
     target printed (logits on the golden features, logits from the C front-end, tick counts) plus
-    ONNX Runtime's logits on the golden features and the build's sizes."""
+    ONNX Runtime's logits on the golden features (of the INT8 graph the C code computes, and of the
+    shipped file) and the build's sizes."""
     import onnxruntime as ort
 
     from edge_ser.contract import ModelContract
@@ -90,8 +91,11 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
     lines = {line.split()[0]: line.split()[1:] for line in output.splitlines() if line.strip()}
     ticks = dict(item.split("=") for item in lines["ticks"])
     per_tick = int(ticks["calib_instructions"]) / int(ticks["calib"])
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    reference = session.run([contract.primary.output], {contract.input_name: features[None]})[0][0]
+
+    def run(model_file: Path) -> np.ndarray:
+        session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+        return session.run([contract.primary.output], {contract.input_name: features[None]})[0][0].astype(float)
+
     objects = {}
     for line in (out / "objects.txt").read_text().splitlines()[1:]:
         text_, data, bss, *_, name = line.split()
@@ -100,7 +104,8 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
         "summary": summary,
         "golden_logits": np.array(lines["golden_logits"], float),
         "logits": np.array(lines["logits"], float),
-        "reference": reference.astype(float),
+        "reference": run(gen / "esr_model.onnx"),  # the INT8 graph the C code computes
+        "shipped": run(path),  # the shipped file (FP32 for an FP32 model)
         "instructions_frontend": round(int(ticks["frontend"]) * per_tick),
         "instructions_model": round(int(ticks["model"]) * per_tick),
         "stack_bytes": int(ticks["stack"]),

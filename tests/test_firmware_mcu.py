@@ -4,9 +4,9 @@ Cortex-M4F and run under QEMU (mps2-an386) on a golden clip generated here.
 The generated model is taken from edge_ser/assets at test time and the golden outputs are
 computed by ONNX Runtime at test time, so a re-trained model is checked as it ships.
 Tolerances (docs/firmware.md): on the features numpy computes, the C model's logits are within
-0.01 of ONNX Runtime's (its integer kernels reproduce the INT8 graph; the rest is float
-rounding); from the clip through the float-only C front-end, the top class is the same and
-the logits within 0.25.
+0.01 of ONNX Runtime's on the INT8 graph the C code computes (its integer kernels reproduce it; the
+rest is float rounding); from the clip through the float-only C front-end, the top class is that
+of the shipped file (FP32 for `english`) and the logits within 0.25 of the INT8 graph's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_generated_model_on_cortex_m4(model: str, tmp_path: Path) -> None:
     assert got["golden_logits"].shape == ref.shape
     assert np.abs(got["golden_logits"] - ref).max() <= MODEL_ALONE, (got["golden_logits"], ref)
     assert got["golden_logits"].argmax() == ref.argmax()
-    assert got["logits"].argmax() == ref.argmax()
+    assert got["logits"].argmax() == ref.argmax() == got["shipped"].argmax()
     assert np.abs(got["logits"] - ref).max() <= END_TO_END, (got["logits"], ref)
     assert got["instructions_model"] > 0 and got["stack_bytes"] > 0
     assert got["objects"]["esr_model.o"]["bss"] == got["summary"]["arena_bytes"] or (

@@ -5,8 +5,8 @@
  * scores, start, end, heads, silent; or file, error, type). The model's contract (front-end,
  * normalization, analysis window, heads) comes from its metadata, as in the Python runtime:
  * audio is resampled to the model's rate, cut into windows (the last aligned to the end),
- * digital silence (peak below -80 dBFS) skipped, voiced windows batched through the model and
- * their softmaxed scores averaged. Exit status: 0, or 1 when a file failed, 2 for a bad model.
+ * digital silence (peak below -80 dBFS) skipped, each voiced window scored by one model call and
+ * the softmaxed scores averaged. Exit status: 0, or 1 when a file failed, 2 for a bad model.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@
 
 #define METADATA_KEY "edge_ser.contract"
 #define SILENCE_PEAK 1e-4f
-#define MAX_BATCH 32
+#define MAX_BATCH 1 /* windows per ONNX Runtime call: one, as the Python runtime scores them */
 
 static const OrtApi *ort;
 
