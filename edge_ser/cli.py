@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 _EXTERNAL = {
     "train": ("models.train", "train a model on a corpus (needs the train extra)"),
     "export": ("export.cli", "export a trained checkpoint to a self-describing ONNX file (needs the train extra)"),
+    "score": ("edge_ser.score", "score many files into a Parquet/JSONL table, on all cores or on Ray (scale extra)"),
     "bench": ("edge_ser.bench", "speed, size, MACs, memory (and with --data, accuracy) of models, as one table"),
 }
 

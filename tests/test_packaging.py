@@ -26,8 +26,9 @@ def test_runtime_dependencies_are_exactly_three():
 
 def test_import_does_not_pull_torch_or_onnx():
     code = (
-        "import sys, edge_ser; "
-        "bad = [m for m in ('torch', 'onnx', 'onnxruntime', 'scipy', 'soundfile') if m in sys.modules]; "
+        "import sys, edge_ser, edge_ser.score; "
+        "heavy = ('torch', 'onnx', 'onnxruntime', 'scipy', 'soundfile', 'pyarrow', 'ray'); "
+        "bad = [m for m in heavy if m in sys.modules]; "
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -1,0 +1,467 @@
+"""``edge-ser score``: score many audio files into one table, on this machine's cores or on Ray.
+
+Inputs are audio files, folders (searched recursively for audio), glob patterns, or manifests
+(CSV, JSONL or Parquet with a ``path`` column; relative paths are taken from the manifest's folder).
+Each file becomes one row -- path, duration, label, scores, auxiliary heads, transcripts and, with
+``--segments``, the window timeline -- with the model's name and SHA-256, or the error that stopped
+that file (the run goes on). Rows go to a Parquet (pyarrow) or JSONL file. A run is resumable: files
+already in the output are skipped, and an output written by another model is refused.
+
+Every file is scored on its own (``Recognizer.predict``), so a row depends only on the file and the
+model: one process, a process pool or Ray workers give the same rows. The local pool runs one
+Recognizer (one ONNX Runtime thread) per process; ``--ray`` runs the same scorer as Ray Data actors
+(``map_batches``, one Recognizer per actor), on a local Ray instance or on a cluster.
+
+pyarrow and ray (the ``scale`` extra) are imported only by the functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import EdgeSERError
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"})
+MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
+OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+CHUNK = 8  # files per task: large enough to amortize inter-process traffic, small enough to balance
+Row = dict[str, Any]
+
+
+class ScoreError(EdgeSERError):
+    """The inputs or the output of ``edge-ser score`` cannot be used."""
+
+
+# -- inputs ---------------------------------------------------------------------------------
+def read_manifest(path: str | os.PathLike, column: str = "path") -> list[str]:
+    """The audio paths listed in a CSV, JSONL or Parquet manifest (relative ones joined to its folder)."""
+    path = Path(path)
+    kind = MANIFEST_FORMATS.get(path.suffix.lower())
+    try:
+        if kind == "csv":
+            with open(path, newline="", encoding="utf-8") as f:
+                values = [row.get(column) for row in csv.DictReader(f)]
+        elif kind == "json":
+            with open(path, encoding="utf-8") as f:
+                values = [json.loads(line).get(column) for line in f if line.strip()]
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            if column not in table.column_names:
+                raise ScoreError(f"{path}: manifest has no {column!r} column (columns: {table.column_names})")
+            values = table.column(column).to_pylist()
+        else:
+            raise ScoreError(f"{path}: not a manifest (expected {', '.join(MANIFEST_FORMATS)})")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, csv.Error) as exc:
+        raise ScoreError(f"{path}: unreadable manifest ({exc})") from None
+    if any(v is None for v in values):
+        raise ScoreError(f"{path}: manifest has rows without a {column!r} value")
+    return [resolve_path(str(v), path.parent) for v in values]
+
+
+def resolve_path(path: str, root: str | os.PathLike | None) -> str:
+    """``path`` as given when absolute, else joined to ``root`` (a manifest's folder)."""
+    return path if root is None or os.path.isabs(path) else os.path.join(root, path)
+
+
+def expand_inputs(inputs: Iterable[str], column: str = "path") -> list[str]:
+    """Audio paths from files, folders (recursive), glob patterns and manifests, in order, without repeats.
+
+    A path that exists is taken as is (a file with a manifest suffix is read as a manifest; any
+    other file is audio, even a corrupt one); anything else with ``*?[`` is a glob pattern."""
+    out: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for folder, dirs, files in os.walk(item):
+                dirs.sort()
+                out += [os.path.join(folder, f) for f in sorted(files) if Path(f).suffix.lower() in AUDIO_SUFFIXES]
+        elif os.path.isfile(item):
+            out += read_manifest(item, column) if Path(item).suffix.lower() in MANIFEST_FORMATS else [item]
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise ScoreError(f"{item}: no file matches this pattern")
+            out += expand_inputs(matches, column)
+        else:
+            raise ScoreError(f"{item}: no such file, folder or pattern")
+    return list(dict.fromkeys(out))
+
+
+# -- scoring --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreSpec:
+    """What every worker needs to score files: picklable, so it travels to processes and Ray actors."""
+
+    model: str
+    model_name: str
+    model_sha256: str
+    threads: int = 1
+    segments: bool = False
+
+    @classmethod
+    def for_model(cls, model: str, threads: int = 1, segments: bool = False) -> ScoreSpec:
+        """Open ``model`` (a shipped name or a path) once to validate it; :class:`ModelError` if unusable."""
+        from .recognizer import Recognizer
+
+        rec = Recognizer(model, threads=threads)
+        digest = hashlib.sha256(Path(rec.path).read_bytes()).hexdigest()
+        return cls(str(Path(rec.path).resolve()), rec.contract.name, digest, threads, segments)
+
+
+def _prediction(p: Any) -> Row:
+    return {
+        "label": p.label,
+        "scores": p.scores,
+        "silent": p.silent,
+        "heads": {name: {"label": h.label, "scores": h.scores} for name, h in p.heads.items()},
+        "transcripts": dict(p.transcripts),
+    }
+
+
+class Scorer:
+    """One Recognizer turning paths into rows: what each pool process and each Ray actor holds.
+
+    ``skip``: paths already scored (left out); ``root``: folder that relative paths are taken
+    from (a manifest's, when Ray reads it)."""
+
+    def __init__(self, spec: ScoreSpec, skip: Iterable[str] = (), root: str | None = None) -> None:
+        from .recognizer import Recognizer
+
+        self.spec = spec
+        self.recognizer = Recognizer(spec.model, threads=spec.threads)
+        self.skip = frozenset(skip)
+        self.root = root
+
+    def row(self, path: str) -> Row:
+        """The row of one file; an error of any kind is recorded in it, never raised."""
+        row: Row = {"path": path, "seconds": None, "label": None, "scores": None, "silent": None}
+        row.update(heads=None, transcripts=None, segments=None, error=None, error_type=None)
+        try:
+            p = self.recognizer.predict(path)
+            row.update(seconds=p.end, **_prediction(p))
+            if self.spec.segments:
+                row["segments"] = [
+                    {"start": s.start, "end": s.end, **_prediction(s)} for s in self.recognizer.predict_segments(path)
+                ]
+        except Exception as exc:  # a bad file must not stop a run over millions of them
+            row.update(error=str(exc) or type(exc).__name__, error_type=type(exc).__name__)
+        row.update(model=self.spec.model_name, model_sha256=self.spec.model_sha256)
+        return row
+
+    def rows(self, paths: Iterable[str]) -> list[Row]:
+        paths = (resolve_path(p, self.root) for p in paths)
+        return [self.row(p) for p in paths if p not in self.skip]
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        """Ray Data ``map_batches``: a batch with a ``path`` column in, rows as JSON strings out."""
+        return {"row": [json.dumps(r, ensure_ascii=False) for r in self.rows(str(p) for p in batch["path"])]}
+
+
+_worker: Scorer | None = None
+
+
+def _init_worker(spec: ScoreSpec) -> None:
+    global _worker
+    _worker = Scorer(spec)
+
+
+def _score_chunk(paths: list[str]) -> list[Row]:
+    assert _worker is not None, "pool worker not initialized"
+    return _worker.rows(paths)
+
+
+def score_local(paths: Sequence[str], spec: ScoreSpec, workers: int = 0) -> Iterator[list[Row]]:
+    """Rows of ``paths``, chunk by chunk as they finish, from ``workers`` processes (0: one per core;
+    1: this process)."""
+    workers = workers or default_workers()
+    chunks = [list(paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK)]
+    if workers == 1 or len(chunks) <= 1:
+        scorer = Scorer(spec)
+        yield from (scorer.rows(c) for c in chunks)
+        return
+    # spawn: fresh interpreters, never a fork of a process that holds an ONNX Runtime session
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(chunks)), initializer=_init_worker, initargs=(spec,)) as pool:
+        yield from pool.imap_unordered(_score_chunk, chunks)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def score_ray(
+    paths: Sequence[str] | None,
+    spec: ScoreSpec,
+    address: str | None = None,
+    workers: int = 0,
+    manifest: str | None = None,
+    column: str = "path",
+    skip: Iterable[str] = (),
+) -> Iterator[list[Row]]:
+    """Rows from Ray Data actors, one Recognizer each: ``map_batches`` over ``paths``, or over the
+    ``column`` of a ``manifest`` that Ray reads itself. ``address``: a Ray cluster (``auto``,
+    ``ray://host:10001``, ...); None starts a local Ray with ``workers`` CPUs (0: one per core).
+    ``workers`` is also the number of actors (0: one per CPU of the cluster)."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise ScoreError(f"--ray needs Ray: pip install 'edge-ser[scale]' ({exc})") from None
+    started = not ray.is_initialized()
+    if started:
+        local = {"num_cpus": workers or default_workers()} if address is None else {}
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ScoreError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from None
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        no_cpu = {"num_cpus": 0}  # reading paths is light; every CPU goes to the scoring actors
+        root = None
+        if manifest is not None:
+            kind = MANIFEST_FORMATS.get(Path(manifest).suffix.lower())
+            reader = {"csv": ray.data.read_csv, "json": ray.data.read_json, "parquet": ray.data.read_parquet}[kind]
+            ds = reader(manifest, ray_remote_args=no_cpu).select_columns([column])
+            if column != "path":
+                ds = ds.rename_columns({column: "path"})
+            root = str(Path(manifest).resolve().parent)
+        else:
+            ds = ray.data.from_items([{"path": p} for p in paths or ()])
+        ds = ds.map_batches(
+            Scorer,
+            fn_constructor_args=(spec, frozenset(skip), root),
+            batch_size=CHUNK,
+            batch_format="numpy",
+            concurrency=actors,
+            num_cpus=1,
+        )
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            yield [json.loads(r) for r in batch["row"]]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# -- output ---------------------------------------------------------------------------------
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    scores = pa.map_(pa.string(), pa.float64())
+    prediction = [
+        ("label", pa.string()),
+        ("scores", scores),
+        ("silent", pa.bool_()),
+        ("heads", pa.map_(pa.string(), pa.struct([("label", pa.string()), ("scores", scores)]))),
+        ("transcripts", pa.map_(pa.string(), pa.string())),
+    ]
+    segment = pa.struct([("start", pa.float64()), ("end", pa.float64()), *prediction])
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("seconds", pa.float64()),
+            *prediction,
+            ("segments", pa.list_(segment)),
+            ("error", pa.string()),
+            ("error_type", pa.string()),
+            ("model", pa.string()),
+            ("model_sha256", pa.string()),
+        ]
+    )
+
+
+def _read_jsonl(path: Path) -> list[Row]:
+    """Rows of a JSONL file; a last line cut off by an interrupted run is dropped (and cut off the file)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(len(complete))
+    try:
+        return [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ScoreError(f"{path}: not a results file of edge-ser score ({exc})") from None
+
+
+def read_results(path: str | os.PathLike) -> list[Row]:
+    """The rows of a results file (Parquet or JSONL), as ``edge-ser score`` wrote them."""
+    path = Path(path)
+    if OUTPUT_FORMATS.get(path.suffix.lower()) != "parquet":
+        return _read_jsonl(path)
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist(maps_as_pydicts="strict")
+    except (OSError, ValueError) as exc:
+        raise ScoreError(f"{path}: unreadable Parquet results ({exc})") from None
+
+
+class ResultsFile:
+    """The output table, opened for resuming: :meth:`done` lists the paths it holds.
+
+    JSONL is appended to line by line. Parquet cannot be appended to, so new rows go to a JSONL
+    journal beside it (``NAME.parquet.partial.jsonl``) as they come, and :meth:`close` rewrites
+    the Parquet file with the old and new rows (atomically); a run killed before that leaves the
+    journal, which the next run reads back and finishes."""
+
+    def __init__(self, path: str | os.PathLike, spec: ScoreSpec) -> None:
+        self.path = Path(path)
+        self.format = OUTPUT_FORMATS.get(self.path.suffix.lower())
+        if self.format is None:
+            raise ScoreError(f"{self.path}: output must end in {', '.join(OUTPUT_FORMATS)}")
+        if self.format == "parquet":
+            import pyarrow  # noqa: F401  (fail now, not after scoring, without the scale extra)
+        self.spec = spec
+        self.journal = self.path.with_name(self.path.name + ".partial.jsonl") if self.format == "parquet" else self.path
+        self._file: Any = None
+
+    def done(self) -> set[str]:
+        """Paths already scored (by this model; another model's results are refused)."""
+        rows = read_results(self.path) if self.format == "parquet" and self.path.exists() else []
+        rows += _read_jsonl(self.journal)
+        ours = (self.spec.model_name, self.spec.model_sha256)
+        other = {(r.get("model"), r.get("model_sha256")) for r in rows} - {ours}
+        if other:
+            name, digest = sorted(other, key=str)[0]
+            raise ScoreError(
+                f"{self.path} holds results of another model ({name}, sha256 {str(digest)[:12]}...); "
+                "score into another file"
+            )
+        return {r["path"] for r in rows}
+
+    def write(self, rows: list[Row]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.journal, "a", encoding="utf-8")
+        self._file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.format != "parquet" or not self.journal.exists():
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = (read_results(self.path) if self.path.exists() else []) + _read_jsonl(self.journal)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        pq.write_table(pa.Table.from_pylist(rows, schema=_arrow_schema()), tmp)
+        os.replace(tmp, self.path)
+        self.journal.unlink()
+
+
+# -- progress and the command ---------------------------------------------------------------
+class Progress:
+    """A tqdm bar when tqdm is installed, else a one-line counter on stderr; nothing when disabled."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total, self.done, self.errors, self._last = total, 0, 0, 0.0
+        self.enabled = enabled
+        self._bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, rows: list[Row]) -> None:
+        self.done += len(rows)
+        self.errors += sum(r["error"] is not None for r in rows)
+        if self._bar is not None:
+            self._bar.update(len(rows))
+            self._bar.set_postfix(errors=self.errors, refresh=False)
+        elif self.enabled and (time.monotonic() - self._last > 1.0 or self.done == self.total):
+            self._last = time.monotonic()
+            end = "\r" if sys.stderr.isatty() else "\n"
+            print(f"scored {self.done}/{self.total} ({self.errors} errors)", end=end, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled and self.done and sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("inputs", nargs="+", metavar="INPUT", help="audio files, folders, glob patterns, manifests (CSV/JSONL/Parquet)")
+    add("--out", required=True, help="results file: .parquet (needs pyarrow) or .jsonl; existing rows are kept")
+    add("--model", default="default", help="shipped model name or .onnx path (default: %(default)s)")
+    add("--column", default="path", help="manifest column holding the audio paths (default: %(default)s)")
+    add("--segments", action="store_true", help="also store each file's window timeline")
+    add("--workers", type=int, default=0, help="processes, or Ray actors (default: one per core)")
+    add("--threads", type=int, default=1, help="ONNX Runtime threads per worker (default: %(default)s)")
+    add(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on Ray Data (the scale extra): a local Ray without ADDRESS, else a cluster (auto, ray://HOST:10001)",
+    )
+    add("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``edge-ser score``: 0 every file scored, 1 some were recorded as errors, 2 unusable input/model."""
+    if args.ray not in (None, "local") and os.path.exists(args.ray):  # `--ray clips/ ...`: an input, not an address
+        args.inputs, args.ray = [args.ray, *args.inputs], "local"
+    try:
+        if args.workers < 0:
+            raise ScoreError("--workers must be >= 0")
+        spec = ScoreSpec.for_model(args.model, args.threads, args.segments)
+        out = ResultsFile(args.out, spec)
+        done = out.done()
+        one_manifest = len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in MANIFEST_FORMATS
+        start = time.perf_counter()
+        if args.ray is not None and one_manifest and os.path.isfile(args.inputs[0]):
+            total = sum(p not in done for p in read_manifest(args.inputs[0], args.column))  # the bar's total
+            address = None if args.ray == "local" else args.ray
+            batches = score_ray(None, spec, address, args.workers, args.inputs[0], args.column, done)
+        else:
+            paths = [p for p in expand_inputs(args.inputs, args.column) if p not in done]
+            total = len(paths)
+            if args.ray is not None:
+                batches = score_ray(paths, spec, None if args.ray == "local" else args.ray, args.workers)
+            else:
+                batches = score_local(paths, spec, args.workers)
+        progress = Progress(max(total, 0), enabled=not args.no_progress)
+        seconds = 0.0
+        try:
+            for rows in batches:
+                out.write(rows)
+                progress.update(rows)
+                seconds += sum(r["seconds"] or 0.0 for r in rows)
+        finally:
+            progress.close()
+            out.close()
+    except EdgeSERError as exc:
+        print(f"edge-ser score: error: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - start
+    per_second = 1.0 / elapsed if elapsed > 0 else 0.0
+    print(
+        f"scored {progress.done} files ({progress.errors} errors; {len(done)} already in {args.out})"
+        f" in {elapsed:.1f} s: {progress.done * per_second:.1f} files/s, {seconds * per_second:.1f} s of audio per s"
+    )
+    return 1 if progress.errors else 0
