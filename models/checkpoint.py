@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distributed
 from .heads import SERModel
 from .registry import build_model
 
@@ -38,7 +39,9 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON atomically (a crash never leaves a truncated file)."""
+    """Write JSON atomically (a crash never leaves a truncated file); under torchrun, on rank 0 only."""
+    if not distributed.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -47,7 +50,10 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def save_tensors(path: str | os.PathLike, data: Any) -> None:
-    """``torch.save`` atomically; ``data`` must hold only tensors, containers and plain values."""
+    """``torch.save`` atomically; ``data`` must hold only tensors, containers and plain values. Under
+    torchrun, on rank 0 only."""
+    if not distributed.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -71,12 +71,17 @@ def crop(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repea
 class TrainBatches:
     """Shuffled :class:`Batch` es of one fold's training utterances.
 
+    ``shard``: ``(rank, world size)``; each rank yields its share of every batch (data-parallel
+    training, see :mod:`models.distributed`).
+
     ``inputs`` is the model-input table; ``waves`` the waveform table, needed when ``augment``
     works on the waveform and the model takes features. ``targets`` maps head names to one
     class index per corpus utterance (-100 where unknown), or for a transcript (CTC) head to a
     token row per utterance (2-D). ``transcript_samples``: the longest utterance (in samples)
     whose transcript trains the CTC heads (default: all); longer ones would make every batch long.
     """
+
+    shard: tuple[int, int] = (0, 1)
 
     def __init__(
         self,
@@ -175,10 +180,13 @@ class TrainBatches:
         """One pass over the utterances in random order, as :class:`Batch` es. A last batch of one
         is dropped (batch norm)."""
         order = rng.permutation(self.indices)
+        rank, world = self.shard
+        rng = rng.spawn(world)[rank] if world > 1 else rng  # the ranks' crops and augmentation differ
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
-            if len(idx) < 2:
+            if len(idx) < 2 * world:
                 break
+            idx = idx[rank::world]
             examples = [self.example(int(i), rng) for i in idx]
             x = np.stack([e[0] for e in examples]).astype(np.float32, copy=False)
             if x.ndim == 3 and self.augment.on_features:
@@ -190,4 +198,4 @@ class TrainBatches:
 
     def n_batches(self, batch_size: int) -> int:
         full, rest = divmod(len(self.indices), batch_size)
-        return full + (rest >= 2)
+        return full + (rest >= 2 * self.shard[1])

@@ -76,7 +76,12 @@ def plot_confusion(
     """Write a confusion-matrix PNG: cells coloured by row fraction (recall), annotated with count and percent.
 
     Renders with matplotlib's Agg canvas directly, so it works headless and leaves pyplot's backend alone.
+    Under torchrun, on rank 0 only.
     """
+    from . import distributed
+
+    if not distributed.is_main():
+        return Path(path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -32,11 +32,11 @@ from tqdm import tqdm
 from edge_ser.errors import EdgeSERError
 from edge_ser.frontend import FrontEnd, Normalization
 
-from . import ctc
+from . import ctc, distributed
 from .augment import Augment
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
 from .data import PADS, TrainBatches, WholeView
-from .evaluate import eval_inputs, predict, transcribe
+from .evaluate import eval_inputs, transcribe
 from .features import (
     DEFAULT_CACHE_DIR,
     FeatureTable,
@@ -309,6 +309,7 @@ def train_fold(
         cfg.pad,
         None if cfg.transcript_max_seconds is None else _samples(cfg.transcript_max_seconds, frontend.sample_rate),
     )
+    batches.shard = distributed.shard()
     norm = per_utterance or normalization
     val_inputs = eval_inputs(data.inputs, data.windows, val_idx, norm) if len(val_idx) else None
     identity = json.dumps(jsonable({"config": config, "training": settings, "fold": [train_idx, val_idx]}))
@@ -354,6 +355,7 @@ def train_fold(
                 loss, parts = loss + whole_loss, {**parts, **whole_parts}
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(model)
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -362,11 +364,11 @@ def train_fold(
                 totals[key] = totals.get(key, 0.0) + value
             bar.set_postfix(loss=f"{values['loss']:.3f}")
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
-        record.update({k: v / max(n_batches, 1) for k, v in totals.items()})
+        record.update({k: v / max(n_batches, 1) for k, v in distributed.average(totals).items()})
         scheduler.step()
         improved = True
         if val_inputs is not None:
-            scores = head_scores(predict(model, val_inputs, device), targets, val_idx)
+            scores = head_scores(distributed.predict(model, val_inputs, device), targets, val_idx)
             record["val_ua"] = scores[PRIMARY]["ua"]
             improved = record["val_ua"] > progress["best_ua"]
         if improved:
@@ -410,7 +412,7 @@ def train_fold(
         "history": history,
     }
     if len(test_idx):
-        probs = predict(model, eval_inputs(data.inputs, data.windows, test_idx, norm), device)
+        probs = distributed.predict(model, eval_inputs(data.inputs, data.windows, test_idx, norm), device)
         results["test"] = head_scores(probs, targets, test_idx)
         if model.ctc_heads:
             whole = [
@@ -679,6 +681,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     """Run ``edge-ser train`` with parsed ``args``; returns the exit status."""
     try:
+        distributed.setup(args)
         if args.threads:
             torch.set_num_threads(args.threads)
         torch.backends.cudnn.benchmark = False
@@ -690,7 +693,8 @@ def run(args: argparse.Namespace) -> int:
         from . import corpora
 
         corpus = corpora.load_corpus(args.dataset, args.data)
-        data = prepare_data(corpus, frontend, cfg, args.cache_dir)
+        with distributed.main_first():  # rank 0 computes the feature cache, the other ranks read it
+            data = prepare_data(corpus, frontend, cfg, args.cache_dir)
         if args.final:
             protocol = "final"
             folds = [(0, Split("final", tuple(range(len(corpus.utterances))), (), ()))]

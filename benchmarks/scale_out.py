@@ -1,0 +1,128 @@
+"""Throughput of ``edge-ser score`` on generated clips: one process, a pool of two, and local Ray.
+
+    nice -n 10 python benchmarks/scale_out.py [--clips 1000] [--seconds 4] [--repeats 3] [--workers 2]
+
+Each configuration runs the real command (``python -m edge_ser.cli score DIR --out ...``) in a fresh
+process, interleaved over ``--repeats`` rounds (the order rotates each round); the table gives medians
+of the end-to-end wall time (interpreter start, model load, pool or Ray start-up and scoring) and of
+the scoring time the command reports itself (from the start of the pool or of Ray to the last row).
+Every configuration must write the same rows. Targets (issue 24): two processes >= 1.8x one process;
+local Ray <= 20 % more time than the process pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_clips(folder: Path, n: int, seconds: float, rate: int = 16000) -> None:
+    """``n`` speech-like clips (gliding harmonic tones with noise and an amplitude envelope), PCM-16 WAV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        f0 = 100 + 150 * rng.random() + 40 * np.sin(2 * np.pi * rng.uniform(0.3, 2.0) * t)
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        x = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.2 + np.sin(2 * np.pi * rng.uniform(1, 4) * t) ** 2)
+        x += 0.02 * rng.standard_normal(len(t))
+        sf.write(folder / f"clip{i:04d}.wav", (0.5 * x / np.abs(x).max()).astype(np.float32), rate, subtype="PCM_16")
+
+
+def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> tuple[float, float]:
+    """(wall seconds, the command's own scoring seconds) of one ``edge-ser score`` run into a new file."""
+    out.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "edge_ser.cli", "score", str(clips), "--out", str(out), "--model", model]
+    start = time.perf_counter()
+    done = subprocess.run([*command, "--no-progress", *extra], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command + extra)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return wall, float(re.search(r" in ([0-9.]+) s:", done.stdout).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of every clip")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--model", default="english")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale-out.md"))
+    args = parser.parse_args()
+    from edge_ser.score import read_results
+
+    configs = {
+        "one process (--workers 1)": ["--workers", "1"],
+        f"process pool (--workers {args.workers})": ["--workers", str(args.workers)],
+        f"local Ray (--ray --workers {args.workers})": ["--workers", str(args.workers), "--ray"],
+    }
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = Path(tmp) / "clips"
+        make_clips(clips, args.clips, args.seconds)
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
+        rows = {}
+        names = list(configs)
+        for r in range(args.repeats):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                out = Path(tmp) / f"{len(rows)}.parquet"
+                times[name].append(run_score(clips, out, args.model, configs[name]))
+                rows.setdefault(name, sorted(read_results(out), key=lambda row: row["path"]))
+                print(f"round {r + 1} {name}: {times[name][-1][0]:.1f} s wall", file=sys.stderr)
+        same = all(rows[name] == rows[names[0]] for name in names)
+    load_after = os.getloadavg()
+
+    wall = {name: statistics.median(t[0] for t in times[name]) for name in names}
+    inner = {name: statistics.median(t[1] for t in times[name]) for name in names}
+    one, pool, ray = names
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    lines = [
+        "# `edge-ser score` throughput: one process, process pool, local Ray",
+        "",
+        f"Command: `nice -n {os.nice(0)} python benchmarks/scale_out.py --clips {args.clips} --seconds {args.seconds:g}"
+        f" --repeats {args.repeats} --workers {args.workers}` (model `{args.model}`; {args.clips} generated clips of"
+        f" {args.seconds:g} s, 16 kHz PCM-16; one ONNX Runtime thread per worker).",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} cores, shared with other jobs (load average {load_before[0]:.1f} before,"
+        f" {load_after[0]:.1f} after); Python {platform.python_version()}; run at niceness {os.nice(0)}.",
+        "",
+        "| configuration | wall s (median) | files/s | scoring s (median) | files/s scoring | wall vs one process |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        lines.append(
+            f"| {name} | {wall[name]:.1f} | {args.clips / wall[name]:.1f} | {inner[name]:.1f} |"
+            f" {args.clips / inner[name]:.1f} | {wall[one] / wall[name]:.2f}x |"
+        )
+    lines += [
+        "",
+        f"- pool vs one process: {wall[one] / wall[pool]:.2f}x end to end, {inner[one] / inner[pool]:.2f}x while"
+        " scoring (target >= 1.8x)",
+        f"- local Ray vs pool: {100 * (wall[ray] / wall[pool] - 1):+.0f} % time end to end,"
+        f" {100 * (inner[ray] / inner[pool] - 1):+.0f} % while scoring (target <= +20 %)",
+        f"- identical rows from every configuration: {'yes' if same else 'NO'}",
+        f"- all runs (wall s, scoring s): {', '.join(f'{n}: {times[n]}' for n in names)}",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
