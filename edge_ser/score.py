@@ -446,9 +446,10 @@ def run(args: argparse.Namespace) -> int:
             else:
                 batches = score_local(paths, spec, args.workers)
         progress = Progress(max(total, 0), enabled=not args.no_progress)
-        seconds = 0.0
+        seconds, first_rows = 0.0, None
         try:
             for rows in batches:
+                first_rows = first_rows or time.perf_counter() - start
                 out.write(rows)
                 progress.update(rows)
                 seconds += sum(r["seconds"] or 0.0 for r in rows)
@@ -463,5 +464,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"scored {progress.done} files ({progress.errors} errors; {len(done)} already in {args.out})"
         f" in {elapsed:.1f} s: {progress.done * per_second:.1f} files/s, {seconds * per_second:.1f} s of audio per s"
+        + (f" (first rows after {first_rows:.1f} s: start-up included)" if first_rows else "")
     )
     return 1 if progress.errors else 0
