@@ -69,12 +69,18 @@ def read_manifest(path: str | os.PathLike, column: str = "path") -> list[str]:
         raise ScoreError(f"{path}: unreadable manifest ({exc})") from None
     if any(v is None for v in values):
         raise ScoreError(f"{path}: manifest has rows without a {column!r} value")
-    return [resolve_path(str(v), path.parent) for v in values]
+    root = manifest_root(path)
+    return [resolve_path(str(v), root) for v in values]
 
 
-def resolve_path(path: str, root: str | os.PathLike | None) -> str:
+def manifest_root(manifest: str | os.PathLike) -> str:
+    """The folder that a manifest's relative paths are taken from: its own, as an absolute path."""
+    return os.path.dirname(os.path.abspath(manifest))
+
+
+def resolve_path(path: str, root: str | None) -> str:
     """``path`` as given when absolute, else joined to ``root`` (a manifest's folder)."""
-    return path if root is None or os.path.isabs(path) else os.path.join(root, path)
+    return path if root is None or os.path.isabs(path) else os.path.normpath(os.path.join(root, path))
 
 
 def expand_inputs(inputs: Iterable[str], column: str = "path") -> list[str]:
@@ -240,7 +246,7 @@ def score_ray(
             ds = reader(manifest, ray_remote_args=no_cpu).select_columns([column])
             if column != "path":
                 ds = ds.rename_columns({column: "path"})
-            root = str(Path(manifest).resolve().parent)
+            root = manifest_root(manifest)
         else:
             ds = ray.data.from_items([{"path": p} for p in paths or ()])
         ds = ds.map_batches(
@@ -251,8 +257,12 @@ def score_ray(
             concurrency=actors,
             num_cpus=1,
         )
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            yield [json.loads(r) for r in batch["row"]]
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                yield [json.loads(r) for r in batch["row"]]
+        except ray.exceptions.RayError as exc:  # e.g. a node without the model file, or without edge-ser
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            raise ScoreError(f"the Ray run failed: {lines[-1] if lines else type(exc).__name__}") from None
     finally:
         if started:
             ray.shutdown()

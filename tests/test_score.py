@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_ray_gives_exactly_the_single_process_rows(tiny_model, clips, tmp_path):
     """Local Ray, two actors, reading the manifest itself: the rows of one process, errors included."""
     paths = expand_inputs([str(clips)])
     manifest = tmp_path / "m.csv"
-    manifest.write_text("path\n" + "".join(f"{p}\n" for p in paths))
+    manifest.write_text("path\n" + "".join(f"{os.path.relpath(p, tmp_path)}\n" for p in paths))  # relative
     single = tmp_path / "single.parquet"
     assert score(str(manifest), "--model", str(tiny_model), "--out", str(single), "--workers", "1") == 1
     on_ray = tmp_path / "ray.parquet"
@@ -148,4 +149,5 @@ def test_ray_gives_exactly_the_single_process_rows(tiny_model, clips, tmp_path):
     done = subprocess.run(code, capture_output=True, text=True, timeout=170)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "scored 14 files (1 errors" in done.stdout
-    assert by_path(read_results(on_ray)) == by_path(read_results(single))
+    rows = by_path(read_results(single))
+    assert sorted(rows) == sorted(paths) and by_path(read_results(on_ray)) == rows
