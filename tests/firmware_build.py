@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -53,19 +54,13 @@ def c_features(
     return np.fromfile(tmp / "y.f32", np.float32).reshape(rows, width)
 
 
-def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> dict:
-    """``edge-ser export --c`` for ``model``, cross-compiled with ``clip`` (int16, at the model's rate)
-    and the features numpy computes for it, run under QEMU mps2-an386 with -icount; returns what the
-    target printed (logits on the golden features, logits from the C front-end, tick counts) plus
-    ONNX Runtime's logits on the golden features (of the INT8 graph the C code computes, and of the
-    shipped file) and the build's sizes."""
-    import onnxruntime as ort
-
+def export_c(model: str, gen: Path, clip: np.ndarray, seconds: float = 3.0) -> tuple[dict, np.ndarray, Any, Path]:
+    """``edge-ser export --c`` of ``model`` into ``gen`` plus ``gen/esr_clip.h``: ``clip`` (int16 at the
+    model's rate) and the normalized features numpy computes for it. Returns the export's summary,
+    those features, the contract and the model's path."""
     from edge_ser.contract import ModelContract
     from edge_ser.model import resolve
 
-    need_toolchain("arm-none-eabi-gcc", "qemu-system-arm")
-    gen, out = work / "gen", work / "build"
     done = subprocess.run(
         [sys.executable, "-m", "edge_ser.cli", "export", "--c", model, "--out", str(gen), "--c-seconds", str(seconds)],
         capture_output=True,
@@ -73,7 +68,6 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
     path = resolve(model)
     contract = ModelContract.from_json(contract_json(path))
     features = contract.normalize(contract.frontend(clip.astype(np.float32) / 32768.0))
@@ -81,21 +75,40 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
         f.write(f"#define ESR_CLIP_SAMPLES {len(clip)}u\n")
         f.write(f"static const short esr_clip[] = {{{','.join(map(str, clip.tolist()))}}};\n")
         f.write(f"static const float esr_clip_features[] = {{{','.join(f'{v:.9g}f' for v in features.ravel())}}};\n")
+    return json.loads(done.stdout), features, contract, path
+
+
+def onnx_logits(model_file: Path, contract: Any, features: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's primary-head output for one window of features."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    return session.run([contract.primary.output], {contract.input_name: features[None]})[0][0].astype(float)
+
+
+def printed(output: str) -> dict[str, list[str]]:
+    """The test program's lines (golden_logits, logits, ticks) by their first word."""
+    return {line.split()[0]: line.split()[1:] for line in output.splitlines() if line.strip()}
+
+
+def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> dict:
+    """``edge-ser export --c`` for ``model``, cross-compiled with ``clip`` (int16, at the model's rate)
+    and the features numpy computes for it, run under QEMU mps2-an386 with -icount; returns what the
+    target printed (logits on the golden features, logits from the C front-end, tick counts) plus
+    ONNX Runtime's logits on the golden features (of the INT8 graph the C code computes, and of the
+    shipped file) and the build's sizes."""
+    need_toolchain("arm-none-eabi-gcc", "qemu-system-arm")
+    gen, out = work / "gen", work / "build"
+    summary, features, contract, path = export_c(model, gen, clip, seconds)
     make = ["make", "-s", "-f", str(FIRMWARE / "mcu" / "Makefile"), f"GEN={gen}", f"BUILD={out}"]
     done = subprocess.run(make, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     qemu = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting", "-icount", "shift=0"]
     done = subprocess.run([*qemu, "-kernel", str(out / "model.elf")], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
-    output = done.stdout + done.stderr  # semihosting writes to stderr when stdout is not a terminal
-    lines = {line.split()[0]: line.split()[1:] for line in output.splitlines() if line.strip()}
+    lines = printed(done.stdout + done.stderr)  # semihosting writes to stderr when stdout is not a terminal
     ticks = dict(item.split("=") for item in lines["ticks"])
     per_tick = int(ticks["calib_instructions"]) / int(ticks["calib"])
-
-    def run(model_file: Path) -> np.ndarray:
-        session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
-        return session.run([contract.primary.output], {contract.input_name: features[None]})[0][0].astype(float)
-
     objects = {}
     for line in (out / "objects.txt").read_text().splitlines()[1:]:
         text_, data, bss, *_, name = line.split()
@@ -104,8 +117,8 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
         "summary": summary,
         "golden_logits": np.array(lines["golden_logits"], float),
         "logits": np.array(lines["logits"], float),
-        "reference": run(gen / "esr_model.onnx"),  # the INT8 graph the C code computes
-        "shipped": run(path),  # the shipped file (FP32 for an FP32 model)
+        "reference": onnx_logits(gen / "esr_model.onnx", contract, features),  # the INT8 graph the C code computes
+        "shipped": onnx_logits(path, contract, features),  # the shipped file (FP32 for an FP32 model)
         "instructions_frontend": round(int(ticks["frontend"]) * per_tick),
         "instructions_model": round(int(ticks["model"]) * per_tick),
         "stack_bytes": int(ticks["stack"]),

@@ -280,9 +280,18 @@ static void frame_power(esr_fe *fe, const float *x, size_t n, size_t t) {
     kiss_fft_cpx *spec = (kiss_fft_cpx *)fe->spectrum;
     const kiss_fft_scalar *w = (const kiss_fft_scalar *)(const void *)fe->window;
     esr_acc preemph = (esr_acc)fe->cfg.preemph;
-    for (i = 0; i < len; ++i) {
-        esr_acc v = emphasized(x, n, start + i, preemph);
-        frame[i] = w ? v * w[i] : v;
+    if (start > 0 && start + len <= n && preemph != 0) { /* the common case: no edge of the signal */
+        const float *xs = x + start, *prev = x + start - 1;
+        if (w) {
+            for (i = 0; i < len; ++i) frame[i] = ((esr_acc)prev[i] * -preemph + (esr_acc)xs[i]) * w[i];
+        } else {
+            for (i = 0; i < len; ++i) frame[i] = (esr_acc)prev[i] * -preemph + (esr_acc)xs[i];
+        }
+    } else {
+        for (i = 0; i < len; ++i) {
+            esr_acc v = emphasized(x, n, start + i, preemph);
+            frame[i] = w ? v * w[i] : v;
+        }
     }
     for (; i < (size_t)fe->cfg.n_fft; ++i) frame[i] = 0;
     kiss_fftr((kiss_fftr_cfg)fe->fft, frame, spec);
