@@ -122,6 +122,8 @@ class _Builder:
         self.alias_src: dict[str, str] = {}
         self.skip: set[int] = set()  # nodes fused into an earlier kernel
         self.epilogue_reads: list[Value] = []
+        self.epilogue_writes: list[str] = []
+        self.ranges: dict[str, Value] = {}  # activation -> its (min, max) tracked by the kernel that wrote it
         for init in self.graph.initializer:
             self.p.values[init.name] = Value(init.name, numpy_helper.to_array(init), const=True)
 
@@ -263,6 +265,15 @@ class _Builder:
         yq = self.new(node.output[0], q, index)
         ys = self.new(node.output[1], np.array(scale, np.float32), index)
         yz = self.new(node.output[2], np.array(zp, np.uint8), index)
+        rng = self.ranges.get(x.name)
+        if rng is not None:
+            self.call(
+                index,
+                f"esr_dynamic_quantize_ranged({self.ptr(x)}, {x.data.size}, {self.ptr(rng)}, {self.ptr(yq)}, "
+                f"{self.ptr(ys)}, {self.ptr(yz)});",
+                [x, rng],
+            )
+            return
         self.call(
             index,
             f"esr_dynamic_quantize({self.ptr(x)}, {x.data.size}, {self.ptr(yq)}, {self.ptr(ys)}, {self.ptr(yz)});",
@@ -364,16 +375,28 @@ class _Builder:
         val = self.new(final, y.astype(np.float32), index)
         sptr = self.ptr(scale) if not scale.const else self.const(scale.data.reshape(1), "scale")
         bname = self.const(bias, "bias") if bias is not None else "0"
-        return val, f"{sptr}, {bname}, {int(relu)}"
+        rptr = "0"
+        if any(self.graph.node[u].op_type == "DynamicQuantizeLinear" for u in self.uses.get(final, [])):
+            # the kernel tracks the output's range (including 0) for the dynamic quantization that reads it
+            rng = np.array([min(float(y.min()), 0.0), max(float(y.max()), 0.0)], np.float32)
+            self.ranges[final] = self.new(final + "#range", rng, index)
+            self.epilogue_writes = [self.ranges[final].name]
+            rptr = self.ptr(self.ranges[final])
+        else:
+            self.epilogue_writes = []
+        return val, f"{sptr}, {bname}, {int(relu)}, {rptr}"
 
     def _packed(self, rows: np.ndarray, hint: str) -> tuple[str, int]:
-        """(M, K) uint8 weights as rows padded to a multiple of 4, bytes reordered 0,2,1,3 in each group
-        (so that UXTB16 unpacks pairs of consecutive weights); returns the C name and the padded K."""
+        """(M, K) uint8 weights for the GEMM kernel: K padded to a multiple of 4 and M to a multiple of 2
+        with zeros, bytes reordered 0,2,1,3 in each group of 4 (UXTB16 then unpacks pairs of consecutive
+        weights), and each pair of rows interleaved group by group, so one pointer walks both; returns
+        the C name and the padded K."""
         m, k = rows.shape
-        kp = (k + 3) // 4 * 4
-        padded = np.zeros((m, kp), np.uint8)
-        padded[:, :k] = rows
-        packed = padded.reshape(m, kp // 4, 4)[:, :, [0, 2, 1, 3]].reshape(m, kp)
+        kp, mp = (k + 3) // 4 * 4, (m + 1) // 2 * 2
+        padded = np.zeros((mp, kp), np.uint8)
+        padded[:m, :k] = rows
+        groups = padded.reshape(mp, kp // 4, 4)[:, :, [0, 2, 1, 3]]
+        packed = groups.reshape(mp // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
         return self.const(packed, hint), kp
 
     def op_ConvInteger(self, index, node, ins, a):
@@ -410,7 +433,7 @@ class _Builder:
                 f"esr_conv_depthwise_u8({self.ptr(x)}, {xzp}, {wname}, {wzv}, {geometry}, {epilogue}, {self.ptr(y)}, "
                 f"esr_arena + OFF{plane});",
                 [x, xz, *self.epilogue_reads],
-                [y.name],
+                [y.name, *self.epilogue_writes],
                 (plane,),
             )
             return
@@ -423,7 +446,7 @@ class _Builder:
             f"esr_conv_gemm_u8({self.ptr(x)}, {xzp}, {wname}, {kp}, {wzv}, {geometry}, {epilogue}, {self.ptr(y)}, "
             f"(int16_t *)(void *)(esr_arena + OFF{work}));",
             [x, xz, *self.epilogue_reads],
-            [y.name],
+            [y.name, *self.epilogue_writes],
             (work,),
         )
 
@@ -442,7 +465,7 @@ class _Builder:
             f"esr_matmul_gemm_u8({self.ptr(x)}, {self.ptr(xz)}[0], {rows}, {k}, {wname}, {kp}, {wzv}, {n}, "
             f"{epilogue}, {self.ptr(y)}, (int16_t *)(void *)(esr_arena + OFF{work}));",
             [x, xz, *self.epilogue_reads],
-            [y.name],
+            [y.name, *self.epilogue_writes],
             (work,),
         )
 

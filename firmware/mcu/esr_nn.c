@@ -20,22 +20,33 @@ static inline int32_t round_div(float v, float scale) {
     return (int32_t)((q + 12582912.0f) - 12582912.0f); /* IEEE semantics: the compiler may not fold this */
 }
 
-void esr_dynamic_quantize(const float *x, int32_t n, uint8_t *y, float *scale, uint8_t *zero_point) {
-    float lo = 0.0f, hi = 0.0f, s, z;
+void esr_dynamic_quantize_ranged(const float *x, int32_t n, const float *range, uint8_t *y, float *scale,
+                                 uint8_t *zero_point) {
+    float lo = range[0] < 0.0f ? range[0] : 0.0f, hi = range[1] > 0.0f ? range[1] : 0.0f, s, z;
     int32_t i, zp;
-    for (i = 0; i < n; ++i) {
-        if (x[i] < lo) lo = x[i];
-        if (x[i] > hi) hi = x[i];
-    }
     s = hi == lo ? 1.0f : (hi - lo) / 255.0f;
     z = 0.0f - lo / s;
     zp = (int32_t)roundf(z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z);
     for (i = 0; i < n; ++i) { /* |x / s| <= 255 by construction: no clamp needed before rounding */
         float q = x[i] / s;
+#ifdef ESR_SIMD
+        y[i] = (uint8_t)__usat((int32_t)((q + 12582912.0f) - 12582912.0f) + zp, 8);
+#else
         y[i] = (uint8_t)clamp((int32_t)((q + 12582912.0f) - 12582912.0f) + zp, 0, 255);
+#endif
     }
     *scale = s;
     *zero_point = (uint8_t)zp;
+}
+
+void esr_dynamic_quantize(const float *x, int32_t n, uint8_t *y, float *scale, uint8_t *zero_point) {
+    float range[2] = {0.0f, 0.0f};
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        if (x[i] < range[0]) range[0] = x[i];
+        if (x[i] > range[1]) range[1] = x[i];
+    }
+    esr_dynamic_quantize_ranged(x, n, range, y, scale, zero_point);
 }
 
 void esr_quantize_u8(const float *x, int32_t n, float scale, int32_t zero_point, uint8_t *y) {
@@ -224,25 +235,45 @@ static uint32_t load32(const void *p) {
 }
 #endif
 
-/* acc[2p + q] = sum_k x_p[k] * w_q[k] for two columns x_0, x_1 (int16) and two packed weight rows. */
-static inline __attribute__((always_inline)) void dot2x2(const int16_t *x0, const int16_t *x1, const uint8_t *w0, const uint8_t *w1, int32_t kp,
-                   int32_t acc[4]) {
+/* Column buffers hold two positions interleaved by pairs of k: (x0[k], x0[k+1], x1[k], x1[k+1], ...). */
+static inline void put(int16_t *cols, int32_t j, int32_t k, int32_t v) {
+    cols[((k >> 1) << 2) + (j << 1) + (k & 1)] = (int16_t)v;
+}
+
+/* acc[2p + q] = sum_k x_p[k] * w_q[k] for the two interleaved columns and a packed pair of weight rows. */
+static inline __attribute__((always_inline)) void dot2x2(const int16_t *cols, const uint8_t *pair, int32_t kp,
+                                                         int32_t acc[4]) {
     int32_t k;
 #ifdef ESR_SIMD
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    for (k = 0; k < kp; k += 4) {
-        uint32_t xa = load32(x0 + k), xb = load32(x0 + k + 2), ya = load32(x1 + k), yb = load32(x1 + k + 2);
-        uint32_t u = load32(w0 + k), v = load32(w1 + k);
-        uint32_t u_lo = __uxtb16(u), u_hi = uxtb16_ror8(u), v_lo = __uxtb16(v), v_hi = uxtb16_ror8(v);
-        a00 = __smlad(xa, u_lo, a00);
-        a00 = __smlad(xb, u_hi, a00);
-        a01 = __smlad(xa, v_lo, a01);
-        a01 = __smlad(xb, v_hi, a01);
-        a10 = __smlad(ya, u_lo, a10);
-        a10 = __smlad(yb, u_hi, a10);
-        a11 = __smlad(ya, v_lo, a11);
-        a11 = __smlad(yb, v_hi, a11);
-    }
+    /* 16 multiply-accumulates in 17 instructions: LDM of both columns' next 4 values, then for each
+     * row its next 4 weights, UXTB16 to halfword pairs and four SMLAD. */
+    const int16_t *xp = cols;
+    const uint8_t *wp = pair;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0, turns = kp >> 2;
+    (void)k;
+    __asm volatile(
+        "1:\n"
+        "ldmia %[x]!, {r0, r1, r2, r3}\n"
+        "ldr r4, [%[w]], #4\n"
+        "uxtb16 r5, r4\n"
+        "uxtb16 r4, r4, ror #8\n"
+        "smlad %[a00], r0, r5, %[a00]\n"
+        "smlad %[a00], r2, r4, %[a00]\n"
+        "smlad %[a10], r1, r5, %[a10]\n"
+        "smlad %[a10], r3, r4, %[a10]\n"
+        "ldr r4, [%[w]], #4\n"
+        "uxtb16 r5, r4\n"
+        "uxtb16 r4, r4, ror #8\n"
+        "smlad %[a01], r0, r5, %[a01]\n"
+        "smlad %[a01], r2, r4, %[a01]\n"
+        "smlad %[a11], r1, r5, %[a11]\n"
+        "smlad %[a11], r3, r4, %[a11]\n"
+        "subs %[n], %[n], #1\n"
+        "bne 1b\n"
+        : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xp), [w] "+r"(wp),
+          [n] "+r"(turns)
+        :
+        : "r0", "r1", "r2", "r3", "r4", "r5", "cc", "memory");
     acc[0] = a00;
     acc[1] = a01;
     acc[2] = a10;
@@ -251,27 +282,26 @@ static inline __attribute__((always_inline)) void dot2x2(const int16_t *x0, cons
     static const int32_t order[4] = {0, 2, 1, 3}; /* packed position of weight k within its group of 4 */
     acc[0] = acc[1] = acc[2] = acc[3] = 0;
     for (k = 0; k < kp; ++k) {
-        int32_t at = (k & ~3) + order[k & 3];
-        acc[0] += x0[k] * (int32_t)w0[at];
-        acc[1] += x0[k] * (int32_t)w1[at];
-        acc[2] += x1[k] * (int32_t)w0[at];
-        acc[3] += x1[k] * (int32_t)w1[at];
+        int32_t x0 = cols[((k >> 1) << 2) + (k & 1)], x1 = cols[((k >> 1) << 2) + 2 + (k & 1)];
+        int32_t at = (k >> 2) * 8 + order[k & 3];
+        acc[0] += x0 * (int32_t)pair[at];
+        acc[1] += x0 * (int32_t)pair[at + 4];
+        acc[2] += x1 * (int32_t)pair[at];
+        acc[3] += x1 * (int32_t)pair[at + 4];
     }
 #endif
 }
 
-/* Outputs of np (1 or 2) columns held in xb (np x kp int16, column sums xsum) for every row of w. */
-static void gemm_columns(const int16_t *xb, int32_t np, int32_t kp, const int32_t *xsum, const uint8_t *w,
-                         int32_t m, int32_t w_zp, const float *scale, const float *bias, int32_t relu, float *y,
-                         int32_t m_stride, int32_t p_stride) {
+/* Outputs of np (1 or 2) columns held in cols (column sums xsum) for every row of the packed w. */
+static void gemm_columns(const int16_t *cols, int32_t np, int32_t kp, const int32_t *xsum, const uint8_t *w,
+                         int32_t m, int32_t w_zp, const float *scale, const float *bias, int32_t relu, float *range,
+                         float *y, int32_t m_stride, int32_t p_stride) {
     const float s = *scale;
     const int32_t c0 = w_zp * xsum[0], c1 = np > 1 ? w_zp * xsum[1] : 0;
-    const int16_t *x1 = np > 1 ? xb + kp : xb;
     int32_t mm, acc[4];
     for (mm = 0; mm < m; mm += 2) {
-        const uint8_t *w0 = w + mm * kp, *w1 = mm + 1 < m ? w0 + kp : w0;
         float *y0 = y + mm * m_stride, v0, v1, v2, v3;
-        dot2x2(xb, x1, w0, w1, kp, acc);
+        dot2x2(cols, w + mm * kp, kp, acc);
         /* as ONNX Runtime: Cast, then Mul, then Add (no fused multiply-add; adding 0 without a bias is exact) */
         v0 = (float)(acc[0] - c0) * s;
         v1 = (float)(acc[1] - c0) * s;
@@ -297,80 +327,106 @@ static void gemm_columns(const int16_t *xb, int32_t np, int32_t kp, const int32_
             y0[m_stride] = v1;
             if (np > 1) y0[m_stride + p_stride] = v3;
         }
+        if (range) {
+            float lo = v0, hi = v0;
+            if (np > 1) {
+                lo = v2 < lo ? v2 : lo;
+                hi = v2 > hi ? v2 : hi;
+            }
+            if (mm + 1 < m) {
+                lo = v1 < lo ? v1 : lo;
+                hi = v1 > hi ? v1 : hi;
+                if (np > 1) {
+                    lo = v3 < lo ? v3 : lo;
+                    hi = v3 > hi ? v3 : hi;
+                }
+            }
+            if (lo < range[0]) range[0] = lo;
+            if (hi > range[1]) range[1] = hi;
+        }
     }
 }
 
-/* Column p of im2col: (x - x_zp) over (c, kh, kw) at output position (oy, ox), zeros in padding. */
+/* Column j of im2col: (x - x_zp) over (c, kh, kw) at output position (oy, ox), zeros in padding. */
 static int32_t gather(const uint8_t *x, int32_t x_zp, int32_t c, int32_t h, int32_t w_in, int32_t kh, int32_t kw,
-                      int32_t iy0, int32_t ix0, int32_t kp, int16_t *col) {
-    int32_t ch, i, j, k = 0, sum = 0;
+                      int32_t iy0, int32_t ix0, int32_t kp, int16_t *cols, int32_t j) {
+    int32_t ch, i, jj, k = 0, sum = 0;
     for (ch = 0; ch < c; ++ch)
         for (i = 0; i < kh; ++i)
-            for (j = 0; j < kw; ++j) {
-                int32_t iy = iy0 + i, ix = ix0 + j, v = 0;
+            for (jj = 0; jj < kw; ++jj) {
+                int32_t iy = iy0 + i, ix = ix0 + jj, v = 0;
                 if (iy >= 0 && iy < h && ix >= 0 && ix < w_in) v = (int32_t)x[(ch * h + iy) * w_in + ix] - x_zp;
-                col[k++] = (int16_t)v;
+                put(cols, j, k++, v);
                 sum += v;
             }
-    for (; k < kp; ++k) col[k] = 0;
+    for (; k < kp; ++k) put(cols, j, k, 0);
     return sum;
+}
+
+static void zero_column(int16_t *cols, int32_t j, int32_t kp) {
+    int32_t k;
+    for (k = 0; k < kp; ++k) put(cols, j, k, 0);
 }
 
 void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
                       int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
                       int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
-                      int32_t relu, float *y, int16_t *work) {
-    int32_t n = oh * ow, p, xsum[2];
+                      int32_t relu, float *range, float *y, int16_t *work) {
+    int32_t n = oh * ow, p, xsum[2] = {0, 0};
+    if (range) range[0] = range[1] = 0.0f;
     const int32_t pointwise = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
     for (p = 0; p < n; p += 2) {
         int32_t np = p + 1 < n ? 2 : 1, j;
-        for (j = 0; j < np && pointwise; ++j) { /* 1x1: column j is channel-strided input */
-            const uint8_t *xp = x + p + j;
-            int16_t *col = work + j * kp;
-            int32_t k, sum = 0;
-            for (k = 0; k < c; ++k, xp += n) {
-                int32_t v = (int32_t)*xp - x_zp;
-                col[k] = (int16_t)v;
-                sum += v;
+        for (j = 0; j < np; ++j) {
+            if (pointwise) { /* 1x1: column j is the channel-strided input at position p + j */
+                const uint8_t *xp = x + p + j;
+                int32_t k, sum = 0;
+                for (k = 0; k < c; ++k, xp += n) {
+                    int32_t v = (int32_t)*xp - x_zp;
+                    put(work, j, k, v);
+                    sum += v;
+                }
+                for (; k < kp; ++k) put(work, j, k, 0);
+                xsum[j] = sum;
+            } else {
+                int32_t oy = (p + j) / ow, ox = (p + j) % ow;
+                xsum[j] = gather(x, x_zp, c, h, w_in, kh, kw, oy * stride_h - pad_h, ox * stride_w - pad_w, kp, work, j);
             }
-            for (; k < kp; ++k) col[k] = 0;
-            xsum[j] = sum;
         }
-        for (j = 0; j < np && !pointwise; ++j) {
-            int32_t oy = (p + j) / ow, ox = (p + j) % ow;
-            xsum[j] = gather(x, x_zp, c, h, w_in, kh, kw, oy * stride_h - pad_h, ox * stride_w - pad_w, kp,
-                             work + j * kp);
-        }
-        gemm_columns(work, np, kp, xsum, w, m, w_zp, scale, bias, relu, y + p, n, 1);
+        if (np == 1) zero_column(work, 1, kp);
+        gemm_columns(work, np, kp, xsum, w, m, w_zp, scale, bias, relu, range, y + p, n, 1);
     }
 }
 
 void esr_matmul_gemm_u8(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k, const uint8_t *w, int32_t kp,
-                        int32_t w_zp, int32_t n, const float *scale, const float *bias, int32_t relu, float *y,
-                        int16_t *work) {
-    int32_t r, i, j, xsum[2];
+                        int32_t w_zp, int32_t n, const float *scale, const float *bias, int32_t relu, float *range,
+                        float *y, int16_t *work) {
+    int32_t r, i, j, xsum[2] = {0, 0};
+    if (range) range[0] = range[1] = 0.0f;
     for (r = 0; r < rows; r += 2) {
         int32_t np = r + 1 < rows ? 2 : 1;
         for (j = 0; j < np; ++j) {
-            int16_t *col = work + j * kp;
             xsum[j] = 0;
             for (i = 0; i < k; ++i) {
-                col[i] = (int16_t)((int32_t)x[(r + j) * k + i] - x_zp);
-                xsum[j] += col[i];
+                int32_t v = (int32_t)x[(r + j) * k + i] - x_zp;
+                put(work, j, i, v);
+                xsum[j] += v;
             }
-            for (; i < kp; ++i) col[i] = 0;
+            for (; i < kp; ++i) put(work, j, i, 0);
         }
-        gemm_columns(work, np, kp, xsum, w, n, w_zp, scale, bias, relu, y + r * n, 1, n);
+        if (np == 1) zero_column(work, 1, kp);
+        gemm_columns(work, np, kp, xsum, w, n, w_zp, scale, bias, relu, range, y + r * n, 1, n);
     }
 }
 
 void esr_conv_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t w_zp, int32_t c, int32_t h,
                            int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
                            int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
-                           int32_t relu, float *y, uint8_t *plane) {
+                           int32_t relu, float *range, float *y, uint8_t *plane) {
     /* Each channel is copied into `plane` framed by x_zp (so padding adds (x_zp - x_zp) * w = 0), then
      * sum (x - x_zp)(w - w_zp) = sum x * wt - x_zp * sum wt with wt = w - w_zp: no bounds checks. */
     int32_t ph = h + 2 * pad_h, pw = w_in + 2 * pad_w, ch, oy, ox, i, j, taps = kh * kw, multiplier = m / c;
+    float lo = 0.0f, hi = 0.0f;
     for (ch = 0; ch < m; ++ch) {
         const uint8_t *wc = w + ch * taps;
         float *yc = y + ch * oh * ow;
@@ -386,12 +442,21 @@ void esr_conv_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int
             const int32_t w0 = wc[0] - w_zp, w1 = wc[1] - w_zp, w2 = wc[2] - w_zp, w3 = wc[3] - w_zp,
                           w4 = wc[4] - w_zp, w5 = wc[5] - w_zp, w6 = wc[6] - w_zp, w7 = wc[7] - w_zp,
                           w8 = wc[8] - w_zp;
+            const float sc = *scale, b = bias ? bias[ch] : 0.0f; /* + 0 without a bias is exact */
+            float *yo = yc;
             for (oy = 0; oy < oh; ++oy) {
                 const uint8_t *r0 = plane + oy * stride_h * pw, *r1 = r0 + pw, *r2 = r1 + pw;
                 for (ox = 0; ox < ow; ++ox, r0 += stride_w, r1 += stride_w, r2 += stride_w) {
                     int32_t acc = r0[0] * w0 + r0[1] * w1 + r0[2] * w2 + r1[0] * w3 + r1[1] * w4 + r1[2] * w5 +
                                   r2[0] * w6 + r2[1] * w7 + r2[2] * w8;
-                    yc[oy * ow + ox] = epilogue(acc - correction, scale, bias, ch, relu);
+                    float v = (float)(acc - correction) * sc + b;
+                    if (relu) {
+                        v = v < 0.0f ? 0.0f : v;
+                    } else if (v < lo) {
+                        lo = v;
+                    }
+                    hi = v > hi ? v : hi;
+                    *yo++ = v;
                 }
             }
             continue;
@@ -402,8 +467,15 @@ void esr_conv_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int
                 int32_t acc = 0;
                 for (i = 0; i < kh; ++i, r += pw)
                     for (j = 0; j < kw; ++j) acc += r[j] * ((int32_t)wc[i * kw + j] - w_zp);
-                yc[oy * ow + ox] = epilogue(acc - correction, scale, bias, ch, relu);
+                float v = epilogue(acc - correction, scale, bias, ch, relu);
+                yc[oy * ow + ox] = v;
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
             }
+    }
+    if (range) {
+        range[0] = lo;
+        range[1] = hi;
     }
 }
 

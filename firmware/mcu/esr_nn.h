@@ -13,6 +13,10 @@
 typedef enum { ESR_MUL = 0, ESR_ADD = 1, ESR_SUB = 2, ESR_DIV = 3 } esr_binary_op;
 
 void esr_dynamic_quantize(const float *x, int32_t n, uint8_t *y, float *scale, uint8_t *zero_point);
+/* The same with the range (min, max, both including 0) already known: range[0..1] as the fused
+ * kernels below track it while writing x. */
+void esr_dynamic_quantize_ranged(const float *x, int32_t n, const float *range, uint8_t *y, float *scale,
+                                 uint8_t *zero_point);
 void esr_quantize_u8(const float *x, int32_t n, float scale, int32_t zero_point, uint8_t *y);
 void esr_quantize_s8(const float *x, int32_t n, float scale, int32_t zero_point, int8_t *y);
 void esr_dequantize_u8(const uint8_t *x, int32_t n, float scale, int32_t zero_point, float *y);
@@ -29,24 +33,25 @@ void esr_matmul_integer(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k,
                         int32_t w_zp, int32_t n, int32_t *y);
 /* Fused integer convolution, ConvInteger -> Cast -> Mul(*scale) -> Add(bias[m]) [-> Relu], batch 1:
  * x (C, H, W) uint8 with zero point x_zp; y (M, OH, OW) float = acc * *scale + bias[m] (bias may be
- * NULL), clamped at 0 when relu. esr_conv_gemm_u8: group 1, weights (M, C*KH*KW) padded to kp and
- * packed by the exporter (bytes 0,2,1,3 of every 4); work holds 2 * kp int16.
+ * NULL), clamped at 0 when relu; range (NULL or 2 floats) receives min(y, 0) and max(y, 0). esr_conv_gemm_u8: group 1, weights (M, C*KH*KW) padded to kp and
+ * packed by the exporter (bytes 0,2,1,3 of every 4, pairs of rows interleaved every 4 bytes); work
+ * holds 2 * kp int16.
  * esr_conv_depthwise_u8: one input channel per group (group == C, M a multiple of C), weights
  * (M, 1, KH, KW); plane holds (H + 2 pad_h) x
  * (W + 2 pad_w) bytes. */
 void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
                       int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
                       int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
-                      int32_t relu, float *y, int16_t *work);
+                      int32_t relu, float *range, float *y, int16_t *work);
 void esr_conv_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t w_zp, int32_t c, int32_t h,
                            int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
                            int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
-                           int32_t relu, float *y, uint8_t *plane);
+                           int32_t relu, float *range, float *y, uint8_t *plane);
 /* Fused MatMulInteger -> Cast -> Mul -> Add [-> Relu]: x (rows, k) uint8, weights (n, k) packed as above;
  * y (rows, n) float. */
 void esr_matmul_gemm_u8(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k, const uint8_t *w, int32_t kp,
-                        int32_t w_zp, int32_t n, const float *scale, const float *bias, int32_t relu, float *y,
-                        int16_t *work);
+                        int32_t w_zp, int32_t n, const float *scale, const float *bias, int32_t relu, float *range,
+                        float *y, int16_t *work);
 
 /* y (rows, n) float = ((x int8 - x_zp) @ (w (k, n) int8 - w_zp)) * scale[n] + bias[n]. */
 void esr_gemm_s8(const int8_t *x, int32_t x_zp, int32_t rows, int32_t k, const int8_t *w, int32_t w_zp, int32_t n,
