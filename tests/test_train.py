@@ -253,15 +253,20 @@ def test_training_lowers_the_loss_and_beats_chance(corpus: Corpus, tmp_path: Pat
 
 
 def test_mixup_and_label_smoothing_train_the_edge_cnn(corpus: Corpus, tmp_path: Path) -> None:
-    cfg = small_config(epochs=8, batch_size=4, mixup=0.4, label_smoothing=0.1)  # enough steps for 14 batch norms
+    # No validation split: the model tested is the last epoch's, not the first to touch a validation UA that
+    # moves in steps of 1/8 (which epoch that is depends on the CPU's rounding). Three speakers' tones and noise,
+    # lr 1e-2, 8 epochs: every test utterance ends with p(true class) >= 0.77 on our machines, so UA >= 0.75
+    # (6 of 8; chance 0.5) leaves two utterances of slack for any CPU.
+    cfg = small_config(epochs=8, batch_size=4, lr=1e-2, mixup=0.4, label_smoothing=0.1)  # steps for 14 batch norms
     data = prepare_data(corpus, FrontEnd(kind="logmel", n_mels=64, window="hann"), cfg, tmp_path / "cache")
-    res = train_fold(data, fold_of(corpus), 0, "edge_cnn", {"gender": 0.3}, cfg, tmp_path / "run")
+    fold = Split("s3", by_speaker(corpus, "s0", "s1", "s2"), (), by_speaker(corpus, "s3"))
+    res = train_fold(data, fold, 0, "edge_cnn", {"gender": 0.3}, cfg, tmp_path / "run")
     losses = [r["loss"] for r in res["history"]]
-    assert losses[-1] < losses[0]
-    assert res["test"]["emotion"]["ua"] > 0.75  # chance is 0.5
-    again = train_fold(data, fold_of(corpus), 0, "edge_cnn", {"gender": 0.3}, cfg, tmp_path / "again")
+    assert losses[-1] < 0.8 * losses[0]
+    assert res["test"]["emotion"]["ua"] >= 0.75
+    again = train_fold(data, fold, 0, "edge_cnn", {"gender": 0.3}, cfg, tmp_path / "again")
     assert [r["loss"] for r in again["history"]] == losses  # mixup draws from the seeded generator
-    plain = train_fold(data, fold_of(corpus), 0, "edge_cnn", {"gender": 0.3}, small_config(epochs=1), tmp_path / "p")
+    plain = train_fold(data, fold, 0, "edge_cnn", {"gender": 0.3}, small_config(epochs=1, lr=1e-2), tmp_path / "p")
     assert plain["history"][0]["loss"] != losses[0]
     training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
     assert (training["mixup"], training["label_smoothing"]) == (0.4, 0.1)
