@@ -4,12 +4,20 @@ One JSON object under the metadata key ``edge_ser.contract`` holds everything ne
 the model with no other file: input kind and rate, front-end and normalization, the analysis
 window used in training, every output head with its labels, and provenance. See
 ``docs/model-contract.md``.
+
+A model file is untrusted input. :func:`validate` checks the raw JSON against :data:`SCHEMA` --
+every field's type (an int is not a float, a string or a bool; labels are a list) and range --
+before anything is built from it, and the bounds are chosen so that no contract can make the
+runtime loop, hang or allocate more than the audio needs: at most ``MAX_OVERLAP`` windows cover
+any sample, a hop is at least one front-end frame, and one window's spectral analysis is at most
+``MAX_STFT_VALUES`` numbers.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +25,7 @@ import numpy as np
 
 from .ctc import BLANK
 from .errors import ContractError
-from .frontend import FrontEnd, Normalization
+from .frontend import KINDS, WINDOWS, FrontEnd, Normalization
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "edge_ser.contract"
@@ -25,6 +33,194 @@ INPUT_KINDS = ("waveform", "features")
 HEAD_KINDS = ("classification", "ctc")
 ADAPTATIONS = ("none", "speaker")
 ACTIVATIONS = ("logits", "probabilities")
+NORMALIZATIONS = ("none", "global", "utterance")
+
+MAX_CONTRACT_CHARS = 16 * 2**20  # the JSON text; a contract is a few kilobytes, statistics included
+MAX_DEPTH = 32  # nesting of JSON objects and lists (provenance is free-form)
+MAX_OVERLAP = 50  # window_seconds / hop_seconds: how many windows may cover one sample
+MAX_WINDOW_SECONDS = 60.0
+MAX_STFT_VALUES = 2**24  # frames x n_fft of one window's spectral analysis (128 MiB as float64)
+MAX_HEADS = 16
+MAX_LABELS = 65536
+MAX_NAME = 256  # characters in a name, output or label
+
+
+# -- schema ----------------------------------------------------------------------------------------
+# Each field: (check, required). A check takes (value, where) and raises ContractError.
+Check = Callable[[Any, str], None]
+
+
+def _fail(where: str, expected: str, value: Any) -> None:
+    if isinstance(value, list):
+        shown = f"a list of {len(value)}"
+    elif isinstance(value, dict):
+        shown = "a JSON object"
+    else:
+        shown = repr(value)[:60]
+    raise ContractError(f"{where} must be {expected}, got {shown}")
+
+
+def integer(low: int, high: int) -> Check:
+    def check(value: Any, where: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            _fail(where, f"an integer in {low}..{high}", value)
+
+    return check
+
+
+def number(low: float, high: float, *, low_open: bool = False) -> Check:
+    def check(value: Any, where: str) -> None:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if not ok or not (low < value if low_open else low <= value) or value > high:
+            _fail(where, f"a number in {'(' if low_open else '['}{low:g}, {high:g}]", value)
+
+    return check
+
+
+def text(max_len: int = MAX_NAME, *, empty: bool = False) -> Check:
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, str) or len(value) > max_len or (not empty and not value):
+            _fail(where, f"a {'' if empty else 'non-empty '}string of at most {max_len} characters", value)
+
+    return check
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, str) or value not in choices:
+            _fail(where, f"one of {choices}", value)
+
+    return check
+
+
+def boolean(value: Any, where: str) -> None:
+    if not isinstance(value, bool):
+        _fail(where, "true or false", value)
+
+
+def nullable(inner: Check) -> Check:
+    def check(value: Any, where: str) -> None:
+        if value is not None:
+            inner(value, where)
+
+    return check
+
+
+def array(item: Check, low: int, high: int) -> Check:
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, list) or not low <= len(value) <= high:
+            _fail(where, f"a list of {low}..{high} items", value)
+        for i, v in enumerate(value):
+            item(v, f"{where}[{i}]")
+
+    return check
+
+
+def obj(fields: dict[str, tuple[Check, bool]], *, closed: bool = True) -> Check:
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            _fail(where, "a JSON object", value)
+        missing = sorted(k for k, (_, required) in fields.items() if required and k not in value)
+        if missing:
+            raise ContractError(f"{where} lacks {missing}")
+        unknown = sorted(set(value) - set(fields))
+        if closed and unknown:
+            raise ContractError(f"{where} has unknown fields {unknown}")
+        for key, (field_check, _) in fields.items():
+            if key in value:
+                field_check(value[key], f"{where}.{key}" if where != "contract" else key)
+
+    return check
+
+
+def free_json(value: Any, where: str, depth: int = 0) -> None:
+    """Any JSON value nested at most MAX_DEPTH deep (provenance)."""
+    if depth > MAX_DEPTH:
+        raise ContractError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for v in value.values():
+            free_json(v, where, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            free_json(v, where, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ContractError(f"{where} holds a non-finite number")
+
+
+_RATE = integer(8000, 96000)
+_STAT = number(-1e6, 1e6)
+FRONTEND = obj(
+    {
+        "kind": (one_of(KINDS), True),
+        "sample_rate": (_RATE, True),
+        "win_length": (number(0.0, 1.0, low_open=True), False),
+        "hop_length": (number(0.001, 1.0), False),
+        "n_fft": (integer(16, 8192), False),
+        "window": (one_of(WINDOWS), False),
+        "preemph": (number(0.0, 1.0), False),
+        "n_mels": (integer(1, 256), False),
+        "low_freq": (number(0.0, 48000.0), False),
+        "high_freq": (nullable(number(0.0, 48000.0, low_open=True)), False),
+        "n_mfcc": (integer(1, 256), False),
+        "lifter": (number(0.0, 1000.0), False),
+        "append_energy": (boolean, False),
+    }
+)
+NORMALIZATION = obj(
+    {
+        "mode": (one_of(NORMALIZATIONS), False),
+        "mean": (array(_STAT, 0, 100_000), False),
+        "std": (array(number(1e-6, 1e6), 0, 100_000), False),
+    }
+)
+HEAD = obj(
+    {
+        "name": (text(), True),
+        "output": (text(), True),
+        "kind": (one_of(HEAD_KINDS), False),
+        "activation": (one_of(ACTIVATIONS), False),
+        "labels": (array(text(), 2, MAX_LABELS), True),
+        "separator": (text(8, empty=True), False),
+    }
+)
+# The whole contract, as stored (see docs/model-contract.md).
+SCHEMA = obj(
+    {
+        "schema_version": (integer(SCHEMA_VERSION, SCHEMA_VERSION), True),
+        "name": (text(), True),
+        "input": (
+            obj({"kind": (one_of(INPUT_KINDS), True), "name": (text(), True), "frontend_in_graph": (boolean, False)}),
+            True,
+        ),
+        "sample_rate": (_RATE, True),
+        "frontend": (FRONTEND, True),
+        "normalization": (NORMALIZATION, True),
+        "window": (
+            obj(
+                {
+                    "seconds": (number(0.0, MAX_WINDOW_SECONDS, low_open=True), True),
+                    "hop_seconds": (number(0.0, MAX_WINDOW_SECONDS, low_open=True), True),
+                    "min_seconds": (number(0.0, MAX_WINDOW_SECONDS, low_open=True), True),
+                }
+            ),
+            True,
+        ),
+        "heads": (array(HEAD, 1, MAX_HEADS), True),
+        "parameters": (integer(1, 10**12), True),
+        "provenance": (lambda v, where: (obj({}, closed=False)(v, where), free_json(v, where)), False),
+        "adaptation": (one_of(ADAPTATIONS), False),
+    }
+)
+
+
+def validate(d: Any) -> None:
+    """Check a contract as parsed from JSON against :data:`SCHEMA`; :class:`ContractError` names the field."""
+    if isinstance(d, dict) and "schema_version" in d and d["schema_version"] != SCHEMA_VERSION:
+        version = d["schema_version"]
+        raise ContractError(
+            f"contract schema version {version!r} is not supported (this edge-ser reads {SCHEMA_VERSION})"
+        )
+    SCHEMA(d, "contract")
 
 
 @dataclass(frozen=True)
@@ -126,8 +322,20 @@ class ModelContract:
                 raise ContractError(f"{name} must be a positive number of seconds")
         if not self.min_seconds <= self.window_seconds or self.hop_seconds > self.window_seconds:
             raise ContractError("need min_seconds <= window_seconds and hop_seconds <= window_seconds")
+        if self.window_seconds > MAX_WINDOW_SECONDS:
+            raise ContractError(f"window_seconds must be at most {MAX_WINDOW_SECONDS:g}")
+        if self.window_seconds > MAX_OVERLAP * self.hop_seconds:
+            raise ContractError(f"hop_seconds must be at least window_seconds / {MAX_OVERLAP} (windows overlapping)")
         if self.min_seconds * self.sample_rate < self.frontend.min_samples:
             raise ContractError("min_seconds is shorter than one front-end frame")
+        fe = self.frontend
+        if fe.kind != "waveform":
+            if self.hop_seconds * self.sample_rate < fe.frame_step:
+                raise ContractError("hop_seconds is shorter than one front-end hop")
+            window = int(round(self.window_seconds * self.sample_rate))
+            frames = 1 + max(math.ceil((window - fe.frame_length) / fe.frame_step), 0)
+            if frames * fe.n_fft > MAX_STFT_VALUES:
+                raise ContractError(f"one window's analysis exceeds {MAX_STFT_VALUES} values (frames x n_fft)")
         if not self.heads:
             raise ContractError("a model needs at least one head")
         if self.heads[0].kind != "classification":
@@ -188,31 +396,8 @@ class ModelContract:
 
     @classmethod
     def from_dict(cls, d: Any) -> ModelContract:
-        if not isinstance(d, dict):
-            raise ContractError("contract must be a JSON object")
-        version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ContractError(
-                f"contract schema version {version!r} is not supported (this edge-ser reads {SCHEMA_VERSION})"
-            )
-        known = {
-            "schema_version",
-            "name",
-            "input",
-            "sample_rate",
-            "frontend",
-            "normalization",
-            "window",
-            "heads",
-            "parameters",
-            "provenance",
-            "adaptation",
-        }
-        missing = known - set(d) - {"provenance", "adaptation"}
-        if missing:
-            raise ContractError(f"contract lacks {sorted(missing)}")
-        if set(d) - known:
-            raise ContractError(f"contract has unknown fields {sorted(set(d) - known)}")
+        """Build from parsed JSON, validated against :data:`SCHEMA` first."""
+        validate(d)
         try:
             inp, win = d["input"], d["window"]
             heads = tuple(
@@ -227,10 +412,10 @@ class ModelContract:
                 for h in d["heads"]
             )
             return cls(
-                name=str(d["name"]),
+                name=d["name"],
                 input_kind=inp["kind"],
                 input_name=inp["name"],
-                sample_rate=int(d["sample_rate"]),
+                sample_rate=d["sample_rate"],
                 frontend=FrontEnd.from_dict(d["frontend"]),
                 normalization=Normalization.from_dict(d["normalization"]),
                 window_seconds=float(win["seconds"]),
@@ -244,18 +429,22 @@ class ModelContract:
             )
         except ContractError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ContractError(f"malformed contract: {type(exc).__name__}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise ContractError(f"malformed contract: {type(exc).__name__}: {str(exc)[:200]}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> ModelContract:
+        if not isinstance(text, str) or len(text) > MAX_CONTRACT_CHARS:
+            raise ContractError(f"contract must be JSON text of at most {MAX_CONTRACT_CHARS} characters")
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise ContractError(f"contract is nested more than {MAX_DEPTH} levels deep") from None
         except (TypeError, ValueError) as exc:
-            raise ContractError(f"contract is not valid JSON: {exc}") from None
+            raise ContractError(f"contract is not valid JSON: {str(exc)[:200]}") from None
         return cls.from_dict(data)
 
     def to_metadata(self) -> dict[str, str]:
@@ -267,3 +456,7 @@ class ModelContract:
         if METADATA_KEY not in metadata:
             raise ContractError(f"not an edge-ser model: no {METADATA_KEY!r} entry in its metadata")
         return cls.from_json(metadata[METADATA_KEY])
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

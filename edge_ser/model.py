@@ -31,6 +31,10 @@ ALIASES: dict[str, str] = {
 }
 
 
+MAX_THREADS = 256  # ONNX Runtime starts every thread up front: an absurd count would hang the load
+MAX_MODEL_BYTES = 2**30  # an edge model is kilobytes to megabytes; refuse to load a gigabyte
+
+
 def shipped_models() -> list[str]:
     """Names (and aliases) of the models inside the package that exist on disk."""
     present = sorted(n for n, f in SHIPPED.items() if (ASSETS / f).is_file())
@@ -39,7 +43,11 @@ def shipped_models() -> list[str]:
 
 def resolve(model: str | os.PathLike) -> Path:
     """The file for a shipped model name or a path; :class:`ModelError` if there is none."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"model must be a shipped model name or a path, got {type(model).__name__}")
     name = os.fspath(model)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
     name = ALIASES.get(name, name)
     if name in SHIPPED:
         path = ASSETS / SHIPPED[name]
@@ -72,11 +80,15 @@ class OnnxModel:
     ) -> None:
         import onnxruntime as ort
 
-        if not isinstance(threads, int) or threads < 0:
-            raise ModelError(f"threads must be a non-negative int (0 = ONNX Runtime's choice), got {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 <= threads <= MAX_THREADS:
+            raise ModelError(f"threads must be an int in 0..{MAX_THREADS} (0 = ONNX Runtime's choice), got {threads!r}")
         self.path = resolve(model)
+        if self.path.stat().st_size > MAX_MODEL_BYTES:
+            raise ModelError(
+                f"{self.path}: {self.path.stat().st_size} bytes; an edge-ser model is at most {MAX_MODEL_BYTES}"
+            )
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:

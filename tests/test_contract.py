@@ -39,20 +39,20 @@ def mutate(path_key, value):
     [
         (["schema_version"], 99, "schema version"),
         (["heads"], KeyError, "lacks"),
-        (["input", "kind"], "spectrogram", "input_kind"),
+        (["input", "kind"], "spectrogram", "input.kind must be one of"),
         (["input", "kind"], "waveform", "does not fit"),
         (["sample_rate"], 8000, "sample rate differs"),
-        (["frontend", "kind"], "chroma", "unknown front-end"),
-        (["window", "seconds"], -1.0, "positive"),
+        (["frontend", "kind"], "chroma", "frontend.kind must be one of"),
+        (["window", "seconds"], -1.0, r"window.seconds must be a number in \(0, 60\]"),
         (["window", "hop_seconds"], 5.0, "hop_seconds <= window_seconds"),
         (["window", "min_seconds"], 0.001, "shorter than one front-end frame"),
-        (["heads"], [], "at least one head"),
-        (["heads", 0, "labels"], ["angry"], "at least 2 distinct labels"),
+        (["heads"], [], "heads must be a list of 1..16 items, got a list of 0"),
+        (["heads", 0, "labels"], ["angry"], "labels must be a list of 2"),
         (["heads", 0, "labels"], ["a", "a"], "at least 2 distinct labels"),
         (["heads", 1, "name"], "emotion", "unique"),
-        (["heads", 0, "kind"], "regression", "unknown kind"),
+        (["heads", 0, "kind"], "regression", "kind must be one of"),
         (["normalization"], {"mode": "global", "mean": [0.0], "std": [1.0]}, "statistics for 13 features"),
-        (["parameters"], 0, "positive integer"),
+        (["parameters"], 0, "parameters must be an integer"),
         (["extra"], 1, "unknown fields"),
     ],
 )
@@ -64,7 +64,7 @@ def test_invalid_contracts_are_rejected(path_key, value, message):
 def test_malformed_json():
     with pytest.raises(ContractError, match="not valid JSON"):
         ModelContract.from_json("{nope")
-    with pytest.raises(ContractError, match="JSON object"):
+    with pytest.raises(ContractError, match="contract must be a JSON object, got a list of 2"):
         ModelContract.from_json("[1, 2]")
 
 
@@ -147,3 +147,74 @@ def test_parameters_recorded(tmp_path):
     path = build_tiny_model(tmp_path / "t.onnx")
     assert Recognizer(path).contract.parameters == 13 * 4 + 4 + 13 * 2 + 2
     assert np.isfinite(Recognizer(path).predict(np.ones(16000, np.float32) * 0.1, sample_rate=16000).score)
+
+
+# -- issue 21: a hostile or broken contract is a ContractError at load, never a hang or a crash later ----
+
+
+def contract_text(path_key=None, value=None, raw=None):
+    """The tiny contract as JSON, one field replaced by ``value`` (or by the raw JSON text ``raw``)."""
+    marker = "__REPLACE__"
+    d = mutate(path_key, marker) if path_key else make_contract().to_dict()
+    return json.dumps(d).replace(json.dumps(marker), raw if raw is not None else json.dumps(value))
+
+
+HOSTILE = {
+    "hop 1e-6 s (loop, memory)": (["window", "hop_seconds"], 1e-6, None, "hop_seconds"),
+    "hop far below the window": (["window", "hop_seconds"], 0.005, None, "at least window_seconds / 50"),
+    "window of an hour": (["window", "seconds"], 3600.0, None, "window.seconds"),
+    "n_fft 512.5": (["frontend", "n_fft"], 512.5, None, "frontend.n_fft must be an integer"),
+    "n_fft 2**20": (["frontend", "n_fft"], 2**20, None, "frontend.n_fft must be an integer in 16..8192"),
+    "win_length as text": (["frontend", "win_length"], "0.025", None, "frontend.win_length must be a number"),
+    "hop_length 1e-9": (["frontend", "hop_length"], 1e-9, None, "frontend.hop_length"),
+    "sample_rate 1e999": (["sample_rate"], None, "1e999", "sample_rate must be an integer"),
+    "sample_rate as text": (["sample_rate"], "16000", None, "sample_rate must be an integer"),
+    "sample_rate true": (["sample_rate"], True, None, "sample_rate must be an integer"),
+    "sample_rate float": (["sample_rate"], 16000.0, None, "sample_rate must be an integer"),
+    "labels as a string": (["heads", 0, "labels"], "abcdefgh", None, "labels must be a list"),
+    "a label that is a number": (["heads", 0, "labels"], ["a", 1], None, r"labels\[1\] must be a non-empty string"),
+    "NaN statistic": (["normalization"], None, '{"mode": "global", "mean": [NaN], "std": [1]}', "not valid JSON"),
+    "Infinity": (["window", "seconds"], None, "Infinity", "not valid JSON"),
+    "std 1e-30": (["normalization"], {"mode": "global", "mean": [0.0] * 13, "std": [1e-30] * 13}, None, "std"),
+    "deep provenance": (["provenance"], None, '{"a": ' + "[" * 100 + "]" * 100 + "}", "nested more than 32"),
+    "deep JSON": (["provenance"], None, "[" * 100_000 + "]" * 100_000, "nested|not valid JSON"),
+    "provenance not an object": (["provenance"], [1], None, "provenance must be a JSON object"),
+    "input name null": (["input", "name"], None, "null", "input.name must be a non-empty string"),
+    "frontend_in_graph 1": (["input", "frontend_in_graph"], 1, None, "frontend_in_graph must be true or false"),
+    "unknown head field": (["heads", 0, "bias"], 1, None, r"heads\[0\] has unknown fields \['bias'\]"),
+    "too many heads": (
+        ["heads"],
+        [{"name": f"h{i}", "output": f"o{i}", "labels": ["a", "b"]} for i in range(17)],
+        None,
+        "heads must be a list of 1..16",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_contracts_are_contract_errors(case):
+    path_key, value, raw, message = HOSTILE[case]
+    with pytest.raises(ContractError, match=message) as info:
+        ModelContract.from_json(contract_text(path_key, value, raw))
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_a_hostile_model_file_fails_at_load_not_in_a_stream(tmp_path):
+    contract = make_contract()
+    text = contract_text(["window", "hop_seconds"], 1e-6)
+    path = save(build_graph(contract), tmp_path / "hop.onnx", {METADATA_KEY: text})
+    with pytest.raises(ContractError, match="hop_seconds"):
+        Recognizer(path)
+
+
+@pytest.mark.parametrize("model", [None, 3, 2.5, ["english"], b"\xffnope.onnx"])
+def test_a_model_that_is_not_a_name_or_path_is_a_model_error(model):
+    with pytest.raises(ModelError, match="model"):
+        Recognizer(model)
+
+
+@pytest.mark.parametrize("threads", [100_000, 257, -1, True, 1.5, "2"])
+def test_threads_are_bounded(tiny_model, threads):
+    with pytest.raises(ModelError, match="threads must be an int in 0..256"):
+        Recognizer(tiny_model, threads=threads)
+    Recognizer(tiny_model, threads=np.int64(2))
