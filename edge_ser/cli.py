@@ -1,23 +1,29 @@
 """The ``edge-ser`` command line: predict, info, and the training-side tools when installed.
 
 Exit codes: 0 everything worked; 1 at least one input failed (the others still ran);
-2 the model or the command line is unusable.
+2 the model, the command line or the output is unusable; 130 interrupted (Ctrl-C).
+Every failure is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from .errors import EdgeSERError
+from .errors import AudioError, EdgeSERError, ProfileError
 from .result import Prediction
 
 if TYPE_CHECKING:
+    from .contract import ModelContract
     from .recognizer import Recognizer
 
 # Subcommands loaded on demand: train and export live outside the runtime and need the `train` extra.
@@ -27,14 +33,136 @@ _EXTERNAL = {
     "score": ("edge_ser.score", "score many files into a Parquet/JSONL table, on all cores or on Ray (scale extra)"),
     "bench": ("edge_ser.bench", "speed, size, MACs, memory (and with --data, accuracy) of models, as one table"),
 }
+EXIT_OK, EXIT_INPUT, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LONG_SECONDS = 60.0  # a file at least this long shows progress even alone
 
 
+class OutputError(Exception):
+    """Standard output cannot be written (closed, a broken pipe, a full disk)."""
+
+
+# -- output ------------------------------------------------------------------------------------------
+def _emit(line: str) -> None:
+    """One line on stdout, flushed; any failure to write becomes :class:`OutputError`."""
+    if sys.stdout is None:
+        raise OutputError("standard output is closed")
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputError("output closed early (broken pipe)") from None
+    except (OSError, ValueError) as exc:  # ValueError: I/O on a closed file
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(f"cannot write output ({reason})") from None
+
+
+def _warn(message: str) -> None:
+    """One line on stderr; if stderr itself is gone there is nobody left to tell."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.write(f"edge-ser: {message}\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _safe_streams() -> None:
+    """Characters the terminal's encoding lacks (``PYTHONIOENCODING=ascii``, file names that are not UTF-8)
+    are written as backslash escapes instead of raising; in JSON they stay valid escapes."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):
+                pass
+
+
+def _json(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False)
+
+
+class Progress:
+    """A one-line progress report on stderr (``[3/120] name.wav, 7.2 min of audio, 14 s``), redrawn by a
+    background thread; cleared before each result line so the two never mix on a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled and sys.stderr is not None
+        self._lock = threading.Lock()
+        self._label = ""
+        self._started = time.monotonic()
+        self._shown = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, index: int, name: str, seconds: float | None, long: bool) -> None:
+        if not self.enabled:
+            return
+        audio = f", {seconds / 60:.1f} min of audio" if seconds else ""
+        with self._lock:
+            self._label = f"[{index}/{self.total}] {os.path.basename(name)}{audio}"
+            self._started = time.monotonic()
+            if self.total > 1 or long:
+                self._draw(self._label)
+        if self._thread is None and (self.total > 1 or long):
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            with self._lock:
+                self._draw(f"{self._label}, {time.monotonic() - self._started:.0f} s")
+
+    def _draw(self, text: str) -> None:
+        try:
+            sys.stderr.write("\r\x1b[K" + text[:200])
+            sys.stderr.flush()
+            self._shown = bool(text)
+        except (OSError, ValueError):
+            self.enabled = False
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Clear the line while something else is printed."""
+        with self._lock:
+            if self._shown:
+                self._draw("")
+            yield
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            if self._shown:
+                self._draw("")
+
+
+# -- predict -----------------------------------------------------------------------------------------
 def _format(path: str, p: Prediction) -> str:
     if p.silent:
         return f"{path}\tsilence"
     extra = "".join(f"\t{name}={h.label} ({h.scores[h.label]:.2f})" for name, h in p.heads.items())
     extra += "".join(f"\t{name}={text!r}" for name, text in p.transcripts.items())
     return f"{path}\t{p.label} ({p.score:.2f}){extra}"
+
+
+def _describe_model(c: ModelContract) -> str:
+    language = f"{c.language}; " if c.language else ""
+    dataset = c.provenance.get("dataset")
+    trained = f"trained on {dataset}; " if isinstance(dataset, str) else ""
+    return f"model {c.name} ({language}{trained}{len(c.labels)} emotions: {', '.join(c.labels)})"
+
+
+def _audio_seconds(path: str) -> float | None:
+    """Duration from the file's header (nothing decoded), for the progress line; None if unknown."""
+    from .audio import AudioFile
+
+    try:
+        with AudioFile(path) as f:
+            return f.frames / f.rate if f.frames else None
+    except EdgeSERError:
+        return None
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -44,38 +172,86 @@ def _predict(args: argparse.Namespace) -> int:
     if args.profile:
         from .profile import SpeakerProfile
 
+        folder = os.path.dirname(os.path.abspath(args.profile))
+        if not os.path.isdir(folder):
+            raise ProfileError(f"{args.profile}: cannot save the speaker profile there: no directory {folder}")
         new = SpeakerProfile(min_utterances=1, prior=3)  # adapts from the first file on (docs/adaptation.md)
         profile = SpeakerProfile.load(args.profile) if os.path.exists(args.profile) else new
     rec = Recognizer(args.model, threads=args.threads, profile=profile)
+    if not args.json:
+        _warn(_describe_model(rec.contract))
+    progress = Progress(
+        len(args.files), sys.stderr is not None and sys.stderr.isatty() if args.progress is None else args.progress
+    )
     try:
-        return _predict_files(rec, args)
+        return _predict_files(rec, args, progress)
     finally:
+        progress.close()
         if profile is not None:
             profile.save(args.profile)
 
 
-def _predict_files(rec: Recognizer, args: argparse.Namespace) -> int:
+def _predict_files(rec: Recognizer, args: argparse.Namespace, progress: Progress) -> int:
+    c = rec.contract
+    model = {"model": c.name, "language": c.language}
     failed = 0
-    for path in args.files:
+    for index, path in enumerate(args.files, 1):
+        seconds = _audio_seconds(path) if progress.enabled else None
+        progress.start(index, path, seconds, long=(seconds or 0) >= LONG_SECONDS)
         try:
             if args.segments:
                 segments = rec.predict_segments(path)
-                if args.json:
-                    print(json.dumps({"file": path, "segments": [s.to_dict() for s in segments]}, ensure_ascii=False))
-                else:
-                    for s in segments:
-                        print(_format(f"{path}[{s.start:.2f}-{s.end:.2f}]", s))
+                lines = (
+                    [_json({"file": path, **model, "segments": [s.to_dict() for s in segments]})]
+                    if args.json
+                    else [_format(f"{path}[{s.start:.2f}-{s.end:.2f}]", s) for s in segments]
+                )
             else:
                 p = rec.predict(path)
-                print(json.dumps({"file": path, **p.to_dict()}, ensure_ascii=False) if args.json else _format(path, p))
-        except EdgeSERError as exc:
+                lines = [_json({"file": path, **model, **p.to_dict()}) if args.json else _format(path, p)]
+        except AudioError as exc:  # this input is bad, the next may be fine; a ModelError ends the run (exit 2)
             failed += 1
-            if args.json:
-                print(json.dumps({"file": path, "error": str(exc), "type": type(exc).__name__}, ensure_ascii=False))
             message = str(exc) if str(exc).startswith(path) else f"{path}: {exc}"
-            print(f"edge-ser: error: {message}", file=sys.stderr)
-        sys.stdout.flush()
-    return 1 if failed else 0
+            lines = [_json({"file": path, **model, "error": str(exc), "type": type(exc).__name__})] if args.json else []
+            with progress.quiet():
+                _warn(f"error: {message}")
+        with progress.quiet():
+            for line in lines:
+                _emit(line)
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+# -- info --------------------------------------------------------------------------------------------
+def _percent(value: Any) -> str:
+    return f"{100 * value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _evaluation_lines(provenance: dict[str, Any]) -> list[str]:
+    """The model card's speaker-independent cross-validation, as a small table."""
+    cv = provenance.get("cross_validation")
+    metrics = provenance.get("metrics")
+    lines = []
+    if isinstance(cv, dict):
+        spread = f" ± {_percent(cv.get('ua_std'))}" if "ua_std" in cv else ""
+        int8 = f", INT8 {_percent(cv.get('int8_ua_mean'))}" if "int8_ua_mean" in cv else ""
+        lines.append(
+            f"evaluation  {cv.get('protocol', '?')}, {cv.get('folds', '?')} speaker-independent folds: "
+            f"UA {_percent(cv.get('ua_mean'))}{spread} %{int8}, WA {_percent(cv.get('wa_mean'))} %"
+        )
+        folds = cv.get("per_fold")
+        if isinstance(folds, dict) and folds:
+            width = max(len(str(name)) for name in folds)
+            lines.append(f"  {'fold':<{width}}  UA     FP32   INT8   FP32/INT8 agree")
+            for name, fold in folds.items():
+                f = fold if isinstance(fold, dict) else {}
+                cells = [_percent(f.get(k)) for k in ("ua", "fp32_ua", "int8_ua", "fp32_int8_top1_agreement")]
+                lines.append(f"  {name:<{width}}  " + "  ".join(f"{cell:<5}" for cell in cells))
+    elif isinstance(metrics, dict) and metrics:
+        shown = ", ".join(f"{k} {_percent(v)}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        lines.append(f"evaluation  {shown or 'see --json'}")
+    else:
+        lines.append("evaluation  none recorded in the file")
+    return lines
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -84,16 +260,29 @@ def _info(args: argparse.Namespace) -> int:
     model = OnnxModel(args.model)
     c = model.contract
     if args.json:
-        print(json.dumps({"path": str(model.path), "size_bytes": model.size_bytes, "contract": c.to_dict()}, indent=2))
-        return 0
+        _emit(
+            json.dumps(
+                {
+                    "path": str(model.path),
+                    "size_bytes": model.size_bytes,
+                    "language": c.language,
+                    "contract": c.to_dict(),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return EXIT_OK
     fe = c.frontend.to_dict()
+    p = c.provenance
     lines = [
         f"model       {c.name}  ({model.path})",
-        f"size        {model.size_bytes:,} bytes",
-        f"parameters  {c.parameters:,}",
+        f"language    {c.language or 'not recorded'}" + (f" (trained on {p['dataset']})" if "dataset" in p else ""),
+        f"size        {model.size_bytes:,} bytes, {c.parameters:,} parameters",
         f"input       {c.input_kind} '{c.input_name}' at {c.sample_rate} Hz",
         "front-end   " + ", ".join(f"{k}={v}" for k, v in fe.items()),
-        f"normalize   {c.normalization.mode}",
+        f"normalize   {c.normalization.mode}"
+        + (", adapts to its speaker (SpeakerProfile)" if c.adaptation != "none" else ""),
         f"window      {c.window_seconds:g} s, hop {c.hop_seconds:g} s, minimum {c.min_seconds:g} s",
     ]
     lines += [
@@ -102,9 +291,27 @@ def _info(args: argparse.Namespace) -> int:
         else f"head        {h.name}: CTC transcript over {len(h.labels) - 1} tokens"
         for h in c.heads
     ]
-    lines += [f"provenance  {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in c.provenance.items()]
-    print("\n".join(lines))
-    return 0
+    lines += _evaluation_lines(p)
+    int8 = p.get("int8")
+    if isinstance(int8, dict):
+        lines.append("int8        " + ", ".join(f"{k} {v}" for k, v in int8.items() if not isinstance(v, (dict, list))))
+    for key in ("command", "created", "commit", "licence", "protocol"):
+        if isinstance(p.get(key), (str, int, float)):
+            lines.append(f"{key:<11} {p[key]}")
+    rest = sorted(
+        k
+        for k in p
+        if k
+        not in {"dataset", "cross_validation", "metrics", "int8", "command", "created", "commit", "licence", "protocol"}
+    )
+    if rest:
+        lines.append(f"more        {', '.join(rest)} (see --json)")
+    _emit("\n".join(lines))
+    return EXIT_OK
+
+
+# -- parser and entry point --------------------------------------------------------------------------
+Command = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,7 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="emotion of audio files, one line (or JSON object) per file")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", default="default", help="shipped model name or .onnx path (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--json", action="store_true", help="one JSON object per line (with the model's name and language)")
     p.add_argument(
         "--profile",
         metavar="PROFILE.json",
@@ -126,11 +333,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--segments", action="store_true", help="a timeline of analysis windows instead of one result")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default: %(default)s)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress line on stderr for many or long files (default: on when stderr is a terminal)",
+    )
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("info", help="print a model's contract, parameter count and file size")
+    p = sub.add_parser("info", help="a model's language, labels, evaluation, size and contract")
     p.add_argument("model", nargs="?", default="default", metavar="MODEL")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the whole contract as JSON, for machines")
     p.set_defaults(func=_info)
 
     for name, (module, help_text) in _EXTERNAL.items():
@@ -139,34 +352,53 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    if argv and argv[0] in _EXTERNAL:
-        try:
-            tool = importlib.import_module(_EXTERNAL[argv[0]][0])
-        except ImportError as exc:
-            print(
-                f"edge-ser: error: '{argv[0]}' needs the training extra: pip install 'edge-ser[train]' ({exc})",
-                file=sys.stderr,
-            )
-            return 2
-        sub = argparse.ArgumentParser(prog=f"edge-ser {argv[0]}")
-        tool.configure_parser(sub)
-        try:
-            return int(tool.run(sub.parse_args(argv[1:])) or 0)
-        except EdgeSERError as exc:
-            print(f"edge-ser: error: {exc}", file=sys.stderr)
-            return 2
-    args = parser.parse_args(argv)
+def _external(argv: list[str]) -> int:
     try:
-        return args.func(args)
-    except EdgeSERError as exc:
-        print(f"edge-ser: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into e.g. `head`, which closed early: not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        tool = importlib.import_module(_EXTERNAL[argv[0]][0])
+    except ImportError as exc:
+        _warn(f"error: '{argv[0]}' needs the training extra: pip install 'edge-ser[train]' ({exc})")
+        return EXIT_UNUSABLE
+    sub = argparse.ArgumentParser(prog=f"edge-ser {argv[0]}")
+    tool.configure_parser(sub)
+    return int(tool.run(sub.parse_args(argv[1:])) or 0)
+
+
+def _run(argv: list[str]) -> int:
+    if argv and argv[0] in _EXTERNAL:
+        return _external(argv)
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    _safe_streams()
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except EdgeSERError as exc:  # the model, the speaker profile or an argument cannot be used
+        _warn(f"error: {exc}")
+        return EXIT_UNUSABLE
+    except OutputError as exc:
+        _warn(f"error: {exc}")
+        _silence_stdout()
+        return EXIT_UNUSABLE
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            _silence_stdout()
+            return EXIT_UNUSABLE
+        _warn(f"error: {exc.strerror or exc}")
+        return EXIT_UNUSABLE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again at exit."""
+    try:
+        if sys.stdout is not None:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

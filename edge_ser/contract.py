@@ -35,6 +35,8 @@ ADAPTATIONS = ("none", "speaker")
 ACTIVATIONS = ("logits", "probabilities")
 NORMALIZATIONS = ("none", "global", "utterance")
 
+# The language a model was trained on, for contracts whose provenance names only the corpus.
+CORPUS_LANGUAGES = {"ravdess": "English", "casia": "Chinese (Mandarin)", "emodb": "German"}
 MAX_CONTRACT_CHARS = 16 * 2**20  # the JSON text; a contract is a few kilobytes, statistics included
 MAX_DEPTH = 32  # nesting of JSON objects and lists (provenance is free-form)
 MAX_OVERLAP = 50  # window_seconds / hop_seconds: how many windows may cover one sample
@@ -368,6 +370,15 @@ class ModelContract:
     @property
     def primary(self) -> Head:
         return self.heads[0]
+
+    @property
+    def language(self) -> str | None:
+        """The language of the training speech: provenance ``language``, else known from its ``dataset``."""
+        language = self.provenance.get("language")
+        if isinstance(language, str) and language:
+            return language
+        dataset = self.provenance.get("dataset")
+        return CORPUS_LANGUAGES.get(dataset.lower()) if isinstance(dataset, str) else None
 
     @property
     def labels(self) -> tuple[str, ...]:

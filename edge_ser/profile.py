@@ -194,24 +194,34 @@ class SpeakerProfile:
                 raise ValueError("utterances counted but no statistics")
         except ProfileError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProfileError(f"malformed speaker profile: {exc}") from None
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ProfileError(f"malformed speaker profile: {str(exc)[:200]}") from None
         return profile
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the profile as JSON (a few kilobytes; no pickle)."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, allow_nan=False)
+        except OSError as exc:
+            raise ProfileError(f"{os.fsdecode(path)}: cannot save speaker profile ({exc.strerror or exc})") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SpeakerProfile:
         try:
             with open(path, encoding="utf-8") as f:
-                return cls.from_dict(json.load(f))
+                return cls.from_dict(json.load(f, parse_constant=_reject_constant))
         except OSError as exc:
-            raise ProfileError(f"{path}: cannot read speaker profile ({exc.strerror or exc})") from None
+            raise ProfileError(f"{os.fsdecode(path)}: cannot read speaker profile ({exc.strerror or exc})") from None
         except json.JSONDecodeError as exc:
-            raise ProfileError(f"{path}: not a speaker profile (invalid JSON: {exc.msg})") from None
+            raise ProfileError(f"{os.fsdecode(path)}: not a speaker profile (invalid JSON: {exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # NaN/Infinity, text that is not UTF-8, absurd nesting
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise ProfileError(f"{os.fsdecode(path)}: not a speaker profile ({reason})") from None
 
     def __repr__(self) -> str:
         return f"SpeakerProfile(utterances={self.utterances}, ready={self.ready})"
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a profile can hold")
