@@ -72,7 +72,8 @@ def integer(low: int, high: int) -> Check:
 
 def number(low: float, high: float, *, low_open: bool = False) -> Check:
     def check(value: Any, where: str) -> None:
-        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        ok = not isinstance(value, bool) and isinstance(value, (int, float))
+        ok = ok and (-1e308 < value < 1e308) and math.isfinite(value)  # a huge int compares; float() would overflow
         if not ok or not (low < value if low_open else low <= value) or value > high:
             _fail(where, f"a number in {'(' if low_open else '['}{low:g}, {high:g}]", value)
 

@@ -98,7 +98,10 @@ class OnnxModel:
         except Exception as exc:  # onnxruntime raises several untyped errors for bad files
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: not a loadable ONNX model ({reason})") from None
-        metadata = self.session.get_modelmeta().custom_metadata_map
+        try:
+            metadata = self.session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError:
+            raise ContractError(f"{self.path}: model metadata is not valid UTF-8") from None
         try:
             self.contract = ModelContract.from_metadata(metadata)
         except ContractError as exc:

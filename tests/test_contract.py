@@ -171,6 +171,7 @@ HOSTILE = {
     "sample_rate as text": (["sample_rate"], "16000", None, "sample_rate must be an integer"),
     "sample_rate true": (["sample_rate"], True, None, "sample_rate must be an integer"),
     "sample_rate float": (["sample_rate"], 16000.0, None, "sample_rate must be an integer"),
+    "hop of 10**400": (["window", "hop_seconds"], 10**400, None, "window.hop_seconds must be a number"),
     "labels as a string": (["heads", 0, "labels"], "abcdefgh", None, "labels must be a list"),
     "a label that is a number": (["heads", 0, "labels"], ["a", 1], None, r"labels\[1\] must be a non-empty string"),
     "NaN statistic": (["normalization"], None, '{"mode": "global", "mean": [NaN], "std": [1]}', "not valid JSON"),
