@@ -561,6 +561,60 @@ class _Builder:
     def op_Tanh(self, index, node, ins, a):
         self._unary(index, node, ins, "esr_tanh", np.tanh(ins[0].data))
 
+    def op_Sigmoid(self, index, node, ins, a):
+        self._unary(index, node, ins, "esr_sigmoid", 1.0 / (1.0 + np.exp(-ins[0].data)))
+
+    def _pool(self, index, node, ins, a, is_max: bool) -> None:
+        x = ins[0]
+        if x.data.ndim != 4 or x.data.shape[0] != 1:
+            raise ModelError(f"{node.op_type} is supported on (1, C, H, W) tensors")
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in a.get("dilations", [1])):
+            raise ModelError(f"{node.op_type} with auto_pad or dilation is not supported")
+        kh, kw = a["kernel_shape"]
+        sh, sw = a.get("strides", [1, 1])
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+        if pads[0] != pads[2] or pads[1] != pads[3]:
+            raise ModelError(f"{node.op_type} with asymmetric padding is not supported")
+        _, c, h, w = x.data.shape
+        rounding = np.ceil if a.get("ceil_mode", 0) else np.floor
+        oh = int(rounding((h + pads[0] + pads[2] - kh) / sh)) + 1
+        ow = int(rounding((w + pads[1] + pads[3] - kw) / sw)) + 1
+        count_pad = int(a.get("count_include_pad", 0))
+        out = np.zeros((1, c, oh, ow), np.float32)
+        for oy in range(oh):
+            for ox in range(ow):
+                y0, x0 = oy * sh - pads[0], ox * sw - pads[1]
+                win = x.data[0, :, max(y0, 0) : min(y0 + kh, h), max(x0, 0) : min(x0 + kw, w)]
+                if is_max:
+                    out[0, :, oy, ox] = win.max(axis=(1, 2))
+                else:
+                    rows = min(y0 + kh, h + pads[2]) - max(y0, -pads[0])
+                    cols = min(x0 + kw, w + pads[3]) - max(x0, -pads[1])
+                    count = rows * cols if count_pad else win.shape[1] * win.shape[2]
+                    out[0, :, oy, ox] = win.sum(axis=(1, 2)) / count
+        y = self.new(node.output[0], out, index)
+        self.call(
+            index,
+            f"esr_pool2d({self.ptr(x)}, {c}, {h}, {w}, {kh}, {kw}, {sh}, {sw}, {pads[0]}, {pads[1]}, {oh}, {ow}, "
+            f"{int(is_max)}, {count_pad}, {self.ptr(y)});",
+            [x],
+        )
+
+    def op_MaxPool(self, index, node, ins, a):
+        if len(node.output) > 1 and node.output[1]:
+            raise ModelError("MaxPool with indices is not supported")
+        self._pool(index, node, ins, a, is_max=True)
+
+    def op_AveragePool(self, index, node, ins, a):
+        self._pool(index, node, ins, a, is_max=False)
+
+    def op_GlobalAveragePool(self, index, node, ins, a):
+        x = ins[0]
+        outer, r = int(np.prod(x.data.shape[:2])), int(np.prod(x.data.shape[2:]))
+        data = x.data.mean(axis=tuple(range(2, x.data.ndim)), keepdims=True).astype(np.float32)
+        y = self.new(node.output[0], data, index)
+        self.call(index, f"esr_reduce({self.ptr(x)}, {outer}, {r}, 1, 1, {self.ptr(y)});", [x])
+
     def op_Softmax(self, index, node, ins, a):
         x = ins[0]
         axis = a.get("axis", -1) % x.data.ndim

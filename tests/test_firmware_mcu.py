@@ -68,3 +68,68 @@ def test_export_refuses_what_it_cannot_compile(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "C exporter does not support" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "gen" / "esr_model.c").exists()
+
+
+def _tiny_conv_model(path: Path) -> Path:
+    """An FP32 convolutional model with the operators a student may use beyond the shipped ones
+    (stride-2 and depthwise convolutions, max and average pooling, sigmoid, global pooling)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from tiny_models import make_contract
+
+    from edge_ser.frontend import FrontEnd
+
+    rng = np.random.default_rng(4)
+    contract = make_contract(FrontEnd("logmel", n_mels=16), heads={"emotion": ("a", "b", "c")}, window_seconds=0.5)
+
+    def weight(name: str, *shape: int) -> str:
+        inits.append(numpy_helper.from_array((0.3 * rng.standard_normal(shape)).astype(np.float32), name))
+        return name
+
+    inits: list = []
+    nodes = [
+        helper.make_node("Unsqueeze", ["input", weight("axis", 1)], ["x"]),
+        helper.make_node(
+            "Conv", ["x", weight("w1", 8, 1, 3, 3), weight("b1", 8)], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]
+        ),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", weight("w2", 8, 1, 3, 3), weight("b2", 8)], ["c2"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Sigmoid", ["c2"], ["s2"]),
+        helper.make_node("MaxPool", ["s2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p2", weight("w3", 12, 8, 1, 1), weight("b3", 12)], ["c3"]),
+        helper.make_node("Relu", ["c3"], ["r3"]),
+        helper.make_node("AveragePool", ["r3"], ["a3"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        helper.make_node("GlobalAveragePool", ["a3"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("MatMul", ["f", weight("w4", 12, 3)], ["m4"]),
+        helper.make_node("Add", ["m4", weight("b4", 3)], ["emotion_logits"]),
+    ]
+    inits[0] = numpy_helper.from_array(np.array([1], np.int64), "axis")
+    graph = helper.make_graph(
+        nodes,
+        "tiny_conv",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "frames", 16])],
+        [helper.make_tensor_value_info("emotion_logits", TensorProto.FLOAT, ["batch", 3])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"edge_ser.contract": contract.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
+def test_generator_on_a_synthetic_fp32_convnet(tmp_path: Path) -> None:
+    """Independent of the shipped files: an FP32 convnet is quantized dynamically, compiled for the host
+    and checked against ONNX Runtime on that INT8 graph."""
+    model = _tiny_conv_model(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(5)
+    clip = (0.3 * 32767 * rng.standard_normal(8000)).clip(-32768, 32767).astype(np.int16)
+    gen = tmp_path / "gen"
+    summary, features, contract, _ = export_c(str(model), gen, clip, seconds=0.5)
+    assert summary["quantization"].startswith("dynamic INT8")
+    program = build(tmp_path / "host", "model-check", GEN=str(gen)) / "model_check"
+    done = subprocess.run([str(program)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    golden = np.array(printed(done.stdout)["golden_logits"], float)
+    ref = onnx_logits(gen / "esr_model.onnx", contract, features)
+    assert np.abs(golden - ref).max() <= MODEL_ALONE, (golden, ref)

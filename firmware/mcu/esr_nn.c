@@ -143,6 +143,44 @@ void esr_tanh(const float *x, int32_t n, float *y) {
     for (i = 0; i < n; ++i) y[i] = tanhf(x[i]);
 }
 
+void esr_sigmoid(const float *x, int32_t n, float *y) {
+    int32_t i;
+    for (i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+void esr_pool2d(const float *x, int32_t c, int32_t h, int32_t w_in, int32_t kh, int32_t kw, int32_t stride_h,
+                int32_t stride_w, int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, int32_t is_max, int32_t count_pad,
+                float *y) {
+    int32_t ch, oy, ox, i, j;
+    for (ch = 0; ch < c; ++ch) {
+        const float *xc = x + ch * h * w_in;
+        for (oy = 0; oy < oh; ++oy)
+            for (ox = 0; ox < ow; ++ox) {
+                float acc = 0.0f;
+                int32_t count = 0, first = 1;
+                for (i = 0; i < kh; ++i) {
+                    int32_t iy = oy * stride_h - pad_h + i;
+                    for (j = 0; j < kw; ++j) {
+                        int32_t ix = ox * stride_w - pad_w + j;
+                        if (iy < 0 || iy >= h || ix < 0 || ix >= w_in) {
+                            /* padding (counted by an average with count_include_pad, within the padded input) */
+                            if (count_pad && iy < h + pad_h && ix < w_in + pad_w) ++count;
+                            continue;
+                        }
+                        if (is_max) {
+                            if (first || xc[iy * w_in + ix] > acc) acc = xc[iy * w_in + ix];
+                            first = 0;
+                        } else {
+                            acc += xc[iy * w_in + ix];
+                            ++count;
+                        }
+                    }
+                }
+                y[(ch * oh + oy) * ow + ox] = is_max ? acc : acc / (float)(count ? count : 1);
+            }
+    }
+}
+
 void esr_softmax(const float *x, int32_t rows, int32_t n, float *y) {
     int32_t r, i;
     for (r = 0; r < rows; ++r) {

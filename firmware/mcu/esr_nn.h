@@ -60,7 +60,13 @@ void esr_gemm_s8(const int8_t *x, int32_t x_zp, int32_t rows, int32_t k, const i
 void esr_cast_i32_f32(const int32_t *x, int32_t n, float *y);
 void esr_relu(const float *x, int32_t n, float *y);
 void esr_tanh(const float *x, int32_t n, float *y);
+void esr_sigmoid(const float *x, int32_t n, float *y);
 void esr_softmax(const float *x, int32_t rows, int32_t n, float *y);
+/* Max or average pooling of (C, H, W) into (C, OH, OW); padding is skipped by max and counted by the
+ * average only when count_pad (ONNX count_include_pad). */
+void esr_pool2d(const float *x, int32_t c, int32_t h, int32_t w_in, int32_t kh, int32_t kw, int32_t stride_h,
+                int32_t stride_w, int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, int32_t is_max, int32_t count_pad,
+                float *y);
 /* y[i, j] = x[i, j] * k[c] + b[c] over (batch, channels, inner). */
 void esr_channel_affine(const float *x, int32_t batch, int32_t channels, int32_t inner, const float *k, const float *b,
                         float *y);
