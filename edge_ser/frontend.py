@@ -140,11 +140,11 @@ class FrontEnd:
         except TypeError as exc:
             raise ContractError(f"bad front-end spec: {exc}") from None
 
-    @property
+    @cached_property
     def frame_length(self) -> int:
         return _round_half_up(self.win_length * self.sample_rate)
 
-    @property
+    @cached_property
     def frame_step(self) -> int:
         return _round_half_up(self.hop_length * self.sample_rate)
 
@@ -209,30 +209,27 @@ class FrontEnd:
             return self.n_mfcc + self.n_mels
         return 1 if self.kind == "waveform" else int(self.n_features)
 
-    def _power(self, samples: np.ndarray, previous: float | None, n_frames: int) -> np.ndarray:
-        """Raw |FFT|^2 (float32) of ``n_frames`` frames starting at ``samples[0]``, every ``frame_step``.
-
-        ``samples`` continue a signal whose sample before them is ``previous`` (``None``: the signal
-        starts here), which pre-emphasis needs; the signal is zero beyond ``samples``. The FFT runs in
-        float64 (numpy's float32 FFT is slower) in per-thread buffers whose zero padding is written once,
-        so repeated calls allocate nothing. The result is a view of such a buffer: use it before the
-        next call on this thread.
-        """
-        n, step, length, n_fft = len(samples), self.frame_step, self.frame_length, self.n_fft
-        span = (n_frames - 1) * step + length
-        padded = _buffer(("signal",), (span,), np.float64)
-        used = min(n, span)
-        padded[used:] = 0.0
+    def _emphasize(self, samples: np.ndarray, previous: float | None, out: np.ndarray) -> None:
+        """``out`` = the pre-emphasized ``samples`` (float64), zero beyond them; ``previous`` is the signal's
+        sample before ``samples[0]`` (``None``: the signal starts there)."""
+        used = min(len(samples), len(out))
+        out[used:] = 0.0
+        out[:used] = samples[:used]
         if self.preemph:
-            padded[:used] = samples[:used]
             lagged = _buffer(("lagged",), (used - 1,), np.float64)
             np.multiply(samples[: used - 1], self.preemph, out=lagged, dtype=np.float64)
-            padded[1:used] -= lagged
+            out[1:used] -= lagged
             if previous is not None:
-                padded[0] -= self.preemph * float(previous)
-        else:
-            padded[:used] = samples[:used]
-        frames = np.lib.stride_tricks.sliding_window_view(padded, length)[::step]
+                out[0] -= self.preemph * float(previous)
+
+    def _power(self, frames: np.ndarray) -> np.ndarray:
+        """Raw |FFT|^2 (float32) of pre-emphasized frames ``(n, frame_length)``, windowed and zero-padded.
+
+        The FFT runs in float64 (numpy's float32 FFT is slower) in per-thread buffers whose zero padding
+        is written once, so repeated calls allocate nothing. The result is a view of such a buffer: use
+        it before the next call on this thread.
+        """
+        n_frames, length, n_fft = len(frames), self.frame_length, self.n_fft
         fft_in = _zero_padded(n_frames, n_fft, length)
         if self._window is None:
             fft_in[:, :length] = frames
@@ -249,13 +246,30 @@ class FrontEnd:
     def frame_rows(self, samples: np.ndarray, previous: float | None = None, n_frames: int | None = None) -> np.ndarray:
         """Per-frame features (a new float32 ``(frames, frame_width)`` array) of a spectral front-end.
 
-        ``previous`` and ``n_frames`` let a long signal be analysed piecewise with the same frames as
-        at once (see :meth:`_power`); by default ``samples`` is a whole signal. For ``functionals`` the
-        rows are the MFCC then the log-mel bands of each frame, which :meth:`pool` summarizes.
+        ``n_frames`` frames start at ``samples[0]``, one every ``frame_step``; the signal is zero beyond
+        ``samples``. ``previous`` (the signal's sample before ``samples``, for pre-emphasis) and
+        ``n_frames`` let a long signal be analysed piecewise into the frames it has as a whole; by
+        default ``samples`` is a whole signal. For ``functionals`` the rows are the MFCC then the
+        log-mel bands of each frame, which :meth:`pool` summarizes.
         """
         if n_frames is None:
             n_frames = self.analysis_frames(len(samples))
-        power = self._power(samples, previous, n_frames)
+        step, length = self.frame_step, self.frame_length
+        padded = _buffer(("signal",), ((n_frames - 1) * step + length,), np.float64)
+        self._emphasize(samples, previous, padded)
+        return self._rows(self._power(np.lib.stride_tricks.sliding_window_view(padded, length)[::step]))
+
+    def single_frame_rows(self, pieces: list[tuple[np.ndarray, float | None]]) -> np.ndarray:
+        """Rows of single frames, one per ``(samples, previous)`` piece: the frame starting at ``samples[0]``
+        (zero beyond it), as :meth:`frame_rows` computes it, all in one pass."""
+        frames = _buffer(("pieces",), (len(pieces), self.frame_length), np.float64)
+        for row, (samples, previous) in zip(frames, pieces):
+            self._emphasize(samples, previous, row)
+        return self._rows(self._power(frames))
+
+    def _rows(self, power: np.ndarray) -> np.ndarray:
+        """Frame rows from the frames' raw power spectra."""
+        n_frames = len(power)
         if self.kind == "logspec":
             out = np.multiply(power, 1.0 / self.n_fft, dtype=np.float32)
             return np.log(_floor(out), out=out)

@@ -105,16 +105,14 @@ class Cutter:
             return Window(start, end, samples, self.frontend.frame_rows(samples))
         fe, step = self.frontend, self.frontend.frame_step
         first = start // step
+        if start == 0:  # the first window: its own analysis, whose inner rows start the cache
+            rows = fe.frame_rows(samples)
+            self._cache, self._cache_start = rows[1:-1], 1
+            return Window(start, end, samples, rows)
         inner = self._shared_rows(first + 1, first + self._frames - 1)
         last = (self._frames - 1) * step
-        rows = np.concatenate(
-            [
-                fe.frame_rows(samples[: fe.frame_length], None, 1),
-                inner,
-                fe.frame_rows(samples[last:], float(samples[last - 1]), 1),
-            ]
-        )
-        return Window(start, end, samples, rows)
+        edges = fe.single_frame_rows([(samples, None), (samples[last:], float(samples[last - 1]))])
+        return Window(start, end, samples, np.concatenate([edges[:1], inner, edges[1:]]))
 
     def _shared_rows(self, g0: int, g1: int) -> np.ndarray:
         """Rows of signal frames ``g0 .. g1-1``, each computed once: the cache grows to ``g1``, is trimmed to ``g0``."""

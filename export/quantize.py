@@ -315,26 +315,35 @@ def dequantize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
                 shape = [1] * q.ndim
                 shape[axis % q.ndim] = -1
                 scale, zero = scale.reshape(shape), np.reshape(zero, shape) if np.ndim(zero) else zero
-            graph.initializer.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), node.output[0]))
+            name = node.input[0].removesuffix("_quantized")  # the weight's own name, free again
+            name = name if name not in inits and name not in producer else node.output[0]
+            graph.initializer.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), name))
+            if name != node.output[0]:
+                rename[node.output[0]] = name
             continue
         if node.op_type == "DequantizeLinear" and producer.get(node.input[0], node).op_type == "QuantizeLinear":
             quantize = producer[node.input[0]]
             if _clamps_at_zero(quantize, inits):  # ORT drops a Relu the quantized range already applies
-                nodes.append(helper.make_node("Relu", [quantize.input[0]], [node.output[0]], name=f"{node.name}_relu"))
+                relu = f"{quantize.input[0]}_relu"
+                nodes.append(helper.make_node("Relu", [quantize.input[0]], [relu], name=f"{node.name}_relu"))
+                rename[node.output[0]] = relu
             else:
                 rename[node.output[0]] = quantize.input[0]
             continue
         if node.op_type == "QuantizeLinear":
             continue
         nodes.append(node)
+
+    def resolve(name: str) -> str:
+        while name in rename:
+            name = rename[name]
+        return name
+
     for node in nodes:
-        for i, name in enumerate(node.input):
-            while name in rename:
-                name = rename[name]
-            node.input[i] = name
+        node.input[:] = [resolve(name) for name in node.input]
     for output in graph.output:  # an output that was dequantized: its float source now carries the name
         if output.name in rename:
-            source = rename[output.name]
+            source = resolve(output.name)
             for node in nodes:
                 node.output[:] = [output.name if o == source else o for o in node.output]
                 node.input[:] = [output.name if i == source else i for i in node.input]

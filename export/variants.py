@@ -66,6 +66,35 @@ def held_out(contract: Any, data: str, fold_name: str) -> tuple[list[np.ndarray]
     return calibration, inputs, labels
 
 
+def apply_rule(
+    fp32: Path,
+    contract: Any,
+    calibration: list[np.ndarray],
+    evaluation: list[np.ndarray],
+    labels: list[int],
+    out: Path,
+    variant: str | None = None,
+    runs: int = 300,
+    evaluated_on: str = "",
+) -> dict[str, Any]:
+    """The export rule on an FP32 file: every variant measured, the chosen one (or ``variant``) written to
+    ``out`` with ``contract`` and the table in its provenance (``export``). Returns that record."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chosen, table = choose_variant(fp32, calibration, Path(tmp), evaluation, labels, runs=runs)
+        print("\n".join(variant_table(table, chosen)))
+        picked = next(v for v in table if v.name == (variant or chosen.name))
+        model = onnx.load(str(picked.path))
+        record = {
+            "variant": picked.name,
+            "rule_choice": chosen.name,
+            "evaluated_on": evaluated_on or f"{len(evaluation)} held-out windows",
+            "variants": [v.row() for v in table],
+        }
+        write_contract(model, dataclasses.replace(contract, provenance={**contract.provenance, "export": record}))
+        onnx.save(model, str(out))
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -80,22 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = fp32_graph(Path(args.model), Path(tmp) / "source-fp32.onnx")
         calibration, evaluation, labels = held_out(contract, args.data, fold)
-        chosen, table = choose_variant(fp32, calibration, Path(tmp) / "variants", evaluation, labels, runs=args.runs)
-        print("\n".join(variant_table(table, chosen)))
-        print(f"chosen: {chosen.name} ({len(evaluation)} windows of fold {fold}'s test speakers)")
+        where = f"fold {fold} test speakers, {len(evaluation)} windows"
+        out = args.out or Path(tmp) / "chosen.onnx"
+        record = apply_rule(fp32, contract, calibration, evaluation, labels, out, args.variant, args.runs, where)
+        print(f"chosen: {record['rule_choice']} ({where})")
         if args.out:
-            picked = next(v for v in table if v.name == (args.variant or chosen.name))
-            model = onnx.load(str(picked.path))
-            record = {
-                "variant": picked.name,
-                "rule_choice": chosen.name,
-                "source": Path(args.model).name,
-                "evaluated_on": f"fold {fold} test speakers, {len(evaluation)} windows",
-                "variants": [v.row() for v in table],
-            }
-            write_contract(model, dataclasses.replace(contract, provenance={**contract.provenance, "export": record}))
-            onnx.save(model, str(args.out))
-            print(json.dumps(record, indent=1))
+            print(json.dumps({"source": Path(args.model).name, **record}, indent=1))
     return 0
 
 
