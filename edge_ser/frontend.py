@@ -37,6 +37,7 @@ _PARAMS = {
 }
 _PARAMS["functionals"] = _PARAMS["mfcc"]  # statistics of those MFCC and of the log-mel bands under them
 N_FUNCTIONALS = 9  # statistics per frame feature, see functionals()
+MEL_BLOCK = 8  # mel bands per block of the filterbank product
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
 
 
@@ -190,6 +191,25 @@ class FrontEnd:
         return np.ascontiguousarray(fb.T / self.n_fft, dtype=np.float32)
 
     @cached_property
+    def _mel_blocks(self) -> list[tuple[slice, slice, np.ndarray]]:
+        """The filterbank as blocks of ``MEL_BLOCK`` adjacent bands over just the bins they cover
+        ``(bins, bands, weights)``: a mel band spans few bins, so the dense product is mostly zeros."""
+        dense = self._projection
+        blocks = []
+        for b0 in range(0, dense.shape[1], MEL_BLOCK):
+            bands = slice(b0, min(b0 + MEL_BLOCK, dense.shape[1]))
+            used = np.flatnonzero(dense[:, bands].any(axis=1))
+            bins = slice(int(used[0]), int(used[-1]) + 1) if len(used) else slice(0, 1)
+            blocks.append((bins, bands, np.ascontiguousarray(dense[bins, bands])))
+        return blocks
+
+    def _mel(self, power: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Filterbank energies of raw power spectra, block by block (see :attr:`_mel_blocks`), into ``out``."""
+        for bins, bands, weights in self._mel_blocks:
+            np.matmul(power[:, bins], weights, out=out[:, bands])
+        return out
+
+    @cached_property
     def _cepstrum(self) -> np.ndarray:
         """DCT-II (orthonormal) with the sinusoidal lifter folded in."""
         d = dct_matrix(self.n_mels, self.n_mfcc)
@@ -279,7 +299,7 @@ class FrontEnd:
             bands = _buffer(("bands",), (n_frames, self.n_mels), np.float32)
         else:
             bands = out[:, width - self.n_mels :]
-        logbands = np.log(_floor(np.matmul(power, self._projection, out=bands)), out=bands)
+        logbands = np.log(_floor(self._mel(power, bands)), out=bands)
         if self.kind == "logmel":
             return out
         cep = np.matmul(logbands, self._cepstrum64, dtype=np.float64)  # float64: the same digits in any batch
