@@ -5,7 +5,8 @@ Per model: parameters (from the contract), MACs per second of audio (counted by 
 every window, as ``Recognizer`` computes them; nothing for waveform-in models), of inference (one
 ``session.run`` per window) and of ``Recognizer.predict`` end to end, on one fixed input of
 ``--seconds`` of audio after ``--warmup`` calls, the models taking turns call by call (so their ratios
-come from one run); the real-time factor (total p50 / audio duration); and, from fresh processes that
+come from one run), in wall-clock time and in this thread's CPU time (what time slices lost to other
+processes on a shared core leave out); the real-time factor (total p50 / audio duration); and, from fresh processes that
 make one prediction, the cold start in-process (import, load, predict) and as a whole process
 (interpreter start to first prediction, wall clock), and the child's peak resident memory (``VmHWM``,
 read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork and exec). With
@@ -120,32 +121,41 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def latency(paths: list[str], threads: int, seconds: float, runs: int, warmup: int) -> list[dict[str, Any]]:
     """Percentiles in ms of front-end, inference and total time on ``seconds`` of audio, for each model,
     in this process; the models take turns call by call, so a noisy machine slows them alike and their
-    ratios hold."""
+    ratios hold. ``latency_ms`` is wall-clock time; ``cpu_ms`` the CPU time of this thread (where ONNX
+    Runtime runs with one thread), which time slices lost to other processes on a shared core leave out."""
     models = []
     for path in paths:
         rec = Recognizer(path, threads=threads)
         models.append((rec, OnnxModel(path, threads=threads), bench_signal(seconds, rec.sample_rate)))
-    times: list[dict[str, list[float]]] = [{part: [] for part in PARTS} for _ in models]
+    wall: list[dict[str, list[float]]] = [{part: [] for part in PARTS} for _ in models]
+    cpu: list[dict[str, list[float]]] = [{part: [] for part in PARTS} for _ in models]
     n_windows = [0] * len(models)
+    clocks = (time.perf_counter, time.thread_time)
     for i in range(warmup + runs):
         for k, (rec, model, x) in enumerate(models):
             c = rec.contract
-            t0 = time.perf_counter()
+            t0 = [clock() for clock in clocks]
             cutter = rec.cutter()
             cut = cutter.push(x) + cutter.finish()
             inputs = [c.model_input(w.samples) if w.rows is None else c.normalize(c.frontend.pool(w.rows)) for w in cut]
-            t1 = time.perf_counter()
+            t1 = [clock() for clock in clocks]
             for features in inputs:
                 model.run(features[None])
-            t2 = time.perf_counter()
+            t2 = [clock() for clock in clocks]
             rec.predict(x, sample_rate=rec.sample_rate)
-            t3 = time.perf_counter()
+            t3 = [clock() for clock in clocks]
             n_windows[k] = len(inputs)
             if i >= warmup:
-                for part, dt in zip(PARTS, (t1 - t0, t2 - t1, t3 - t2)):
-                    times[k][part].append(1e3 * dt)
+                for j, times in enumerate((wall[k], cpu[k])):
+                    for part, (a, b) in zip(PARTS, ((t0, t1), (t1, t2), (t2, t3))):
+                        times[part].append(1e3 * (b[j] - a[j]))
     return [
-        {"windows": n, "latency_ms": {part: _percentiles(t[part]) for part in PARTS}} for n, t in zip(n_windows, times)
+        {
+            "windows": n,
+            "latency_ms": {part: _percentiles(w[part]) for part in PARTS},
+            "cpu_ms": {part: _percentiles(c[part]) for part in PARTS},
+        }
+        for n, w, c in zip(n_windows, wall, cpu)
     ]
 
 
@@ -238,9 +248,11 @@ def si(value: float | None) -> str:
 
 def flat(result: dict[str, Any]) -> dict[str, Any]:
     """One CSV row: nested latency and accuracy flattened into columns."""
-    row = {k: v for k, v in result.items() if k not in ("latency_ms", "accuracy")}
+    row = {k: v for k, v in result.items() if k not in ("latency_ms", "cpu_ms", "accuracy")}
     for part, values in result["latency_ms"].items():
         row.update({f"{part}_{q}_ms": v for q, v in values.items()})
+    for part, values in result["cpu_ms"].items():
+        row.update({f"{part}_{q}_cpu_ms": v for q, v in values.items()})
     acc = result["accuracy"] or {}
     row.update({k: acc.get(k) for k in ("dataset", "scored", "failed", "excluded", "ua", "wa")})
     return row
@@ -256,6 +268,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "MAC/s",
         "size KiB",
         *(f"{p} ms p50/p90/p99" for p in ("front-end", "inference", "total")),
+        "CPU ms p50 front-end / inference / total",
         "RTF",
         "cold start ms (process / in-process)",
         "peak RSS MiB",
@@ -276,6 +289,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             si(r["macs_per_second"]),
             f"{r['size_bytes'] / 1024:.1f}",
             *(" / ".join(f"{r['latency_ms'][p][f'p{q}']:.3f}" for q in PERCENTILES) for p in PARTS),
+            " / ".join(f"{r['cpu_ms'][p]['p50']:.3f}" for p in PARTS),
             f"{r['rtf']:.4f}",
             f"{r['cold_start_ms']:.0f} / {r['in_process_ms']:.0f}",
             f"{r['peak_rss_mb']:.1f}",
