@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import windows
-from .audio import AudioInput, check_rate, read_audio, to_mono_float
+from .audio import AudioFile, AudioInput, check_rate, to_mono_float
 from .contract import ModelContract
 from .ctc import greedy_decode
 from .errors import AudioError, EdgeSERError, ModelError
@@ -202,11 +202,14 @@ class Recognizer:
             if sample_rate is None:
                 raise AudioError("a numpy array needs sample_rate= (its rate in Hz)")
             rate, blocks = check_rate(sample_rate), _array_blocks(audio)
-        else:
-            if sample_rate is not None:
-                raise AudioError("sample_rate= applies to numpy arrays only; encoded audio carries its rate")
-            signal, rate = read_audio(audio)
-            blocks = (signal[i : i + BLOCK] for i in range(0, len(signal), BLOCK))
+            yield from self._resampled(blocks, rate)
+            return
+        if sample_rate is not None:
+            raise AudioError("sample_rate= applies to numpy arrays only; encoded audio carries its rate")
+        with AudioFile(audio) as f:  # decoded block by block, however long the file
+            yield from self._resampled(f.blocks(BLOCK), f.rate)
+
+    def _resampled(self, blocks: Iterable[np.ndarray], rate: int) -> Iterator[np.ndarray]:
         if rate == self.sample_rate:
             yield from blocks
             return
@@ -264,11 +267,11 @@ class Recognizer:
 def _array_blocks(samples: np.ndarray) -> Iterator[np.ndarray]:
     """A sample array as mono float32 blocks of :data:`BLOCK` frames or more (``to_mono_float`` on each,
     so no whole-signal copy is made); a 2-D array is split along its frames axis, the longer one."""
+    if isinstance(samples, np.ndarray) and samples.ndim == 2 and samples.shape[1] > samples.shape[0]:
+        samples = samples.T  # channels first: the shorter axis holds the channels, as to_mono_float reads it
     if not isinstance(samples, np.ndarray) or samples.ndim not in (1, 2) or len(samples) <= 2 * BLOCK:
         yield to_mono_float(samples)
         return
-    if samples.ndim == 2 and samples.shape[1] > samples.shape[0]:
-        samples = samples.T
     starts = range(0, len(samples) - BLOCK, BLOCK)  # the last block takes the remainder: never a short one
     for i, start in enumerate(starts):
         yield to_mono_float(samples[start : start + BLOCK] if i < len(starts) - 1 else samples[start:])

@@ -246,3 +246,21 @@ def test_long_audio_in_blocks_equals_window_by_window(rec):
         rec.predict(x.astype(np.float64)[:, None].repeat(2, axis=1), sample_rate=44100).label
         == rec.predict(x, sample_rate=44100).label
     )
+
+
+def test_long_file_is_read_in_blocks(rec, tmp_path):
+    """A 5-minute 44.1 kHz file: predict holds a few blocks, never the decoded signal (53 MB as float32), and
+    gives what the same samples as an array give."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = (np.tile(voiced(3.0, rate=44100), 100) * 32767).astype(np.int16) + rng.integers(-3, 4, 300 * 44100, np.int16)
+    path = tmp_path / "long.wav"
+    sf.write(path, x, 44100, subtype="PCM_16")
+    rec.predict(voiced(1.0), sample_rate=16000)  # per-thread buffers in place
+    tracemalloc.start()
+    from_file = rec.predict(str(path))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 2**20
+    assert from_file == rec.predict(x, sample_rate=44100)
