@@ -44,9 +44,9 @@ def make_clips(folder: Path, n: int, seconds: float, rate: int = 16000) -> None:
         sf.write(folder / f"clip{i:04d}.wav", (0.5 * x / np.abs(x).max()).astype(np.float32), rate, subtype="PCM_16")
 
 
-def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, the command's own scoring seconds, seconds until its first rows) of one
-    ``edge-ser score`` run into a new file."""
+def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> tuple[float, float, float, int]:
+    """(wall seconds, the command's own scoring seconds, seconds until its first rows, how many those were)
+    of one ``edge-ser score`` run into a new file."""
     out.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
@@ -57,7 +57,8 @@ def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> tuple[flo
     if done.returncode != 0:
         sys.exit(f"{' '.join(command + extra)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     scoring = float(re.search(r" in ([0-9.]+) s:", done.stdout).group(1))
-    return wall, scoring, float(re.search(r"first rows after ([0-9.]+) s", done.stdout).group(1))
+    first = re.search(r"first ([0-9]+) rows after ([0-9.]+) s", done.stdout)
+    return wall, scoring, float(first.group(2)), int(first.group(1))
 
 
 def main() -> None:
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--model", default="english")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale-out.md"))
     args = parser.parse_args()
-    from edge_ser.score import CHUNK, read_results
+    from edge_ser.score import read_results
 
     configs = {
         "one process (--workers 1)": ["--workers", "1"],
@@ -80,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = Path(tmp) / "clips"
         make_clips(clips, args.clips, args.seconds)
-        times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in configs}
+        times: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in configs}
         rows = {}
         names = list(configs)
         for r in range(args.repeats):
@@ -95,7 +96,7 @@ def main() -> None:
     wall = {name: statistics.median(t[0] for t in times[name]) for name in names}
     inner = {name: statistics.median(t[1] for t in times[name]) for name in names}
     first = {name: statistics.median(t[2] for t in times[name]) for name in names}
-    steady = {name: statistics.median((args.clips - CHUNK) / (t[1] - t[2]) for t in times[name]) for name in names}
+    steady = {name: statistics.median((args.clips - t[3]) / (t[1] - t[2]) for t in times[name]) for name in names}
     one, pool, ray = names
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     lines = [
@@ -123,7 +124,8 @@ def main() -> None:
         f"- local Ray vs pool: {100 * (wall[ray] / wall[pool] - 1):+.0f} % time end to end,"
         f" {100 * (steady[pool] / steady[ray] - 1):+.0f} % after the first rows (target <= +20 %)",
         f"- identical rows from every configuration: {'yes' if same else 'NO'}",
-        f"- all runs (wall s, scoring s): {', '.join(f'{n}: {times[n]}' for n in names)}",
+        "- all runs (wall s, scoring s, first rows after s, how many): "
+        + "; ".join(f"{n}: {[(round(w, 1), s, f, k) for w, s, f, k in times[n]]}" for n in names),
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -22,6 +22,7 @@ import csv
 import glob
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import sys
@@ -36,7 +37,8 @@ from .errors import EdgeSERError
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"})
 MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-CHUNK = 8  # files per task: large enough to amortize inter-process traffic, small enough to balance
+CHUNK = 8  # files per pool task: large enough to amortize inter-process traffic, small enough to balance
+RAY_BATCH = 32  # files per Ray task: Ray's per-task overhead is larger than a pool's (8 was ~20 % slower)
 Row = dict[str, Any]
 
 
@@ -237,6 +239,7 @@ def score_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # our own bar and summary say the rest
         actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         no_cpu = {"num_cpus": 0}  # reading paths is light; every CPU goes to the scoring actors
         root = None
@@ -252,9 +255,9 @@ def score_ray(
         ds = ds.map_batches(
             Scorer,
             fn_constructor_args=(spec, frozenset(skip), root),
-            batch_size=CHUNK,
+            batch_size=RAY_BATCH,
             batch_format="numpy",
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
         )
         try:
@@ -456,10 +459,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 batches = score_local(paths, spec, args.workers)
         progress = Progress(max(total, 0), enabled=not args.no_progress)
-        seconds, first_rows = 0.0, None
+        seconds, first_rows, first_count = 0.0, None, 0
         try:
             for rows in batches:
-                first_rows = first_rows or time.perf_counter() - start
+                if first_rows is None:
+                    first_rows, first_count = time.perf_counter() - start, len(rows)
                 out.write(rows)
                 progress.update(rows)
                 seconds += sum(r["seconds"] or 0.0 for r in rows)
@@ -474,6 +478,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"scored {progress.done} files ({progress.errors} errors; {len(done)} already in {args.out})"
         f" in {elapsed:.1f} s: {progress.done * per_second:.1f} files/s, {seconds * per_second:.1f} s of audio per s"
-        + (f" (first rows after {first_rows:.1f} s: start-up included)" if first_rows else "")
+        + (f" (first {first_count} rows after {first_rows:.1f} s: start-up included)" if first_rows else "")
     )
     return 1 if progress.errors else 0
