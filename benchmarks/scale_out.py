@@ -18,12 +18,15 @@ import argparse
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -44,21 +47,29 @@ def make_clips(folder: Path, n: int, seconds: float, rate: int = 16000) -> None:
         sf.write(folder / f"clip{i:04d}.wav", (0.5 * x / np.abs(x).max()).astype(np.float32), rate, subtype="PCM_16")
 
 
-def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> tuple[float, float, float, int]:
-    """(wall seconds, the command's own scoring seconds, seconds until its first rows, how many those were)
-    of one ``edge-ser score`` run into a new file."""
+class Run(NamedTuple):
+    wall: float  # seconds, the whole command
+    scoring: float  # seconds, as the command reports them (pool or Ray start-up included)
+    first_after: float  # seconds until the first rows arrived
+    first_rows: int  # how many rows came first
+    cpu: float  # user + system CPU seconds of the command and the child processes it waited for
+
+
+def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
+    """One ``edge-ser score`` run into a new file."""
     out.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-m", "edge_ser.cli", "score", str(clips), "--out", str(out), "--model", model]
-    start = time.perf_counter()
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     done = subprocess.run([*command, "--no-progress", *extra], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"{' '.join(command + extra)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     scoring = float(re.search(r" in ([0-9.]+) s:", done.stdout).group(1))
     first = re.search(r"first ([0-9]+) rows after ([0-9.]+) s", done.stdout)
-    return wall, scoring, float(first.group(2)), int(first.group(1))
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Run(wall, scoring, float(first.group(2)), int(first.group(1)), cpu)
 
 
 def main() -> None:
@@ -81,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = Path(tmp) / "clips"
         make_clips(clips, args.clips, args.seconds)
-        times: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in configs}
+        times: dict[str, list[Run]] = {name: [] for name in configs}
         rows = {}
         names = list(configs)
         for r in range(args.repeats):
@@ -89,14 +100,18 @@ def main() -> None:
                 out = Path(tmp) / f"{len(rows)}.parquet"
                 times[name].append(run_score(clips, out, args.model, configs[name]))
                 rows.setdefault(name, sorted(read_results(out), key=lambda row: row["path"]))
-                print(f"round {r + 1} {name}: {times[name][-1][0]:.1f} s wall", file=sys.stderr)
+                print(f"round {r + 1} {name}: {times[name][-1]}", file=sys.stderr)
         same = all(rows[name] == rows[names[0]] for name in names)
     load_after = os.getloadavg()
 
-    wall = {name: statistics.median(t[0] for t in times[name]) for name in names}
-    inner = {name: statistics.median(t[1] for t in times[name]) for name in names}
-    first = {name: statistics.median(t[2] for t in times[name]) for name in names}
-    steady = {name: statistics.median((args.clips - t[3]) / (t[1] - t[2]) for t in times[name]) for name in names}
+    def median(name: str, value: Callable[[Run], float]) -> float:
+        return statistics.median(value(t) for t in times[name])
+
+    wall = {name: median(name, lambda t: t.wall) for name in names}
+    inner = {name: median(name, lambda t: t.scoring) for name in names}
+    first = {name: median(name, lambda t: t.first_after) for name in names}
+    steady = {name: median(name, lambda t: (args.clips - t.first_rows) / (t.scoring - t.first_after)) for name in names}
+    cpu_s = {name: median(name, lambda t: t.cpu) for name in names}
     one, pool, ray = names
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     lines = [
@@ -109,13 +124,15 @@ def main() -> None:
         f"Machine: {cpu}, {os.cpu_count()} cores, shared with other jobs (load average {load_before[0]:.1f} before,"
         f" {load_after[0]:.1f} after); Python {platform.python_version()}; run at niceness {os.nice(0)}.",
         "",
-        "| configuration | wall s | files/s | scoring s | first rows after s | files/s after them | wall vs one |",
-        "|---|---|---|---|---|---|---|",
+        "| configuration | wall s | files/s | scoring s | first rows after s | files/s after them | wall vs one"
+        " | CPU s | CPU s / wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         lines.append(
             f"| {name} | {wall[name]:.1f} | {args.clips / wall[name]:.1f} | {inner[name]:.1f} | {first[name]:.1f} |"
-            f" {steady[name]:.1f} | {wall[one] / wall[name]:.2f}x |"
+            f" {steady[name]:.1f} | {wall[one] / wall[name]:.2f}x | {cpu_s[name]:.1f} |"
+            f" {cpu_s[name] / wall[name]:.2f} |"
         )
     lines += [
         "",
@@ -123,9 +140,16 @@ def main() -> None:
         " first rows (target >= 1.8x)",
         f"- local Ray vs pool: {100 * (wall[ray] / wall[pool] - 1):+.0f} % time end to end,"
         f" {100 * (steady[pool] / steady[ray] - 1):+.0f} % after the first rows (target <= +20 %)",
+        f"- CPU cost: the pool spends {cpu_s[pool] / cpu_s[one]:.2f}x the CPU seconds of one process on the same"
+        f" files, so on {args.workers} otherwise idle cores it could run up to"
+        f" {args.workers * cpu_s[one] / cpu_s[pool]:.2f}x as fast (derived, not measured). Ray's CPU seconds count"
+        " only the processes the command reaped itself (its actors may not be among them): a lower bound.",
         f"- identical rows from every configuration: {'yes' if same else 'NO'}",
-        "- all runs (wall s, scoring s, first rows after s, how many): "
-        + "; ".join(f"{n}: {[(round(w, 1), s, f, k) for w, s, f, k in times[n]]}" for n in names),
+        "- all runs (wall s, scoring s, first rows after s, how many, CPU s): "
+        + "; ".join(
+            f"{n}: {[(round(t.wall, 1), t.scoring, t.first_after, t.first_rows, round(t.cpu, 1)) for t in times[n]]}"
+            for n in names
+        ),
     ]
     text = "\n".join(lines) + "\n"
     print(text)
