@@ -245,7 +245,7 @@ def _evaluation_lines(provenance: dict[str, Any]) -> list[str]:
             for name, fold in folds.items():
                 f = fold if isinstance(fold, dict) else {}
                 cells = [_percent(f.get(k)) for k in ("ua", "fp32_ua", "int8_ua", "fp32_int8_top1_agreement")]
-                lines.append(f"  {name:<{width}}  " + "  ".join(f"{cell:<5}" for cell in cells))
+                lines.append((f"  {name:<{width}}  " + "  ".join(f"{cell:<5}" for cell in cells)).rstrip())
     elif isinstance(metrics, dict) and metrics:
         shown = ", ".join(f"{k} {_percent(v)}" for k, v in metrics.items() if isinstance(v, (int, float)))
         lines.append(f"evaluation  {shown or 'see --json'}")
@@ -294,7 +294,12 @@ def _info(args: argparse.Namespace) -> int:
     lines += _evaluation_lines(p)
     int8 = p.get("int8")
     if isinstance(int8, dict):
-        lines.append("int8        " + ", ".join(f"{k} {v}" for k, v in int8.items() if not isinstance(v, (dict, list))))
+        shown = [
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in int8.items()
+            if not isinstance(v, (dict, list))
+        ]
+        lines.append("int8        " + ", ".join(shown))
     for key in ("command", "created", "commit", "licence", "protocol"):
         if isinstance(p.get(key), (str, int, float)):
             lines.append(f"{key:<11} {p[key]}")
