@@ -333,6 +333,8 @@ class ModelContract:
             raise ContractError("min_seconds is shorter than one front-end frame")
         fe = self.frontend
         if fe.kind != "waveform":
+            if fe.frame_step > fe.frame_length:
+                raise ContractError("frontend.hop_length must not exceed win_length (its frames would skip audio)")
             if self.hop_seconds * self.sample_rate < fe.frame_step:
                 raise ContractError("hop_seconds is shorter than one front-end hop")
             window = int(round(self.window_seconds * self.sample_rate))

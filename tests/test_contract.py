@@ -167,6 +167,7 @@ HOSTILE = {
     "n_fft 2**20": (["frontend", "n_fft"], 2**20, None, "frontend.n_fft must be an integer in 16..8192"),
     "win_length as text": (["frontend", "win_length"], "0.025", None, "frontend.win_length must be a number"),
     "hop_length 1e-9": (["frontend", "hop_length"], 1e-9, None, "frontend.hop_length"),
+    "frames that skip audio": (["frontend", "hop_length"], 0.5, None, "hop_length must not exceed win_length"),
     "sample_rate 1e999": (["sample_rate"], None, "1e999", "sample_rate must be an integer"),
     "sample_rate as text": (["sample_rate"], "16000", None, "sample_rate must be an integer"),
     "sample_rate true": (["sample_rate"], True, None, "sample_rate must be an integer"),

@@ -181,8 +181,8 @@ def _random_value(rng: np.random.Generator, old: Any) -> Any:
     r = rng.random()
     if r < 0.45:
         return INTERESTING_VALUES[int(rng.integers(0, len(INTERESTING_VALUES)))]
-    if r < 0.7 and isinstance(old, (int, float)) and not isinstance(old, bool):
-        return old * float(rng.choice([-1, 0.5, 2, 10, 1e-3, 1e3, 1e9, 1e-9])) + float(rng.choice([0, 1, 0.5]))
+    if r < 0.7 and isinstance(old, (int, float)) and not isinstance(old, bool) and abs(old) < 1e300:
+        return float(old) * float(rng.choice([-1, 0.5, 2, 10, 1e-3, 1e3, 1e9, 1e-9])) + float(rng.choice([0, 1, 0.5]))
     if r < 0.8 and isinstance(old, list):
         return old * int(rng.integers(0, 4)) if rng.random() < 0.5 else old[: int(rng.integers(0, len(old) + 1))]
     if r < 0.9:
