@@ -35,7 +35,8 @@ MAX_CHANNELS = 64
 # Largest |sample| accepted in float audio: full scale is 1.0, int16-scaled floats reach 32768; beyond
 # 1e6 (120 dB over full scale) it is not audio, and squares in the front-end would overflow float32.
 MAX_AMPLITUDE = 1e6
-# Most frames read into one array (2 GiB as mono float32: 3.1 h at 48 kHz, 9.3 h at 16 kHz).
+# Most frames read from one file (3.1 h at 48 kHz, 9.3 h at 16 kHz; 2 GiB as one mono float32 array): a
+# header claiming more is refused before reading, so a small file cannot ask for hours of decoding.
 MAX_FRAMES = 2**29
 BLOCK_FRAMES = 2**16
 _INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
@@ -161,7 +162,7 @@ class AudioFile:
             if os.path.isdir(path):
                 raise AudioError(f"{self.name}: is a directory, not an audio file")
             try:  # opened by Python, so any name the OS allows works (libsndfile wants UTF-8 text)
-                handle = self._own = open(path, "rb")  # noqa: SIM115 -- closed in close()
+                handle = self._own = open(path, "rb")
             except OSError as exc:
                 raise AudioError(f"{self.name}: cannot open ({exc.strerror or exc})") from None
         elif hasattr(source, "read"):
@@ -187,14 +188,19 @@ class AudioFile:
         if not 1 <= f.channels <= MAX_CHANNELS:
             raise AudioError(f"{self.name}: {f.channels} channels; at most {MAX_CHANNELS} are supported")
         self.frames: int | None = f.frames if 0 < f.frames < _UNKNOWN_LENGTH else None
+        if self.frames is not None and self.frames > MAX_FRAMES:
+            raise AudioError(
+                f"{self.name}: declares {self.frames} frames ({self.frames / self.rate / 3600:.1f} h); "
+                f"at most {MAX_FRAMES} are read"
+            )
         if f.format == "OGG" and getattr(handle, "seekable", lambda: False)() and not _ogg_complete(_tail(handle)):
             raise AudioError(f"{self.name}: truncated or corrupt: the Ogg stream ends without its last page")
 
-    def blocks(self, frames: int = BLOCK_FRAMES, limit: int | None = None) -> Iterator[np.ndarray]:
-        """The signal as mono float32 blocks of up to ``frames`` frames; at most ``limit`` frames in all."""
+    def blocks(self, frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The signal as mono float32 blocks of up to ``frames`` frames; at most ``MAX_FRAMES`` in all."""
         import soundfile as sf
 
-        total = 0
+        limit, total = MAX_FRAMES, 0
         while True:
             try:
                 data = self._file.read(frames, dtype="float32", always_2d=True)
@@ -204,8 +210,10 @@ class AudioFile:
             if not len(data):
                 break
             total += len(data)
-            if (self.frames is not None and total > self.frames) or (limit is not None and total > limit):
+            if self.frames is not None and total > self.frames:
                 raise AudioError(f"{self.name}: truncated or corrupt: more audio than its header declares")
+            if total > limit:
+                raise AudioError(f"{self.name}: more than {limit} frames; edge-ser reads at most that many")
             try:
                 _check_float(data)
             except AudioError as exc:
@@ -233,12 +241,7 @@ class AudioFile:
 def read_audio(source: AudioInput) -> tuple[np.ndarray, int]:
     """Decode a path, file-like object or encoded bytes into ``(mono float32, rate)``."""
     with AudioFile(source) as f:
-        if f.frames is not None and f.frames > MAX_FRAMES:
-            raise AudioError(
-                f"{f.name}: declares {f.frames} frames ({f.frames / f.rate / 3600:.1f} h); "
-                f"at most {MAX_FRAMES} are read at once"
-            )
-        blocks = list(f.blocks(limit=MAX_FRAMES))
+        blocks = list(f.blocks())
         return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), f.rate
 
 

@@ -193,8 +193,12 @@ def flac_declaring(frames: int) -> bytes:
 
 @pytest.mark.parametrize("frames", [2**34, 2**31, 2**29 + 1])
 def test_a_header_declaring_huge_audio_is_refused_before_reading(frames):
+    from edge_ser.audio import AudioFile
+
     with pytest.raises(AudioError, match="declares"):
         load_audio(flac_declaring(frames))
+    with pytest.raises(AudioError, match="declares"):  # the block reader too: no hours of decoding
+        AudioFile(flac_declaring(frames))
 
 
 def test_a_header_declaring_more_than_the_file_holds_is_truncated():
