@@ -107,9 +107,10 @@ class Recognizer:
         """``predict`` for many clips, in order.
 
         With ``on_error="return"`` a bad clip yields its exception in its place and the rest
-        still run; with ``"raise"`` the first bad clip raises. Windows are not batched across clips:
-        on the shipped models a batched call costs more per window than single ones
-        (benchmarks/results/runtime.md), and single calls keep results independent of the batch.
+        still run; with ``"raise"`` the first bad clip raises. Windows are not batched across clips, so
+        each result equals ``predict``'s exactly: a batched ONNX Runtime call may round differently with
+        the batch (the dynamic-INT8 model shipped before changed labels), and on the shipped models it
+        saves little or costs more per window (benchmarks/results/runtime.md, batch-size table).
         """
         if on_error not in ("raise", "return"):
             raise ValueError("on_error must be 'raise' or 'return'")
