@@ -27,7 +27,10 @@ import multiprocessing
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +142,13 @@ def _prediction(p: Any) -> Row:
     }
 
 
+def empty_row(path: str, spec: ScoreSpec) -> Row:
+    """A row with every result field empty (None), as an error row starts."""
+    row: Row = {"path": path, "seconds": None, "label": None, "scores": None, "silent": None}
+    row.update(heads=None, transcripts=None, segments=None, error=None, error_type=None)
+    return {**row, "model": spec.model_name, "model_sha256": spec.model_sha256}
+
+
 class Scorer:
     """One Recognizer turning paths into rows: what each pool process and each Ray actor holds.
 
@@ -155,8 +165,7 @@ class Scorer:
 
     def row(self, path: str) -> Row:
         """The row of one file; an error of any kind is recorded in it, never raised."""
-        row: Row = {"path": path, "seconds": None, "label": None, "scores": None, "silent": None}
-        row.update(heads=None, transcripts=None, segments=None, error=None, error_type=None)
+        row = empty_row(path, self.spec)
         try:
             p = self.recognizer.predict(path)
             row.update(seconds=p.end, **_prediction(p))
@@ -166,7 +175,6 @@ class Scorer:
                 ]
         except Exception as exc:  # a bad file must not stop a run over millions of them
             row.update(error=str(exc) or type(exc).__name__, error_type=type(exc).__name__)
-        row.update(model=self.spec.model_name, model_sha256=self.spec.model_sha256)
         return row
 
     def rows(self, paths: Iterable[str]) -> list[Row]:
@@ -193,17 +201,49 @@ def _score_chunk(paths: list[str]) -> list[Row]:
 
 def score_local(paths: Sequence[str], spec: ScoreSpec, workers: int = 0) -> Iterator[list[Row]]:
     """Rows of ``paths``, chunk by chunk as they finish, from ``workers`` processes (0: one per core;
-    1: this process)."""
+    1: this process).
+
+    A worker process that dies (a crash in a native decoder, say) neither hangs nor stops the run:
+    the files it may have been scoring are retried one at a time in a fresh process, and the one that
+    kills it again is recorded as a ``WorkerCrash`` error."""
     workers = workers or default_workers()
-    chunks = [list(paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK)]
-    if workers == 1 or len(chunks) <= 1:
+    queue = deque(list(paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK))
+    if workers == 1 or len(queue) <= 1:
         scorer = Scorer(spec)
-        yield from (scorer.rows(c) for c in chunks)
+        yield from (scorer.rows(c) for c in queue)
         return
     # spawn: fresh interpreters, never a fork of a process that holds an ONNX Runtime session
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(chunks)), initializer=_init_worker, initargs=(spec,)) as pool:
-        yield from pool.imap_unordered(_score_chunk, chunks)
+    pool_args = {"mp_context": multiprocessing.get_context("spawn"), "initializer": _init_worker, "initargs": (spec,)}
+    suspects: deque[str] = deque()
+    while queue or suspects:
+        if suspects:  # one file at a time, so that a crash names its file
+            with ProcessPoolExecutor(1, **pool_args) as pool:
+                while suspects:
+                    path = suspects.popleft()
+                    try:
+                        yield pool.submit(_score_chunk, [path]).result()
+                    except BrokenProcessPool:
+                        message = "the worker process died while scoring this file (a crash in a decoder?)"
+                        yield [{**empty_row(path, spec), "error": message, "error_type": "WorkerCrash"}]
+                        break
+            continue
+        with ProcessPoolExecutor(min(workers, len(queue)), **pool_args) as pool:
+            in_flight: dict[Future, list[str]] = {}
+            while queue or in_flight:
+                while queue and len(in_flight) < 2 * workers:  # bounded: memory stays flat however many files
+                    chunk = queue.popleft()
+                    in_flight[pool.submit(_score_chunk, chunk)] = chunk
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
+                    for f, chunk in in_flight.items():
+                        if f.done() and f.exception() is None:
+                            yield f.result()
+                        else:
+                            suspects.extend(chunk)
+                    break
+                for f in finished:
+                    yield f.result()
+                    del in_flight[f]
 
 
 def default_workers() -> int:

@@ -136,6 +136,43 @@ def test_bad_model_output_or_other_models_results_exit_2(tiny_model, waveform_mo
     assert "output must end in" in capsys.readouterr().err
 
 
+CRASH_HOOK = """
+import os
+import edge_ser.recognizer as recognizer
+
+_predict = recognizer.Recognizer.predict
+
+
+def predict(self, audio, *args, **kwargs):
+    if "clip05" in str(audio):
+        os._exit(3)  # as a segfault in a native decoder would end the process
+    return _predict(self, audio, *args, **kwargs)
+
+
+recognizer.Recognizer.predict = predict
+"""
+
+
+def test_a_worker_that_dies_is_recorded_and_the_run_goes_on(tiny_model, clips, tmp_path):
+    reference = tmp_path / "reference.jsonl"
+    assert score(str(clips), "--model", str(tiny_model), "--out", str(reference), "--workers", "1") == 1
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASH_HOOK)  # every process of the run, the pool's included, loads it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "r.jsonl"
+    code = [sys.executable, "-m", "edge_ser.cli", "score", str(clips), "--model", str(tiny_model), "--out", str(out)]
+    done = subprocess.run(
+        [*code, "--workers", "2", "--no-progress"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    rows, expected = by_path(read_results(out)), by_path(read_results(reference))
+    crashed = rows.pop(str(clips / "b" / "clip05.wav"))
+    assert crashed["error_type"] == "WorkerCrash" and crashed["label"] is None
+    del expected[str(clips / "b" / "clip05.wav")]
+    assert rows == expected  # every other file scored exactly as by one process
+
+
 def test_ray_gives_exactly_the_single_process_rows(tiny_model, clips, tmp_path):
     """Local Ray, two actors, reading the manifest itself: the rows of one process, errors included."""
     paths = expand_inputs([str(clips)])
