@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -316,9 +316,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 # -- parser and entry point --------------------------------------------------------------------------
-Command = Callable[[argparse.Namespace], int]
-
-
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
