@@ -125,11 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"dataset": corpus.name, "protocol": protocol, **result}, indent=1) + "\n")
     if args.out:
+        from benchmarks.report import replace_section
+
         head = "# Classic baseline: utterance functionals + logistic regression (UA %)\n\n"
-        old = args.out.read_text() if args.out.exists() else head
-        sections = [s for s in old.split("\n## ")[1:] if not s.startswith(f"{corpus.name} ")]
-        body = "".join("\n## " + s.rstrip("\n") + "\n" for s in sections)
-        args.out.write_text(old.split("\n## ")[0].rstrip("\n") + "\n" + body + "\n" + text)
+        replace_section(args.out, head, corpus.name, text)
     return 0
 
 

@@ -22,3 +22,12 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def replace_section(path: Path, head: str, name: str, text: str) -> None:
+    """Write ``text`` (a ``## name ...`` section) into the Markdown file ``path``: it replaces the section of that
+    name, or is appended; a new file starts with ``head``."""
+    old = path.read_text() if path.exists() else head
+    sections = [s for s in old.split("\n## ")[1:] if not s.startswith(f"{name} ")]
+    body = "".join("\n## " + s.rstrip("\n") + "\n" for s in sections)
+    write_atomic(path, old.split("\n## ")[0].rstrip("\n") + "\n" + body + "\n" + text)

@@ -45,12 +45,16 @@ class WholeView(NamedTuple):
 
 class Batch(NamedTuple):
     """One training batch: model ``inputs`` (crops), ``targets`` per classification head, the audio
-    ``lengths`` of each crop, and ``whole`` (None unless the model has transcript heads)."""
+    ``lengths`` of each crop, ``whole`` (None unless the model has transcript heads), and which corpus
+    utterances (``index``) at which speed factor (``speeds``) the crops came from (for per-utterance teacher
+    targets, see :mod:`models.distill`)."""
 
     inputs: np.ndarray
     targets: dict[str, np.ndarray]
     lengths: np.ndarray
     whole: WholeView | None
+    index: np.ndarray | None = None
+    speeds: np.ndarray | None = None
 
 
 def crop(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repeat") -> np.ndarray:
@@ -134,10 +138,15 @@ class TrainBatches:
     def example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """One augmented, normalized training input of utterance ``i`` and how many of its leading
         rows are the utterance (the rest is zero padding; all rows unless ``pad`` is ``"zero"``)."""
+        x, rows, _ = self._example(i, rng)
+        return x, rows
+
+    def _example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int, float]:
+        """:meth:`example` and the speed factor it applied."""
         aug = self.augment
         if not self.from_waves:
             x = normalization_for(self.normalization, i)(crop(self.inputs[i], self.crop_frames, rng, self.pad))
-            return x, min(len(self.inputs[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames
+            return x, min(len(self.inputs[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames, 1.0
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
         x = crop(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]
@@ -146,9 +155,9 @@ class TrainBatches:
             x = np.pad(x, (0, self.crop_samples - len(x)))
         x = augment_waveform(x, aug, self.frontend.sample_rate, rng)
         if self.frontend.kind == "waveform":
-            return normalization_for(self.normalization, i)(x), valid
+            return normalization_for(self.normalization, i)(x), valid, speed
         rows = self.frontend.num_frames(valid) if valid < self.crop_samples else self.crop_frames
-        return normalization_for(self.normalization, i)(self.frontend(x)), rows
+        return normalization_for(self.normalization, i)(self.frontend(x)), rows, speed
 
     def whole(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """Utterance ``i`` whole, augmented and normalized like :meth:`example` (transcript heads)."""
@@ -187,14 +196,14 @@ class TrainBatches:
             if len(idx) < 2 * world:
                 break
             idx = idx[rank::world]
-            examples = [self.example(int(i), rng) for i in idx]
+            examples = [self._example(int(i), rng) for i in idx]
             x = np.stack([e[0] for e in examples]).astype(np.float32, copy=False)
             if x.ndim == 3 and self.augment.on_features:
                 spec_augment(x, self.augment, rng)
             lengths = np.array([e[1] for e in examples], dtype=np.int64)
             targets = {name: t[idx] for name, t in self.targets.items() if name not in self.transcript_heads}
             whole = self._whole_view(idx, rng) if self.transcript_heads else None
-            yield Batch(x, targets, lengths, whole)
+            yield Batch(x, targets, lengths, whole, idx, np.array([e[2] for e in examples]))
 
     def n_batches(self, batch_size: int) -> int:
         full, rest = divmod(len(self.indices), batch_size)

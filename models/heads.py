@@ -101,14 +101,22 @@ class SERModel(nn.Module):
         ``lengths``: rows of each input that are audio (the rest zero padding); a backbone with frame
         output then pools only those frames, so padding cannot leak into the utterance embedding.
         """
+        return self.outputs_and_embedding(x, names, lengths)[0]
+
+    def outputs_and_embedding(
+        self, x: torch.Tensor, names: Sequence[str], lengths: torch.Tensor | None = None
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """:meth:`outputs` and the utterance embedding they were computed from (before dropout), in one pass."""
         masked = self.frame_lengths(lengths)
         if not self.ctc_heads and masked is None:
-            z = self.dropout(self.backbone(x))
-            return tuple(self.heads[name](z) for name in names)
+            embedding = self.backbone(x)
+            z = self.dropout(embedding)
+            return tuple(self.heads[name](z) for name in names), embedding
         frames = self.backbone.frames(x)
-        z = self.dropout(self.backbone.embed_frames(frames, masked))
+        embedding = self.backbone.embed_frames(frames, masked)
+        z = self.dropout(embedding)
         f = self.dropout(frames.transpose(1, 2))
-        return tuple(self.heads[name](f if name in self.ctc_heads else z) for name in names)
+        return tuple(self.heads[name](f if name in self.ctc_heads else z) for name in names), embedding
 
     def loss(
         self,

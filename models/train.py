@@ -32,7 +32,7 @@ from tqdm import tqdm
 from edge_ser.errors import EdgeSERError
 from edge_ser.frontend import FrontEnd, Normalization
 
-from . import ctc, distributed
+from . import ctc, distill, distributed
 from .augment import Augment
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
 from .data import PADS, TrainBatches, WholeView
@@ -88,6 +88,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixup: float = 0.0
     normalization: str = "global"
+    distill: distill.DistillConfig | None = None
     device: str = "auto"
     progress: bool = True
 
@@ -104,11 +105,23 @@ class TrainConfig:
             raise ValueError("transcript_max_seconds must be positive")
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
+        if self.distill is not None:
+            if self.mixup:
+                raise ValueError("distillation and mixup cannot be combined (mixed inputs have no teacher target)")
+            unknown = [s for s in self.augment.speeds if float(s) not in distill.SPEED_VIEWS]
+            if unknown:
+                raise ValueError(f"with --teacher, speeds must be among {sorted(distill.SPEED_VIEWS)}: {unknown}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
+        d["distill"] = self.distill.to_dict() if self.distill else None
         return d
+
+    @property
+    def teacher_views(self) -> tuple[str, ...]:
+        """The cached teacher views distillation reads: clean, and one per speed factor trained on."""
+        return tuple(dict.fromkeys(["clean", *(distill.SPEED_VIEWS[float(s)] for s in self.augment.speeds)]))
 
     @property
     def crop(self) -> float:
@@ -296,7 +309,14 @@ def train_fold(
             "length (the utterance's duration) as a cue: use --pad repeat"
         )
     config["parameters"] = count_parameters(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    teacher, projector = None, None
+    if cfg.distill is not None:
+        teacher = distill.fold_targets(
+            corpus, train_idx, targets[PRIMARY], len(labels[PRIMARY]), cfg.distill, cfg.teacher_views, cfg.seed
+        )
+        projector = torch.nn.Linear(model.backbone.embedding_dim, teacher.dim).to(device)
+    trainable = [*model.parameters(), *(projector.parameters() if projector is not None else ())]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     batches = TrainBatches(
         data.inputs,
@@ -320,6 +340,8 @@ def train_fold(
         if saved["identity"] != identity:
             raise ValueError(f"{out_dir / STATE} was saved with other settings; rerun without --resume")
         model.load_state_dict(saved["model"])
+        if projector is not None:
+            projector.load_state_dict(saved["projector"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         progress, best_state = saved["progress"], saved["best"]
@@ -348,6 +370,8 @@ def train_fold(
             t = {h: torch.from_numpy(v).to(device) for h, v in batch.targets.items()}
             if cfg.mixup:
                 loss, parts = _mixup_step(model, x, t, lengths, cfg, rng)
+            elif teacher is not None:
+                loss, parts = _distill_step(model, projector, teacher, batch, x, t, lengths, cfg)
             else:
                 loss, parts = model.loss(model(x, lengths), t, cfg.label_smoothing, model.frame_lengths(lengths))
             if batch.whole is not None:
@@ -356,6 +380,8 @@ def train_fold(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(model)
+            if projector is not None:
+                distributed.average_gradients(projector)
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -384,6 +410,7 @@ def train_fold(
             {
                 "identity": identity,
                 "model": model.state_dict(),
+                "projector": projector.state_dict() if projector is not None else None,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "progress": progress,
@@ -454,6 +481,28 @@ def _transcript_loss(
     logits = dict(zip(names, model.outputs(x, names, lengths)))
     targets = {h: torch.from_numpy(v).to(device) for h, v in whole.targets.items()}
     return model.loss(logits, targets, frame_lengths=model.frame_lengths(lengths))
+
+
+def _distill_step(
+    model: SERModel,
+    projector: torch.nn.Module,
+    teacher: distill.Targets,
+    batch: Any,
+    x: torch.Tensor,
+    t: dict[str, torch.Tensor],
+    lengths: torch.Tensor,
+    cfg: TrainConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding."""
+    outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
+    logits = dict(zip(model.head_names, outputs))
+    loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths))
+    soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.speeds))
+    d = cfg.distill
+    parts["teacher_soft"] = distill.soft_label_loss(logits[PRIMARY], soft, d.temperature)
+    parts["teacher_features"] = distill.feature_loss(projector(embedding), feats)
+    loss = loss + d.soft_weight * parts["teacher_soft"] + d.feature_weight * parts["teacher_features"]
+    return loss, parts
 
 
 def _mixup_step(
@@ -638,6 +687,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="feature normalization: training-set statistics, each window's own, or each speaker's own "
         "(test speakers: all their test utterances, the transductive upper bound of adaptation)",
     )
+    add(
+        "--teacher",
+        metavar="ENCODER:BLOCK",
+        help="distil from a Whisper teacher's pooled block features, e.g. whisper-tiny.en:2 (models.distill; "
+        "cache them first with python -m models.teachers.cache)",
+    )
+    add("--distill-temperature", type=float, default=4.0, help="temperature of the teacher's soft labels")
+    add("--distill-soft", type=float, default=1.0, help="weight of the soft-label loss")
+    add("--distill-features", type=float, default=1.0, help="weight of the teacher-feature regression loss")
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     add("--threads", type=int, help="torch CPU threads")
     add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")
@@ -673,6 +731,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         label_smoothing=args.label_smoothing,
         mixup=args.mixup,
         normalization=args.normalization,
+        distill=distill.DistillConfig(
+            args.teacher,
+            temperature=args.distill_temperature,
+            soft_weight=args.distill_soft,
+            feature_weight=args.distill_features,
+        )
+        if args.teacher
+        else None,
         device=args.device,
         progress=not args.no_progress,
     )

@@ -7,6 +7,7 @@ codes (firmware/tests/test_errors.c).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def tool(tmp_path_factory) -> Path:
 
 
 def shipped_contracts() -> dict[str, str]:
-    return {name: contract_json(resolve(name)) for name in shipped_models()}
+    """The shipped models with a front-end outside the graph (the base tier takes the waveform itself)."""
+    contracts = {name: contract_json(resolve(name)) for name in shipped_models()}
+    return {name: c for name, c in contracts.items() if json.loads(c)["frontend"]["kind"] != "waveform"}
 
 
 def _contract(frontend: FrontEnd, normalization: Normalization) -> dict:

