@@ -21,6 +21,8 @@ SHIPPED: dict[str, str] = {
     "chinese": "chinese.int8.onnx",
     "english-adaptive": "english-adaptive.int8.onnx",  # for use with a SpeakerProfile (docs/adaptation.md)
     "chinese-adaptive": "chinese-adaptive.int8.onnx",
+    "english-base": "english-base.onnx",  # the base tier: a truncated Whisper encoder (python -m export.base_tier)
+    "chinese-base": "chinese-base.onnx",
 }
 ALIASES: dict[str, str] = {
     "default": "english",

@@ -1,0 +1,55 @@
+"""The shipped base-tier models: contract, scores, and one fold re-scored against its card (corpus)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser import Recognizer
+from edge_ser.model import ASSETS, SHIPPED
+
+BASE = [name for name in ("english-base", "chinese-base") if (ASSETS / SHIPPED[name]).is_file()]
+TEST_ASSETS = Path(__file__).parent / "assets"
+
+
+@pytest.mark.parametrize("name", BASE)
+def test_base_model_loads_and_scores_sum_to_one(name):
+    rec = Recognizer(name)
+    c = rec.contract
+    assert c.input_kind == "waveform" and c.heads[0].name == "emotion"
+    assert (ASSETS / SHIPPED[name]).stat().st_size <= 16_000_000
+    t = np.arange(32000) / 16000
+    clip = (0.2 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    p = rec.predict(clip, sample_rate=16000)
+    assert p.label in c.heads[0].labels and abs(sum(p.scores.values()) - 1) < 1e-5
+    assert rec.predict_batch([clip, clip[:20000]], sample_rate=16000)[0].scores == p.scores
+    cv = c.provenance["cross_validation"]
+    assert cv["folds"] == len(cv["per_fold"]) >= 4 and cv["variant"] == c.provenance["variant"]
+    assert 0.0 < cv["ua_mean"] < 1.0 and all(f"{cv['variant']}_ua" in f for f in cv["per_fold"].values())
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", BASE)
+def test_one_fold_rescored_matches_the_card(name, datasets_dir, tmp_path):
+    pytest.importorskip("onnx")
+    from export.base_tier import RECIPES, with_head
+    from models.corpora import load_corpus
+    from models.metrics import scores
+    from models.protocols import make_folds
+
+    recipe = RECIPES[name]
+    head = TEST_ASSETS / f"{name}-{recipe.test_fold}.head.npz"
+    model = with_head(ASSETS / SHIPPED[name], head, tmp_path / "fold.onnx")
+    corpus = load_corpus(recipe.dataset, datasets_dir / recipe.dataset)
+    fold = next(f for f in make_folds(corpus, "default", seed=0) if f.name == recipe.test_fold)
+    rec = Recognizer(model)
+    labels = list(rec.contract.heads[0].labels)
+    files = [str(Path(corpus.root) / corpus.utterances[i].path) for i in fold.test]
+    y = [corpus.emotions.index(corpus.utterances[i].emotion) for i in fold.test]
+    pred = [labels.index(p.label) for p in rec.predict_batch(files)]
+    ua = 100 * scores(y, pred, len(labels))["ua"]
+    card = 100 * Recognizer(name).contract.provenance["cross_validation"]["per_fold"][recipe.test_fold]["ua"]
+    assert abs(ua - card) <= 1.0, json.dumps({"rescored": ua, "card": card})
