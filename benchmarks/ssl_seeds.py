@@ -44,8 +44,13 @@ def run_fold(system, frames, targets, fold, n_emotions, vocab, epochs, seed):
     test = np.array([i for i in fold.test if frames.ok[i]])
     speakers = sorted({targets["speaker"][i] for i in train})
     spk = {s: k for k, s in enumerate(speakers)}
+    rows = np.concatenate([np.arange(frames.offsets[i], frames.offsets[i + 1]) for i in train])[::7]
+    sample = torch.from_numpy(frames.frames[rows].astype(np.float32))
+    mean, std = sample.mean(0), sample.std(0) + 1e-5  # per state and channel, training speakers only
     torch.manual_seed(seed)
-    model = FrozenEncoderHeads(system, frames.frames.shape[1], frames.frames.shape[2], n_emotions, len(vocab), len(spk))
+    model = FrozenEncoderHeads(
+        system, frames.frames.shape[1], frames.frames.shape[2], n_emotions, len(vocab), len(spk), mean=mean, std=std
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     y = targets["emotion"]

@@ -1,7 +1,8 @@
 """The SSL seed systems on a frozen pretrained encoder: heads over a learned weighted sum of its blocks.
 
-All three read the cached frame-level hidden states of every block (:func:`models.teachers.cache.teacher_frames`)
-and learn a softmax-weighted sum of them (the SUPERB recipe), projected to ``width`` channels:
+All three read the cached frame-level hidden states of every block (:func:`models.teachers.cache.teacher_frames`),
+standardize each state's channels with training-frame statistics and learn a softmax-weighted sum of them (the
+SUPERB recipe), projected to ``width`` channels:
 
 - ``ssl`` (the "SSL encoder" system): masked mean + std pooling and a linear emotion head;
 - ``mtlser`` (seed 001, MTLSER): the same emotion head plus a frame-level CTC transcript head and a
@@ -33,14 +34,26 @@ class FrozenEncoderHeads(nn.Module):
     ``emotion`` always, ``speaker`` (mtlser) and the CTC head ``transcript`` ``(batch, frames, vocab)``."""
 
     def __init__(
-        self, system: str, n_states: int, d: int, n_emotions: int, vocab: int = 0, n_speakers: int = 0, width: int = 128
+        self,
+        system: str,
+        n_states: int,
+        d: int,
+        n_emotions: int,
+        vocab: int = 0,
+        n_speakers: int = 0,
+        width: int = 128,
+        mean: torch.Tensor | None = None,
+        std: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if system not in SYSTEMS:
             raise ValueError(f"unknown system {system!r}; known: {SYSTEMS}")
         self.system = system
         self.layer_logits = nn.Parameter(torch.zeros(n_states))
-        self.norm = nn.LayerNorm(d)
+        # Per state and channel standardization from training frames: Whisper's residual stream has a few channels
+        # of huge magnitude, which a LayerNorm across channels would let drown the others.
+        self.register_buffer("mean", mean if mean is not None else torch.zeros(n_states, d))
+        self.register_buffer("std", std if std is not None else torch.ones(n_states, d))
         self.project = nn.Sequential(nn.Linear(d, width), nn.GELU(), nn.Dropout(0.2))
         pooled = 2 * width
         if system == "ctc_fusion":
@@ -54,7 +67,8 @@ class FrozenEncoderHeads(nn.Module):
 
     def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         w = torch.softmax(self.layer_logits, dim=0)
-        h = self.project(self.norm((states * w[None, None, :, None]).sum(2)))
+        z = (states - self.mean) / self.std
+        h = self.project((z * w[None, None, :, None]).sum(2))
         z = masked_stats(h, lengths)
         out: dict[str, torch.Tensor] = {}
         if self.system == "ctc_fusion":
