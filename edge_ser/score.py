@@ -41,7 +41,6 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".
 MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK = 8  # files per pool task: large enough to amortize inter-process traffic, small enough to balance
-RAY_RETRIES = 2  # times a Ray batch is retried after its actor died (then the run stops with an error)
 RAY_BATCH = 32  # files per Ray task: Ray's per-task overhead is larger than a pool's (8 was ~20 % slower)
 Row = dict[str, Any]
 
@@ -300,7 +299,6 @@ def score_ray(
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
-            max_task_retries=RAY_RETRIES,  # Ray's default retries a batch whose actor dies forever
         )
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
