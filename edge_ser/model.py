@@ -18,7 +18,7 @@ ASSETS = Path(__file__).parent / "assets"
 # "default" is what Recognizer() loads. `python -m export.ship NAME` rebuilds them.
 SHIPPED: dict[str, str] = {
     "english": "english.onnx",  # FP32: the export rule's choice (card: variants)
-    "chinese": "chinese.int8.onnx",
+    "chinese": "chinese.onnx",  # FP32: the export rule's choice (card: variants)
     "english-adaptive": "english-adaptive.int8.onnx",  # for use with a SpeakerProfile (docs/adaptation.md)
     "chinese-adaptive": "chinese-adaptive.int8.onnx",
     "english-base": "english-base.onnx",  # the base tier: a truncated Whisper encoder (python -m export.base_tier)

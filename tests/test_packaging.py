@@ -101,7 +101,7 @@ def test_wheel_holds_edge_ser_and_its_models_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"edge_ser"}
-    assert {"edge_ser/assets/english.onnx", "edge_ser/assets/chinese.int8.onnx"} <= set(names)
+    assert {"edge_ser/assets/english.onnx", "edge_ser/assets/chinese.onnx"} <= set(names)
     assert "edge_ser/bench.py" in names  # `edge-ser bench` works on the runtime install
 
 
