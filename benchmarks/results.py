@@ -123,7 +123,7 @@ def shipped_entries(options: argparse.Namespace) -> list[dict[str, Any]]:
                 "name": f"{name} (shipped)",
                 "arch": rec.contract.name,
                 "corpus": rec.contract.provenance.get("dataset"),
-                "precision": "int8" if "int8" in resolve(name).name else "fp32",
+                "precision": _precision(name, rec.contract.provenance),
                 "protocol": cv.get("protocol"),
                 "ua": ua,
                 "wa": None,
@@ -134,6 +134,14 @@ def shipped_entries(options: argparse.Namespace) -> list[dict[str, Any]]:
             }
         )
     return entries
+
+
+def _precision(name: str, provenance: dict[str, Any]) -> str:
+    """``int8`` or ``fp32`` from the file name; a base-tier file records its variant (FP16 weights are fp32 compute)."""
+    variant = provenance.get("variant")
+    if variant is not None:
+        return {"int8s": "int8", "int8d": "int8", "fp16w": "fp16w"}.get(variant, "fp32")
+    return "int8" if "int8" in resolve(name).name else "fp32"
 
 
 def bench_file(path: Path, options: argparse.Namespace) -> dict[str, Any]:
