@@ -12,6 +12,7 @@ import errno
 import importlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -64,6 +65,39 @@ def _warn(message: str) -> None:
             sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+_INTERRUPTED = threading.Event()
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def _catch_interrupts() -> None:
+    """Ctrl-C always ends the run. soundfile decodes file objects through cffi callbacks, and an exception raised
+    inside one is printed as 'unraisable' and swallowed (the file then fails to decode, or even decodes): the
+    interrupt is recorded so the loop over files stops at the next file, and its unraisable report is dropped."""
+    _INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, _on_interrupt)
+    default = sys.unraisablehook
+    if getattr(default, "edge_ser", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            default(unraisable)
+
+    hook.edge_ser = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def _check_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 def _safe_streams() -> None:
@@ -210,11 +244,13 @@ def _predict_files(rec: Recognizer, args: argparse.Namespace, progress: Progress
                 p = rec.predict(path)
                 lines = [_json({"file": path, **model, **p.to_dict()}) if args.json else _format(path, p)]
         except AudioError as exc:  # this input is bad, the next may be fine; a ModelError ends the run (exit 2)
+            _check_interrupted()  # or Ctrl-C broke its decoding
             failed += 1
             message = str(exc) if str(exc).startswith(path) else f"{path}: {exc}"
             lines = [_json({"file": path, **model, "error": str(exc), "type": type(exc).__name__})] if args.json else []
             with progress.quiet():
                 _warn(f"error: {message}")
+        _check_interrupted()
         with progress.quiet():
             for line in lines:
                 _emit(line)
@@ -375,6 +411,7 @@ def _run(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     _safe_streams()
+    _catch_interrupts()
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:

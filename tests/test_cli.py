@@ -230,3 +230,24 @@ def test_progress_line_on_request(tiny_model, files):
     assert proc.stdout.count(b"\n") == 2 and b"\r" not in proc.stdout
     proc = run_cli("predict", "--model", str(tiny_model), good, other)  # not a terminal: off by default
     assert b"\r" not in proc.stderr
+
+
+def test_ctrl_c_swallowed_by_the_decoder_still_ends_the_run(tiny_model, files, monkeypatch, capsys):
+    """soundfile's cffi callbacks swallow a KeyboardInterrupt (the file then fails to decode): the run must stop."""
+    from edge_ser import cli
+    from edge_ser.errors import AudioError
+    from edge_ser.recognizer import Recognizer
+
+    calls = []
+
+    def interrupted_decode(self, path, *args, **kwargs):
+        calls.append(path)
+        cli._INTERRUPTED.set()  # what the SIGINT handler records before its exception is swallowed
+        raise AudioError(f"{path}: not a readable audio file")
+
+    monkeypatch.setattr(Recognizer, "predict", interrupted_decode)
+    try:
+        assert cli.main(["predict", "--model", str(tiny_model), files[0], files[0], files[0]]) == 130
+    finally:
+        cli._INTERRUPTED.clear()
+    assert len(calls) == 1 and "not a readable" not in capsys.readouterr().err
