@@ -58,15 +58,27 @@ def test_generated_model_on_the_host(model: str, tmp_path: Path) -> None:
 
 
 def test_export_refuses_what_it_cannot_compile(tmp_path: Path) -> None:
-    """A graph with operators or patterns the generator does not cover is a clear error, not C that
-    computes something else (the shipped `chinese` has static-QDQ convolutions)."""
+    """A graph with an operator the generator does not cover is a clear error, not C that computes something else."""
+    from onnx import helper
+    from tiny_models import build_graph, count_parameters, make_contract, save
+
+    from edge_ser.contract import ModelContract
+
+    contract = make_contract(heads={"emotion": ("calm", "excited")})
+    model = build_graph(contract)
+    pool = next(n for n in model.graph.node if n.op_type == "ReduceMean")
+    pool.output[0] = "pooled_raw"
+    model.graph.node.insert(1, helper.make_node("Softsign", ["pooled_raw"], ["pooled"]))
+    contract = ModelContract.from_dict({**contract.to_dict(), "parameters": count_parameters(model)})
+    path = save(model, tmp_path / "softsign.onnx", contract.to_metadata())
     done = subprocess.run(
-        [sys.executable, "-m", "edge_ser.cli", "export", "--c", "chinese", "--out", str(tmp_path / "gen")],
+        [sys.executable, "-m", "edge_ser.cli", "export", "--c", str(path), "--out", str(tmp_path / "gen")],
         capture_output=True,
         text=True,
     )
     assert done.returncode != 0
-    assert "C exporter does not support" in done.stderr and "Traceback" not in done.stderr
+    assert "C exporter does not support" in done.stderr and "Softsign" in done.stderr
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "gen" / "esr_model.c").exists()
 
 
