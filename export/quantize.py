@@ -282,14 +282,20 @@ def dequantize_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes = [added.get(id(n), n) for n in graph.node if id(n) not in removed or id(n) in added]
     used = {i for n in nodes for i in n.input}
     nodes = [n for n in nodes if n.op_type != "DynamicQuantizeLinear" or any(o in used for o in n.output)]
+    return _with_nodes(out, nodes)
+
+
+def _with_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> onnx.ModelProto:
+    """``model`` with its graph's nodes replaced by ``nodes`` and the initializers they no longer read dropped."""
+    graph = model.graph
     used = {i for n in nodes for i in n.input}
     del graph.node[:]
     graph.node.extend(nodes)
     kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    onnx.checker.check_model(out)
-    return out
+    onnx.checker.check_model(model)
+    return model
 
 
 def dequantize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -347,14 +353,7 @@ def dequantize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
             for node in nodes:
                 node.output[:] = [output.name if o == source else o for o in node.output]
                 node.input[:] = [output.name if i == source else i for i in node.input]
-    used = {i for n in nodes for i in n.input}
-    del graph.node[:]
-    graph.node.extend(nodes)
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    onnx.checker.check_model(out)
-    return out
+    return _with_nodes(out, nodes)
 
 
 def _clamps_at_zero(quantize: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
