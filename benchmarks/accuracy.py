@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_ser import EdgeSERError, Recognizer
-from models.corpora import load_corpus
-from models.metrics import scores
+from models.data.corpora import load_corpus
+from models.training.metrics import scores
 
 EVAL_BATCH = 64  # utterances per predict_batch call: bounded memory on large corpora
 

@@ -53,7 +53,7 @@ def evaluate(x: np.ndarray, y: np.ndarray, n_classes: int, speakers: np.ndarray,
     """UA per fold and normalization mode, and their mean and std over folds."""
     from sklearn.linear_model import LogisticRegression
 
-    from models.metrics import scores
+    from models.training.metrics import scores
 
     modes = ["global", *(f"causal k={'all' if b is None else b}" for b in BUDGETS), "transductive"]
     own = np.empty_like(x)  # every speaker normalized with all of their own vectors
@@ -101,8 +101,8 @@ def markdown(dataset: str, protocol: str, result: dict, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.corpora import load_corpus
-    from models.protocols import default_protocol, make_folds
+    from models.data.corpora import load_corpus
+    from models.data.protocols import default_protocol, make_folds
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True)

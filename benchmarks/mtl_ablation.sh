@@ -7,7 +7,7 @@
 #      Seed 0 of "+ task" is the tuning run at the chosen weight (same run): it is not trained twice.
 # Every run uses edge_cnn's usual recipe (random 3 s excerpts, repeat padding, SpecAugment, label
 # smoothing); a transcript (CTC) head trains on a second, whole-utterance view of each batch
-# (models/data.py WholeView), so only the heads differ between runs. A finished run is recorded
+# (models/data/batches.py WholeView), so only the heads differ between runs. A finished run is recorded
 # under benchmarks/results/mtl/ (report only, no export) and benchmarks/results/mtl_ablation.md is
 # rebuilt. Resumable across sessions; two queues (CORPORA=casia / CORPORA=ravdess, THREADS=1) can
 # run side by side. The first version of this recipe (zero-padded whole-utterance crops for every

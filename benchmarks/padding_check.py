@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from edge_ser.frontend import FrontEnd, Normalization
-from models import corpora, protocols
-from models.checkpoint import load_checkpoint
-from models.data import crop
-from models.evaluate import eval_inputs, predict
-from models.train import TrainConfig, head_scores, head_targets, prepare_data, select_folds
+from models.data import corpora, protocols
+from models.data.batches import crop
+from models.training.checkpoint import load_checkpoint
+from models.training.evaluate import eval_inputs, predict
+from models.training.loop import TrainConfig, head_scores, head_targets, prepare_data, select_folds
 
 
 def main(argv: list[str] | None = None) -> None:

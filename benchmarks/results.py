@@ -57,8 +57,8 @@ def bench_files(record: dict[str, Any], data: str, work: Path) -> tuple[Path, st
     first = work / record["run"] / f"{name}.onnx"
     if first.is_file() and first.with_suffix(".fp32.onnx").is_file():
         return first, "fold checkpoint"
-    from models.checkpoint import save_checkpoint
-    from models.registry import build_model
+    from models.arch.registry import build_model
+    from models.training.checkpoint import save_checkpoint
 
     rebuilt = work / record["run"] / "rebuilt" / f"{name}.onnx"
     if not (rebuilt.is_file() and rebuilt.with_suffix(".fp32.onnx").is_file()):

@@ -7,7 +7,7 @@ Systems (``models.teachers.ssl_heads``): ``ssl`` (weighted sum of blocks, poolin
 ``mtlser`` (seed 001: + CTC transcript and speaker heads) and ``ctc_fusion`` (seed 002: + a phonetic BiGRU trained
 with CTC, fused into the emotion head). Per fold: trained on the training speakers, the epoch chosen by UA on the
 fold's validation part (training speakers only), scored on the test speakers. Transcripts: RAVDESS characters,
-CASIA pinyin syllables (``models.ctc``); the speaker head's classes are the fold's training speakers.
+CASIA pinyin syllables (``models.data.transcripts``); the speaker head's classes are the fold's training speakers.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def batches(idx: np.ndarray, frames, size: int, rng: np.random.Generator | None)
 
 
 def run_fold(system, frames, targets, fold, n_emotions, vocab, epochs, seed):
-    from models.metrics import scores
     from models.teachers.ssl_heads import FrozenEncoderHeads, ctc
+    from models.training.metrics import scores
 
     train = np.array([i for i in fold.train if frames.ok[i]])
     val = np.array([i for i in fold.val if frames.ok[i]])
@@ -100,9 +100,9 @@ def _pad(rows):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models import ctc as ctc_tokens
-    from models.corpora import load_corpus
-    from models.protocols import make_folds
+    from models.data import transcripts as ctc_tokens
+    from models.data.corpora import load_corpus
+    from models.data.protocols import make_folds
     from models.teachers.cache import teacher_frames
     from models.teachers.ssl_heads import SYSTEMS
 

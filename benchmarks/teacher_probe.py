@@ -6,7 +6,7 @@
 
 Each utterance is the mean and std over time of one hidden state (0: conv stem, k: block k) of the teacher
 run on the whole clip (``models.teachers.cache``). A standardized multinomial logistic regression classifies
-it, on the corpus' speaker-independent folds (``models.protocols``). Everything is chosen on training speakers
+it, on the corpus' speaker-independent folds (``models.data.protocols``). Everything is chosen on training speakers
 only: the regularization ``C`` per block, and the block of the ``selected`` row, by UA on the fold's validation
 part when it holds whole speakers (RAVDESS), else by leave-one-training-speaker-out over the fold's training
 speakers (CASIA, EmoDB), then refit on train + validation. Normalizations as in
@@ -133,8 +133,8 @@ def markdown(encoder: str, corpus_name: str, protocol: str, result: dict) -> str
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.corpora import load_corpus
-    from models.protocols import default_protocol, make_folds
+    from models.data.corpora import load_corpus
+    from models.data.protocols import default_protocol, make_folds
     from models.teachers.cache import teacher_features
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from benchmarks.report import emit
-from models.protocols import default_protocol
+from models.data.protocols import default_protocol
 
 ANCHORS = [
     "Same-protocol anchors (EmoBox, speaker-independent UA, large frozen encoders): CASIA 59.6 (Whisper-large-v3), "

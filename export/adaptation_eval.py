@@ -36,7 +36,7 @@ def causal_ua(model: Path, utterances: list[Any], seed: int, prior: float = 0.0)
 
     Audio is read once; one recognizer per budget, its profile reset for every speaker."""
     from edge_ser.audio import load_audio
-    from models.metrics import scores
+    from models.training.metrics import scores
 
     by_speaker: dict[str, list[Any]] = {}
     for u in utterances:
@@ -61,8 +61,8 @@ def causal_ua(model: Path, utterances: list[Any], seed: int, prior: float = 0.0)
 
 
 def evaluate(run: Path, baseline: Path | None, data: str, seed: int, prior: float = 0.0) -> dict[str, Any]:
-    from models.corpora import load_corpus
-    from models.protocols import make_folds
+    from models.data.corpora import load_corpus
+    from models.data.protocols import make_folds
 
     report = json.loads((run / "report.json").read_text())
     if report["training"].get("normalization") != "speaker":

@@ -87,7 +87,7 @@ def contract_for(name: str, labels: list[str], parameters: int, provenance: dict
 
 def export_base(teacher, block: int, head: tuple, labels: list[str], name: str, provenance: dict, out: Path) -> Path:
     """The FP32 base-tier ONNX file for ``head`` on ``teacher`` cut after ``block``."""
-    from models.registry import count_parameters
+    from models.arch.registry import count_parameters
     from models.teachers.base_tier import BaseTier
 
     module = BaseTier(teacher, block, *head, max_seconds=WINDOW).eval()
@@ -97,7 +97,7 @@ def export_base(teacher, block: int, head: tuple, labels: list[str], name: str, 
 
 
 def score(path: Path, files: list[str], y: np.ndarray, n_classes: int) -> float:
-    from models.metrics import scores
+    from models.training.metrics import scores
 
     rec = Recognizer(path, threads=1)
     labels = list(rec.contract.heads[0].labels)
@@ -112,7 +112,7 @@ def _kept(fold, train: np.ndarray, val: np.ndarray):
 
 def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -> dict:
     """Per fold and variant, the test speakers' UA through the runtime (cached per fold in ``work``)."""
-    from models.protocols import make_folds
+    from models.data.protocols import make_folds
     from models.teachers.cache import teacher_features
     from models.teachers.probe import choose_c
 
@@ -258,8 +258,8 @@ def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: 
 
 
 def ship(name: str, data_root: str, work: Path) -> Path:
-    from models.corpora import load_corpus
-    from models.protocols import default_protocol
+    from models.data.corpora import load_corpus
+    from models.data.protocols import default_protocol
     from models.teachers.cache import teacher_features
     from models.teachers.whisper import load_encoder
 

@@ -23,7 +23,7 @@ import numpy as np
 from edge_ser import Recognizer
 from edge_ser.errors import ModelError
 from edge_ser.windows import plan
-from models.heads import PRIMARY
+from models.arch.heads import PRIMARY
 
 from . import parity
 from .model_card import latency_ms, write_card
@@ -82,7 +82,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
-    from models.checkpoint import CONFIG, WEIGHTS, load_checkpoint
+    from models.training.checkpoint import CONFIG, WEIGHTS, load_checkpoint
 
     directory = Path(checkpoint)
     for name in (CONFIG, WEIGHTS):
@@ -97,8 +97,8 @@ def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
 def _split(config: dict[str, Any], data: str, protocol: str, seed: int) -> tuple[list[Any], list[Any], list[Any]]:
     """(calibration utterances from the fold's training part, its validation utterances -- unseen by the
     weights, so INT8 settings are chosen on them --, evaluation utterances from its test speakers)."""
-    from models.corpora import load_corpus
-    from models.protocols import make_folds
+    from models.data.corpora import load_corpus
+    from models.data.protocols import make_folds
 
     training = config.get("training", {})
     corpus = load_corpus(training["corpus"], data)
@@ -141,7 +141,7 @@ def _selection_inputs(contract: Any, utterances: list[Any]) -> list[np.ndarray]:
     on 100% of them, on 96.7% of these windows and on 91.7% of the test speaker's utterances
     (benchmarks/results/int8-variants-casia-pcnn.md)."""
     from edge_ser.audio import load_audio
-    from models.augment import add_noise, speed_perturb
+    from models.data.augment import add_noise, speed_perturb
 
     rng = np.random.default_rng(0)
     inputs = []

@@ -23,7 +23,7 @@ from torch import nn
 from edge_ser.contract import Head, ModelContract
 from edge_ser.errors import ModelError
 from edge_ser.frontend import FrontEnd, Normalization
-from models import ctc
+from models.data import transcripts
 
 from .graph_frontend import GraphFrontEnd
 
@@ -85,8 +85,8 @@ def make_contract(
             hop_seconds=float(window["hop_seconds"]),
             min_seconds=float(window["min_seconds"]),
             heads=tuple(
-                Head(h, f"{h}_logits", tuple(labels[h]), "ctc", separator=ctc.separator(h))
-                if ctc.is_ctc(h)
+                Head(h, f"{h}_logits", tuple(labels[h]), "ctc", separator=transcripts.separator(h))
+                if transcripts.is_ctc(h)
                 else Head(h, f"{h}_logits", tuple(labels[h]))
                 for h in heads
             ),

@@ -35,7 +35,7 @@ def logits_diff(module: nn.Module, onnx_path: str | os.PathLike, inputs: Sequenc
 
 def evaluate(path: str | os.PathLike, audio: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
     """Predictions of the file at ``path`` on ``audio`` through the runtime, with UA/WA against ``labels``."""
-    from models.metrics import scores
+    from models.training.metrics import scores
 
     rec = Recognizer(path)
     results = rec.predict_batch(audio, on_error="return")

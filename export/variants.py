@@ -41,8 +41,8 @@ def fp32_graph(path: Path, out: Path) -> Path:
 def held_out(contract: Any, data: str, fold_name: str) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
     """(calibration inputs, evaluation inputs, their labels) from ``fold_name``'s training and test speakers."""
     from edge_ser.audio import load_audio
-    from models.corpora import load_corpus
-    from models.protocols import make_folds
+    from models.data.corpora import load_corpus
+    from models.data.protocols import make_folds
 
     from .cli import _calibration_inputs, _windows
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from edge_ser.frontend import FrontEnd
-from models.heads import IGNORE, SERModel
-from models.registry import ARCHITECTURES, build_model, count_parameters, default_config
+from models.arch.heads import IGNORE, SERModel
+from models.arch.registry import ARCHITECTURES, build_model, count_parameters, default_config
 
 torch.set_num_threads(1)
 
@@ -190,7 +190,7 @@ def test_onnx_export_handles_variable_length(arch: str) -> None:
 
 
 def test_stats_net_is_functionals_of_frames_and_deltas() -> None:
-    from models.stats_net import functionals
+    from models.arch.stats_net import functionals
 
     model, frontend = _model("stats_net", 8, gender=2)
     assert count_parameters(model) <= 0.15e6

@@ -36,9 +36,9 @@ def test_base_model_loads_and_scores_sum_to_one(name):
 def test_one_fold_rescored_matches_the_card(name, datasets_dir, tmp_path):
     pytest.importorskip("onnx")
     from export.base_tier import RECIPES, with_head
-    from models.corpora import load_corpus
-    from models.metrics import scores
-    from models.protocols import make_folds
+    from models.data.corpora import load_corpus
+    from models.data.protocols import make_folds
+    from models.training.metrics import scores
 
     recipe = RECIPES[name]
     head = TEST_ASSETS / f"{name}-{recipe.test_fold}.head.npz"

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from edge_ser.errors import EdgeSERError
-from models.corpora import CORPORA, EMOTIONS, CorpusError, load_corpus
+from models.data.corpora import CORPORA, EMOTIONS, CorpusError, load_corpus
 
 
 def tone(path: Path, seconds: float = 0.05, channels: int = 1, rate: int = 16000) -> Path:

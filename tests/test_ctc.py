@@ -18,10 +18,10 @@ from edge_ser.cli import main as cli_main
 from edge_ser.contract import Head
 from edge_ser.ctc import BLANK, best_path, greedy_decode
 from edge_ser.errors import ContractError, ModelError
-from models import ctc
-from models.corpora import load_corpus
-from models.heads import IGNORE, ctc_loss
-from models.registry import build_model, default_config
+from models.arch.heads import IGNORE, ctc_loss
+from models.arch.registry import build_model, default_config
+from models.data import transcripts
+from models.data.corpora import load_corpus
 
 torch.set_num_threads(1)
 RATE = 16000
@@ -49,15 +49,15 @@ def test_syllable_and_character_targets_from_casia_lab_files(tmp_path: Path):
         "0 2890000 SIL\n2890000 4190000 jiu4\n4190000 5510000 shi4\n5510000 5600000 SIL\n5600000 6000000 xia4\n"
     )
     utts = sorted(load_corpus("casia", root).utterances, key=lambda u: u.path)
-    assert ctc.tokens("syllables", utts[0]) == ["jiu4", "shi4", "xia4"]  # SIL removed, tones kept
-    assert ctc.tokens("syllables_notone", utts[0]) == ["jiu", "shi", "xia"]
-    assert ctc.tokens("syllables", utts[1]) is None  # no .lab
-    assert ctc.tokens("chars", utts[0]) == list("就是下雨也去")  # punctuation dropped
-    vocab = ctc.vocabulary("syllables", utts)
+    assert transcripts.tokens("syllables", utts[0]) == ["jiu4", "shi4", "xia4"]  # SIL removed, tones kept
+    assert transcripts.tokens("syllables_notone", utts[0]) == ["jiu", "shi", "xia"]
+    assert transcripts.tokens("syllables", utts[1]) is None  # no .lab
+    assert transcripts.tokens("chars", utts[0]) == list("就是下雨也去")  # punctuation dropped
+    vocab = transcripts.vocabulary("syllables", utts)
     assert vocab == [BLANK, "jiu4", "shi4", "xia4"]
-    t = ctc.targets("syllables", utts, vocab)
+    t = transcripts.targets("syllables", utts, vocab)
     assert t.tolist() == [[1, 2, 3], [IGNORE] * 3]
-    only_jiu = ctc.targets("syllables", utts, [BLANK, "jiu4"])
+    only_jiu = transcripts.targets("syllables", utts, [BLANK, "jiu4"])
     assert (only_jiu == IGNORE).all()  # an utterance with an unknown token trains no CTC loss
 
 
@@ -65,9 +65,9 @@ def test_english_characters_and_error_rate():
     class U:
         text = "Kids are talking, by the door!"
 
-    assert "".join(ctc.tokens("chars", U())) == "kids are talking by the door"
-    assert ctc.edit_distance("kitten", "sitting") == 3
-    assert ctc.error_rate(["abc", "de"], ["abd", "de"]) == pytest.approx(1 / 5)
+    assert "".join(transcripts.tokens("chars", U())) == "kids are talking by the door"
+    assert transcripts.edit_distance("kitten", "sitting") == 3
+    assert transcripts.error_rate(["abc", "de"], ["abd", "de"]) == pytest.approx(1 / 5)
 
 
 def test_ctc_head_kind_in_the_contract():

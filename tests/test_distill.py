@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import distill
+from models.training import distill
 
 
 def test_soft_label_loss_is_zero_when_the_student_matches_and_grows_otherwise():
@@ -38,8 +38,8 @@ def test_feature_loss_checks_shapes_and_skips_unknown_rows():
 
 
 def test_teacher_heads_never_see_test_speakers_nor_the_speakers_they_label(monkeypatch):
-    from models.corpora import Corpus, Utterance
-    from models.protocols import make_folds
+    from models.data.corpora import Corpus, Utterance
+    from models.data.protocols import make_folds
 
     utts = [
         Utterance(f"s{s}/{k}.wav", "ab"[k % 2], f"s{s}", "mf"[s % 2], None, "toy") for s in range(8) for k in range(6)
@@ -85,7 +85,7 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
         pytest.skip("the teacher extra is not installed")
     from test_train import make_corpus, write_manifest
 
-    from models.train import main
+    from models.training.loop import main
 
     monkeypatch.setattr(cache, "DEFAULT_TEACHER_CACHE", tmp_path / "teacher")
     corpus = make_corpus(tmp_path / "toy", per_speaker=3, speakers=4)

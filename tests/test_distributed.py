@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from test_train import make_corpus, write_manifest
 
-import models.train
+import models.training.loop
 from edge_ser.frontend import FrontEnd, Normalization
-from models.data import TrainBatches
-from models.features import load_features
+from models.data.batches import TrainBatches
+from models.data.features import load_features
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def _two_ranks(rank: int, init: str, out: str) -> None:
     import torch
     import torch.distributed as dist
 
-    from models import distributed
+    from models.training import distributed
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     torch.manual_seed(0)
@@ -84,21 +84,21 @@ def test_torchrun_gloo_resumes_a_run_and_trains_like_one_process(tmp_path: Path,
     args += ["--no-progress", "--cache-dir", str(tmp_path / "cache"), "--threads", "1"]
 
     single = tmp_path / "single"
-    assert models.train.main([*args, "--out", str(single)]) == 0
+    assert models.training.loop.main([*args, "--out", str(single)]) == 0
 
     class Interrupt(Exception):
         pass
 
-    real_save = models.train.save_tensors
+    real_save = models.training.loop.save_tensors
 
     def save_then_stop(path, data):  # one process trains the first epoch, then is "killed"
         real_save(path, data)
         raise Interrupt
 
     run = tmp_path / "ddp"
-    monkeypatch.setattr(models.train, "save_tensors", save_then_stop)
+    monkeypatch.setattr(models.training.loop, "save_tensors", save_then_stop)
     with pytest.raises(Interrupt):
-        models.train.main([*args, "--out", str(run)])
+        models.training.loop.main([*args, "--out", str(run)])
     monkeypatch.undo()
     (fold,) = [p.parent for p in run.rglob("state.pt")]
 

@@ -19,8 +19,8 @@ from export import parity, quantize  # noqa: E402
 from export.cli import _load  # noqa: E402
 from export.onnx_export import export_module, make_contract, to_onnx  # noqa: E402
 from export.quantize import WEIGHT_OPS, candidates, quantize_int8, weight_layers  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.train import prepare_data, train_fold  # noqa: E402
+from models.training.checkpoint import load_checkpoint  # noqa: E402
+from models.training.loop import prepare_data, train_fold  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.metrics import plot_confusion, scores, summarize
+from models.training.metrics import plot_confusion, scores, summarize
 
 
 def test_scores_hand_computed():

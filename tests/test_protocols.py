@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from models.corpora import Corpus, Utterance, load_corpus
-from models.protocols import PROTOCOLS, ProtocolError, default_protocol, make_folds
+from models.data.corpora import Corpus, Utterance, load_corpus
+from models.data.protocols import PROTOCOLS, ProtocolError, default_protocol, make_folds
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 

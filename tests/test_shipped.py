@@ -81,9 +81,9 @@ def test_default_and_aliases():
 def test_one_fold_rescored_matches_the_card(name, datasets_dir):
     """The kept fold model, scored on that fold's test speakers now, gives the UA the card records."""
     from export.ship import RECIPES
-    from models.corpora import load_corpus
-    from models.metrics import scores
-    from models.protocols import make_folds
+    from models.data.corpora import load_corpus
+    from models.data.protocols import make_folds
+    from models.training.metrics import scores
 
     recipe = RECIPES[name]
     model = ROOT / "tests" / "assets" / f"{name}-{recipe.test_fold}.int8.onnx"

@@ -161,7 +161,7 @@ def test_teacher_runs_unpadded_audio_and_returns_every_block():
 def test_feature_cache_resumes_and_reports_bad_files(tmp_path, capsys):
     import soundfile as sf
 
-    from models.corpora import load_corpus
+    from models.data.corpora import load_corpus
     from models.teachers.cache import teacher_features
 
     rows = ["path,emotion,speaker"]

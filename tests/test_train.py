@@ -16,17 +16,18 @@ import pytest
 import soundfile as sf
 import torch
 
-import models
+import models.data
+import models.training.loop
 from edge_ser import windows
 from edge_ser.frontend import FrontEnd, Normalization
-from models import features
-from models.augment import Augment, add_noise, spec_augment, speed_perturb
-from models.checkpoint import load_checkpoint, load_tensors, save_checkpoint
-from models.data import TrainBatches, crop
-from models.evaluate import eval_inputs, predict
-from models.heads import IGNORE, ctc_loss
-from models.registry import build_model, default_config
-from models.train import Split, TrainConfig, main, prepare_data, train_fold, train_folds
+from models.arch.heads import IGNORE, ctc_loss
+from models.arch.registry import build_model, default_config
+from models.data import features
+from models.data.augment import Augment, add_noise, spec_augment, speed_perturb
+from models.data.batches import TrainBatches, crop
+from models.training.checkpoint import load_checkpoint, load_tensors, save_checkpoint
+from models.training.evaluate import eval_inputs, predict
+from models.training.loop import Split, TrainConfig, main, prepare_data, train_fold, train_folds
 
 torch.set_num_threads(1)
 RATE = 16000
@@ -350,14 +351,14 @@ def test_report_over_folds(corpus: Corpus, tmp_path: Path) -> None:
 
 
 def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
-    corpora = types.ModuleType("models.corpora")
+    corpora = types.ModuleType("models.data.corpora")
     corpora.load_corpus = lambda name, root: corpus
-    protocols = types.ModuleType("models.protocols")
+    protocols = types.ModuleType("models.data.protocols")
     protocols.make_folds = lambda c, protocol="default", seed=0: [fold_of(c), Split("other", (0, 1), (), (2, 3))]
     protocols.default_protocol = lambda name: "speaker-kfold"
     for name, module in (("corpora", corpora), ("protocols", protocols)):
-        monkeypatch.setitem(sys.modules, f"models.{name}", module)
-        monkeypatch.setattr(models, name, module, raising=False)  # `from . import x` reads the attribute
+        monkeypatch.setitem(sys.modules, f"models.data.{name}", module)
+        monkeypatch.setattr(models.data, name, module, raising=False)  # `from . import x` reads the attribute
     out = tmp_path / "run"
     args = [
         "--model",
@@ -405,7 +406,7 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
 def test_speaker_normalization_uses_each_speakers_own_statistics(corpus, tmp_path):
     data = prepare_data(corpus, FrontEnd(kind="mfcc", n_mfcc=13), small_config(), tmp_path / "cache")
     train_idx = by_speaker(corpus, "s0", "s1")
-    norms = models.train.speaker_normalization(
+    norms = models.training.loop.speaker_normalization(
         data, np.array(train_idx), np.array([], int), np.array(by_speaker(corpus, "s3"))
     )
     assert set(norms) == set(train_idx) | set(by_speaker(corpus, "s3"))
@@ -527,8 +528,8 @@ def test_transcript_heads_get_a_whole_utterance_view_of_the_batch(corpus: Corpus
 
 
 def test_transcript_loss_is_the_weighted_ctc_loss_of_the_whole_view() -> None:
-    from models.data import WholeView
-    from models.train import _transcript_loss
+    from models.data.batches import WholeView
+    from models.training.loop import _transcript_loss
 
     torch.manual_seed(0)
     model = build_model(default_config("edge_cnn", {"emotion": 2, "chars": 4}, {"chars": 0.3})).eval()

@@ -26,9 +26,9 @@ from tqdm import tqdm
 from edge_ser.audio import load_audio
 from edge_ser.errors import EdgeSERError
 
-from ..augment import add_noise, speed_perturb
-from ..corpora import Corpus, load_corpus
-from ..features import utterance_path
+from ..data.augment import add_noise, speed_perturb
+from ..data.corpora import Corpus, load_corpus
+from ..data.features import utterance_path
 from .whisper import MAX_SECONDS, SAMPLE_RATE, WhisperTeacher, get_spec, load_encoder
 
 DEFAULT_TEACHER_CACHE = Path("~/.cache/edge-ser/teacher")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.metrics import scores
+from models.training.metrics import scores
 
 C_GRID = (0.01, 0.1)
 

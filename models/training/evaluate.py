@@ -17,8 +17,8 @@ import torch
 from edge_ser.ctc import best_path
 from edge_ser.recognizer import SILENCE_PEAK
 
-from .features import FeatureTable, Norms, WindowTable, normalization_for
-from .heads import SERModel
+from ..arch.heads import SERModel
+from ..data.features import FeatureTable, Norms, WindowTable, normalization_for
 
 
 def eval_inputs(

@@ -135,7 +135,7 @@ def average(values: Mapping[str, float]) -> dict[str, float]:
 
 
 def predict(model: torch.nn.Module, inputs: Sequence[Any], device: Any, **kwargs: Any) -> dict[str, np.ndarray]:
-    """:func:`models.evaluate.predict` with the utterances split over the ranks and the probabilities
+    """:func:`models.training.evaluate.predict` with the utterances split over the ranks and the probabilities
     gathered back in order: every rank gets all of them."""
     from .evaluate import predict as predict_all
 

@@ -1,6 +1,6 @@
 """SpectrogramResNet: a small residual 2-D CNN on the log-power spectrogram (about 0.39M parameters).
 
-The 2-D counterpart of :mod:`models.audio_resnet`: four 3x3 convolutions with batch norm on
+The 2-D counterpart of :mod:`models.arch.audio_resnet`: four 3x3 convolutions with batch norm on
 the ``(frames, frequency bins)`` image, the last two a residual block, then global average
 pooling over time and frequency, so any number of frames gives one utterance embedding.
 """

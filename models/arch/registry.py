@@ -16,8 +16,8 @@ from torch import nn
 
 from edge_ser.frontend import FrontEnd
 
+from ..data.transcripts import is_ctc
 from .audio_resnet import AudioResNet
-from .ctc import is_ctc
 from .edge_cnn import EdgeCNN
 from .functionals_mlp import FunctionalsMLP
 from .heads import PRIMARY, SERModel

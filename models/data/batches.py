@@ -27,9 +27,9 @@ import numpy as np
 
 from edge_ser.frontend import FrontEnd
 
+from ..arch.heads import IGNORE
 from .augment import Augment, augment_waveform, spec_augment, speed_perturb
 from .features import FeatureTable, Norms, normalization_for
-from .heads import IGNORE
 
 PADS = ("repeat", "zero")
 
@@ -47,7 +47,7 @@ class Batch(NamedTuple):
     """One training batch: model ``inputs`` (crops), ``targets`` per classification head, the audio
     ``lengths`` of each crop, ``whole`` (None unless the model has transcript heads), and which corpus
     utterances (``index``) at which speed factor (``speeds``) the crops came from (for per-utterance teacher
-    targets, see :mod:`models.distill`)."""
+    targets, see :mod:`models.training.distill`)."""
 
     inputs: np.ndarray
     targets: dict[str, np.ndarray]
@@ -76,7 +76,7 @@ class TrainBatches:
     """Shuffled :class:`Batch` es of one fold's training utterances.
 
     ``shard``: ``(rank, world size)``; each rank yields its share of every batch (data-parallel
-    training, see :mod:`models.distributed`).
+    training, see :mod:`models.training.distributed`).
 
     ``inputs`` is the model-input table; ``waves`` the waveform table, needed when ``augment``
     works on the waveform and the model takes features. ``targets`` maps head names to one

@@ -1,4 +1,4 @@
-"""Evaluation protocols: speaker-independent train/validation/test folds over a :class:`~models.corpora.Corpus`.
+"""Evaluation protocols: speaker-independent train/validation/test folds over a :class:`~models.data.corpora.Corpus`.
 
 Protocols (``PROTOCOLS``):
 

@@ -127,7 +127,7 @@ def fold_targets(
     corpus: Any, train: np.ndarray, y: np.ndarray, n_classes: int, cfg: DistillConfig, views: tuple[str, ...], seed: int
 ) -> Targets:
     """The distillation targets of one fold (see the module docstring)."""
-    from .teachers.cache import teacher_features
+    from ..teachers.cache import teacher_features
 
     feats, ok = {}, None
     for view in ("clean", *[v for v in views if v != "clean"]):

@@ -90,7 +90,7 @@ def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndar
 
 
 def augment_waveform(x: np.ndarray, aug: Augment, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Shift, gain and noise (speed is applied before cropping, see :mod:`models.data`)."""
+    """Shift, gain and noise (speed is applied before cropping, see :mod:`models.data.batches`)."""
     if aug.shift and rng.random() < aug.prob:
         x = time_shift(x, int(aug.shift * sample_rate), rng)
     if aug.gain_db and rng.random() < aug.prob:

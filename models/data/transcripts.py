@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_ser.ctc import BLANK
 
-from .heads import IGNORE
+from ..arch.heads import IGNORE
 
 
 def _chars(utt: Any) -> list[str] | None:

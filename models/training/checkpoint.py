@@ -2,7 +2,7 @@
 
 ``model.pt`` holds only tensors and ``config.json`` the architecture, heads, front-end,
 normalization, labels, window, training arguments and metrics, so a model can be rebuilt
-with :func:`models.registry.build_model` and loaded with ``torch.load(weights_only=True)``.
+with :func:`models.arch.registry.build_model` and loaded with ``torch.load(weights_only=True)``.
 Resumable training state (optimizer, scheduler, epoch counters, history) is saved the same
 way: nested dicts and lists of tensors and plain numbers.
 """
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..arch.heads import SERModel
+from ..arch.registry import build_model
 from . import distributed
-from .heads import SERModel
-from .registry import build_model
 
 WEIGHTS = "model.pt"
 CONFIG = "config.json"

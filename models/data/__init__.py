@@ -1,0 +1,1 @@
+"""Training data: corpora, evaluation protocols, cached features, augmentation, transcripts and batching."""
