@@ -29,7 +29,7 @@ run() {  # corpus name seed aux...
   local corpus=$1 name=$2 seed=$3
   if [ -f "$records/$name.json" ]; then echo "$name: recorded, skipped"; return; fi
   if [ -n "$only" ] && ! [[ $name =~ $only ]]; then return; fi
-  edge-ser train --model edge_cnn --dataset "$corpus" --data "$data/$corpus" --epochs 20 --patience 8 \
+  edge-ser train --arch edge_cnn --dataset "$corpus" --data "$data/$corpus" --epochs 20 --patience 8 \
     --time-mask 20 --freq-mask 8 --label-smoothing 0.1 --seed "$seed" \
     --threads "$threads" --no-progress --resume --out "$runs/$name" --aux "${@:4}"
   python benchmarks/results.py "$runs/$name" --record-only --no-export --records "$records" --data-root "$data"

@@ -19,9 +19,12 @@ import torch
 from edge_ser.frontend import FrontEnd, Normalization
 from models.data import corpora, protocols
 from models.data.batches import crop
+from models.data.labels import head_targets
 from models.training.checkpoint import load_checkpoint
-from models.training.evaluate import eval_inputs, predict
-from models.training.loop import TrainConfig, head_scores, head_targets, prepare_data, select_folds
+from models.training.config import TrainConfig
+from models.training.corpus_data import prepare_data
+from models.training.evaluate import eval_inputs, head_scores, predict
+from models.training.run import select_folds
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,8 +30,8 @@ for protocol in $protocols; do
   for corpus in $corpora; do
     for arch in $archs; do
       case $protocol in
-        independent) train "$corpus" "$corpus-$arch" --model "$arch" ;;
-        random) train "$corpus" "$corpus-random-$arch" --model "$arch" --protocol random --folds 0 ;;
+        independent) train "$corpus" "$corpus-$arch" --arch "$arch" ;;
+        random) train "$corpus" "$corpus-random-$arch" --arch "$arch" --protocol random --folds 0 ;;
         *) echo "unknown protocol '$protocol' (independent, random)" >&2; exit 2 ;;
       esac
     done

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from models.training.loop import configure_parser, main, run
+from models.training.cli import configure_parser, main, run
 
 __all__ = ["configure_parser", "main", "run"]
 

@@ -17,7 +17,7 @@ from models import train  # noqa: E402
 def test_causal_adaptation_table(tmp_path: Path):
     corpus = make_corpus(tmp_path / "toy", per_speaker=6)
     manifest = write_manifest(corpus, tmp_path / "toy" / "manifest.csv")
-    common = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
+    common = ["--dataset", "csv", "--data", str(manifest), "--arch", "pcnn", "--epochs", "1", "--batch-size", "8"]
     common += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
     common += ["--protocol", "loso", "--folds", "0,1"]
     run, base = tmp_path / "runs" / "csv-spk", tmp_path / "runs" / "csv-global"

@@ -135,7 +135,7 @@ def test_train_and_export_with_every_head_through_the_recognizer(tmp_path: Path,
 
     manifest = make_spoken_corpus(tmp_path)
     run = tmp_path / "run"
-    argv = ["--dataset", "csv", "--data", str(manifest), "--model", "edge_cnn", "--epochs", "3", "--batch-size", "8"]
+    argv = ["--dataset", "csv", "--data", str(manifest), "--arch", "edge_cnn", "--epochs", "3", "--batch-size", "8"]
     argv += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "c")]
     argv += ["--aux", "gender=0.3", "speaker=0.1", "chars=0.5", "--folds", "0", "--out", str(run)]
     assert train.main(argv) == 0

@@ -85,14 +85,14 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
         pytest.skip("the teacher extra is not installed")
     from test_train import make_corpus, write_manifest
 
-    from models.training.loop import main
+    from models.training.cli import main
 
     monkeypatch.setattr(cache, "DEFAULT_TEACHER_CACHE", tmp_path / "teacher")
     corpus = make_corpus(tmp_path / "toy", per_speaker=3, speakers=4)
     manifest = write_manifest(corpus, tmp_path / "toy.csv")
     out = tmp_path / "run"
     argv = [
-        "--model",
+        "--arch",
         "edge_cnn",
         "--dataset",
         "csv",

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from test_train import make_corpus, write_manifest
 
+import models.training.cli
 import models.training.loop
 from edge_ser.frontend import FrontEnd, Normalization
 from models.data.batches import TrainBatches
@@ -79,12 +80,12 @@ def test_averaged_gradients_are_the_whole_batch_gradient(tmp_path: Path) -> None
 def test_torchrun_gloo_resumes_a_run_and_trains_like_one_process(tmp_path: Path, monkeypatch) -> None:
     corpus = make_corpus(tmp_path / "toy", per_speaker=4, speakers=5)
     manifest = write_manifest(corpus, tmp_path / "toy.csv")
-    args = ["--model", "pcnn", "--dataset", "csv", "--data", str(manifest), "--folds", "0", "--epochs", "6"]
+    args = ["--arch", "pcnn", "--dataset", "csv", "--data", str(manifest), "--folds", "0", "--epochs", "6"]
     args += ["--batch-size", "8", "--window", "0.5", "--hop", "0.25", "--lr", "3e-3", "--patience", "0"]
     args += ["--no-progress", "--cache-dir", str(tmp_path / "cache"), "--threads", "1"]
 
     single = tmp_path / "single"
-    assert models.training.loop.main([*args, "--out", str(single)]) == 0
+    assert models.training.cli.main([*args, "--out", str(single)]) == 0
 
     class Interrupt(Exception):
         pass
@@ -98,7 +99,7 @@ def test_torchrun_gloo_resumes_a_run_and_trains_like_one_process(tmp_path: Path,
     run = tmp_path / "ddp"
     monkeypatch.setattr(models.training.loop, "save_tensors", save_then_stop)
     with pytest.raises(Interrupt):
-        models.training.loop.main([*args, "--out", str(run)])
+        models.training.cli.main([*args, "--out", str(run)])
     monkeypatch.undo()
     (fold,) = [p.parent for p in run.rglob("state.pt")]
 

@@ -3,11 +3,12 @@ checkpoints, resume and the CLI -- on a tiny generated corpus (sine tones vs. no
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ import pytest
 import soundfile as sf
 import torch
 
-import models.data
-import models.training.loop
+import models.training.corpus_data
+import models.training.run
 from edge_ser import windows
 from edge_ser.frontend import FrontEnd, Normalization
 from models.arch.heads import IGNORE, ctc_loss
@@ -25,9 +26,14 @@ from models.arch.registry import build_model, default_config
 from models.data import features
 from models.data.augment import Augment, add_noise, spec_augment, speed_perturb
 from models.data.batches import TrainBatches, crop
+from models.training import FoldResult, RunConfig, TrainReport, train
 from models.training.checkpoint import load_checkpoint, load_tensors, save_checkpoint
+from models.training.cli import configure_parser, main
+from models.training.config import Split, TrainConfig
+from models.training.corpus_data import prepare_data
 from models.training.evaluate import eval_inputs, predict
-from models.training.loop import Split, TrainConfig, main, prepare_data, train_fold, train_folds
+from models.training.loop import train_fold
+from models.training.run import train_folds
 
 torch.set_num_threads(1)
 RATE = 16000
@@ -240,17 +246,19 @@ def test_training_lowers_the_loss_and_beats_chance(corpus: Corpus, tmp_path: Pat
     # there, and the model kept is then one with every validation utterance right (test p(true) >= 0.6 here).
     cfg = small_config(epochs=6)
     data = prepare_data(corpus, FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40), cfg, tmp_path / "cache")
-    res = train_fold(data, fold_of(corpus), 0, "pcnn_gender", {"gender": 0.3}, cfg, tmp_path / "run")
-    losses = [r["loss"] for r in res["history"]]
+    res = train_fold(
+        data, fold_of(corpus), fold_index=0, arch="pcnn_gender", aux={"gender": 0.3}, cfg=cfg, out_dir=tmp_path / "run"
+    )
+    losses = [r["loss"] for r in res.history]
     assert losses[-1] < losses[0]
-    assert set(res["history"][0]) >= {"emotion", "gender", "loss", "val_ua", "seconds"}
-    assert res["test"]["emotion"]["ua"] >= 0.75  # chance is 0.5
-    assert "gender" in res["test"]  # the test speaker's gender was seen in training
+    assert set(res.history[0]) >= {"emotion", "gender", "loss", "val_ua", "seconds"}
+    assert res.test["emotion"]["ua"] >= 0.75  # chance is 0.5
+    assert "gender" in res.test  # the test speaker's gender was seen in training
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["labels"] == {"emotion": ["calm", "angry"], "gender": ["female", "male"]}
     assert config["normalization"]["mode"] == "global" and len(config["normalization"]["mean"]) == 40
     assert config["window"] == {"seconds": 0.5, "hop_seconds": 0.25, "min_seconds": 0.1}
-    assert config["training"]["best_epoch"] == res["best_epoch"]
+    assert config["training"]["best_epoch"] == res.best_epoch
     assert (tmp_path / "run" / "confusion.png").exists()
     assert not (tmp_path / "run" / "state.pt").exists()
 
@@ -263,19 +271,29 @@ def test_mixup_and_label_smoothing_train_the_edge_cnn(corpus: Corpus, tmp_path: 
     cfg = small_config(epochs=8, batch_size=4, lr=1e-2, mixup=0.4, label_smoothing=0.1)  # steps for 14 batch norms
     data = prepare_data(corpus, FrontEnd(kind="logmel", n_mels=64, window="hann"), cfg, tmp_path / "cache")
     fold = Split("s3", by_speaker(corpus, "s0", "s1", "s2"), (), by_speaker(corpus, "s3"))
-    res = train_fold(data, fold, 0, "edge_cnn", {"gender": 0.3}, cfg, tmp_path / "run")
-    losses = [r["loss"] for r in res["history"]]
+    res = train_fold(data, fold, fold_index=0, arch="edge_cnn", aux={"gender": 0.3}, cfg=cfg, out_dir=tmp_path / "run")
+    losses = [r["loss"] for r in res.history]
     assert losses[-1] < 0.8 * losses[0]
-    assert res["test"]["emotion"]["ua"] >= 0.75
-    again = train_fold(data, fold, 0, "edge_cnn", {"gender": 0.3}, cfg, tmp_path / "again")
-    assert [r["loss"] for r in again["history"]] == losses  # mixup draws from the seeded generator
-    plain = train_fold(data, fold, 0, "edge_cnn", {"gender": 0.3}, small_config(epochs=1, lr=1e-2), tmp_path / "p")
-    assert plain["history"][0]["loss"] != losses[0]
+    assert res.test["emotion"]["ua"] >= 0.75
+    again = train_fold(
+        data, fold, fold_index=0, arch="edge_cnn", aux={"gender": 0.3}, cfg=cfg, out_dir=tmp_path / "again"
+    )
+    assert [r["loss"] for r in again.history] == losses  # mixup draws from the seeded generator
+    plain = train_fold(
+        data,
+        fold,
+        fold_index=0,
+        arch="edge_cnn",
+        aux={"gender": 0.3},
+        cfg=small_config(epochs=1, lr=1e-2),
+        out_dir=tmp_path / "p",
+    )
+    assert plain.history[0]["loss"] != losses[0]
     training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
     assert (training["mixup"], training["label_smoothing"]) == (0.4, 0.1)
     cfg = small_config(epochs=1, normalization="utterance")  # per-bin CMVN: tones and noise look alike, no UA here
-    res = train_fold(data, fold_of(corpus), 0, "edge_cnn", {}, cfg, tmp_path / "utt")
-    assert np.isfinite(res["history"][0]["loss"])
+    res = train_fold(data, fold_of(corpus), fold_index=0, arch="edge_cnn", aux={}, cfg=cfg, out_dir=tmp_path / "utt")
+    assert np.isfinite(res.history[0]["loss"])
     assert json.loads((tmp_path / "utt" / "config.json").read_text())["normalization"] == {"mode": "utterance"}
     with pytest.raises(ValueError, match="label_smoothing"):
         small_config(label_smoothing=1.0)
@@ -301,9 +319,10 @@ def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(corpus: Co
     cfg = small_config(epochs=3, augment=Augment(gain_db=3, shift=0.02, prob=1.0))
     data = prepare_data(corpus, FrontEnd(kind="waveform"), cfg, tmp_path / "cache")
     fold = fold_of(corpus)
-    full = train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "full")
-    again = train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "again")
-    assert [r["loss"] for r in again["history"]] == [r["loss"] for r in full["history"]]
+    resnet = partial(train_fold, data, fold, fold_index=1, arch="audio_resnet", aux={})
+    full = resnet(cfg=cfg, out_dir=tmp_path / "full")
+    again = resnet(cfg=cfg, out_dir=tmp_path / "again")
+    assert [r["loss"] for r in again.history] == [r["loss"] for r in full.history]
 
     class Interrupt(Exception):
         pass
@@ -313,41 +332,41 @@ def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(corpus: Co
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", on_epoch_end=stop_after_first)
+        resnet(cfg=cfg, out_dir=tmp_path / "cut", on_epoch_end=stop_after_first)
     state = load_tensors(tmp_path / "cut" / "state.pt")
     assert state["progress"]["epoch"] == 1 and state["optimizer"]["state"]
     seen = []
-    resumed = train_fold(
-        data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", resume=True, on_epoch_end=lambda e, r: seen.append(e)
-    )
+    resumed = resnet(cfg=cfg, out_dir=tmp_path / "cut", resume=True, on_epoch_end=lambda e, r: seen.append(e))
     assert seen == [2, 3]
-    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
     a = load_tensors(tmp_path / "full" / "model.pt")
     b = load_tensors(tmp_path / "cut" / "model.pt")
     for name in a:
         assert torch.equal(a[name], b[name]), name
     changed = small_config(epochs=3, lr=1e-2)
     with pytest.raises(Interrupt):
-        train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut2", on_epoch_end=stop_after_first)
+        resnet(cfg=cfg, out_dir=tmp_path / "cut2", on_epoch_end=stop_after_first)
     with pytest.raises(ValueError, match="other settings"):
-        train_fold(data, fold, 1, "audio_resnet", {}, changed, tmp_path / "cut2", resume=True)
+        resnet(cfg=changed, out_dir=tmp_path / "cut2", resume=True)
     with pytest.raises(ValueError, match="finished fold trained with other settings"):
-        train_fold(data, fold, 1, "audio_resnet", {}, changed, tmp_path / "cut", resume=True)
-    assert train_fold(data, fold, 1, "audio_resnet", {}, cfg, tmp_path / "cut", resume=True) == resumed
+        resnet(cfg=changed, out_dir=tmp_path / "cut", resume=True)
+    assert resnet(cfg=cfg, out_dir=tmp_path / "cut", resume=True) == resumed
 
 
 def test_report_over_folds(corpus: Corpus, tmp_path: Path) -> None:
     cfg = small_config(epochs=1)
     data = prepare_data(corpus, FrontEnd(kind="logspec", window="hamming"), cfg, tmp_path / "cache")
     folds = [(0, fold_of(corpus)), (1, Split("s2", by_speaker(corpus, "s0", "s1"), (), by_speaker(corpus, "s2")))]
-    report = train_folds(data, folds, "spectrogram_resnet", {"speaker": 0.1}, cfg, tmp_path, command="cmd")
-    assert report["command"] == "cmd" and set(report["folds"]) == {"s3", "s2"}
-    assert report["summary"]["ua_mean"] == pytest.approx(
-        np.mean([f["test"]["emotion"]["ua"] for f in report["folds"].values()])
+    report = train_folds(
+        data, folds, arch="spectrogram_resnet", aux={"speaker": 0.1}, cfg=cfg, out=tmp_path, command="cmd"
     )
-    assert report["corpus"]["skipped"] == {"total": 1, "by_reason": {"unreadable": 1}}
-    assert "speaker" not in report["folds"]["s3"]["test"]  # unseen test speakers have no speaker label
-    assert json.loads((tmp_path / "report.json").read_text())["arch"] == "spectrogram_resnet"
+    assert report.command == "cmd" and set(report.folds) == {"s3", "s2"}
+    assert report.ua == pytest.approx(np.mean([f.test["emotion"]["ua"] for f in report.folds.values()]))
+    assert report.corpus["skipped"] == {"total": 1, "by_reason": {"unreadable": 1}}
+    assert "speaker" not in report.folds["s3"].test  # unseen test speakers have no speaker label
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["arch"] == "spectrogram_resnet" and "history" not in saved["folds"]["s3"]
+    assert TrainReport.load(tmp_path) == report and saved == report.to_dict()
 
 
 def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -357,11 +376,10 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     protocols.make_folds = lambda c, protocol="default", seed=0: [fold_of(c), Split("other", (0, 1), (), (2, 3))]
     protocols.default_protocol = lambda name: "speaker-kfold"
     for name, module in (("corpora", corpora), ("protocols", protocols)):
-        monkeypatch.setitem(sys.modules, f"models.data.{name}", module)
-        monkeypatch.setattr(models.data, name, module, raising=False)  # `from . import x` reads the attribute
+        monkeypatch.setattr(models.training.run, name, module)
     out = tmp_path / "run"
     args = [
-        "--model",
+        "--arch",
         "pcnn",
         "--dataset",
         "toy",
@@ -406,7 +424,7 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
 def test_speaker_normalization_uses_each_speakers_own_statistics(corpus, tmp_path):
     data = prepare_data(corpus, FrontEnd(kind="mfcc", n_mfcc=13), small_config(), tmp_path / "cache")
     train_idx = by_speaker(corpus, "s0", "s1")
-    norms = models.training.loop.speaker_normalization(
+    norms = models.training.corpus_data.speaker_normalization(
         data, np.array(train_idx), np.array([], int), np.array(by_speaker(corpus, "s3"))
     )
     assert set(norms) == set(train_idx) | set(by_speaker(corpus, "s3"))
@@ -417,8 +435,16 @@ def test_speaker_normalization_uses_each_speakers_own_statistics(corpus, tmp_pat
     normalized = np.concatenate([norms[i](data.inputs[i]) for i in s1])
     assert np.allclose(normalized.mean(axis=0), 0, atol=1e-4) and np.allclose(normalized.std(axis=0), 1, atol=1e-3)
     fold = Split("f", train_idx, by_speaker(corpus, "s2"), by_speaker(corpus, "s3"))
-    result = train_fold(data, fold, 0, "pcnn", {}, small_config(normalization="speaker"), tmp_path / "run")
-    assert 0.0 <= result["test"]["emotion"]["ua"] <= 1.0
+    result = train_fold(
+        data,
+        fold,
+        fold_index=0,
+        arch="pcnn",
+        aux={},
+        cfg=small_config(normalization="speaker"),
+        out_dir=tmp_path / "run",
+    )
+    assert 0.0 <= result.test["emotion"]["ua"] <= 1.0
     onnx_export = pytest.importorskip("export.onnx_export")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     contract = onnx_export.make_contract(config, ["emotion"])
@@ -433,8 +459,10 @@ def test_functionals_mlp_trains_with_speaker_statistics_and_adapts_at_run_time(c
     frontend = FrontEnd(kind="functionals", n_mels=26, n_mfcc=13)
     data = prepare_data(corpus, frontend, cfg, tmp_path / "cache")
     assert np.all(np.diff(data.inputs.offsets) == 1)  # one row of statistics per utterance
-    res = train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, cfg, tmp_path / "run")
-    assert res["test"]["emotion"]["ua"] > 0.75  # chance is 0.5
+    res = train_fold(
+        data, fold_of(corpus), fold_index=0, arch="functionals_mlp", aux={}, cfg=cfg, out_dir=tmp_path / "run"
+    )
+    assert res.test["emotion"]["ua"] > 0.75  # chance is 0.5
     model, config = load_checkpoint(tmp_path / "run")
     contract = onnx_export.make_contract(config, ["emotion"])
     assert contract.adaptation == "speaker" and contract.frontend == frontend
@@ -448,10 +476,18 @@ def test_functionals_mlp_trains_with_speaker_statistics_and_adapts_at_run_time(c
     with pytest.raises(ModelError, match="in-graph"):
         onnx_export.make_contract(config, ["emotion"], waveform_in=True)
     with pytest.raises(ValueError, match="one row per window"):
-        train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, small_config(normalization="utterance"), tmp_path)
+        train_fold(
+            data,
+            fold_of(corpus),
+            fold_index=0,
+            arch="functionals_mlp",
+            aux={},
+            cfg=small_config(normalization="utterance"),
+            out_dir=tmp_path,
+        )
     masked = small_config(augment=Augment(time_mask=5))
     with pytest.raises(ValueError, match="SpecAugment"):
-        train_fold(data, fold_of(corpus), 0, "functionals_mlp", {}, masked, tmp_path)
+        train_fold(data, fold_of(corpus), fold_index=0, arch="functionals_mlp", aux={}, cfg=masked, out_dir=tmp_path)
     with pytest.raises(ValueError, match="stats_net takes features input, not a 'functionals' front-end"):
         build_model(default_config("stats_net", {"emotion": 2}, frontend=frontend.to_dict()))
 
@@ -459,9 +495,58 @@ def test_functionals_mlp_trains_with_speaker_statistics_and_adapts_at_run_time(c
 def toy_pcnn_args(tmp_path: Path) -> tuple[Path, list[str]]:
     """A generated CSV corpus under ``tmp_path`` and ``edge-ser train`` arguments for a one-epoch P-CNN on it."""
     manifest = write_manifest(make_corpus(tmp_path / "toy", per_speaker=3), tmp_path / "toy" / "manifest.csv")
-    argv = ["--dataset", "csv", "--data", str(manifest), "--model", "pcnn", "--epochs", "1", "--batch-size", "8"]
+    argv = ["--dataset", "csv", "--data", str(manifest), "--arch", "pcnn", "--epochs", "1", "--batch-size", "8"]
     argv += ["--window", "0.5", "--hop", "0.25", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
     return manifest, argv
+
+
+def test_python_api_trains_a_run_and_returns_its_report(tmp_path: Path) -> None:
+    """``models.training.train`` is ``edge-ser train`` as a function: the same run directory, and the
+    report it wrote returned as an object."""
+    manifest, argv = toy_pcnn_args(tmp_path)
+    cfg = small_config(epochs=2)
+    run = RunConfig(
+        arch="pcnn",
+        dataset="csv",
+        data=manifest,
+        out=tmp_path / "api",
+        training=cfg,
+        folds="0,1",
+        aux={"gender": 0.3},
+        cache_dir=tmp_path / "cache",
+        command="api test",
+    )
+    report = train(run)
+    assert isinstance(report, TrainReport) and report.path == tmp_path / "api" / "report.json"
+    assert report.arch == "pcnn" and report.dataset == "csv" and report.protocol == "speaker-kfold"
+    assert len(report.folds) == 2 and report.aux == {"gender": 0.3} and report.command == "api test"
+    for name, fold in report.folds.items():
+        assert isinstance(fold, FoldResult) and fold.epochs_run == 2 and fold.history == []  # report: no history
+        assert 0.0 <= fold.test["emotion"]["ua"] <= 1.0 and "gender" in fold.test
+        assert len(json.loads((tmp_path / "api" / name / "metrics.json").read_text())["history"]) == 2
+    assert report.ua == pytest.approx(np.mean([f.test["emotion"]["ua"] for f in report.folds.values()]))
+    assert TrainReport.load(tmp_path / "api") == report
+    final = train(replace(run, final=True, out=tmp_path / "final"))  # as --final: every utterance, no early stop
+    assert list(final.folds) == ["final"] and final.summary is None and final.training["patience"] == 0
+    assert final.folds["final"].n_train == sum(1 for _ in open(manifest)) - 1
+
+
+def test_arch_names_the_architecture_and_model_is_its_deprecated_alias(tmp_path: Path, capsys) -> None:
+    parser = argparse.ArgumentParser(prog="edge-ser train")
+    configure_parser(parser)
+    required = ["--dataset", "csv", "--data", "d", "--out", "o"]
+    assert parser.parse_args(["--arch", "edge_cnn", *required]).arch == "edge_cnn"
+    assert "deprecated" not in capsys.readouterr().err
+    assert parser.parse_args(["--model", "edge_cnn", *required]).arch == "edge_cnn"
+    assert "--model is deprecated, use --arch" in capsys.readouterr().err
+    assert "--arch" in parser.format_help() and "--model" not in parser.format_help()
+    for wrong in (["--arch", "nope"], ["--arch", "pcnn", "--model", "pcnn"], []):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*wrong, *required])
+    _, argv = toy_pcnn_args(tmp_path)
+    old = [a if a != "--arch" else "--model" for a in argv]
+    assert main([*old, "--folds", "0", "--out", str(tmp_path / "old")]) == 0  # scripts with --model keep working
+    assert json.loads((tmp_path / "old" / "report.json").read_text())["arch"] == "pcnn"
 
 
 def test_zero_padded_batches_say_how_many_rows_are_audio(corpus: Corpus, tmp_path: Path) -> None:
@@ -529,7 +614,7 @@ def test_transcript_heads_get_a_whole_utterance_view_of_the_batch(corpus: Corpus
 
 def test_transcript_loss_is_the_weighted_ctc_loss_of_the_whole_view() -> None:
     from models.data.batches import WholeView
-    from models.training.loop import _transcript_loss
+    from models.training.losses import transcript_loss
 
     torch.manual_seed(0)
     model = build_model(default_config("edge_cnn", {"emotion": 2, "chars": 4}, {"chars": 0.3})).eval()
@@ -537,7 +622,7 @@ def test_transcript_loss_is_the_weighted_ctc_loss_of_the_whole_view() -> None:
     x[1, 60:] = 0.0
     view = WholeView(x, np.array([90, 60]), {"chars": np.array([[1, 2, 3], [2, 3, IGNORE]])})
     with torch.no_grad():
-        loss, parts = _transcript_loss(model, view, torch.device("cpu"))
+        loss, parts = transcript_loss(model, view, torch.device("cpu"))
         frames = model.frame_lengths(torch.tensor([90, 60]))
         (logits,) = model.outputs(torch.from_numpy(x), ("chars",), torch.tensor([90, 60]))
         expected = ctc_loss(logits, torch.tensor([[1, 2, 3], [2, 3, IGNORE]]), frames)

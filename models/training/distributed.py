@@ -1,6 +1,6 @@
 """Data-parallel training under ``torchrun``: the same ``edge-ser train`` command on N processes.
 
-    torchrun --nproc_per_node 2 -m edge_ser train --model edge_cnn --dataset casia --data ... --out runs/x
+    torchrun --nproc_per_node 2 -m edge_ser train --arch edge_cnn --dataset casia --data ... --out runs/x
 
 torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`setup` joins the process group
 (gloo on CPU, NCCL on GPU, one GPU per process). Then:

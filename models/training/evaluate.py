@@ -10,6 +10,7 @@ no label; here it counts as class 0). Windows of equal shape are batched, none i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,8 +18,10 @@ import torch
 from edge_ser.ctc import best_path
 from edge_ser.recognizer import SILENCE_PEAK
 
-from ..arch.heads import SERModel
+from ..arch.heads import IGNORE, SERModel
 from ..data.features import FeatureTable, Norms, WindowTable, normalization_for
+from . import metrics
+from .checkpoint import jsonable
 
 
 def eval_inputs(
@@ -86,4 +89,17 @@ def transcribe(
         for name, value in zip(names, logits):
             out[name].append(best_path(value[0].cpu().numpy()))
     model.train(was_training)
+    return out
+
+
+def head_scores(
+    probs: dict[str, np.ndarray], targets: dict[str, np.ndarray], indices: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """:func:`models.training.metrics.scores` of every head over the ``indices`` whose label is known."""
+    out = {}
+    for name, p in probs.items():
+        y = targets[name][indices]
+        known = y != IGNORE
+        if known.any():
+            out[name] = jsonable(metrics.scores(y[known], p[known].argmax(axis=1), p.shape[1]))
     return out

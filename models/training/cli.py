@@ -1,0 +1,221 @@
+"""``edge-ser train`` (also ``python -m models.train``): train and evaluate an architecture on a corpus, fold by fold.
+
+The command line is parsed into a :class:`~models.training.config.RunConfig` and handed to
+:func:`models.training.train`, which the Python API calls directly. For every fold of the chosen protocol
+the trainer fits normalization statistics on the fold's training utterances, trains on random fixed-length
+crops, selects the epoch with the best validation UA and evaluates it on whole test utterances as the
+runtime does (:mod:`models.training.loop`). ``--resume`` picks an interrupted run up at its last finished
+epoch, with identical results.
+
+    python -m models.train --arch pcnn --dataset casia --data ../shared/datasets/casia --out runs/x
+
+``--model`` is the old name of ``--arch`` (deprecated: in ``edge-ser predict``, ``--model`` is a shipped model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge_ser.errors import EdgeSERError
+
+from ..arch.heads import PRIMARY
+from ..arch.registry import ARCHITECTURES
+from ..data.augment import Augment
+from ..data.batches import PADS
+from ..data.features import DEFAULT_CACHE_DIR
+from . import distill, distributed
+from .config import RunConfig, TrainConfig
+from .report import REPORT
+from .run import train
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Stores the value like the option it stands for, with a note that this name is going away."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None):
+        print(f"{parser.prog}: {option} is deprecated, use --{self.dest}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _parse_aux(items: Sequence[str]) -> dict[str, float]:
+    aux = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        if not name or name == PRIMARY:
+            raise ValueError(f"bad --aux {item!r}: expected NAME=WEIGHT with NAME an utterance field such as gender")
+        aux[name] = float(weight) if weight else 1.0
+    return aux
+
+
+def _parse_range(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    lo, _, hi = text.partition(":")
+    return float(lo), float(hi or lo)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options to ``parser`` (the ``edge-ser`` CLI mounts this as ``edge-ser train``)."""
+    add = parser.add_argument
+    arch = parser.add_mutually_exclusive_group(required=True)
+    arch.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture to train")
+    alias = {"dest": "arch", "choices": sorted(ARCHITECTURES), "action": _DeprecatedAlias, "help": argparse.SUPPRESS}
+    arch.add_argument("--model", **alias)  # the old name, kept working
+    add("--dataset", required=True, help="corpus name, as models.data.corpora.load_corpus knows it (e.g. casia)")
+    add("--data", required=True, help="corpus root directory")
+    add("--out", required=True, help="run directory (fold subdirectories, report.json)")
+    add("--protocol", default="default", help="evaluation protocol for models.data.protocols.make_folds (e.g. loso)")
+    add("--folds", help="run only these folds: comma-separated indices or names")
+    add(
+        "--final",
+        action="store_true",
+        help="train one model on all utterances for exactly --epochs epochs (no validation, no test)",
+    )
+    add(
+        "--aux",
+        nargs="*",
+        default=[],
+        metavar="NAME=WEIGHT",
+        help="auxiliary heads from utterance fields with their loss weights, e.g. gender=0.3 speaker=0.1",
+    )
+    add("--frontend", help="front-end override as JSON (FrontEnd.to_dict() form); default: the model's own")
+    add("--epochs", type=int, default=30)
+    add("--batch-size", type=int, default=32)
+    add("--lr", type=float, default=1e-3)
+    add("--weight-decay", type=float, default=1e-4)
+    add("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
+    add("--seed", type=int, default=0)
+    add("--window", type=float, default=3.0, help="analysis window in seconds (training crop and evaluation)")
+    add("--hop", type=float, default=1.0, help="hop between evaluation windows in seconds")
+    add("--crop", type=float, help="training crop in seconds (default: --window)")
+    add("--min-seconds", type=float, default=0.25, help="shortest input the exported model accepts")
+    add("--pad", choices=PADS, default="repeat", help="how crops of short utterances are filled")
+    add(
+        "--transcript-max",
+        type=float,
+        metavar="SECONDS",
+        help="transcript (CTC) heads train on whole utterances up to this long (default: all)",
+    )
+    add("--noise-snr", metavar="LO[:HI]", help="additive white noise at an SNR (dB) drawn from LO..HI")
+    add("--gain-db", type=float, default=0.0, help="random gain within +-DB")
+    add("--shift", type=float, default=0.0, help="random time shift up to +-SECONDS")
+    add("--speed", metavar="F1,F2,...", help="speed perturbation factors, e.g. 0.9,1.0,1.1")
+    add("--aug-prob", type=float, default=0.5, help="chance of each waveform augmentation per example")
+    add("--time-mask", type=int, default=0, help="SpecAugment: widest time mask in frames")
+    add("--freq-mask", type=int, default=0, help="SpecAugment: widest frequency mask in feature bins")
+    add("--masks", type=int, default=2, help="SpecAugment: masks of each kind per example")
+    add("--label-smoothing", type=float, default=0.0, help="label smoothing of every head's cross-entropy")
+    add("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
+    add(
+        "--normalization",
+        choices=("global", "utterance", "speaker"),
+        default="global",
+        help="feature normalization: training-set statistics, each window's own, or each speaker's own "
+        "(test speakers: all their test utterances, the transductive upper bound of adaptation)",
+    )
+    add(
+        "--teacher",
+        metavar="ENCODER:BLOCK",
+        help="distil from a Whisper teacher's pooled block features, e.g. whisper-tiny.en:2 (models.training.distill; "
+        "cache them first with python -m models.teachers.cache)",
+    )
+    add("--distill-temperature", type=float, default=4.0, help="temperature of the teacher's soft labels")
+    add("--distill-soft", type=float, default=1.0, help="weight of the soft-label loss")
+    add("--distill-features", type=float, default=1.0, help="weight of the teacher-feature regression loss")
+    add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    add("--threads", type=int, help="torch CPU threads")
+    add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")
+    add("--no-progress", action="store_true", help="no progress bars")
+    add("--resume", action="store_true", help="continue an interrupted run in --out")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """How every fold trains, from the parsed options."""
+    augment = Augment(
+        noise_snr=_parse_range(args.noise_snr),
+        gain_db=args.gain_db,
+        shift=args.shift,
+        speeds=tuple(float(s) for s in args.speed.split(",")) if args.speed else (),
+        prob=args.aug_prob,
+        time_mask=args.time_mask,
+        freq_mask=args.freq_mask,
+        n_masks=args.masks,
+    )
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        crop_seconds=args.crop,
+        window_seconds=args.window,
+        hop_seconds=args.hop,
+        min_seconds=args.min_seconds,
+        pad=args.pad,
+        transcript_max_seconds=args.transcript_max,
+        augment=augment,
+        label_smoothing=args.label_smoothing,
+        mixup=args.mixup,
+        normalization=args.normalization,
+        distill=distill.DistillConfig(
+            args.teacher,
+            temperature=args.distill_temperature,
+            soft_weight=args.distill_soft,
+            feature_weight=args.distill_features,
+        )
+        if args.teacher
+        else None,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+
+
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The whole run, from the parsed options."""
+    return RunConfig(
+        arch=args.arch,
+        dataset=args.dataset,
+        data=args.data,
+        out=args.out,
+        training=config_from_args(args),
+        protocol=args.protocol,
+        folds=args.folds,
+        final=args.final,
+        aux=_parse_aux(args.aux),
+        frontend=json.loads(args.frontend) if args.frontend else None,
+        cache_dir=args.cache_dir,
+        resume=args.resume,
+        threads=args.threads,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``edge-ser train`` with parsed ``args``; returns the exit status."""
+    try:
+        distributed.setup(args)
+        report = train(run_config_from_args(args))
+    except (ValueError, OSError, EdgeSERError) as exc:
+        print(f"edge-ser train: error: {exc}", file=sys.stderr)
+        return 2
+    summary = report.summary or {}
+    means = [k[: -len("_mean")] for k in summary if k.endswith("_mean")]
+    if means:
+        print(", ".join(f"{k} {summary[k + '_mean']:.1%} ± {summary.get(k + '_std', 0.0):.1%}" for k in means))
+    print(f"wrote {Path(args.out) / REPORT}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.splitlines()[0])
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

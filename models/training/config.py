@@ -1,0 +1,130 @@
+"""Configuration of a training run: :class:`TrainConfig` (how every fold trains, recorded in each checkpoint)
+and :class:`RunConfig` (what is trained on which corpus, into which directory: the ``edge-ser train`` command
+as an object, see :func:`models.training.train`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..data.augment import Augment
+from ..data.batches import PADS
+from ..data.features import DEFAULT_CACHE_DIR
+from ..data.protocols import Fold
+from . import distill
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about how a fold is trained and evaluated (recorded in every checkpoint).
+
+    ``patience``: epochs without a better validation UA before stopping (0: never stop early).
+    ``label_smoothing``: for every head's cross-entropy; ``mixup``: the Beta(a, a) parameter of
+    mixup on model inputs and targets (0: off). ``normalization``: ``global`` (training-set
+    statistics), ``utterance`` (each window's own mean and std: removes speaker and channel
+    offsets, see :class:`edge_ser.frontend.Normalization`) or ``speaker`` (each speaker's own
+    statistics, see :func:`speaker_normalization`).
+    ``crop_seconds``: training crop length (default: the analysis window); transcript (CTC) heads
+    instead train on whole utterances up to ``transcript_max_seconds`` (default: all, see
+    :class:`models.data.batches.WholeView`). ``window_seconds``,
+    ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
+    stored for export.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10
+    grad_clip: float = 5.0
+    seed: int = 0
+    crop_seconds: float | None = None
+    window_seconds: float = 3.0
+    hop_seconds: float = 1.0
+    min_seconds: float = 0.25
+    pad: str = "repeat"
+    transcript_max_seconds: float | None = None
+    augment: Augment = field(default_factory=Augment)
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    normalization: str = "global"
+    distill: distill.DistillConfig | None = None
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("need epochs >= 1 and batch_size >= 2")
+        if self.normalization not in ("global", "utterance", "speaker"):
+            raise ValueError("normalization must be global, utterance or speaker")
+        if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
+            raise ValueError("need 0 <= label_smoothing < 1 and mixup >= 0")
+        if self.pad not in PADS:
+            raise ValueError(f"pad must be one of {PADS}")
+        if self.transcript_max_seconds is not None and self.transcript_max_seconds <= 0:
+            raise ValueError("transcript_max_seconds must be positive")
+        if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
+            raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
+        if self.distill is not None:
+            if self.mixup:
+                raise ValueError("distillation and mixup cannot be combined (mixed inputs have no teacher target)")
+            unknown = [s for s in self.augment.speeds if float(s) not in distill.SPEED_VIEWS]
+            if unknown:
+                raise ValueError(f"with --teacher, speeds must be among {sorted(distill.SPEED_VIEWS)}: {unknown}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["augment"] = self.augment.to_dict()
+        d["distill"] = self.distill.to_dict() if self.distill else None
+        return d
+
+    @property
+    def teacher_views(self) -> tuple[str, ...]:
+        """The cached teacher views distillation reads: clean, and one per speed factor trained on."""
+        return tuple(dict.fromkeys(["clean", *(distill.SPEED_VIEWS[float(s)] for s in self.augment.speeds)]))
+
+    @property
+    def crop(self) -> float:
+        return self.crop_seconds or self.window_seconds
+
+
+class Split(NamedTuple):
+    """A fold-like split (``models.data.protocols.Fold`` has the same fields)."""
+
+    name: str
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+FoldPlan = Fold | Split  # a protocol's fold or a hand-made split: train/val/test utterance indices
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a training run trains: architecture ``arch`` on corpus ``dataset`` (root ``data``), into ``out``.
+
+    ``protocol``: the fold plan (``default``: the corpus' own, see :mod:`models.data.protocols`); ``folds``:
+    only these folds (comma-separated indices or names); ``final``: instead, one model on every utterance
+    for exactly ``training.epochs`` epochs. ``aux``: auxiliary heads and their loss weights (on top of the
+    architecture's required heads); ``frontend``: a front-end override (``FrontEnd.to_dict()`` form).
+    ``command``: what report.json and the checkpoints record as the command (default: this process'
+    command line). ``threads``: torch CPU threads (default: unchanged).
+    """
+
+    arch: str
+    dataset: str
+    data: str | Path
+    out: str | Path
+    training: TrainConfig = field(default_factory=TrainConfig)
+    protocol: str = "default"
+    folds: str | None = None
+    final: bool = False
+    aux: Mapping[str, float] = field(default_factory=dict)
+    frontend: Mapping[str, Any] | None = None
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR
+    resume: bool = False
+    threads: int | None = None
+    command: str | None = None

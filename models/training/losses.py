@@ -1,0 +1,95 @@
+"""The loss of one training batch: the heads' own losses, with mixup or with a teacher, plus the transcript heads' CTC.
+
+Each head's loss (cross-entropy with label smoothing, CTC for transcript heads) lives with the heads in
+:class:`models.arch.heads.SERModel`; here they are combined for a batch as ``--mixup``, ``--teacher`` and the
+transcript heads ask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..arch.heads import PRIMARY, SERModel
+from ..data.batches import Batch, WholeView
+from . import distill
+from .config import TrainConfig
+
+Losses = tuple[torch.Tensor, dict[str, torch.Tensor]]  # the total, and each part by name (for the epoch's log)
+
+
+def batch_loss(
+    model: SERModel,
+    batch: Batch,
+    *,
+    cfg: TrainConfig,
+    device: torch.device,
+    rng: np.random.Generator,
+    teacher: distill.Targets | None = None,
+    projector: torch.nn.Module | None = None,
+) -> Losses:
+    """The loss to minimize on ``batch``: plain, with mixup or with the teacher, plus the transcript heads'."""
+    x, lengths = torch.from_numpy(batch.inputs).to(device), torch.from_numpy(batch.lengths).to(device)
+    t = {h: torch.from_numpy(v).to(device) for h, v in batch.targets.items()}
+    if cfg.mixup:
+        loss, parts = mixup_step(model, x, t, lengths, cfg, rng)
+    elif teacher is not None and projector is not None:
+        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg)
+    else:
+        loss, parts = model.loss(model(x, lengths), t, cfg.label_smoothing, model.frame_lengths(lengths))
+    if batch.whole is not None:
+        whole_loss, whole_parts = transcript_loss(model, batch.whole, device)
+        loss, parts = loss + whole_loss, {**parts, **whole_parts}
+    return loss, parts
+
+
+def transcript_loss(model: SERModel, whole: WholeView, device: torch.device) -> Losses:
+    """Weighted CTC losses of the transcript heads on the batch's whole utterances (and each part)."""
+    x, lengths = torch.from_numpy(whole.inputs).to(device), torch.from_numpy(whole.lengths).to(device)
+    names = tuple(whole.targets)
+    logits = dict(zip(names, model.outputs(x, names, lengths)))
+    targets = {h: torch.from_numpy(v).to(device) for h, v in whole.targets.items()}
+    return model.loss(logits, targets, frame_lengths=model.frame_lengths(lengths))
+
+
+def distill_step(
+    model: SERModel,
+    projector: torch.nn.Module,
+    teacher: distill.Targets,
+    batch: Batch,
+    x: torch.Tensor,
+    t: dict[str, torch.Tensor],
+    lengths: torch.Tensor,
+    cfg: TrainConfig,
+) -> Losses:
+    """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding."""
+    outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
+    logits = dict(zip(model.head_names, outputs))
+    loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths))
+    soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.speeds))
+    d = cfg.distill
+    parts["teacher_soft"] = distill.soft_label_loss(logits[PRIMARY], soft, d.temperature)
+    parts["teacher_features"] = distill.feature_loss(projector(embedding), feats)
+    loss = loss + d.soft_weight * parts["teacher_soft"] + d.feature_weight * parts["teacher_features"]
+    return loss, parts
+
+
+def mixup_step(
+    model: SERModel,
+    x: torch.Tensor,
+    t: dict[str, torch.Tensor],
+    lengths: torch.Tensor,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+) -> Losses:
+    """Loss on a mixup batch: inputs mixed with a shuffled copy (audio where either has audio),
+    losses against both targets."""
+    lam = float(rng.beta(cfg.mixup, cfg.mixup))
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    lengths = torch.maximum(lengths, lengths[perm])
+    logits = model(lam * x + (1.0 - lam) * x[perm], lengths)
+    frames = model.frame_lengths(lengths)
+    loss_a, parts_a = model.loss(logits, t, cfg.label_smoothing, frames)
+    loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
+    parts = {h: lam * parts_a[h] + (1.0 - lam) * parts_b[h] for h in parts_a}
+    return lam * loss_a + (1.0 - lam) * loss_b, parts

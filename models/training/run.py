@@ -1,0 +1,141 @@
+"""A training run: an architecture trained and evaluated fold by fold on a corpus (``edge-ser train`` as a function).
+
+    from models.training import RunConfig, TrainConfig, train
+
+    report = train(RunConfig(arch="edge_cnn", dataset="casia", data="../shared/datasets/casia", out="runs/x",
+                             training=TrainConfig(epochs=20, label_smoothing=0.1)))
+    print(report.ua, report.folds["ZhaoZuoxiang"].best_epoch)
+
+Every fold goes into ``out/<fold name>/`` (:func:`models.training.loop.train_fold`); ``out/report.json``
+gets mean +- std over folds, the command and the corpus' skipped files (:class:`TrainReport`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edge_ser.frontend import FrontEnd
+
+from ..arch.registry import get_architecture
+from ..data import corpora, protocols
+from . import distributed
+from .checkpoint import jsonable, write_json
+from .config import FoldPlan, RunConfig, Split, TrainConfig
+from .corpus_data import CorpusData, prepare_data
+from .loop import train_fold
+from .report import REPORT, TrainReport, skipped_summary, summarize_folds
+
+
+def train(run: RunConfig) -> TrainReport:
+    """Train ``run`` (all folds of its protocol, or one final model) and return the report it wrote."""
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    cfg = replace(run.training, patience=0) if run.final else run.training
+    spec = get_architecture(run.arch)
+    aux = {**spec.required_heads, **dict(run.aux)}
+    frontend = FrontEnd.from_dict(dict(run.frontend) if run.frontend is not None else spec.frontend)
+    corpus = corpora.load_corpus(run.dataset, str(run.data))
+    with distributed.main_first():  # rank 0 computes the feature cache, the other ranks read it
+        data = prepare_data(corpus, frontend, cfg, run.cache_dir)
+    if run.final:
+        protocol = "final"
+        folds = [(0, Split("final", tuple(range(len(corpus.utterances))), (), ()))]
+    else:
+        protocol = protocols.default_protocol(corpus.name) if run.protocol == "default" else run.protocol
+        folds = select_folds(protocols.make_folds(corpus, protocol, seed=cfg.seed), run.folds)
+    return train_folds(
+        data,
+        folds,
+        arch=run.arch,
+        aux=aux,
+        cfg=cfg,
+        out=run.out,
+        resume=run.resume,
+        command=run.command,
+        dataset=run.dataset,
+        protocol=protocol,
+    )
+
+
+def train_folds(
+    data: CorpusData,
+    folds: Sequence[tuple[int, FoldPlan]],
+    *,
+    arch: str,
+    aux: Mapping[str, float],
+    cfg: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    command: str | None = None,
+    dataset: str | None = None,
+    protocol: str | None = None,
+) -> TrainReport:
+    """Train every ``(index, fold)`` into ``out/<fold name>/`` and write ``out/report.json``."""
+    out = Path(out)
+    command = command if command is not None else invocation()
+    extra: dict[str, Any] = {k: v for k, v in (("dataset", dataset), ("protocol", protocol)) if v is not None}
+    meta = {"command": command, **extra}
+    results = [
+        train_fold(
+            data, fold, fold_index=i, arch=arch, aux=aux, cfg=cfg, out_dir=out / fold.name, resume=resume, meta=meta
+        )
+        for i, fold in folds
+    ]
+    summary, aux_summary = summarize_folds(results)
+    report = TrainReport(
+        command=command,
+        arch=arch,
+        aux=dict(aux),
+        dataset=dataset,
+        protocol=protocol,
+        corpus={
+            "name": data.corpus.name,
+            "utterances": len(data.corpus.utterances),
+            "skipped": skipped_summary(getattr(data.corpus, "skipped", ())),
+        },
+        frontend=data.inputs.frontend.to_dict(),
+        training=jsonable(cfg.to_dict()),
+        folds={r.fold: replace(r, history=[]) for r in results},  # as report.json: curves stay in metrics.json
+        summary=summary,
+        seconds_per_epoch=float(np.mean([r.seconds_per_epoch for r in results if r.seconds_per_epoch]))
+        if results
+        else None,
+        aux_summary=aux_summary,
+        path=out / REPORT,
+    )
+    write_json(out / REPORT, report.to_dict())
+    return report
+
+
+def select_folds(folds: Sequence[FoldPlan], spec: str | None) -> list[tuple[int, FoldPlan]]:
+    """``(index, fold)`` pairs chosen by ``--folds``: comma-separated indices or fold names."""
+    if not spec:
+        return list(enumerate(folds))
+    names = {f.name: i for i, f in enumerate(folds)}
+    chosen = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part in names:
+            chosen.append(names[part])
+        elif part.isdigit() and int(part) < len(folds):
+            chosen.append(int(part))
+        else:
+            raise ValueError(f"no fold {part!r}; there are {len(folds)}: {', '.join(names)}")
+    return [(i, folds[i]) for i in dict.fromkeys(chosen)]
+
+
+def invocation() -> str:
+    """This process' command line as a user would type it (``edge-ser train ...``)."""
+    program = Path(sys.argv[0]).name
+    program = "python -m models.train" if program.endswith(".py") else program
+    return " ".join([program, *(shlex.quote(a) for a in sys.argv[1:])])
