@@ -28,7 +28,7 @@ from onnxruntime.quantization import CalibrationMethod
 
 from benchmarks.report import emit
 from edge_ser.audio import load_audio
-from export import cli, parity
+from export import parity, pipeline
 from export.model_card import latency_ms
 from export.onnx_export import export_module, make_contract, to_onnx
 from export.quantize import quantize_scheme, quantize_static_qdq, top1, weight_layers
@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
-    model, config = cli._load(args.fold)
+    model, config = pipeline._load(args.fold)
     contract = make_contract(config, ["emotion"])
-    train, val, test = cli._split(config, args.data, config["training"]["protocol"], seed=0)
+    train, val, test = pipeline._split(config, args.data, config["training"]["protocol"], seed=0)
     work = Path(tempfile.mkdtemp())
     fp32 = to_onnx(export_module(model, contract), contract, work / "fp32.onnx")
     layers = weight_layers(onnx.load(str(fp32)))
     calibration = {
-        "runtime windows": cli._calibration_inputs(contract, train, 300),
+        "runtime windows": pipeline._calibration_inputs(contract, train, 300),
         "full windows": full_windows(contract, train[:300]),
     }
     files: dict[str, Path] = {"FP32": fp32}
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         files[name] = work / f"{scheme}.onnx"
         quantize_scheme(fp32, files[name], calibration["runtime windows"], scheme, [])
 
-    selection = cli._selection_inputs(contract, val)
+    selection = pipeline._selection_inputs(contract, val)
     reference = top1(fp32, selection)
     sets = {"val": val, "test": test}
     scored = {

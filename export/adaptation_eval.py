@@ -4,9 +4,6 @@ which records it for an adaptive recipe)."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import json
 import os
 import sys
@@ -22,13 +19,9 @@ BUDGETS: tuple[int | None, ...] = (0, 1, 3, 5, 10, 20, None)  # None: all previo
 
 
 def export_fp32(fold_dir: Path, out: Path) -> Path:
-    from export import cli
+    from .pipeline import ExportConfig, export
 
-    parser = argparse.ArgumentParser()
-    cli.configure_parser(parser)
-    with contextlib.redirect_stdout(io.StringIO()):
-        cli.run(parser.parse_args([str(fold_dir), "--out", str(out)]))
-    return out
+    return export(ExportConfig(fold_dir, out)).model
 
 
 def causal_ua(model: Path, utterances: list[Any], seed: int, prior: float = 0.0) -> dict[str, float]:

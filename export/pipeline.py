@@ -1,20 +1,24 @@
-"""``edge-ser export CHECKPOINT --out model.onnx [--int8] [--waveform-in] [--keep-aux [HEAD...]] [--data DIR]``.
+"""Exporting a trained checkpoint (``edge-ser export`` as a function): ONNX FP32 and INT8, parity with torch,
+a model card.
 
-``edge-ser export --c MODEL.onnx --out DIR`` writes a model as C99 for microcontrollers instead.
+    from export import ExportConfig, export
 
-Writes the ONNX file (with ``--int8``: the INT8 file at ``--out`` and the FP32 one beside it
-as ``<name>.fp32.onnx``), prints a parity report and writes a model card ``<name>.md``.
-With ``--data`` (the corpus the checkpoint was trained on), INT8 calibration uses training
-speakers of the checkpoint's fold and parity is measured on its test speakers.
+    report = export(ExportConfig(checkpoint="runs/x/ZhaoZuoxiang", out="zh.onnx", int8=True,
+                                 data="../shared/datasets/casia"))
+    print(report.parity["int8_ua"], report.card)
+
+With ``data`` (the corpus the checkpoint was trained on), INT8 calibration uses training speakers of the
+checkpoint's fold and parity is measured on its test speakers. With ``int8`` the INT8 file is written at
+``out`` and the FP32 one beside it as ``<name>.fp32.onnx``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,57 +32,6 @@ from models.arch.heads import PRIMARY
 from . import parity
 from .model_card import latency_ms, write_card
 from .onnx_export import example_input, export_module, make_contract, provenance_from, to_onnx
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.splitlines()[0]
-    add = parser.add_argument
-    add("checkpoint", help="a trained fold directory (model.pt + config.json)")
-    add("--out", required=True, type=Path, help="the .onnx file to write")
-    add("--int8", action="store_true", help="static INT8 quantization (needs --data for calibration)")
-    add("--waveform-in", action="store_true", help="put the front-end inside the graph (input: raw samples)")
-    add(
-        "--keep-aux",
-        nargs="*",
-        metavar="HEAD",
-        help="keep auxiliary heads as outputs: the named ones (e.g. gender chars), or every head if none is named",
-    )
-    add("--data", help="corpus root the checkpoint was trained on (calibration and parity on real audio)")
-    add("--protocol", default="default", help="protocol of the checkpoint's fold, if its config does not say")
-    add("--calibration", type=int, default=300, help="training utterances used to calibrate INT8")
-    add(
-        "--float-layers",
-        type=int,
-        help="leading weight layers kept in float in the INT8 model (default: chosen, see --scheme)",
-    )
-    add(
-        "--scheme",
-        choices=("static", "dynamic", "a16w8"),
-        help="INT8 scheme: static QDQ, dynamic, or INT8 weights with 16-bit activations (default: static with the "
-        "fewest of 1-3 float layers reaching 98%% agreement with FP32 on perturbed validation audio, else the best "
-        "agreeing of all)",
-    )
-    add("--name", help="model name in the contract (default: ARCH-CORPUS)")
-    add(
-        "--cv-record",
-        type=Path,
-        help="run record (benchmarks/results.py) of the speaker-independent folds that chose this model's recipe: "
-        "its per-fold scores go into the contract and the card",
-    )
-    add(
-        "--adaptation-record",
-        type=Path,
-        help="causal adaptation evaluation (benchmarks/adaptation.py --json) of the same folds: its UA per number "
-        "of utterances heard goes into the contract and the card",
-    )
-    add("--command", help="the command that reproduces this file, for the card (default: the training command)")
-    add(
-        "--c",
-        action="store_true",
-        help="instead: read CHECKPOINT as an edge-ser ONNX model (path or shipped name) and write dependency-free C99 "
-        "for microcontrollers (esr_model.c/.h) into the directory --out (export/c_model.py)",
-    )
-    add("--c-seconds", type=float, help="with --c: the window the C model is built for (default: the contract's)")
 
 
 def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
@@ -167,45 +120,80 @@ def kept_heads(available: list[str], keep_aux: list[str] | None) -> list[str]:
     return [h for h in available if h == PRIMARY or not keep_aux or h in keep_aux]
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.c:
-        from .c_model import write_c
+@dataclass(frozen=True)
+class ExportConfig:
+    """What ``edge-ser export CHECKPOINT`` writes; the fields are its options (see :mod:`export.cli`).
 
-        print(json.dumps(write_c(args.checkpoint, args.out, args.c_seconds)))
-        return 0
-    model, config = _load(args.checkpoint)
-    heads = kept_heads(list(model.head_names), args.keep_aux)
-    protocol = config.get("training", {}).get("protocol") or args.protocol
-    provenance = {**provenance_from(config, args.checkpoint), "protocol": protocol}
-    if args.command:
-        provenance["command"] = args.command
+    ``keep_aux``: None keeps only the emotion head, ``()`` every head, else the named auxiliary heads.
+    ``scheme``/``float_layers``: the INT8 scheme and float layers (default: chosen on validation audio).
+    ``cv_record``/``adaptation_record``: run records whose per-fold results go into the contract and card;
+    ``command``: the command that reproduces the file (default: the training command)."""
+
+    checkpoint: str | Path
+    out: str | Path
+    int8: bool = False
+    waveform_in: bool = False
+    keep_aux: tuple[str, ...] | None = None
+    data: str | Path | None = None
+    protocol: str = "default"
+    calibration: int = 300
+    float_layers: int | None = None
+    scheme: str | None = None
+    name: str | None = None
+    cv_record: str | Path | None = None
+    adaptation_record: str | Path | None = None
+    command: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote (the model file and its card) and its parity report: torch vs ONNX logits, and
+    with ``data`` FP32 (and INT8) UA/WA on the fold's test speakers, INT8 scheme, sizes and latency."""
+
+    model: Path
+    card: Path
+    parity: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``edge-ser export`` prints."""
+        return {"model": str(self.model), "card": str(self.card), "parity": self.parity}
+
+
+def export(config: ExportConfig) -> ExportReport:
+    """Export ``config.checkpoint`` as ``config.out`` (see :class:`ExportConfig`) and return what it wrote."""
+    model, model_config = _load(str(config.checkpoint))
+    heads = kept_heads(list(model.head_names), None if config.keep_aux is None else list(config.keep_aux))
+    protocol = model_config.get("training", {}).get("protocol") or config.protocol
+    provenance = {**provenance_from(model_config, str(config.checkpoint)), "protocol": protocol}
+    if config.command:
+        provenance["command"] = config.command
     cv_report = None
-    if args.cv_record:
-        cv_report, provenance["cross_validation"] = cross_validation(args.cv_record)
-    if args.adaptation_record:
-        provenance["adaptation_eval"] = adaptation_summary(args.adaptation_record)
-    contract = make_contract(config, heads, args.waveform_in, provenance, args.name)
+    if config.cv_record:
+        cv_report, provenance["cross_validation"] = cross_validation(config.cv_record)
+    if config.adaptation_record:
+        provenance["adaptation_eval"] = adaptation_summary(config.adaptation_record)
+    contract = make_contract(model_config, heads, config.waveform_in, provenance, config.name)
     module = export_module(model, contract)
-    out = Path(args.out)
-    fp32 = out.with_suffix(".fp32.onnx") if args.int8 else out
+    out = Path(config.out)
+    fp32 = out.with_suffix(".fp32.onnx") if config.int8 else out
     to_onnx(module, contract, fp32)
 
     calibration, validation, evaluation = ([], [], [])
-    if args.data:
-        calibration, validation, evaluation = _split(config, args.data, protocol, seed=0)
+    if config.data:
+        calibration, validation, evaluation = _split(model_config, str(config.data), protocol, seed=0)
     probe = [example_input(contract, s)[0].numpy() for s in (0.5, 1.0, 3.0)]
     if calibration:
         probe += _calibration_inputs(contract, calibration, 5)
     report: dict[str, Any] = {"torch_vs_onnx_fp32_max_abs_logit_diff": parity.logits_diff(module, fp32, probe)}
 
-    if args.int8:
+    if config.int8:
         if not calibration:
             raise ModelError("--int8 needs --data: calibration uses real audio from the training speakers")
         from .quantize import quantize_int8
 
-        inputs = _calibration_inputs(contract, calibration, args.calibration)
+        inputs = _calibration_inputs(contract, calibration, config.calibration)
         selection = _selection_inputs(contract, validation) if validation else None
-        quantize_int8(fp32, out, inputs, contract, args.float_layers, selection, args.scheme)
+        quantize_int8(fp32, out, inputs, contract, config.float_layers, selection, config.scheme)
         chosen = Recognizer(out).contract.provenance["int8"]
         report.update(
             int8_scheme=chosen["scheme"],
@@ -221,22 +209,23 @@ def run(args: argparse.Namespace) -> int:
         labels = [u.emotion for u in evaluation]
         reference = parity.evaluate(fp32, audio, labels)
         report.update(evaluation_utterances=len(audio), fp32_ua=reference["ua"], fp32_wa=reference["wa"])
-        if args.int8:
+        if config.int8:
             quant = parity.evaluate(out, audio, labels)
             report.update(
                 int8_ua=quant["ua"], int8_wa=quant["wa"], fp32_int8_top1_agreement=parity.agreement(reference, quant)
             )
         if contract.frontend_in_graph:
             with tempfile.TemporaryDirectory() as tmp:
-                plain = make_contract(config, heads, False, contract.provenance, contract.name)
+                plain = make_contract(model_config, heads, False, contract.provenance, contract.name)
                 feature_in = to_onnx(export_module(model, plain), plain, Path(tmp) / "features.onnx")
                 report["waveform_in_vs_feature_in_top1_agreement"] = parity.agreement(
                     reference, parity.evaluate(feature_in, audio, labels)
                 )
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    card = write_card(out, report, cv_report or _run_report(args.checkpoint), {"int8": args.int8, "machine": machine})
-    print(json.dumps({"model": str(out), "card": str(card), "parity": report}, indent=2))
-    return 0
+    card = write_card(
+        out, report, cv_report or _run_report(str(config.checkpoint)), {"int8": config.int8, "machine": machine}
+    )
+    return ExportReport(model=out, card=card, parity=report)
 
 
 def cross_validation(record_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

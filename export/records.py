@@ -5,9 +5,6 @@ What ``benchmarks/results.py`` tabulates and ``export.ship`` records for a shipp
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -20,17 +17,10 @@ def export_fold(
     fold_dir: Path, data: str, out: Path, float_layers: int | None = None, scheme: str | None = None
 ) -> dict[str, Any]:
     """``edge-ser export FOLD --int8 --data DATA``: writes ``out`` (INT8) and ``out.fp32.onnx``; its parity report."""
-    from export import cli
+    from .pipeline import ExportConfig, export
 
-    parser = argparse.ArgumentParser()
-    cli.configure_parser(parser)
-    argv = [str(fold_dir), "--out", str(out), "--int8", "--data", data]
-    argv += ["--float-layers", str(float_layers)] if float_layers is not None else []
-    argv += ["--scheme", scheme] if scheme is not None else []
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        cli.run(parser.parse_args(argv))
-    return json.loads(buffer.getvalue())["parity"]
+    config = ExportConfig(fold_dir, out, int8=True, data=data, float_layers=float_layers, scheme=scheme)
+    return export(config).parity
 
 
 def mean_std(values: list[float]) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
     python -m export.ship english|chinese [--data-root ../shared/datasets] [--runs runs]
 
-A recipe (architecture + training options, below) is first trained and scored on the corpus'
+A recipe (architecture + training settings as config objects, below) is first trained and scored on the corpus'
 speaker-independent folds; each fold is exported to INT8 and scored through the runtime
 (recorded under ``benchmarks/results/ship/``). The final model then
 trains on every speaker for the median epoch the folds' validation chose, is exported to INT8
@@ -17,12 +17,17 @@ import argparse
 import json
 import shutil
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_ser.model import ASSETS, SHIPPED
+from models.data.augment import Augment
+from models.data.features import DEFAULT_CACHE_DIR
+from models.training.config import RunConfig, TrainConfig
+from models.training.distill import DistillConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_ASSETS = ROOT / "tests" / "assets"
@@ -31,16 +36,36 @@ RECORDS = ROOT / "benchmarks" / "results" / "ship"
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a shipped model is trained: corpus, architecture, ``edge-ser train`` options, auxiliary heads kept.
+    """How a shipped model is trained: corpus, architecture, training settings, auxiliary heads trained and kept.
 
-    The file it becomes is ``edge_ser.model.SHIPPED[name]``."""
+    The file it becomes is ``edge_ser.model.SHIPPED[name]``. ``protocol``/``folds``: the cross-validation
+    folds (default: the corpus' speaker-independent folds, all of them)."""
 
     dataset: str
-    model: str
-    options: tuple[str, ...]
+    arch: str
+    training: TrainConfig
     keep_aux: tuple[str, ...]  # auxiliary heads the shipped file outputs beside emotion
     test_fold: str  # the fold whose INT8 model tests/ re-scores
+    aux: Mapping[str, float] = field(default_factory=dict)  # auxiliary heads trained, with their loss weights
     adaptation_prior: float | None = None  # speaker-adaptive recipe: evaluate causally with this profile prior
+    protocol: str = "default"
+    folds: str | None = None
+
+    def run(self, data: str | Path, out: Path, command: str, cache_dir: str | Path | None = None) -> RunConfig:
+        """The training run of this recipe on corpus root ``data`` into ``out`` (resumable, quiet)."""
+        return RunConfig(
+            arch=self.arch,
+            dataset=self.dataset,
+            data=data,
+            out=out,
+            training=replace(self.training, progress=False),
+            protocol=self.protocol,
+            folds=self.folds,
+            aux=self.aux,
+            cache_dir=cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR,
+            resume=True,
+            command=command,
+        )
 
 
 # English: edge_cnn trained with a CTC character head (auxiliary task, weight 1.0): of the multi-task
@@ -50,30 +75,31 @@ class Recipe:
 # Chinese: edge_cnn distilled from whisper-base's block 3 (soft labels from cross-fitted teacher heads and
 # regression onto its pooled features, docs/teacher.md): 40.7 UA on CASIA's four folds against 36.6 for the same
 # recipe without the teacher and 38.9 for the P-CNN+Gender file it replaces, at a fraction of its compute.
-EDGE_OPTIONS = ("--epochs", "20", "--patience", "8", "--time-mask", "20", "--freq-mask", "8")
-EDGE_OPTIONS += ("--label-smoothing", "0.1")  # edge_cnn's usual recipe, as benchmarks/mtl_ablation.sh trains it
-CHARS_AUX = ("--aux", "chars=1.0")
-DISTILLED_OPTIONS = ("--epochs", "15", "--patience", "0", "--time-mask", "20", "--freq-mask", "8")
-DISTILLED_OPTIONS += ("--label-smoothing", "0.1", "--teacher", "whisper-base:3")
+SPEC_MASKS = Augment(time_mask=20, freq_mask=8)
+EDGE = TrainConfig(epochs=20, patience=8, augment=SPEC_MASKS, label_smoothing=0.1)  # as benchmarks/mtl_ablation.sh
+DISTILLED = TrainConfig(
+    epochs=15, patience=0, augment=SPEC_MASKS, label_smoothing=0.1, distill=DistillConfig("whisper-base:3")
+)
 RECIPES = {
-    "english": Recipe("ravdess", "edge_cnn", (*EDGE_OPTIONS, *CHARS_AUX), keep_aux=(), test_fold="actors01-04"),
-    "chinese": Recipe("casia", "edge_cnn", DISTILLED_OPTIONS, keep_aux=(), test_fold="ZhaoZuoxiang"),
+    "english": Recipe("ravdess", "edge_cnn", EDGE, keep_aux=(), test_fold="actors01-04", aux={"chars": 1.0}),
+    "chinese": Recipe("casia", "edge_cnn", DISTILLED, keep_aux=(), test_fold="ZhaoZuoxiang"),
 }
 # Speaker-adaptive variants: utterance functionals + MLP trained with per-speaker statistics, for apps that
 # keep a SpeakerProfile of their user (see docs/adaptation.md). Whole utterances of both corpora fit the window.
-ADAPTIVE_OPTIONS = ("--epochs", "60", "--patience", "20", "--label-smoothing", "0.1", "--window", "8", "--hop", "4")
-ADAPTIVE_OPTIONS += ("--normalization", "speaker")
+ADAPTIVE = TrainConfig(
+    epochs=60, patience=20, label_smoothing=0.1, window_seconds=8, hop_seconds=4, normalization="speaker"
+)
 RECIPES.update(
     {
-        "english-adaptive": Recipe("ravdess", "functionals_mlp", ADAPTIVE_OPTIONS, (), "actors01-04", 3.0),
-        "chinese-adaptive": Recipe("casia", "functionals_mlp", ADAPTIVE_OPTIONS, (), "ZhaoZuoxiang", 3.0),
+        "english-adaptive": Recipe("ravdess", "functionals_mlp", ADAPTIVE, (), "actors01-04", adaptation_prior=3.0),
+        "chinese-adaptive": Recipe("casia", "functionals_mlp", ADAPTIVE, (), "ZhaoZuoxiang", adaptation_prior=3.0),
     }
 )
 
 
-def final_epochs(report: dict) -> int:
+def final_epochs(best_epochs: Iterable[int]) -> int:
     """The median over folds of the epoch validation selected: how long the all-speaker model trains."""
-    return max(1, int(np.median([fold["best_epoch"] for fold in report["folds"].values()])))
+    return max(1, int(np.median(list(best_epochs))))
 
 
 def ship(
@@ -83,20 +109,18 @@ def ship(
     assets: Path = ASSETS,
     test_assets: Path = TEST_ASSETS,
     records: Path | None = None,
-    extra: tuple[str, ...] = (),
+    cache_dir: str | Path | None = None,
 ) -> Path:
     """Cross-validate, record, train on all speakers and export shipped model ``name``; returns its path."""
-    from export import cli
     from export import records as results
-    from models import train
+    from export.pipeline import ExportConfig, export
+    from models.training import train
 
     recipe = RECIPES[name]
     data = str(Path(data_root) / recipe.dataset)
-    base = ["--model", recipe.model, "--dataset", recipe.dataset, "--data", data, *recipe.options, *extra]
-    base += ["--no-progress", "--resume"]
+    command = f"python -m export.ship {name}"
     cv = runs / f"ship-{name}-cv"
-    if train.main([*base, "--out", str(cv)]) != 0:
-        raise SystemExit(f"ship {name}: cross-validation failed")
+    report = train(recipe.run(data, cv, command, cache_dir))
     work = runs / "results-onnx"
     records = records or RECORDS
     record = results.record_run(cv, data, work, records, reuse=True)
@@ -106,22 +130,27 @@ def ship(
 
         adaptation = records / f"ship-{name}-adaptation.json"
         result = causal.evaluate(cv, None, data, seed=0, prior=recipe.adaptation_prior)
-        result["command"] = f"python -m export.ship {name}"
+        result["command"] = command
         adaptation.write_text(json.dumps(result, indent=1) + "\n")
-    report = json.loads((cv / "report.json").read_text())
     final = runs / f"ship-{name}-final"
-    epochs = final_epochs(report)
-    if train.main([*base, "--final", "--epochs", str(epochs), "--out", str(final)]) != 0:
-        raise SystemExit(f"ship {name}: final training failed")
+    epochs = final_epochs(fold.best_epoch for fold in report.folds.values())
+    cv_run = recipe.run(data, final, command, cache_dir)
+    train(replace(cv_run, final=True, training=replace(cv_run.training, epochs=epochs)))
     assets.mkdir(parents=True, exist_ok=True)
     out = assets / SHIPPED[name]
-    parser = argparse.ArgumentParser()
-    cli.configure_parser(parser)
-    argv = [str(final / "final"), "--out", str(out), "--int8", "--data", data, "--name", f"edge-ser-{name}"]
-    argv += ["--cv-record", str(record), "--command", f"python -m export.ship {name}"]
-    argv += ["--keep-aux", *recipe.keep_aux] if recipe.keep_aux else []
-    argv += ["--adaptation-record", str(adaptation)] if adaptation else []
-    cli.run(parser.parse_args(argv))
+    export(
+        ExportConfig(
+            checkpoint=final / "final",
+            out=out,
+            int8=True,
+            data=data,
+            name=f"edge-ser-{name}",
+            cv_record=record,
+            command=command,
+            keep_aux=recipe.keep_aux or None,
+            adaptation_record=adaptation,
+        )
+    )
     out.with_suffix(".fp32.onnx").unlink()  # only the INT8 file ships
     test_assets.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / cv.name / f"{recipe.test_fold}.onnx", test_assets / f"{name}-{recipe.test_fold}.int8.onnx")

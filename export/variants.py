@@ -44,7 +44,7 @@ def held_out(contract: Any, data: str, fold_name: str) -> tuple[list[np.ndarray]
     from models.data.corpora import load_corpus
     from models.data.protocols import make_folds
 
-    from .cli import _calibration_inputs, _windows
+    from .pipeline import _calibration_inputs, _windows
 
     corpus = load_corpus(contract.provenance["dataset"], data)
     protocol = contract.provenance.get("protocol")

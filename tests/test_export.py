@@ -16,11 +16,12 @@ from edge_ser import ModelError, Recognizer  # noqa: E402
 from edge_ser.frontend import FrontEnd  # noqa: E402
 from edge_ser.model import OnnxModel, softmax  # noqa: E402
 from export import parity, quantize  # noqa: E402
-from export.cli import _load  # noqa: E402
 from export.onnx_export import export_module, make_contract, to_onnx  # noqa: E402
+from export.pipeline import _load  # noqa: E402
 from export.quantize import WEIGHT_OPS, candidates, quantize_int8, weight_layers  # noqa: E402
 from models.training.checkpoint import load_checkpoint  # noqa: E402
-from models.training.loop import prepare_data, train_fold  # noqa: E402
+from models.training.corpus_data import prepare_data  # noqa: E402
+from models.training.loop import train_fold  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def trained(tmp_path_factory):
     corpus = make_corpus(root)
     cfg = small_config(epochs=4)
     data = prepare_data(corpus, FrontEnd(kind="mfcc", n_mels=40, n_mfcc=40), cfg, root / "cache")
-    train_fold(data, fold_of(corpus), 0, "pcnn_gender", {"gender": 0.3}, cfg, root / "run")
+    train_fold(
+        data, fold_of(corpus), fold_index=0, arch="pcnn_gender", aux={"gender": 0.3}, cfg=cfg, out_dir=root / "run"
+    )
     return root / "run", corpus
 
 
@@ -230,7 +233,7 @@ def test_int8_selection_rule(trained, tmp_path, monkeypatch, agreements, expecte
 def test_int8_selection_audio_adds_perturbed_copies(trained, tmp_path):
     import soundfile as sf
 
-    from export.cli import _selection_inputs
+    from export.pipeline import _selection_inputs
 
     checkpoint, _ = trained
     contract = make_contract(load_checkpoint(checkpoint)[1], ["emotion"])
@@ -287,3 +290,25 @@ def test_export_rule_picks_the_fastest_accurate_variant(trained, tmp_path, monke
     assert chosen.name == "fp32"
     rows = quantize.variant_table(table, table[0])
     assert len(rows) == 2 + len(table) and "(default)" in rows[2]
+
+
+def test_export_api_returns_what_the_command_prints(trained, tmp_path, capsys):
+    """``export.export`` is ``edge-ser export`` as a function: the CLI prints its report as JSON."""
+    import argparse
+
+    from export import ExportConfig, ExportReport, cli, export
+
+    checkpoint, _ = trained
+    report = export(ExportConfig(checkpoint, tmp_path / "api.onnx", keep_aux=(), name="api"))
+    assert isinstance(report, ExportReport) and report.model == tmp_path / "api.onnx" and report.card.is_file()
+    contract = Recognizer(report.model).contract
+    assert contract.name == "api" and [h.name for h in contract.heads] == ["emotion", "gender"]
+    assert report.parity["torch_vs_onnx_fp32_max_abs_logit_diff"] < 1e-3
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    assert cli.run(parser.parse_args([str(checkpoint), "--out", str(tmp_path / "cli.onnx"), "--keep-aux"])) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model"] == str(tmp_path / "cli.onnx") and set(printed) == set(report.to_dict())
+    assert set(printed["parity"]) == set(report.parity)
+    with pytest.raises(ModelError, match="not a checkpoint"):
+        export(ExportConfig(tmp_path, tmp_path / "none.onnx"))

@@ -14,6 +14,7 @@ from test_train import make_corpus, write_manifest  # noqa: E402
 from edge_ser import Recognizer  # noqa: E402
 from export import ship  # noqa: E402
 from export.quantize import SCHEMES  # noqa: E402
+from models.training import TrainConfig  # noqa: E402
 
 
 def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path: Path, monkeypatch):
@@ -21,14 +22,13 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     root = tmp_path / "datasets"
     root.mkdir()
     write_manifest(corpus, root / "csv")  # the csv corpus' root is its manifest
-    options = ("--epochs", "2", "--batch-size", "8", "--window", "0.5", "--hop", "0.25")
-    options += ("--aux", "gender=0.3", "speaker=0.1")
-    options += ("--protocol", "loso", "--folds", "0,1", "--cache-dir", str(tmp_path / "cache"))
-    recipe = ship.Recipe("csv", "pcnn", options, keep_aux=("gender",), test_fold="s0")
+    training = TrainConfig(epochs=2, batch_size=8, window_seconds=0.5, hop_seconds=0.25)
+    aux = {"gender": 0.3, "speaker": 0.1}
+    recipe = ship.Recipe("csv", "pcnn", training, ("gender",), "s0", aux=aux, protocol="loso", folds="0,1")
     monkeypatch.setitem(ship.RECIPES, "toy", recipe)
     monkeypatch.setitem(ship.SHIPPED, "toy", "toy.int8.onnx")
     assets, tests, records = tmp_path / "assets", tmp_path / "test_assets", tmp_path / "records"
-    out = ship.ship("toy", str(root), tmp_path / "runs", assets, tests, records)
+    out = ship.ship("toy", str(root), tmp_path / "runs", assets, tests, records, cache_dir=tmp_path / "cache")
 
     assert sorted(p.name for p in assets.iterdir()) == ["toy.int8.md", "toy.int8.onnx"]  # FP32 file not shipped
     rec = Recognizer(out)
@@ -44,7 +44,8 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     assert cv["folds"] == 2 and cv["ua_mean"] == report["summary"]["ua_mean"]
     assert set(cv["per_fold"]) == {"s0", "s1"} and "int8_ua_mean" in cv
     final = json.loads((tmp_path / "runs" / "ship-toy-final" / "report.json").read_text())
-    assert final["training"]["epochs"] == ship.final_epochs(report)
+    assert final["training"]["epochs"] == ship.final_epochs(f["best_epoch"] for f in report["folds"].values())
+    assert report["command"] == final["command"] == "python -m export.ship toy"
     card = out.with_suffix(".md").read_text()
     assert "python -m export.ship toy" in card and "ONNX INT8 UA" in card and "all speakers" in card
     kept = tests / "toy-s0.int8.onnx"
@@ -58,9 +59,8 @@ def test_no_shipped_recipe_keeps_the_training_speaker_head():
 
 
 def test_final_epochs_is_the_median_validation_choice():
-    report = {"folds": {"a": {"best_epoch": 3}, "b": {"best_epoch": 9}, "c": {"best_epoch": 5}}}
-    assert ship.final_epochs(report) == 5
-    assert ship.final_epochs({"folds": {"a": {"best_epoch": 0}}}) == 1
+    assert ship.final_epochs([3, 9, 5]) == 5
+    assert ship.final_epochs([0]) == 1
 
 
 def test_ship_an_adaptive_recipe_records_its_causal_evaluation(tmp_path: Path, monkeypatch):
@@ -68,13 +68,14 @@ def test_ship_an_adaptive_recipe_records_its_causal_evaluation(tmp_path: Path, m
     root = tmp_path / "datasets"
     root.mkdir()
     write_manifest(corpus, root / "csv")
-    options = ("--epochs", "2", "--batch-size", "8", "--window", "1.5", "--hop", "0.5", "--normalization", "speaker")
-    options += ("--protocol", "loso", "--folds", "0,1", "--cache-dir", str(tmp_path / "cache"))
-    recipe = ship.Recipe("csv", "functionals_mlp", options, keep_aux=(), test_fold="s0", adaptation_prior=3.0)
+    training = TrainConfig(epochs=2, batch_size=8, window_seconds=1.5, hop_seconds=0.5, normalization="speaker")
+    folds = {"protocol": "loso", "folds": "0,1"}
+    recipe = ship.Recipe("csv", "functionals_mlp", training, (), "s0", adaptation_prior=3.0, **folds)
     monkeypatch.setitem(ship.RECIPES, "toy-adaptive", recipe)
     monkeypatch.setitem(ship.SHIPPED, "toy-adaptive", "toy-adaptive.int8.onnx")
     records = tmp_path / "records"
-    out = ship.ship("toy-adaptive", str(root), tmp_path / "runs", tmp_path / "assets", tmp_path / "tests", records)
+    dirs = (tmp_path / "runs", tmp_path / "assets", tmp_path / "tests", records)
+    out = ship.ship("toy-adaptive", str(root), *dirs, cache_dir=tmp_path / "cache")
 
     contract = Recognizer(out).contract
     assert contract.adaptation == "speaker" and contract.frontend.kind == "functionals"
