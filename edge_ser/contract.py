@@ -31,7 +31,7 @@ SCHEMA_VERSION = 1
 METADATA_KEY = "edge_ser.contract"
 INPUT_KINDS = ("waveform", "features")
 HEAD_KINDS = ("classification", "ctc")
-ADAPTATIONS = ("none", "speaker")
+ADAPTATIONS = ("none", "speaker", "embedding")
 ACTIVATIONS = ("logits", "probabilities")
 NORMALIZATIONS = ("none", "global", "utterance")
 
@@ -45,6 +45,7 @@ MAX_STFT_VALUES = 2**24  # frames x n_fft of one window's spectral analysis (128
 MAX_HEADS = 16
 MAX_LABELS = 65536
 MAX_NAME = 256  # characters in a name, output or label
+MAX_EMBEDDING = 65536  # dimensions of an adapted embedding
 
 
 # -- schema ----------------------------------------------------------------------------------------
@@ -186,6 +187,29 @@ HEAD = obj(
         "separator": (text(8, empty=True), False),
     }
 )
+EMBEDDING = obj(
+    {
+        "kind": (one_of(("embedding",)), True),
+        "space": (text(), True),
+        "dim": (integer(1, MAX_EMBEDDING), True),
+        "embedding_output": (text(), True),
+        "shift_input": (text(), True),
+        "scale_input": (text(), True),
+        "output": (text(), True),
+        "mean": (array(_STAT, 1, MAX_EMBEDDING), True),
+        "std": (array(number(1e-6, 1e6), 1, MAX_EMBEDDING), True),
+    }
+)
+
+
+def _adaptation(value: Any, where: str) -> None:
+    """``none`` / ``speaker`` (front-end statistics), or the object that describes embedding adaptation."""
+    if isinstance(value, dict):
+        EMBEDDING(value, where)
+    elif not isinstance(value, str) or value not in ("none", "speaker"):
+        _fail(where, "'none', 'speaker' or an embedding adaptation object", value)
+
+
 # The whole contract, as stored (see docs/model-contract.md).
 SCHEMA = obj(
     {
@@ -211,7 +235,7 @@ SCHEMA = obj(
         "heads": (array(HEAD, 1, MAX_HEADS), True),
         "parameters": (integer(1, 10**12), True),
         "provenance": (lambda v, where: (obj({}, closed=False)(v, where), free_json(v, where)), False),
-        "adaptation": (one_of(ADAPTATIONS), False),
+        "adaptation": (_adaptation, False),
     }
 )
 
@@ -272,6 +296,62 @@ class Head:
 
 
 @dataclass(frozen=True)
+class EmbeddingAdaptation:
+    """Speaker adaptation inside the graph, on a pooled embedding (the base tier).
+
+    The graph outputs ``embedding_output`` ``(batch, dim)`` — one row per window, what a
+    :class:`~edge_ser.SpeakerProfile` accumulates — and ``output``, the emotion logits of a head trained on
+    per-speaker normalized embeddings: ``(embedding - shift) / scale``, where ``shift_input`` and
+    ``scale_input`` are optional graph inputs ``(dim,)`` whose defaults are the global statistics
+    ``mean``/``std`` (also the profile's prior). ``space`` names the embedding function (encoder and cut):
+    a profile is only used with models of the same space.
+    """
+
+    space: str
+    dim: int
+    embedding_output: str
+    shift_input: str
+    scale_input: str
+    output: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != self.dim or len(self.std) != self.dim:
+            raise ContractError(f"adaptation has {len(self.mean)}/{len(self.std)} statistics for dim {self.dim}")
+        names = (self.embedding_output, self.shift_input, self.scale_input, self.output)
+        if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise ContractError("adaptation input and output names must be distinct non-empty strings")
+
+    @property
+    def normalization(self) -> Normalization:
+        """The global statistics: the profile's fallback and prior."""
+        return Normalization("global", self.mean, self.std)
+
+    def profile_spec(self) -> dict[str, Any]:
+        """What a speaker profile binds to: profiles of another embedding space are refused."""
+        return {"kind": "embedding", "space": self.space, "dim": self.dim}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "embedding",
+            "space": self.space,
+            "dim": self.dim,
+            "embedding_output": self.embedding_output,
+            "shift_input": self.shift_input,
+            "scale_input": self.scale_input,
+            "output": self.output,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmbeddingAdaptation:
+        keys = ("space", "dim", "embedding_output", "shift_input", "scale_input", "output")
+        return cls(**{k: d[k] for k in keys}, mean=tuple(map(float, d["mean"])), std=tuple(map(float, d["std"])))
+
+
+@dataclass(frozen=True)
 class ModelContract:
     """Everything the runtime needs to turn audio into this model's input and read its outputs.
 
@@ -282,7 +362,9 @@ class ModelContract:
     ``normalization`` itself; the runtime then feeds it raw samples. ``adaptation``:
     ``speaker`` when the model was trained on each speaker's own feature statistics and expects
     input normalized with the current user's (a :class:`edge_ser.SpeakerProfile`);
-    ``normalization`` then holds the global statistics used until the profile is ready.
+    ``normalization`` then holds the global statistics used until the profile is ready. ``embedding``:
+    the profile adapts a pooled embedding inside the graph instead (:class:`EmbeddingAdaptation`);
+    ``adaptation`` is then ``embedding``.
     """
 
     name: str
@@ -299,6 +381,7 @@ class ModelContract:
     provenance: dict[str, Any] = field(default_factory=dict)
     frontend_in_graph: bool = False
     adaptation: str = "none"
+    embedding: EmbeddingAdaptation | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -310,6 +393,8 @@ class ModelContract:
             raise ContractError(f"adaptation must be one of {ADAPTATIONS}, got {self.adaptation!r}")
         if self.adaptation == "speaker" and (self.frontend_in_graph or self.normalization.mode != "global"):
             raise ContractError("speaker adaptation needs features outside the graph and global fallback statistics")
+        if (self.adaptation == "embedding") != (self.embedding is not None):
+            raise ContractError("embedding adaptation needs its description (and only it has one)")
         if self.input_kind not in INPUT_KINDS:
             raise ContractError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
         if self.frontend_in_graph:
@@ -349,6 +434,10 @@ class ModelContract:
         outputs = [h.output for h in self.heads]
         if len(set(names)) != len(names) or len(set(outputs)) != len(outputs):
             raise ContractError("head names and outputs must be unique")
+        e = self.embedding
+        if e is not None:
+            if {e.embedding_output, e.output} & set(outputs) or self.input_name in (e.shift_input, e.scale_input):
+                raise ContractError("adaptation inputs and outputs must differ from the model's input and heads")
         norm = self.normalization
         dim = self.frontend.n_features or 1
         if norm.mode == "global" and len(norm.mean) != dim:
@@ -405,7 +494,8 @@ class ModelContract:
             "heads": [h.to_dict() for h in self.heads],
             "parameters": self.parameters,
             "provenance": self.provenance,
-            **({"adaptation": self.adaptation} if self.adaptation != "none" else {}),
+            **({"adaptation": self.adaptation} if self.adaptation == "speaker" else {}),
+            **({"adaptation": self.embedding.to_dict()} if self.embedding is not None else {}),
         }
 
     @classmethod
@@ -439,7 +529,7 @@ class ModelContract:
                 parameters=d["parameters"],
                 provenance=d.get("provenance", {}),
                 frontend_in_graph=bool(inp.get("frontend_in_graph", False)),
-                adaptation=d.get("adaptation", "none"),
+                **_adaptation_fields(d.get("adaptation", "none")),
             )
         except ContractError:
             raise
@@ -470,6 +560,12 @@ class ModelContract:
         if METADATA_KEY not in metadata:
             raise ContractError(f"not an edge-ser model: no {METADATA_KEY!r} entry in its metadata")
         return cls.from_json(metadata[METADATA_KEY])
+
+
+def _adaptation_fields(value: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {"adaptation": "embedding", "embedding": EmbeddingAdaptation.from_dict(value)}
+    return {"adaptation": value}
 
 
 def _reject_constant(name: str) -> None:

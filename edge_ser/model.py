@@ -12,6 +12,7 @@ import numpy as np
 
 from .contract import ModelContract
 from .errors import ContractError, ModelError
+from .frontend import Normalization
 
 ASSETS = Path(__file__).parent / "assets"
 # Shipped models by name (English: RAVDESS, 8 emotions; Chinese: CASIA, 6 emotions);
@@ -131,6 +132,8 @@ class OnnxModel:
         if rank == 3 and shape[2] is not None and shape[2] != c.frontend.n_features:
             raise ModelError(f"{where} input has {shape[2]} features, front-end gives {c.frontend.n_features}")
         outputs = {o.name: o for o in self.session.get_outputs()}
+        if c.embedding is not None:
+            self._check_embedding(outputs, where)
         for head in c.heads:
             if head.output not in outputs:
                 raise ModelError(f"{where} head {head.name!r} output {head.output!r} not in graph {sorted(outputs)}")
@@ -142,14 +145,61 @@ class OnnxModel:
                     f"output shape is {outputs[head.output].shape}"
                 )
 
+    def _check_embedding(self, outputs: dict[str, Any], where: str) -> None:
+        """The adaptation section's inputs are optional ``(dim,)`` float inputs (initializers the caller may
+        override) and its outputs exist with the right widths."""
+        e, c = self.contract.embedding, self.contract
+        assert e is not None
+        optional = {i.name: i for i in self.session.get_overridable_initializers()}
+        for name in (e.shift_input, e.scale_input):
+            i = optional.get(name)
+            if i is None or i.type != "tensor(float)" or _dims(i.shape) != [e.dim]:
+                shown = "missing" if i is None else f"{i.type} {i.shape}"
+                raise ModelError(f"{where} adaptation input {name!r} must be an optional float ({e.dim},), is {shown}")
+        for name, width in ((e.embedding_output, e.dim), (e.output, len(c.heads[0].labels))):
+            if name not in outputs or len(_dims(outputs[name].shape)) != 2:
+                raise ModelError(f"{where} adaptation output {name!r} must be (batch, {width}) in the graph")
+            if _dims(outputs[name].shape)[1] not in (None, width):
+                raise ModelError(
+                    f"{where} adaptation output {name!r} has shape {outputs[name].shape}, not width {width}"
+                )
+
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Per head, for a batch of model input (features or waveforms): class probabilities
         ``(batch, labels)``, or for a CTC head its frame scores ``(batch, frames, labels)``."""
+        return self._collect(batch, self._session_run(self.outputs, {self.contract.input_name: batch}))
+
+    def run_embedding(
+        self, batch: np.ndarray, normalization: Normalization | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """``run`` plus the pooled embedding ``(batch, dim)`` of a model with embedding adaptation. With
+        ``normalization`` (the speaker's statistics, ``dim`` each) the primary head is the adapted one, fed
+        those statistics; without, the model is run as :meth:`run` runs it."""
+        e = self.contract.embedding
+        if e is None:
+            raise ModelError(f"{self.path}: the model has no embedding adaptation")
+        feeds = {self.contract.input_name: batch}
+        outputs = list(self.outputs)
+        if normalization is not None:
+            mean, std = (np.asarray(v, dtype=np.float32) for v in (normalization.mean, normalization.std))
+            if mean.shape != (e.dim,) or std.shape != (e.dim,):
+                raise ModelError(f"{self.path}: adaptation statistics must have {e.dim} values each")
+            feeds.update({e.shift_input: mean, e.scale_input: std})
+            outputs[0] = e.output
+        values = self._session_run([*outputs, e.embedding_output], feeds)
+        embedding = values.pop()
+        if embedding.shape != (len(batch), e.dim) or not np.isfinite(embedding).all():
+            raise ModelError(f"{self.path}: embedding has shape {embedding.shape} or non-finite values")
+        return self._collect(batch, values), embedding.astype(np.float64)
+
+    def _session_run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
-            values = self.session.run(self.outputs, {self.contract.input_name: batch})
+            return self.session.run(outputs, feeds)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: inference failed ({reason})") from None
+
+    def _collect(self, batch: np.ndarray, values: list[np.ndarray]) -> dict[str, np.ndarray]:
         result = {}
         for head, value in zip(self.contract.heads, values):
             ctc = head.kind == "ctc"

@@ -100,13 +100,15 @@ class SpeakerProfile:
         """True once enough utterances are in for the profile to be used."""
         return self.utterances >= self.min_utterances
 
-    def bind(self, frontend: FrontEnd) -> None:
-        """Tie the profile to a front-end; a profile built on other features is refused."""
-        spec = frontend.to_dict()
+    def bind(self, features: FrontEnd | dict[str, Any]) -> None:
+        """Tie the profile to the features it holds — a front-end, or a model's embedding space
+        (:meth:`edge_ser.contract.EmbeddingAdaptation.profile_spec`); a profile built on other features is refused."""
+        spec = features.to_dict() if isinstance(features, FrontEnd) else dict(features)
         if self.frontend is None:
             self.frontend = spec
         elif self.frontend != spec:
-            raise ProfileError("this speaker profile was built with a different front-end than the model's")
+            kind = "embedding space" if "embedding" in (spec.get("kind"), self.frontend.get("kind")) else "front-end"
+            raise ProfileError(f"this speaker profile was built with a different {kind} than the model's")
 
     def add(self, *features: np.ndarray) -> None:
         """Add one utterance, given as one or more ``(frames, n_features)`` feature matrices

@@ -57,12 +57,12 @@ class Recognizer:
         self._model = OnnxModel(model, threads=threads, providers=providers)
         c = self._model.contract
         if profile is not None:
-            if c.adaptation != "speaker":
+            if c.adaptation == "none":
                 raise ModelError(
                     f"model {c.name!r} was not trained for speaker adaptation; a profile needs a model trained "
-                    "with --normalization speaker"
+                    "with --normalization speaker (or a base-tier model with embedding adaptation)"
                 )
-            profile.bind(c.frontend)
+            profile.bind(c.embedding.profile_spec() if c.embedding is not None else c.frontend)
         self.profile = profile
         self._lock = threading.Lock()
         self.sample_rate = c.sample_rate
@@ -131,13 +131,20 @@ class Recognizer:
     ) -> list[Probs | None]:
         """Per-head probabilities of each window (``None`` for a silent one), one model call per window.
 
-        ``norm`` overrides the contract's normalization; the voiced windows' raw features are added to
-        ``heard`` when given (speaker adaptation)."""
+        ``norm`` overrides the contract's normalization (for embedding adaptation: the embedding statistics the
+        adapted head is fed); the voiced windows' raw features (or embeddings) are added to ``heard`` when given
+        (speaker adaptation)."""
         c = self._model.contract
         results: list[Probs | None] = []
         for w in cut:
             if np.abs(w.samples).max() < SILENCE_PEAK:
                 results.append(None)
+                continue
+            if c.embedding is not None and (norm is not None or heard is not None):
+                out, embedding = self._model.run_embedding(c.model_input(w.samples)[None], norm)
+                if heard is not None:
+                    heard.add(embedding)
+                results.append({head: p[0] for head, p in out.items()})
                 continue
             if w.rows is None:
                 x = c.model_input(w.samples, norm)
@@ -194,8 +201,18 @@ class Recognizer:
             return
         with self._lock:
             heard = Moments()
-            yield self.profile.normalization(self._model.contract.normalization), heard
+            yield self.profile_normalization(), heard
             self.profile.add_moments(heard)
+
+    def profile_normalization(self) -> Normalization | None:
+        """The statistics the profile gives the next utterance (``None``: no profile, or an embedding model
+        whose profile is not ready yet, which then runs its plain, un-adapted head)."""
+        profile, c = self.profile, self._model.contract
+        if profile is None:
+            return None
+        if c.embedding is not None:
+            return profile.normalization(c.embedding.normalization) if profile.ready else None
+        return profile.normalization(c.normalization)
 
     def _blocks(self, audio: AudioInput, sample_rate: int | None) -> Iterator[np.ndarray]:
         """The audio as mono float32 blocks at the model's rate, read, converted and resampled block by block."""
@@ -295,7 +312,7 @@ class Stream:
         """Forget all audio heard so far and start a new stream (one utterance for a speaker profile:
         normalized with the profile as it stands now, added to it at :meth:`flush`)."""
         rec, profile = self._rec, self._rec.profile
-        self._norm = profile.normalization(rec.contract.normalization) if profile is not None else None
+        self._norm = rec.profile_normalization()
         self._heard = Moments() if profile is not None else None
         self._cutter = rec.cutter()
         self._finished = False

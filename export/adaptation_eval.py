@@ -24,8 +24,16 @@ def export_fp32(fold_dir: Path, out: Path) -> Path:
     return export(ExportConfig(fold_dir, out)).model
 
 
-def causal_ua(model: Path, utterances: list[Any], seed: int, prior: float = 0.0) -> dict[str, float]:
-    """UA per budget over ``utterances`` (one fold's test speakers), each speaker in a seeded order.
+def causal_ua(
+    model: Path,
+    utterances: list[Any],
+    seed: int,
+    prior: float = 0.0,
+    budgets: tuple[int | None, ...] = BUDGETS,
+    root: str | os.PathLike = "",
+) -> dict[str, float]:
+    """UA per budget over ``utterances`` (one fold's test speakers, paths under ``root``), each speaker in a seeded
+    order. Works for every model a profile adapts: front-end statistics or a base-tier embedding.
 
     Audio is read once; one recognizer per budget, its profile reset for every speaker."""
     from edge_ser.audio import load_audio
@@ -35,9 +43,9 @@ def causal_ua(model: Path, utterances: list[Any], seed: int, prior: float = 0.0)
     for u in utterances:
         by_speaker.setdefault(u.speaker, []).append(u)
     orders = {s: np.random.default_rng([seed, sum(map(ord, s))]).permutation(len(us)) for s, us in by_speaker.items()}
-    audio = {u.path: load_audio(u.path) for u in utterances}  # (signal, rate)
+    audio = {u.path: load_audio(os.path.join(root, u.path)) for u in utterances}  # (signal, rate)
     result = {}
-    for budget in BUDGETS:
+    for budget in budgets:
         rec = Recognizer(model, profile=SpeakerProfile(min_utterances=1, prior=prior))
         index = {label: k for k, label in enumerate(rec.labels)}
         truth, guess = [], []

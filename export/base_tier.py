@@ -10,6 +10,13 @@ whole model exported and every precision variant (:mod:`export.base_variants`) s
 within 0.5 point of FP32 (latencies from one interleaved run). The final head is then fit on every speaker and
 exported in that variant with its card into ``edge_ser/assets/``; per-fold results go to
 ``benchmarks/results/ship/``. Resumable: finished folds are kept under ``--work``.
+
+Speaker adaptation (``edge_ser.contract.EmbeddingAdaptation``): beside the plain head, every file carries a second
+head trained on the training speakers' embeddings each normalized with its own speaker's statistics (as
+``benchmarks/teacher_probe.py``'s causal rows, same ``C``). The graph outputs the pooled embedding, which a
+``SpeakerProfile`` accumulates, and takes the speaker's statistics as optional inputs. Each fold's shipped variant
+is then evaluated causally through the runtime (:func:`export.adaptation_eval.causal_ua`: each test speaker's
+utterances in a seeded order, each scored with the profile as it stood before it, frozen after k).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 import torch
 
 from edge_ser import Recognizer
-from edge_ser.contract import Head, ModelContract
+from edge_ser.contract import EmbeddingAdaptation, Head, ModelContract
 from edge_ser.frontend import FrontEnd, Normalization
 from edge_ser.model import ASSETS, SHIPPED
 
@@ -37,6 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "benchmarks" / "results" / "ship"
 TEST_ASSETS = ROOT / "tests" / "assets"
 WINDOW, HOP, MIN = 6.0, 3.0, 0.25  # every clip of CASIA and RAVDESS fits one window: scored whole, as probed
+PRIOR = 3.0  # the SpeakerProfile prior (pseudo-utterances of global statistics) evaluated and recommended
+BUDGETS = (0, 1, 5, 20)  # utterances of the test speaker the profile hears before it freezes
+ADAPTED = {  # graph names of the adaptation (export.base_variants keeps them in float)
+    "embedding_output": "embedding",
+    "shift_input": "embedding_shift",
+    "scale_input": "embedding_scale",
+    "output": "emotion_adapted_logits",
+}
 LICENCES = {
     "ravdess": "RAVDESS, CC BY-NC-SA 4.0 (Livingstone & Russo, 2018): non-commercial use only.",
     "casia": "CASIA Chinese emotional speech (public 1,200-utterance part): research and evaluation use only.",
@@ -68,7 +83,22 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.nda
     return np.asarray(norm.mean), np.asarray(norm.std), clf.coef_, clf.intercept_
 
 
-def contract_for(name: str, labels: list[str], parameters: int, provenance: dict) -> ModelContract:
+def fit_adapted(x: np.ndarray, y: np.ndarray, speakers: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(coef, intercept)`` of the adapted head: a logistic regression on rows ``x`` each normalized with its own
+    speaker's statistics (what a full profile gives; the causal profile approaches it)."""
+    from models.teachers.probe import fit
+
+    z = np.empty_like(x)
+    for s in np.unique(speakers):
+        rows = speakers == s
+        z[rows] = Normalization.fit([x[rows]])(x[rows])
+    clf = fit(z, y, c)
+    return clf.coef_, clf.intercept_
+
+
+def contract_for(
+    name: str, labels: list[str], parameters: int, provenance: dict, embedding: EmbeddingAdaptation | None = None
+) -> ModelContract:
     return ModelContract(
         name=name,
         input_kind="waveform",
@@ -82,16 +112,33 @@ def contract_for(name: str, labels: list[str], parameters: int, provenance: dict
         heads=(Head("emotion", "emotion_logits", tuple(labels)),),
         parameters=parameters,
         provenance=provenance,
+        adaptation="none" if embedding is None else "embedding",
+        embedding=embedding,
     )
 
 
-def export_base(teacher, block: int, head: tuple, labels: list[str], name: str, provenance: dict, out: Path) -> Path:
-    """The FP32 base-tier ONNX file for ``head`` on ``teacher`` cut after ``block``."""
+def export_base(
+    teacher,
+    block: int,
+    head: tuple,
+    labels: list[str],
+    name: str,
+    provenance: dict,
+    out: Path,
+    adapted: tuple[np.ndarray, np.ndarray] | None = None,
+    space: str = "",
+) -> Path:
+    """The FP32 base-tier ONNX file for ``head`` on ``teacher`` cut after ``block``; with ``adapted`` (the head
+    on speaker-normalized embeddings) its embedding adaptation, in the embedding ``space``."""
     from models.arch.registry import count_parameters
     from models.teachers.base_tier import BaseTier
 
-    module = BaseTier(teacher, block, *head, max_seconds=WINDOW).eval()
-    contract = contract_for(name, labels, count_parameters(module), provenance)
+    module = BaseTier(teacher, block, *head, max_seconds=WINDOW, adapted=adapted).eval()
+    embedding = None
+    if adapted is not None:
+        mean, std = (tuple(float(v) for v in a) for a in head[:2])
+        embedding = EmbeddingAdaptation(space=space, dim=len(mean), **ADAPTED, mean=mean, std=std)
+    contract = contract_for(name, labels, count_parameters(module), provenance, embedding)
     with torch.no_grad():
         return to_onnx(module, contract, out)
 
@@ -142,7 +189,9 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
             list(corpus.emotions),
             f"{name}-{fold.name}",
             {},
-            work / f"{fold.name}.fp32.onnx",
+            work / f"{fold.name}.torch.onnx",
+            fit_adapted(x[rest], y[rest], speakers[rest], c),
+            space(recipe),
         )
         calibration = [files[i] for i in rest[:: max(1, len(rest) // 64)]]
         ua = {}
@@ -153,6 +202,42 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
         record.write_text(json.dumps({"ua": ua, "C": c}) + "\n")
         result["folds"][fold.name], result["cs"][fold.name] = ua, c
     return result
+
+
+def space(recipe: BaseRecipe) -> str:
+    """The embedding space's name: profiles are shared only between models of the same encoder and cut."""
+    return f"{recipe.encoder}/block{recipe.block}/mean+std"
+
+
+def adaptation_folds(name: str, recipe: BaseRecipe, corpus, chosen: str, work: Path) -> dict:
+    """Per fold, the causal UA per budget of the fold's ``chosen`` file through the runtime (cached in ``work``)."""
+    from export.adaptation_eval import causal_ua
+    from models.data.protocols import make_folds
+
+    rows = {}
+    for fold in make_folds(corpus, "default", seed=0):
+        record = work / f"{fold.name}.{chosen}.adaptation.json"
+        if not record.exists():
+            utterances = [corpus.utterances[i] for i in fold.test]
+            ua = causal_ua(work / f"{fold.name}.{chosen}.onnx", utterances, 0, PRIOR, BUDGETS, root=corpus.root)
+            record.write_text(json.dumps(ua) + "\n")
+            print(f"{name} {fold.name} {chosen} adapted: " + ", ".join(f"k={k} {100 * v:.1f}" for k, v in ua.items()))
+        rows[fold.name] = json.loads(record.read_text())
+    return rows
+
+
+def adaptation_summary(rows: dict, chosen: str) -> dict:
+    """The contract's ``adaptation_eval`` record (the tiny adaptive models' form), per fold beside it."""
+    keys = list(next(iter(rows.values())))
+    return {
+        "run": "export.base_tier",
+        "variant": chosen,
+        "prior": PRIOR,
+        "folds": len(rows),
+        "ua_mean": {k: float(np.mean([r[k] for r in rows.values()])) for k in keys},
+        "ua_std": {k: float(np.std([r[k] for r in rows.values()])) for k in keys},
+        "per_fold": rows,
+    }
 
 
 def cv_summary(cv: dict, chosen: str, protocol: str, run: str) -> dict:
@@ -182,20 +267,30 @@ def keep_fold_head(fold_model: Path, out: Path) -> Path:
 
     inits = {i.name: i for i in onnx.load(str(fold_model)).graph.initializer}
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **{name: numpy_helper.to_array(inits[name]) for name in HEAD})
+    np.savez(out, **{name: numpy_helper.to_array(inits[name]) for name in HEAD if name in inits})
     return out
 
 
 def with_head(model: Path, head: Path, out: Path) -> Path:
-    """``model`` with its emotion head replaced by the arrays saved by :func:`keep_fold_head` (ONNX Runtime's
-    quantizer may have turned the head's ``Gemm`` into a ``MatMul`` on a ``_Transposed`` weight)."""
+    """``model`` with its emotion heads (and adaptation statistics, contract included) replaced by the arrays saved
+    by :func:`keep_fold_head` (ONNX Runtime's quantizer may have turned a head's ``Gemm`` into a ``MatMul`` on a
+    ``_Transposed`` weight)."""
+    import dataclasses
+
     import onnx
     from onnx import numpy_helper
 
+    from .onnx_export import write_contract
+
     m = onnx.load(str(model))
     inits = {i.name: i for i in m.graph.initializer}
+    contract = ModelContract.from_metadata({p.key: p.value for p in m.metadata_props})
     with np.load(head) as z:
-        for name in HEAD:
+        if contract.embedding is not None:
+            shift, scale = (tuple(float(v) for v in z[ADAPTED[k]]) for k in ("shift_input", "scale_input"))
+            embedding = dataclasses.replace(contract.embedding, mean=shift, std=scale)
+            write_contract(m, dataclasses.replace(contract, embedding=embedding))
+        for name in [n for n in HEAD if n in z.files]:
             value = z[name].astype(np.float32)
             if name not in inits and f"{name}_Transposed" in inits:
                 name, value = f"{name}_Transposed", value.T
@@ -246,15 +341,41 @@ def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: 
         *[f"| {v} | {VARIANTS[v]} | {latency[v]['bytes']:,} | {latency[v]['ms']:.2f} |" for v in variants],
         "",
         f"Shipped: `{chosen}`, the fastest variant of at most 16 MB whose mean UA is within 0.5 point of FP32.",
+        *adaptation_card(c.provenance.get("adaptation_eval")),
         "",
         "## Known limitations",
         "- Acted emotions from a few speakers of one language: spontaneous, noisy or far-field speech is harder.",
         f"- Analysis window {c.window_seconds:g} s: longer audio is averaged over windows.",
-        "- No speaker adaptation (`SpeakerProfile`) yet for this tier.",
+        "- A profile mixes everyone it hears: keep one per user (docs/adaptation.md).",
     ]
     card = path.parent / (path.name.split(".")[0] + ".md")
     card.write_text("\n".join(lines) + "\n")
     return card
+
+
+def adaptation_card(ev: dict | None) -> list[str]:
+    """The card's speaker-adaptation section from the contract's ``adaptation_eval`` record."""
+    if not ev:
+        return []
+    keys = list(ev["ua_mean"])
+    return [
+        "",
+        "## Speaker adaptation (`SpeakerProfile`)",
+        "",
+        f"`Recognizer(model, profile=SpeakerProfile(min_utterances=1, prior={ev['prior']:g}))` adapts to its user: "
+        "the profile keeps running statistics of the pooled embedding (one row per window) and a second head, trained "
+        "on per-speaker normalized embeddings, reads the embedding normalized with them. Until the profile holds an "
+        "utterance the plain head runs (k=0 is the un-adapted model). Causal evaluation, each fold's "
+        f"`{ev['variant']}` file through `edge_ser.Recognizer` (each test speaker's utterances in a seeded order, each "
+        "scored with the profile as it stood before it, frozen after k utterances), UA %:",
+        "",
+        "| fold | " + " | ".join(f"k={k}" for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+        *[f"| {f} | " + " | ".join(f"{100 * r[k]:.1f}" for k in keys) + " |" for f, r in ev["per_fold"].items()],
+        "| **mean ± std** | "
+        + " | ".join(f"**{100 * ev['ua_mean'][k]:.1f}** ± {100 * ev['ua_std'][k]:.1f}" for k in keys)
+        + " |",
+    ]
 
 
 def ship(name: str, data_root: str, work: Path) -> Path:
@@ -272,18 +393,23 @@ def ship(name: str, data_root: str, work: Path) -> Path:
     first = next(iter(cv["folds"]))
     files = [str(Path(corpus.root) / u.path) for u in corpus.utterances]
     calibration = files[:: max(1, len(files) // 64)]
-    fp32_first = fold_dir / f"{first}.fp32.onnx"
+    fp32_first = fold_dir / f"{first}.torch.onnx"
     latency = latency_table(
         {v: make_variant(fp32_first, v, calibration, fold_dir / f"{first}.{v}.onnx") for v in VARIANTS}
     )
     chosen = choose(cv["folds"], latency)
+    adapted = adaptation_summary(adaptation_folds(name, recipe, corpus, chosen, fold_dir), chosen)
     RECORDS.mkdir(parents=True, exist_ok=True)
     (RECORDS / f"ship-{name}-cv.json").write_text(
-        json.dumps({"recipe": recipe.__dict__, **cv, "latency": latency, "chosen": chosen}, indent=1) + "\n"
+        json.dumps(
+            {"recipe": recipe.__dict__, **cv, "latency": latency, "chosen": chosen, "adaptation": adapted}, indent=1
+        )
+        + "\n"
     )
     feats = teacher_features(corpus, recipe.encoder)
     x, ok = feats.block(recipe.block).astype(np.float64), feats.ok
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
+    speakers = np.array([u.speaker for u in corpus.utterances])
     cs = list(cv["cs"].values())
     c = max(set(cs), key=cs.count)
     head = fit_head(x[ok], y[ok], c)
@@ -298,12 +424,21 @@ def ship(name: str, data_root: str, work: Path) -> Path:
         "licence": LICENCES.get(recipe.dataset),
         "metrics": {"cross_validation_ua": mean_ua[chosen]},
         "cross_validation": cv_summary(cv, chosen, default_protocol(recipe.dataset), f"base-{name}"),
+        "adaptation_eval": adapted,
         "command": f"python -m export.base_tier {name}",
         "commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     fp32 = export_base(
-        teacher, recipe.block, head, list(corpus.emotions), f"edge-ser-{name}", provenance, fold_dir / "final.fp32.onnx"
+        teacher,
+        recipe.block,
+        head,
+        list(corpus.emotions),
+        f"edge-ser-{name}",
+        provenance,
+        fold_dir / "final.torch.onnx",
+        fit_adapted(x[ok], y[ok], speakers[ok], c),
+        space(recipe),
     )
     out = ASSETS / SHIPPED[name]
     make_variant(fp32, chosen, calibration, out)

@@ -36,9 +36,10 @@ VARIANTS = {
 }
 TOLERANCE = 0.005  # UA, as a fraction
 MAX_BYTES = 16_000_000  # the base tier's size budget
-FLOAT_SCOPES = ("/logmel/", "/head/")  # front-end (huge dynamic range) and the emotion head stay float
+FLOAT_SCOPES = ("/logmel/", "/head/", "/adapt_head/")  # front-end (huge dynamic range) and emotion heads stay float
 MIN_FP16_ELEMENTS = 1024
-HEAD = ("head.weight", "head.bias")  # the emotion head's initializers: float in every variant
+# The emotion heads' initializers and the adaptation's default statistics: float in every variant.
+HEAD = ("head.weight", "head.bias", "adapt_head.weight", "adapt_head.bias", "embedding_shift", "embedding_scale")
 
 
 def _copy_contract(src: onnx.ModelProto, dst: onnx.ModelProto) -> None:
@@ -125,6 +126,24 @@ def per_item(model: onnx.ModelProto) -> onnx.ModelProto:
     return wrapped
 
 
+def expose_adaptation(model: onnx.ModelProto, src: onnx.ModelProto) -> onnx.ModelProto:
+    """For a contract with embedding adaptation: its shift/scale initializers (the global statistics) made optional
+    graph inputs, which a speaker profile overrides and a plain call leaves at their defaults."""
+    from edge_ser.contract import ModelContract
+
+    contract = ModelContract.from_metadata({p.key: p.value for p in src.metadata_props})
+    e = contract.embedding
+    if e is None:
+        return model
+    inits = {i.name: i for i in model.graph.initializer}
+    for name in (e.shift_input, e.scale_input):
+        init = inits.get(name)
+        if init is None or init.data_type != TensorProto.FLOAT or list(init.dims) != [e.dim]:
+            raise ValueError(f"no float ({e.dim},) initializer {name!r} to expose as an adaptation input")
+        model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [e.dim]))
+    return model
+
+
 def weight_matmuls(model: onnx.ModelProto) -> list[str]:
     """MatMul/Gemm nodes with an initializer operand, outside the front-end and the head."""
     inits = {i.name for i in model.graph.initializer}
@@ -192,7 +211,7 @@ def make_variant(fp32_path: Path, variant: str, calibration: Sequence[str], out:
         )
     else:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    model = per_item(onnx.load(str(tmp)))
+    model = expose_adaptation(per_item(onnx.load(str(tmp))), src)
     _copy_contract(src, model)
     onnx.save(model, str(tmp))
     os.replace(tmp, out)

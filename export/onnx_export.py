@@ -125,6 +125,9 @@ def to_onnx(module: nn.Module, contract: ModelContract, path: str | os.PathLike)
     dynamic.update(
         {h.output: {0: "batch", 1: "out_frames"} if h.kind == "ctc" else {0: "batch"} for h in contract.heads}
     )
+    if contract.embedding is not None:  # the module returns the adapted logits and the embedding after the heads
+        outputs += [contract.embedding.output, contract.embedding.embedding_output]
+        dynamic.update({name: {0: "batch"} for name in outputs[-2:]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -4,6 +4,11 @@ The head is a standardized multinomial logistic regression on the pooled feature
 ``benchmarks/teacher_probe.py`` evaluates), folded into one ``Linear`` layer, so the exported graph is
 waveform in, logits out: Whisper's log-mel, conv stem, ``blocks`` transformer blocks, pooling, head. The
 positional table is cut to the analysis window, the only input length the runtime ever sends.
+
+With an ``adapted`` head (``(coef, intercept)`` of a logistic regression trained on per-speaker normalized
+embeddings) the module also returns the adapted logits ``head((embedding - shift) / scale)`` and the pooled
+embedding itself: ``embedding_shift``/``embedding_scale`` are buffers holding the global statistics, which the
+export turns into optional graph inputs a speaker profile overrides (``edge_ser.contract.EmbeddingAdaptation``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from .whisper import HOP, WhisperTeacher
 
 
 class BaseTier(nn.Module):
-    """``(batch, samples)`` at 16 kHz -> emotion logits ``(batch, classes)``."""
+    """``(batch, samples)`` at 16 kHz -> emotion logits ``(batch, classes)``; with an ``adapted`` head
+    ``(logits, adapted logits, embedding)``."""
 
     def __init__(
         self,
@@ -27,6 +33,7 @@ class BaseTier(nn.Module):
         coef: np.ndarray,
         intercept: np.ndarray,
         max_seconds: float,
+        adapted: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= block <= teacher.blocks:
@@ -43,6 +50,14 @@ class BaseTier(nn.Module):
         head.weight.data = torch.from_numpy(w.astype(np.float32))
         head.bias.data = torch.from_numpy((intercept - w @ mean).astype(np.float32))
         self.head = head
+        self.adapted = adapted is not None
+        if adapted is not None:
+            coef_a, intercept_a = adapted
+            self.register_buffer("embedding_shift", torch.from_numpy(np.asarray(mean, dtype=np.float32)))
+            self.register_buffer("embedding_scale", torch.from_numpy(np.asarray(std, dtype=np.float32)))
+            self.adapt_head = nn.Linear(coef_a.shape[1], coef_a.shape[0])
+            self.adapt_head.weight.data = torch.from_numpy(np.asarray(coef_a, dtype=np.float32))
+            self.adapt_head.bias.data = torch.from_numpy(np.asarray(intercept_a, dtype=np.float32))
 
     def embed(self, wave: torch.Tensor) -> torch.Tensor:
         x = nn.functional.gelu(self.conv1(self.logmel(wave)))
@@ -55,5 +70,8 @@ class BaseTier(nn.Module):
         std = torch.sqrt(((x - mean[:, None]) ** 2).mean(dim=1))
         return torch.cat([mean, std], dim=1)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(wave))
+    def forward(self, wave: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        e = self.embed(wave)
+        if not self.adapted:
+            return self.head(e)
+        return self.head(e), self.adapt_head((e - self.embedding_shift) / self.embedding_scale), e
