@@ -144,10 +144,10 @@ class SpeakerProfile:
         if not self.ready:
             return fallback
         m = self._moments
+        if fallback.mode == "global" and m.mean is not None and len(fallback.mean) != len(m.mean):
+            raise ProfileError(f"the model has {len(fallback.mean)} statistics, the profile {len(m.mean)}")
         if self.prior and fallback.mode == "global" and m.mean is not None:
             g_mean, g_std = (np.asarray(v, dtype=np.float64) for v in (fallback.mean, fallback.std))
-            if g_mean.shape != m.mean.shape:
-                raise ProfileError(f"the model has {len(g_mean)} statistics, the profile {len(m.mean)}")
             pseudo = self.prior * m.count / max(self.utterances, 1)  # in frames, as the profile counts
             blended = Moments()
             blended.merge(pseudo, g_mean, g_std**2 * pseudo)

@@ -105,6 +105,78 @@ def build_tiny_model(path: str | Path, contract: ModelContract | None = None, se
     return save(model, path, contract.to_metadata())
 
 
+EMBEDDING_MEAN = (0.02, 0.1, 0.5, -0.5)
+EMBEDDING_STD = (0.05, 0.1, 0.4, 0.4)
+
+
+def embedding_contract(space: str = "tiny/embedding", name: str = "tiny-embedding") -> ModelContract:
+    """A waveform model with embedding adaptation (the base tier's form) over a 4-dimensional embedding."""
+    from edge_ser.contract import EmbeddingAdaptation
+
+    embedding = EmbeddingAdaptation(
+        space=space,
+        dim=4,
+        embedding_output="embedding",
+        shift_input="embedding_shift",
+        scale_input="embedding_scale",
+        output="emotion_adapted_logits",
+        mean=EMBEDDING_MEAN,
+        std=EMBEDDING_STD,
+    )
+    base = make_contract(FrontEnd("waveform"), heads={"emotion": EMOTIONS}, name=name)
+    return ModelContract.from_dict({**base.to_dict(), "adaptation": embedding.to_dict()})
+
+
+def build_embedding_model(
+    path: str | Path, contract: ModelContract | None = None, seed: int = 0, optional_inputs: bool = True
+) -> Path:
+    """A tiny model with embedding adaptation: the embedding is 4 statistics of the samples (mean square, mean
+    absolute value, max, min); the plain head reads it, the adapted head reads ``(embedding - shift) / scale`` with
+    ``shift``/``scale`` optional inputs defaulting to the contract's global statistics (``optional_inputs=False``
+    leaves them plain initializers, which the runtime must refuse)."""
+    contract = contract or embedding_contract()
+    e = contract.embedding
+    rng = np.random.default_rng(seed)
+    x = contract.input_name
+    nodes = [
+        helper.make_node("Mul", [x, x], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["power"], axes=[1], keepdims=1),
+        helper.make_node("Abs", [x], ["mag"]),
+        helper.make_node("ReduceMean", ["mag"], ["level"], axes=[1], keepdims=1),
+        helper.make_node("ReduceMax", [x], ["peak"], axes=[1], keepdims=1),
+        helper.make_node("ReduceMin", [x], ["trough"], axes=[1], keepdims=1),
+        helper.make_node("Concat", ["power", "level", "peak", "trough"], [e.embedding_output], axis=1),
+        helper.make_node("MatMul", [e.embedding_output, "w"], ["plain_mm"]),
+        helper.make_node("Add", ["plain_mm", "b"], [contract.heads[0].output]),
+        helper.make_node("Sub", [e.embedding_output, e.shift_input], ["shifted"]),
+        helper.make_node("Div", ["shifted", e.scale_input], ["normalized"]),
+        helper.make_node("MatMul", ["normalized", "wa"], ["adapted_mm"]),
+        helper.make_node("Add", ["adapted_mm", "ba"], [e.output]),
+    ]
+    n = len(contract.heads[0].labels)
+    inits = [
+        numpy_helper.from_array((2.0 * rng.standard_normal((4, n))).astype(np.float32), "w"),
+        numpy_helper.from_array((0.1 * rng.standard_normal(n)).astype(np.float32), "b"),
+        numpy_helper.from_array((rng.standard_normal((4, n))).astype(np.float32), "wa"),
+        numpy_helper.from_array((0.1 * rng.standard_normal(n)).astype(np.float32), "ba"),
+        numpy_helper.from_array(np.asarray(e.mean, dtype=np.float32), e.shift_input),
+        numpy_helper.from_array(np.asarray(e.std, dtype=np.float32), e.scale_input),
+    ]
+    inputs = [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", "samples"])]
+    if optional_inputs:
+        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [e.dim]) for n in (e.shift_input, e.scale_input)]
+    outputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width])
+        for name, width in ((contract.heads[0].output, n), (e.output, n), (e.embedding_output, 4))
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, contract.name, inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return save(model, path, contract.to_metadata())
+
+
 def count_parameters(model: onnx.ModelProto) -> int:
     return int(sum(np.prod(t.dims) for t in model.graph.initializer))
 
