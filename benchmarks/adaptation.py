@@ -14,6 +14,13 @@ transductive upper bound (statistics from all of a test speaker's files, which n
 both from the runs' own reports. ``--prior N`` evaluates ``SpeakerProfile(min_utterances=1, prior=N)``
 (global statistics kept as N pseudo-utterances); its section is titled with the prior.
 ``--out`` appends or replaces this run's section.
+
+    python benchmarks/adaptation.py --base english-base|chinese-base [--work runs/base] [--data-root ../shared/datasets]
+
+evaluates a base-tier model the same way (embedding adaptation, ``edge_ser.contract.EmbeddingAdaptation``): each
+fold's file in the shipped variant, as ``python -m export.base_tier NAME`` left it under ``--work``, through the
+runtime with ``SpeakerProfile(min_utterances=1, prior=3)`` at k = 0, 1, 5, 20; the non-adapted column is the
+same file without a profile (its cross-validation record). Records already under ``--work`` are reused.
 """
 
 from __future__ import annotations
@@ -78,9 +85,41 @@ def write_section(out: Path, lines: list[str], run: str) -> None:
     out.write_text(title + "\n\n" + "\n".join(sections[k] for k in sorted(sections)))
 
 
+def evaluate_base(name: str, work: Path, data_root: str) -> dict[str, Any]:
+    """The causal table of a base-tier model's folds (see the module docstring)."""
+    from export.base_tier import PRIOR, RECIPES, adaptation_folds
+    from export.base_variants import choose
+    from models.corpora import load_corpus
+    from models.protocols import default_protocol
+
+    recipe = RECIPES[name]
+    corpus = load_corpus(recipe.dataset, str(Path(data_root) / recipe.dataset))
+    record = json.loads((Path(__file__).parent / "results" / "ship" / f"ship-{name}-cv.json").read_text())
+    chosen = record.get("chosen") or choose(record["folds"], record["latency"])
+    rows = adaptation_folds(name, recipe, corpus, chosen, work / name)
+    for fold, row in rows.items():
+        row["non_adapted"] = record["folds"][fold][chosen]
+    return {
+        "run": f"{name} ({chosen})",
+        "baseline": f"{name} without a profile",
+        "dataset": recipe.dataset,
+        "protocol": default_protocol(recipe.dataset),
+        "seed": 0,
+        "prior": PRIOR,
+        "folds": rows,
+        "command": " ".join(["python benchmarks/adaptation.py", *sys.argv[1:]]),
+        "train_command": f"python -m export.base_tier {name}",
+        "baseline_command": None,
+        "machine": f"{os.cpu_count()} cores",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?")
+    parser.add_argument("--base", help="a base-tier model name (export.base_tier) instead of a training run")
+    parser.add_argument("--work", type=Path, default=Path("runs/base"), help="export.base_tier's --work (--base)")
+    parser.add_argument("--data-root", default=os.path.join("..", "shared", "datasets"), help="corpora (--base)")
     parser.add_argument("--baseline", type=Path, help="same recipe trained with global normalization")
     parser.add_argument("--data", help="corpus folder (default: ../shared/datasets/<dataset>)")
     parser.add_argument("--seed", type=int, default=0)
@@ -88,9 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    dataset = json.loads((args.run / "report.json").read_text())["dataset"]
-    data = args.data or os.path.join("..", "shared", "datasets", dataset)
-    result = evaluate(args.run, args.baseline, data, args.seed, args.prior)
+    if args.base:
+        result = evaluate_base(args.base, args.work, args.data_root)
+    elif args.run is None:
+        parser.error("give a RUN_DIR or --base NAME")
+    else:
+        dataset = json.loads((args.run / "report.json").read_text())["dataset"]
+        data = args.data or os.path.join("..", "shared", "datasets", dataset)
+        result = evaluate(args.run, args.baseline, data, args.seed, args.prior)
     lines = render(result)
     print("\n".join(lines))
     if args.json:

@@ -212,6 +212,54 @@ def test_base_tier_exports_a_self_describing_batch_independent_file(tmp_path):
     np.testing.assert_allclose([got[k] for k in "abc"], logits, atol=1e-4)
 
 
+@needs_teacher
+def test_base_tier_with_embedding_adaptation_matches_torch_and_adapts(tmp_path):
+    from edge_ser import Recognizer, SpeakerProfile
+    from edge_ser.model import OnnxModel
+    from export.base_tier import export_base
+    from export.base_variants import make_variant
+    from models.teachers.base_tier import BaseTier
+
+    teacher = whisper.load_encoder("whisper-tiny.en", blocks=1)
+    rng = np.random.default_rng(1)
+    head = (0.1 * rng.standard_normal(768), 0.5 + rng.random(768), 0.05 * rng.standard_normal((3, 768)), np.zeros(3))
+    adapted = (0.05 * rng.standard_normal((3, 768)), np.zeros(3))
+    torch_file = tmp_path / "m.torch.onnx"
+    fp32 = export_base(teacher, 1, head, ["a", "b", "c"], "base-test", {}, torch_file, adapted, "tiny.en/block1")
+    clips = [clip(2.0, seed=s) * g for s, g in ((1, 1.0), (2, 0.3), (3, 2.0))]
+    module = BaseTier(teacher, 1, *head, max_seconds=6.0, adapted=adapted).eval()
+    shift, scale = np.full(768, 0.01, np.float32), np.full(768, 0.7, np.float32)
+    for variant in ("fp32", "int8d"):
+        path = make_variant(fp32, variant, [], tmp_path / f"m.{variant}.onnx")
+        m = OnnxModel(path)
+        e = m.contract.embedding
+        assert m.contract.adaptation == "embedding" and e.space == "tiny.en/block1" and e.dim == 768
+        x = clips[0][None]
+        plain = m.session.run([e.output], {"input": x})[0]
+        fed = m.session.run(
+            [e.output], {"input": x, e.shift_input: np.float32(e.mean), e.scale_input: np.float32(e.std)}
+        )[0]
+        assert np.array_equal(plain, fed)
+        speaker = m.session.run(
+            [e.output, e.embedding_output], {"input": x, e.shift_input: shift, e.scale_input: scale}
+        )
+        if variant == "fp32":  # torch and ONNX agree on the adapted head and the embedding
+            with torch.no_grad():
+                module.embedding_shift.copy_(torch.from_numpy(shift))
+                module.embedding_scale.copy_(torch.from_numpy(scale))
+                _, logits, embedding = module(torch.from_numpy(clips[0])[None])
+            np.testing.assert_allclose(speaker[0], logits.numpy(), atol=1e-3)
+            np.testing.assert_allclose(speaker[1], embedding.numpy(), atol=1e-3, rtol=1e-4)
+        # the profile: batch and one-by-one agree exactly, and what it heard are the graph's embeddings
+        one = Recognizer(path, profile=SpeakerProfile(min_utterances=1, prior=3))
+        batch = Recognizer(path, profile=SpeakerProfile(min_utterances=1, prior=3))
+        assert [one.predict(c, sample_rate=16000).scores for c in clips] == [
+            p.scores for p in batch.predict_batch(clips, sample_rate=16000)
+        ]
+        heard = np.stack([m.run_embedding(c[None])[1][0] for c in clips])
+        np.testing.assert_allclose(one.profile.statistics()[0], heard.mean(axis=0), rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("system", ["ssl", "mtlser", "ctc_fusion"])
 def test_ssl_seed_systems_learn_from_frozen_states(system):
     """Each SSL seed system fits a generated task whose label sits in one of several hidden states."""
