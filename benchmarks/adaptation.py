@@ -89,8 +89,8 @@ def evaluate_base(name: str, work: Path, data_root: str) -> dict[str, Any]:
     """The causal table of a base-tier model's folds (see the module docstring)."""
     from export.base_tier import PRIOR, RECIPES, adaptation_folds
     from export.base_variants import choose
-    from models.corpora import load_corpus
-    from models.protocols import default_protocol
+    from models.data.corpora import load_corpus
+    from models.data.protocols import default_protocol
 
     recipe = RECIPES[name]
     corpus = load_corpus(recipe.dataset, str(Path(data_root) / recipe.dataset))
