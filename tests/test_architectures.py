@@ -59,6 +59,7 @@ def test_declared_frontends(arch: str) -> None:
         "audio_resnet": "waveform",
         "spectrogram_resnet": "logspec",
         "edge_cnn": "logmel",
+        "stream_net": "logmel",
         "functionals_mlp": "functionals",
     }
     assert kind == declared.get(arch, "mfcc")
@@ -72,6 +73,41 @@ def test_edge_cnn_stays_within_the_edge_budget() -> None:
     with torch.no_grad():
         model(_input(frontend, 3.0))
     assert shapes == [(2, 128, 38, 4)]  # 299 frames x 64 bins -> time / 8, frequency / 16
+
+
+def test_stream_net_stays_within_the_edge_budget(tmp_path) -> None:
+    """<= 0.4M parameters and <= 30 M multiply-accumulates for 3 s, counted on the exported graph."""
+    from edge_ser.macs import count_macs
+
+    model, frontend = _model("stream_net", 8)
+    assert count_parameters(model) <= 0.4e6
+    x = _input(frontend, 3.0, batch=1)
+    path = tmp_path / "stream_net.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.backbone, (x,), str(path), input_names=["x"], dynamo=False)
+    assert 5e6 < count_macs(path, {"x": x.numpy()}) <= 30e6
+
+
+def test_stream_net_runs_frame_by_frame_as_it_runs_whole() -> None:
+    """Causal convolutions and running statistics: streaming each frame gives the whole input's embedding
+    (at every odd frame count, for the frames heard so far)."""
+    torch.manual_seed(0)
+    model, frontend = _model("stream_net", 6)
+    backbone = model.backbone
+    with torch.no_grad():  # non-trivial running statistics, so eval-mode batch norm is not the identity
+        for bn in (m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 41, frontend.n_features)
+    state = None
+    for t in range(x.shape[1]):
+        state = backbone.step(x[:, t], state)
+        if t % 2 == 0:
+            whole = backbone(x[:, : t + 1])
+            assert torch.allclose(state["embedding"], whole, atol=1e-4), t
+    with pytest.raises(RuntimeError, match="eval"):
+        backbone.train().step(x[:, 0])
 
 
 @pytest.mark.parametrize("arch", ARCHS)

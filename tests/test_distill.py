@@ -70,6 +70,51 @@ def test_teacher_heads_never_see_test_speakers_nor_the_speakers_they_label(monke
         assert set().union(*labelled) == set(speakers[train])  # every training speaker gets labels
 
 
+def test_transfer_targets_come_from_the_fold_training_speakers_only(monkeypatch):
+    """A transfer corpus is labelled by one head fit on the fold's training rows, standardized with their stats."""
+    from models.data.corpora import Corpus, Utterance
+
+    def toy(name, speakers):
+        utts = [Utterance(f"{s}/{k}.wav", "ab"[k % 2], s, "f", None, name) for s in speakers for k in range(6)]
+        return Corpus(name, f"/{name}", ("a", "b"), utts)
+
+    main, other = toy("main", ["m0", "m1", "m2", "m3"]), toy("other", ["o0", "o1"])
+    rng = np.random.default_rng(1)
+    tables = {
+        "main": {"clean": rng.standard_normal((24, 5)) + 3.0},
+        "other": {"clean": rng.standard_normal((12, 5)), "speed0.9": rng.standard_normal((12, 5))},
+    }
+    ok = {"main": np.ones(24, bool), "other": np.arange(12) != 4}  # the teacher could not read one file
+
+    def views(corpus, cfg, wanted):
+        return {v: tables[corpus.name][v] for v in ("clean", *wanted) if v in tables[corpus.name]}, ok[corpus.name]
+
+    seen: list[np.ndarray] = []
+    real = distill.fit_head
+
+    def spy(feats, labels, rows, c):
+        seen.append(np.asarray(rows))
+        return real(feats, labels, rows, c)
+
+    monkeypatch.setattr(distill, "_teacher_views", views)
+    monkeypatch.setattr(distill, "fit_head", spy)
+    y = np.array([main.emotions.index(u.emotion) for u in main.utterances])
+    train = np.arange(12)  # speakers m0 and m1; m2 and m3 are validation and test
+    cfg = distill.DistillConfig("whisper-tiny.en:1", transfer=("other",))
+    t = distill.transfer_targets(main, train, y, 2, cfg, ("clean", "speed0.9"), other)
+    assert len(seen) == 1 and set(seen[0]) == set(train)
+    for view in ("clean", "speed0.9"):
+        soft, feats = t.soft[view], t.features[view]
+        assert np.isnan(soft[4]).all() and np.isnan(feats[4]).all()
+        known = np.arange(12) != 4
+        assert np.allclose(soft[known].sum(1), 1.0)
+        mean, std = tables["main"]["clean"][train].mean(0), tables["main"]["clean"][train].std(0) + 1e-6
+        expected = (tables["other"][view][known] - mean) / std
+        assert np.allclose(feats[known], expected, atol=1e-5)  # the fold's training statistics, not the other's
+    soft, feats = t.lookup(np.array([0, 1]), np.array([0.9, 1.0]))
+    assert np.allclose(feats[0], t.features["speed0.9"][0]) and np.allclose(feats[1], t.features["clean"][1])
+
+
 def test_distill_config_rejects_bad_teacher_names():
     with pytest.raises(ValueError, match="ENCODER:BLOCK"):
         distill.DistillConfig("whisper-base")
@@ -90,6 +135,7 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
     monkeypatch.setattr(cache, "DEFAULT_TEACHER_CACHE", tmp_path / "teacher")
     corpus = make_corpus(tmp_path / "toy", per_speaker=3, speakers=4)
     manifest = write_manifest(corpus, tmp_path / "toy.csv")
+    other = write_manifest(make_corpus(tmp_path / "other", per_speaker=2, speakers=2), tmp_path / "other.csv")
     out = tmp_path / "run"
     argv = [
         "--arch",
@@ -118,6 +164,8 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
         "0.9,1.0,1.1",
         "--aug-prob",
         "1.0",
+        "--transfer",
+        f"csv={other}",
         "--no-progress",
         "--cache-dir",
         str(tmp_path / "features"),
@@ -131,5 +179,6 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
     history = json.loads((fold / "metrics.json").read_text())["history"]
     assert len(history) == 2
     assert all(h["teacher_soft"] > 0 and h["teacher_features"] > 0 for h in history)
+    assert all(h["transfer_soft"] > 0 and h["transfer_features"] > 0 for h in history)  # the transfer set trained
     views = {p.name.split("-")[-1] for p in (tmp_path / "teacher").glob("*/*")}
     assert {"clean", "speed0.9", "speed1.1"} <= views  # augmented copies got their own teacher features

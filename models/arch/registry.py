@@ -24,6 +24,7 @@ from .heads import PRIMARY, SERModel
 from .pcnn import PCNN
 from .spectrogram_resnet import SpectrogramResNet
 from .stats_net import StatsNet
+from .stream_net import StreamNet
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,14 @@ ARCHITECTURES: dict[str, Architecture] = {
             FrontEnd(kind="logmel", n_mels=64, window="hann").to_dict(),
             dropout=0.2,
             summary="edge-ser's own: depthwise-separable CNN on 64 log-mel + attentive pooling, ~0.2M",
+        ),
+        Architecture(
+            "stream_net",
+            StreamNet,
+            FrontEnd(kind="logmel", n_mels=64, window="hann").to_dict(),
+            dropout=0.2,
+            summary="edge-ser's own: causal 1-D separable frame model on 64 log-mel + mean/std pooling, ~0.15M;"
+            " runs frame by frame",
         ),
         Architecture(
             "stats_net",

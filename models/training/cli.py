@@ -127,6 +127,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--distill-temperature", type=float, default=4.0, help="temperature of the teacher's soft labels")
     add("--distill-soft", type=float, default=1.0, help="weight of the soft-label loss")
     add("--distill-features", type=float, default=1.0, help="weight of the teacher-feature regression loss")
+    add(
+        "--transfer",
+        nargs="*",
+        default=[],
+        metavar="NAME=ROOT",
+        help="with --teacher: other corpora whose audio joins as a transfer set (teacher losses only), "
+        "e.g. casia=../shared/datasets/casia emodb=../shared/datasets/emodb",
+    )
+    add("--transfer-weight", type=float, default=1.0, help="weight of the transfer set's teacher losses")
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     add("--threads", type=int, help="torch CPU threads")
     add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")
@@ -168,12 +177,22 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             temperature=args.distill_temperature,
             soft_weight=args.distill_soft,
             feature_weight=args.distill_features,
+            transfer=tuple(dict(_parse_transfer(args.transfer))),
+            transfer_weight=args.transfer_weight,
         )
         if args.teacher
         else None,
         device=args.device,
         progress=not args.no_progress,
     )
+
+
+def _parse_transfer(items: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = [tuple(item.split("=", 1)) for item in items]
+    bad = [item for item, pair in zip(items, pairs) if len(pair) != 2 or not all(pair)]
+    if bad:
+        raise ValueError(f"bad --transfer {bad[0]!r}: expected NAME=ROOT, e.g. casia=../shared/datasets/casia")
+    return pairs  # type: ignore[return-value]
 
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -192,6 +211,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         cache_dir=args.cache_dir,
         resume=args.resume,
         threads=args.threads,
+        transfer=dict(_parse_transfer(args.transfer)),
     )
 
 

@@ -128,3 +128,4 @@ class RunConfig:
     resume: bool = False
     threads: int | None = None
     command: str | None = None
+    transfer: Mapping[str, str | Path] = field(default_factory=dict)

@@ -3,6 +3,7 @@ augmentation) waveforms, and per-speaker normalization statistics."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from .config import TrainConfig
 
 @dataclass
 class CorpusData:
-    """A corpus with its cached model inputs, evaluation windows and, if needed, waveforms."""
+    """A corpus with its cached model inputs, evaluation windows and, if needed, waveforms; ``transfer``: other
+    corpora's inputs (and waveforms) that distillation adds as a transfer set (see :mod:`models.training.distill`)."""
 
     corpus: Corpus
     inputs: FeatureTable
-    windows: WindowTable
+    windows: WindowTable | None
     waves: FeatureTable | None
+    transfer: tuple[CorpusData, ...] = ()
 
 
 def samples(seconds: float, rate: int) -> int:
@@ -31,9 +34,14 @@ def samples(seconds: float, rate: int) -> int:
 
 
 def prepare_data(
-    corpus: Corpus, frontend: FrontEnd, cfg: TrainConfig, cache_dir: str | Path | None = None
+    corpus: Corpus,
+    frontend: FrontEnd,
+    cfg: TrainConfig,
+    cache_dir: str | Path | None = None,
+    transfer: Sequence[Corpus] = (),
 ) -> CorpusData:
-    """Load (or compute and cache) everything training and evaluation read from the corpus."""
+    """Load (or compute and cache) everything training and evaluation read from the corpus, and the training
+    inputs of the ``transfer`` corpora."""
     inputs = load_features(corpus, frontend, cache_dir, cfg.progress)
     rate = frontend.sample_rate
     windows = load_windows(
@@ -42,7 +50,16 @@ def prepare_data(
     waves = None
     if cfg.augment.on_waveform and frontend.kind != "waveform":
         waves = load_features(corpus, FrontEnd(kind="waveform", sample_rate=rate), cache_dir, cfg.progress)
-    return CorpusData(corpus, inputs, windows, waves)
+    others = tuple(
+        CorpusData(
+            other,
+            load_features(other, frontend, cache_dir, cfg.progress),
+            None,
+            None if waves is None else load_features(other, waves.frontend, cache_dir, cfg.progress),
+        )
+        for other in transfer
+    )
+    return CorpusData(corpus, inputs, windows, waves, others)
 
 
 def speaker_normalization(

@@ -13,6 +13,12 @@ Per fold, :func:`fold_targets` turns the teacher's cached pooled features of one
 Test (and validation) speakers never enter: not the teacher head, not the statistics. Augmented views
 (``speed0.9``, ``speed1.1``) have their own cached teacher features and labels, so a student trained on a
 sped-up copy learns what the teacher said of that copy.
+
+A **transfer set** widens what the student hears: every utterance of other corpora (``--transfer``), which has
+no label the fold's heads know, gets its targets from :func:`transfer_targets` -- soft labels from one head
+fit on all the fold's training utterances, and its teacher features standardized with the same training
+statistics -- and the student learns only the teacher's losses on it. No test speaker is in another corpus,
+so every fold stays speaker-independent.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ SPEED_VIEWS = {0.9: "speed0.9", 1.0: "clean", 1.1: "speed1.1"}
 class DistillConfig:
     """``teacher``: ``ENCODER:BLOCK`` (e.g. ``whisper-tiny.en:2``); ``temperature`` of the soft labels;
     ``soft_weight``/``feature_weight``: weights of the soft-label and feature-regression losses; ``groups``:
-    cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization."""
+    cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization; ``transfer``: names
+    of other corpora whose utterances join as a transfer set (teacher losses only), weighted ``transfer_weight``."""
 
     teacher: str
     temperature: float = 4.0
@@ -39,6 +46,8 @@ class DistillConfig:
     feature_weight: float = 1.0
     groups: int = 4
     c: float = 0.1
+    transfer: tuple[str, ...] = ()
+    transfer_weight: float = 1.0
 
     def __post_init__(self) -> None:
         encoder, _, block = self.teacher.partition(":")
@@ -46,6 +55,8 @@ class DistillConfig:
             raise ValueError(f"--teacher takes ENCODER:BLOCK (e.g. whisper-tiny.en:2), got {self.teacher!r}")
         if self.temperature <= 0 or self.soft_weight < 0 or self.feature_weight < 0 or self.groups < 2:
             raise ValueError("distillation needs temperature > 0, weights >= 0 and groups >= 2")
+        if self.transfer_weight < 0 or len(set(self.transfer)) != len(self.transfer):
+            raise ValueError("transfer corpora must be distinct and transfer_weight >= 0")
 
     @property
     def encoder(self) -> str:
@@ -56,7 +67,9 @@ class DistillConfig:
         return int(self.teacher.partition(":")[2])
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["transfer"] = list(self.transfer)
+        return d
 
 
 @dataclass
@@ -116,17 +129,12 @@ def cross_fitted_soft_labels(
         label_rows = train[group == g]
         mean, std, clf = fit_head(x["clean"], y, train[group != g], c)
         for view, feats in x.items():
-            logits = clf.decision_function((feats[label_rows] - mean) / std)
-            full = np.full((len(label_rows), n_classes), -1e9)  # a class absent from the other groups gets no mass
-            full[:, clf.classes_] = logits if logits.ndim == 2 else np.stack([-logits, logits], 1)
-            out[view][label_rows] = torch.softmax(torch.from_numpy(full / temperature), dim=1).numpy()
+            out[view][label_rows] = _soft(clf, (feats[label_rows] - mean) / std, n_classes, temperature)
     return out
 
 
-def fold_targets(
-    corpus: Any, train: np.ndarray, y: np.ndarray, n_classes: int, cfg: DistillConfig, views: tuple[str, ...], seed: int
-) -> Targets:
-    """The distillation targets of one fold (see the module docstring)."""
+def _teacher_views(corpus: Any, cfg: DistillConfig, views: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The teacher's pooled block features of ``corpus`` per view (clean first), and which utterances it read."""
     from ..teachers.cache import teacher_features
 
     feats, ok = {}, None
@@ -134,16 +142,65 @@ def fold_targets(
         table = teacher_features(corpus, cfg.encoder, view, progress=False)
         feats[view] = table.block(cfg.block).astype(np.float64)
         ok = table.ok if ok is None else ok & table.ok
+    return feats, ok
+
+
+def _standardized(
+    feats: dict[str, np.ndarray], rows: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per view, ``(feats - mean) / std`` on ``rows``, NaN elsewhere."""
+    out = {}
+    for view, f in feats.items():
+        z = np.full(f.shape, np.nan, np.float32)
+        z[rows] = (f[rows] - mean) / std
+        out[view] = z
+    return out
+
+
+def _soft(clf: Any, x: np.ndarray, n_classes: int, temperature: float) -> np.ndarray:
+    """Softmax at ``temperature`` of a fitted head's logits; a class the head never saw gets no mass."""
+    logits = clf.decision_function(x)
+    full = np.full((len(x), n_classes), -1e9)
+    full[:, clf.classes_] = logits if logits.ndim == 2 else np.stack([-logits, logits], 1)
+    return torch.softmax(torch.from_numpy(full / temperature), dim=1).numpy()
+
+
+def fold_targets(
+    corpus: Any, train: np.ndarray, y: np.ndarray, n_classes: int, cfg: DistillConfig, views: tuple[str, ...], seed: int
+) -> Targets:
+    """The distillation targets of one fold (see the module docstring)."""
+    feats, ok = _teacher_views(corpus, cfg, views)
     train = train[ok[train] & (y[train] >= 0)]
     speakers = np.array([u.speaker for u in corpus.utterances])
     soft = cross_fitted_soft_labels(feats, y, speakers, train, n_classes, cfg.temperature, cfg.groups, cfg.c, seed)
     mean, std = feats["clean"][train].mean(0), feats["clean"][train].std(0) + 1e-6
-    features = {}
-    for view, f in feats.items():
-        z = np.full(f.shape, np.nan, np.float32)
-        z[train] = (f[train] - mean) / std
-        features[view] = z
-    return Targets(soft, features)
+    return Targets(soft, _standardized(feats, train, mean, std))
+
+
+def transfer_targets(
+    corpus: Any,
+    train: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    cfg: DistillConfig,
+    views: tuple[str, ...],
+    other: Any,
+) -> Targets:
+    """Targets for every utterance of ``other`` (a transfer corpus) in one fold of ``corpus``: soft labels from one
+    head fit on all the fold's training utterances ``train`` of ``corpus``, features standardized with their
+    statistics. Utterances the teacher could not read stay NaN."""
+    feats, ok = _teacher_views(corpus, cfg, ("clean",))
+    train = train[ok[train] & (y[train] >= 0)]
+    mean, std, clf = fit_head(feats["clean"], y, train, cfg.c)
+    other_feats, other_ok = _teacher_views(other, cfg, views)
+    rows = np.flatnonzero(other_ok)
+    soft = {}
+    for view, f in other_feats.items():
+        out = np.full((len(f), n_classes), np.nan, np.float32)
+        if len(rows):
+            out[rows] = _soft(clf, (f[rows] - mean) / std, n_classes, cfg.temperature)
+        soft[view] = out
+    return Targets(soft, _standardized(other_feats, rows, mean, std))
 
 
 def soft_label_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:

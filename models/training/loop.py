@@ -18,10 +18,11 @@ will run the exported model. The fold directory gets ``model.pt`` + ``config.jso
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypedDict
@@ -35,7 +36,7 @@ from edge_ser.frontend import Normalization
 from ..arch.heads import IGNORE, PRIMARY, SERModel
 from ..arch.registry import build_model, count_parameters, default_config
 from ..data import transcripts
-from ..data.batches import TrainBatches
+from ..data.batches import Batch, TrainBatches
 from ..data.features import Norms, fit_normalization, normalization_for
 from ..data.labels import head_labels, head_targets
 from . import distill, distributed, metrics
@@ -111,6 +112,7 @@ class FoldRun:
     model: SERModel
     teacher: distill.Targets | None
     projector: torch.nn.Module | None
+    transfer: list[tuple[TrainBatches, distill.Targets]]  # transfer-set batches and their teacher targets
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     batches: TrainBatches
@@ -289,6 +291,7 @@ def prepare_fold(
         model=model,
         teacher=teacher,
         projector=projector,
+        transfer=transfer_sources(data, train_idx, targets[PRIMARY], len(labels[PRIMARY]), normalization, cfg),
         optimizer=optimizer,
         scheduler=scheduler,
         batches=batches,
@@ -338,6 +341,52 @@ def save_state(run: FoldRun, *, out_dir: Path) -> None:
     )
 
 
+def transfer_sources(
+    data: CorpusData,
+    train_idx: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    normalization: Normalization,
+    cfg: TrainConfig,
+) -> list[tuple[TrainBatches, distill.Targets]]:
+    """Per transfer corpus, its training batches (cropped, augmented and normalized like the fold's own) and the
+    fold's teacher targets for it (:func:`models.training.distill.transfer_targets`); none without ``--transfer``."""
+    if cfg.distill is None or not data.transfer:
+        return []
+    if cfg.normalization != "global":
+        raise ValueError("a transfer set needs --normalization global (its speakers have no statistics of their own)")
+    sources = []
+    crop = samples(cfg.crop, data.inputs.frontend.sample_rate)
+    for other in data.transfer:
+        targets = distill.transfer_targets(
+            data.corpus, train_idx, y, n_classes, cfg.distill, cfg.teacher_views, other.corpus
+        )
+        rows = np.flatnonzero(~np.isnan(targets.features["clean"]).any(axis=1))
+        batches = TrainBatches(other.inputs, rows, {}, normalization, crop, cfg.augment, other.waves, cfg.pad)
+        batches.shard = distributed.shard()
+        sources.append((batches, targets))
+    return sources
+
+
+def transfer_stream(
+    sources: list[tuple[TrainBatches, distill.Targets]], batch_size: int, seed: list[int]
+) -> Iterator[tuple[Batch, distill.Targets]] | None:
+    """Endless transfer-set batches for one epoch, the transfer corpora taking turns (None without sources);
+    seeded per epoch, so a resumed fold draws the same ones."""
+    if not sources:
+        return None
+
+    def endless(k: int) -> Iterator[tuple[Batch, distill.Targets]]:
+        batches, targets = sources[k]
+        rng = np.random.default_rng([*seed, k])
+        while True:
+            for batch in batches.epoch(batch_size, rng):
+                yield batch, targets
+
+    streams = [endless(k) for k in range(len(sources))]
+    return (next(streams[step % len(streams)]) for step in itertools.count())
+
+
 def train_epoch(run: FoldRun, *, epoch: int) -> EpochRecord:
     """One pass over the fold's training batches (0-based ``epoch``); the record of its mean losses."""
     cfg, model, device = run.cfg, run.model, run.device
@@ -353,9 +402,17 @@ def train_epoch(run: FoldRun, *, epoch: int) -> EpochRecord:
         disable=not cfg.progress,
         desc=f"{run.name} epoch {epoch + 1}/{cfg.epochs}",
     )
+    transfer = transfer_stream(run.transfer, cfg.batch_size, seed=[cfg.seed, run.index, epoch, 1])
     for batch in bar:
         loss, parts = batch_loss(
-            model, batch, cfg=cfg, device=device, rng=rng, teacher=run.teacher, projector=run.projector
+            model,
+            batch,
+            cfg=cfg,
+            device=device,
+            rng=rng,
+            teacher=run.teacher,
+            projector=run.projector,
+            transfer=next(transfer) if transfer is not None else None,
         )
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -27,14 +27,16 @@ def batch_loss(
     rng: np.random.Generator,
     teacher: distill.Targets | None = None,
     projector: torch.nn.Module | None = None,
+    transfer: tuple[Batch, distill.Targets] | None = None,
 ) -> Losses:
-    """The loss to minimize on ``batch``: plain, with mixup or with the teacher, plus the transcript heads'."""
+    """The loss to minimize on ``batch``: plain, with mixup or with the teacher (and a ``transfer`` batch), plus
+    the transcript heads'."""
     x, lengths = torch.from_numpy(batch.inputs).to(device), torch.from_numpy(batch.lengths).to(device)
     t = {h: torch.from_numpy(v).to(device) for h, v in batch.targets.items()}
     if cfg.mixup:
         loss, parts = mixup_step(model, x, t, lengths, cfg, rng)
     elif teacher is not None and projector is not None:
-        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg)
+        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg, transfer)
     else:
         loss, parts = model.loss(model(x, lengths), t, cfg.label_smoothing, model.frame_lengths(lengths))
     if batch.whole is not None:
@@ -61,16 +63,32 @@ def distill_step(
     t: dict[str, torch.Tensor],
     lengths: torch.Tensor,
     cfg: TrainConfig,
+    transfer: tuple[Batch, distill.Targets] | None = None,
 ) -> Losses:
-    """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding."""
+    """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding.
+
+    A ``transfer`` batch (other corpora's audio with this fold's teacher targets) joins the same forward pass,
+    so that batch norm's statistics in training are those of the mixture its running statistics will hold; it
+    adds only the teacher's losses, weighted ``transfer_weight``."""
+    n, d = len(x), cfg.distill
+    if transfer is not None:
+        x = torch.cat([x, torch.from_numpy(transfer[0].inputs).to(x.device)])
+        lengths = torch.cat([lengths, torch.from_numpy(transfer[0].lengths).to(x.device)])
     outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
-    logits = dict(zip(model.head_names, outputs))
-    loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths))
+    logits = {name: out[:n] for name, out in zip(model.head_names, outputs)}
+    loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths[:n]))
+    projected = projector(embedding)
     soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.speeds))
-    d = cfg.distill
     parts["teacher_soft"] = distill.soft_label_loss(logits[PRIMARY], soft, d.temperature)
-    parts["teacher_features"] = distill.feature_loss(projector(embedding), feats)
+    parts["teacher_features"] = distill.feature_loss(projected[:n], feats)
     loss = loss + d.soft_weight * parts["teacher_soft"] + d.feature_weight * parts["teacher_features"]
+    if transfer is not None:
+        other, targets = transfer
+        soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.speeds))
+        parts["transfer_soft"] = distill.soft_label_loss(outputs[0][n:], soft, d.temperature)
+        parts["transfer_features"] = distill.feature_loss(projected[n:], feats)
+        extra = d.soft_weight * parts["transfer_soft"] + d.feature_weight * parts["transfer_features"]
+        loss = loss + d.transfer_weight * extra
     return loss, parts
 
 

@@ -45,8 +45,16 @@ def train(run: RunConfig) -> TrainReport:
     aux = {**spec.required_heads, **dict(run.aux)}
     frontend = FrontEnd.from_dict(dict(run.frontend) if run.frontend is not None else spec.frontend)
     corpus = corpora.load_corpus(run.dataset, str(run.data))
+    if run.transfer and cfg.distill is None:
+        raise ValueError("--transfer needs --teacher (the transfer set learns only the teacher's losses)")
+    transfer = [corpora.load_corpus(name, str(root)) for name, root in run.transfer.items()]
+    roots = [c.root for c in (corpus, *transfer)]
+    if len(set(roots)) != len(roots):
+        raise ValueError("--transfer must name other corpora than the training corpus, each once")
+    if tuple(run.transfer) != (cfg.distill.transfer if cfg.distill is not None else ()):
+        cfg = replace(cfg, distill=replace(cfg.distill, transfer=tuple(run.transfer)))
     with distributed.main_first():  # rank 0 computes the feature cache, the other ranks read it
-        data = prepare_data(corpus, frontend, cfg, run.cache_dir)
+        data = prepare_data(corpus, frontend, cfg, run.cache_dir, transfer)
     if run.final:
         protocol = "final"
         folds = [(0, Split("final", tuple(range(len(corpus.utterances))), (), ()))]

@@ -1,0 +1,75 @@
+"""Per-fold comparison of training runs (distillation variants, students), written as Markdown and JSON.
+
+    python benchmarks/distill_table.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] --out benchmarks/results/distill-ravdess
+
+Each RUN_DIR is an ``edge-ser train`` output folder; every fold folder in it with a ``metrics.json``
+counts (runs of one recipe split over several invocations can share a folder). The table has the
+test speakers' UA of the checkpoint validation chose, per fold, the mean and population std over
+the folds each run finished, the best validation epoch and seconds per epoch (a shared machine's
+wall clock: compare within one table only), and the command that trained it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def load_run(folder: Path) -> dict:
+    """``{fold: metrics}`` of the finished folds in ``folder`` and the command of one of them."""
+    folds, command = {}, None
+    for metrics in sorted(folder.glob("*/metrics.json")):
+        m = json.loads(metrics.read_text())
+        folds[m["fold"]] = m
+        config = metrics.parent / "config.json"
+        if command is None and config.exists():
+            command = json.loads(config.read_text()).get("training", {}).get("command")
+    return {"folds": folds, "command": command}
+
+
+def table(runs: dict[str, dict]) -> tuple[str, dict]:
+    names = sorted({f for r in runs.values() for f in r["folds"]})
+    lines = ["| run | " + " | ".join(names) + " | mean ± std (folds) | s/epoch |", "|---|" + "---:|" * (len(names) + 2)]
+    record = {}
+    for label, run in runs.items():
+        ua = {f: run["folds"][f]["test"]["emotion"]["ua"] * 100 for f in names if f in run["folds"]}
+        values = list(ua.values())
+        secs = [m["seconds_per_epoch"] for m in run["folds"].values() if m.get("seconds_per_epoch")]
+        cells = [f"{ua[f]:.1f}" if f in ua else "–" for f in names]
+        summary = f"**{np.mean(values):.1f}** ± {np.std(values):.1f} ({len(values)})" if values else "–"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {summary} | {np.mean(secs):.0f} |")
+        record[label] = {
+            "ua_per_fold": ua,
+            "ua_mean": float(np.mean(values)) if values else None,
+            "ua_std": float(np.std(values)) if values else None,
+            "best_epoch": {f: m["best_epoch"] for f, m in run["folds"].items()},
+            "command": run["command"],
+        }
+    commands = [f"- {label}: `{run['command']}`" for label, run in runs.items() if run["command"]]
+    return "\n".join([*lines, "", "Commands (each fold folder records its own):", *commands]) + "\n", record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="LABEL=RUN_DIR")
+    parser.add_argument("--out", help="write OUT.md and OUT.json")
+    args = parser.parse_args(argv)
+    runs = {}
+    for item in args.runs:
+        label, _, folder = item.partition("=")
+        if not folder or not Path(folder).is_dir():
+            parser.error(f"expected LABEL=RUN_DIR with an existing folder, got {item!r}")
+        runs[label] = load_run(Path(folder))
+    text, record = table(runs)
+    print(text)
+    if args.out:
+        Path(args.out).with_suffix(".md").write_text(text)
+        Path(args.out).with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
