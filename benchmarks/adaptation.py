@@ -49,8 +49,8 @@ def render(result: dict[str, Any]) -> list[str]:
         "",
         f"UA % per speaker-independent fold ({result['protocol']}); `k` = utterances of the test speaker the "
         f"profile had heard before it froze (order seeded with {result['seed']}). Non-adapted: `{result['baseline']}`"
-        " (same recipe, global normalization). The transductive bound uses all of a test speaker's files at once: "
-        "no device has them.",
+        f" ({result.get('baseline_note', 'same recipe, global normalization')}). The transductive bound uses all of "
+        "a test speaker's files at once: no device has them.",
         "",
         "| fold | " + " | ".join(head) + " |",
         "|---|" + "---:|" * len(head),
@@ -101,7 +101,8 @@ def evaluate_base(name: str, work: Path, data_root: str) -> dict[str, Any]:
         row["non_adapted"] = record["folds"][fold][chosen]
     return {
         "run": f"{name} ({chosen})",
-        "baseline": f"{name} without a profile",
+        "baseline": name,
+        "baseline_note": "the same files without a profile: their cross-validation record",
         "dataset": recipe.dataset,
         "protocol": default_protocol(recipe.dataset),
         "seed": 0,

@@ -341,6 +341,9 @@ def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: 
         *[f"| {v} | {VARIANTS[v]} | {latency[v]['bytes']:,} | {latency[v]['ms']:.2f} |" for v in variants],
         "",
         f"Shipped: `{chosen}`, the fastest variant of at most 16 MB whose mean UA is within 0.5 point of FP32.",
+        "",
+        "The latencies above come from the ship run, on a machine shared with other jobs: compare them with each "
+        f"other only. For a quiet core: `edge-ser bench {path.stem} --threads 1` (docs/teacher.md).",
         *adaptation_card(c.provenance.get("adaptation_eval")),
         "",
         "## Known limitations",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_ser import Recognizer
+from edge_ser import ProfileError, Recognizer, SpeakerProfile
 from edge_ser.model import ASSETS, SHIPPED
 
 BASE = [name for name in ("english-base", "chinese-base") if (ASSETS / SHIPPED[name]).is_file()]
@@ -31,11 +31,36 @@ def test_base_model_loads_and_scores_sum_to_one(name):
     assert 0.0 < cv["ua_mean"] < 1.0 and all(f"{cv['variant']}_ua" in f for f in cv["per_fold"].values())
 
 
+@pytest.mark.parametrize("name", BASE)
+def test_base_model_adapts_to_a_speaker_profile(name):
+    rec = Recognizer(name)
+    e = rec.contract.embedding
+    assert rec.contract.adaptation == "embedding" and e.dim == len(e.mean) >= 2 * 384
+    t = np.arange(24000) / 16000
+    clips = [
+        (0.2 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32) for f in (150, 220)
+    ]
+    adapted = Recognizer(name, profile=SpeakerProfile(min_utterances=1, prior=3))
+    first, second = (adapted.predict(x, sample_rate=16000) for x in clips)
+    assert first.scores == rec.predict(clips[0], sample_rate=16000).scores  # nothing heard yet: the plain head
+    assert (
+        abs(sum(second.scores.values()) - 1) < 1e-5 and second.scores != rec.predict(clips[1], sample_rate=16000).scores
+    )
+    assert adapted.profile.utterances == 2 and len(adapted.profile.statistics()[0]) == e.dim
+    other = [n for n in BASE if n != name]
+    if other:
+        with pytest.raises(ProfileError, match="different embedding space"):
+            Recognizer(other[0], profile=adapted.profile)
+    ev = rec.contract.provenance["adaptation_eval"]
+    assert ev["folds"] == len(ev["per_fold"]) and set(ev["ua_mean"]) == {"0", "1", "5", "20"}
+
+
 @pytest.mark.corpus
 @pytest.mark.parametrize("name", BASE)
 def test_one_fold_rescored_matches_the_card(name, datasets_dir, tmp_path):
     pytest.importorskip("onnx")
-    from export.base_tier import RECIPES, with_head
+    from export.adaptation_eval import causal_ua
+    from export.base_tier import PRIOR, RECIPES, with_head
     from models.data.corpora import load_corpus
     from models.data.protocols import make_folds
     from models.training.metrics import scores
@@ -51,5 +76,10 @@ def test_one_fold_rescored_matches_the_card(name, datasets_dir, tmp_path):
     y = [corpus.emotions.index(corpus.utterances[i].emotion) for i in fold.test]
     pred = [labels.index(p.label) for p in rec.predict_batch(files)]
     ua = 100 * scores(y, pred, len(labels))["ua"]
-    card = 100 * Recognizer(name).contract.provenance["cross_validation"]["per_fold"][recipe.test_fold]["ua"]
+    provenance = Recognizer(name).contract.provenance
+    card = 100 * provenance["cross_validation"]["per_fold"][recipe.test_fold]["ua"]
     assert abs(ua - card) <= 1.0, json.dumps({"rescored": ua, "card": card})
+    # the adapted head: the causal protocol, profile frozen after 20 utterances of each test speaker
+    adapted = 100 * causal_ua(model, [corpus.utterances[i] for i in fold.test], 0, PRIOR, (20,))["20"]
+    card = 100 * provenance["adaptation_eval"]["per_fold"][recipe.test_fold]["20"]
+    assert abs(adapted - card) <= 1.0, json.dumps({"rescored k=20": adapted, "card": card})
