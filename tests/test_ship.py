@@ -39,6 +39,9 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     prov = rec.contract.provenance
     assert prov["fold"] == "final" and prov["command"] == "python -m export.ship toy"
     assert prov["int8"]["scheme"] in SCHEMES and prov["int8"]["float_layers"] >= 0
+    rule = prov["export"]  # the export rule replaced the INT8 export with the variant it picks
+    assert rule["variant"] == rule["rule_choice"] and rule["variant"] in {v["name"] for v in rule["variants"]}
+    assert "fold s0" in rule["evaluated_on"]
     cv = prov["cross_validation"]
     report = json.loads((tmp_path / "runs" / "ship-toy-cv" / "report.json").read_text())
     assert cv["folds"] == 2 and cv["ua_mean"] == report["summary"]["ua_mean"]
@@ -48,6 +51,7 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     assert report["command"] == final["command"] == "python -m export.ship toy"
     card = out.with_suffix(".md").read_text()
     assert "python -m export.ship toy" in card and "ONNX INT8 UA" in card and "all speakers" in card
+    assert "## Variants (the export rule)" in card and "(shipped)" in card
     kept = tests / "toy-s0.int8.onnx"
     assert kept.is_file() and (records / "ship-toy-cv.json").is_file()
     assert Recognizer(kept).contract.provenance["fold"] == "s0"
