@@ -140,7 +140,7 @@ def _precision(name: str, provenance: dict[str, Any]) -> str:
     """``int8`` or ``fp32`` from the file name; a base-tier file records its variant (FP16 weights are fp32 compute)."""
     variant = provenance.get("variant")
     if variant is not None:
-        return {"int8s": "int8", "int8d": "int8", "fp16w": "fp16w"}.get(variant, "fp32")
+        return "int8" if variant.startswith("int8") else {"fp16w": "fp16w"}.get(variant, "fp32")
     return "int8" if "int8" in resolve(name).name else "fp32"
 
 

@@ -24,6 +24,8 @@ SHIPPED: dict[str, str] = {
     "chinese-adaptive": "chinese-adaptive.int8.onnx",
     "english-base": "english-base.onnx",  # the base tier: a truncated Whisper encoder (python -m export.base_tier)
     "chinese-base": "chinese-base.onnx",
+    "english-small": "english-small.onnx",  # the small tier: the same encoder cut after its first block
+    "chinese-small": "chinese-small.onnx",
 }
 ALIASES: dict[str, str] = {
     "default": "english",

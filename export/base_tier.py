@@ -1,6 +1,7 @@
 """Builds the "base" tier: a Whisper encoder cut after block K with a linear emotion head, one ONNX file.
 
-    python -m export.base_tier english-base|chinese-base [--data-root ../shared/datasets] [--work runs/base]
+    python -m export.base_tier english-base|chinese-base|english-small|chinese-small \
+        [--data-root ../shared/datasets] [--work runs/base]
 
 For a recipe (corpus, encoder, block) the head — a standardized logistic regression on the block's pooled
 mean+std features (``benchmarks/teacher_probe.py``) — is cross-validated on the corpus' speaker-independent
@@ -9,7 +10,8 @@ whole model exported and every precision variant (:mod:`export.base_variants`) s
 :class:`edge_ser.Recognizer` on the fold's test speakers. The shipped variant is the fastest whose mean UA is
 within 0.5 point of FP32 (latencies from one interleaved run). The final head is then fit on every speaker and
 exported in that variant with its card into ``edge_ser/assets/``; per-fold results go to
-``benchmarks/results/ship/``. Resumable: finished folds are kept under ``--work``.
+``benchmarks/results/ship/``. Resumable: finished folds are kept under ``--work`` (a variant added later is scored
+alone).
 
 Speaker adaptation (``edge_ser.contract.EmbeddingAdaptation``): beside the plain head, every file carries a second
 head trained on the training speakers' embeddings each normalized with its own speaker's statistics (as
@@ -37,7 +39,7 @@ from edge_ser.contract import EmbeddingAdaptation, Head, ModelContract
 from edge_ser.frontend import FrontEnd, Normalization
 from edge_ser.model import ASSETS, SHIPPED
 
-from .base_variants import HEAD, VARIANTS, choose, latency_table, make_variant
+from .base_variants import HEAD, REFIT, VARIANTS, choose, embeddings, latency_table, make_variant
 from .onnx_export import git_commit, to_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +73,9 @@ class BaseRecipe:
 RECIPES = {
     "english-base": BaseRecipe("ravdess", "whisper-tiny.en", 2, "actors01-04"),
     "chinese-base": BaseRecipe("casia", "whisper-base", 3, "ZhaoZuoxiang"),
+    # The "small" tier: the encoder cut after its first block.
+    "english-small": BaseRecipe("ravdess", "whisper-tiny.en", 1, "actors01-04"),
+    "chinese-small": BaseRecipe("casia", "whisper-base", 1, "ZhaoZuoxiang"),
 }
 
 
@@ -94,6 +99,36 @@ def fit_adapted(x: np.ndarray, y: np.ndarray, speakers: np.ndarray, c: float) ->
         z[rows] = Normalization.fit([x[rows]])(x[rows])
     clf = fit(z, y, c)
     return clf.coef_, clf.intercept_
+
+
+def folded(head: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight, bias)`` of the one ``Linear`` layer a :func:`fit_head` result becomes, standardization folded in
+    (as :class:`models.teachers.base_tier.BaseTier` does): ``W (x - m) / s + b = (W / s) x + (b - W m / s)``."""
+    mean, std, coef, intercept = head
+    w = coef / std[None, :]
+    return w, intercept - w @ mean
+
+
+def refit_features(fp32: Path, variant: str, files: list[str], work: Path) -> np.ndarray:
+    """Every utterance's pooled embedding through ``variant``'s encoder (identical in every fold: only the head
+    differs), cached in ``work``; NaN rows for unreadable files."""
+    from edge_ser.audio import load_audio
+    from edge_ser.errors import AudioError
+
+    cache = work / f"{REFIT[variant]}.features.npy"
+    if cache.exists():
+        return np.load(cache)
+
+    def waves():
+        for f in files:
+            try:
+                yield load_audio(f, target_rate=16000)[0][: int(WINDOW * 16000)]
+            except AudioError:
+                yield None
+
+    x = embeddings(fp32, variant, waves()).astype(np.float64)
+    np.save(cache, x)
+    return x
 
 
 def contract_for(
@@ -172,9 +207,10 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
     result: dict = {"folds": {}, "cs": {}}
     for fold in folds:
         record = work / f"{fold.name}.json"
-        if record.exists():
-            saved = json.loads(record.read_text())
-            result["folds"][fold.name], result["cs"][fold.name] = saved["ua"], saved["C"]
+        saved = json.loads(record.read_text()) if record.exists() else {"ua": {}}
+        ua = {v: saved["ua"][v] for v in VARIANTS if v in saved["ua"]}  # a variant added later is scored alone
+        if len(ua) == len(VARIANTS):
+            result["folds"][fold.name], result["cs"][fold.name] = ua, saved["C"]
             continue
         train, val, test = (np.asarray(i) for i in (fold.train, fold.val, fold.test))
         keep = feats.ok
@@ -182,21 +218,27 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
         c, _ = choose_c(Normalization.fit([x[train]])(x), y, speakers, _kept(fold, train, val), len(corpus.emotions))
         rest = np.concatenate([train, val])
         head = fit_head(x[rest], y[rest], c)
-        fp32 = export_base(
-            teacher,
-            recipe.block,
-            head,
-            list(corpus.emotions),
-            f"{name}-{fold.name}",
-            {},
-            work / f"{fold.name}.torch.onnx",
-            fit_adapted(x[rest], y[rest], speakers[rest], c),
-            space(recipe),
-        )
+        fp32 = work / f"{fold.name}.torch.onnx"
+        if not (ua and fp32.exists()):
+            adapted = fit_adapted(x[rest], y[rest], speakers[rest], c)
+            export_base(
+                teacher,
+                recipe.block,
+                head,
+                list(corpus.emotions),
+                f"{name}-{fold.name}",
+                {},
+                fp32,
+                adapted,
+                space(recipe),
+            )
         calibration = [files[i] for i in rest[:: max(1, len(rest) // 64)]]
-        ua = {}
-        for variant in VARIANTS:
-            path = make_variant(fp32, variant, calibration, work / f"{fold.name}.{variant}.onnx")
+        for variant in [v for v in VARIANTS if v not in ua]:
+            refit = None
+            if variant in REFIT:
+                xq = refit_features(fp32, variant, files, work)
+                refit = folded(fit_head(xq[rest], y[rest], c))
+            path = make_variant(fp32, variant, calibration, work / f"{fold.name}.{variant}.onnx", refit)
             ua[variant] = score(path, [files[i] for i in test], y[test], len(corpus.emotions))
             print(f"{name} {fold.name} {variant}: UA {100 * ua[variant]:.1f}", flush=True)
         record.write_text(json.dumps({"ua": ua, "C": c}) + "\n")
@@ -261,13 +303,16 @@ def cv_summary(cv: dict, chosen: str, protocol: str, run: str) -> dict:
 
 def keep_fold_head(fold_model: Path, out: Path) -> Path:
     """The emotion head of one fold's file: with the shipped encoder (identical in every fold) it is that fold's
-    model, so a test can re-score the fold against the card without a second multi-megabyte file."""
+    model, so a test can re-score the fold against the card without a second multi-megabyte file. ``fold_model`` is
+    the fold's shipped variant (whose head may be refit, and stored transposed by ONNX Runtime's quantizer)."""
     import onnx
     from onnx import numpy_helper
 
-    inits = {i.name: i for i in onnx.load(str(fold_model)).graph.initializer}
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(fold_model)).graph.initializer}
+    arrays = {name: inits[name] for name in HEAD if name in inits}
+    arrays |= {name: inits[f"{name}_Transposed"].T for name in HEAD if f"{name}_Transposed" in inits}
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **{name: numpy_helper.to_array(inits[name]) for name in HEAD if name in inits})
+    np.savez(out, **arrays)
     return out
 
 
@@ -311,7 +356,8 @@ def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: 
         f"# {c.name}",
         "",
         f"File `{path.name}`: {path.stat().st_size:,} bytes, {c.parameters:,} parameters, variant `{chosen}` "
-        f"({VARIANTS[chosen]}), waveform in (Whisper log-mel, conv stem, {recipe.block} transformer blocks of "
+        f"({VARIANTS[chosen]}), waveform in (Whisper log-mel, conv stem, {recipe.block} transformer "
+        f"block{'s' * (recipe.block > 1)} of "
         f"{recipe.encoder}, mean+std pooling, linear head, all inside the graph).",
         "",
         "## Outputs",
@@ -444,8 +490,12 @@ def ship(name: str, data_root: str, work: Path) -> Path:
         space(recipe),
     )
     out = ASSETS / SHIPPED[name]
-    make_variant(fp32, chosen, calibration, out)
-    keep_fold_head(fold_dir / f"{recipe.test_fold}.fp32.onnx", TEST_ASSETS / f"{name}-{recipe.test_fold}.head.npz")
+    refit = None
+    if chosen in REFIT:
+        xq = refit_features(fp32, chosen, files, fold_dir)
+        refit = folded(fit_head(xq[ok], y[ok], c))
+    make_variant(fp32, chosen, calibration, out, refit)
+    keep_fold_head(fold_dir / f"{recipe.test_fold}.{chosen}.onnx", TEST_ASSETS / f"{name}-{recipe.test_fold}.head.npz")
     machine = f"{platform.machine()} {_cpu()}"
     write_card(out, recipe, cv, latency, chosen, machine)
     return out

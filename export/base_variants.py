@@ -8,6 +8,13 @@
   float.
 - ``int8d``: ONNX Runtime's dynamic INT8 of the same MatMuls (per-channel weights, activation scale computed per
   call from the whole input tensor).
+- ``int8d-ffn``: dynamic INT8 of the feed-forward MatMuls only (about two thirds of a block's MACs); the attention
+  projections, whose value/output path lost the most when quantized, stay float.
+- ``int8d-ffnqk``: dynamic INT8 of the feed-forward MatMuls and the query/key projections (the least sensitive
+  projections); the value and output projections stay float.
+- ``int8d-refit``: ``int8d``'s encoder with the emotion head fit on that encoder's own pooled features
+  (:func:`embeddings`) instead of the FP32 teacher's: quantization noise shifts the pooled statistics (the
+  standard deviation grows by it), which a head fit on FP32 features reads slightly off.
 
 Every variant runs its graph once per window inside a ``Loop`` over the batch (:func:`per_item`): dynamic INT8
 would otherwise quantize a window with the scale of its whole batch, and even FP32 GEMMs round differently for
@@ -21,7 +28,7 @@ import os
 import shutil
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +40,17 @@ VARIANTS = {
     "fp16w": "FP16 weights, FP32 compute",
     "int8s": "static INT8 weight MatMuls (QDQ, per-channel), attention and front-end in float",
     "int8d": "dynamic INT8 weight MatMuls (per-channel)",
+    "int8d-ffn": "dynamic INT8 feed-forward MatMuls (per-channel), attention projections float",
+    "int8d-ffnqk": "dynamic INT8 feed-forward and query/key MatMuls (per-channel), value/output projections float",
+    "int8d-refit": "dynamic INT8 weight MatMuls (per-channel), head fit on the INT8 encoder's own features",
+}
+# Variants whose emotion head is refit on their own encoder's features: the variant whose encoder each uses.
+REFIT = {"int8d-refit": "int8d"}
+# Dynamic INT8 variants: the weight MatMuls they quantize, by a part of the node name (None: all of them).
+DYNAMIC: dict[str, tuple[str, ...] | None] = {
+    "int8d": None,
+    "int8d-ffn": ("/fc1/", "/fc2/"),
+    "int8d-ffnqk": ("/fc1/", "/fc2/", "/q_proj/", "/k_proj/"),
 }
 TOLERANCE = 0.005  # UA, as a fraction
 MAX_BYTES = 16_000_000  # the base tier's size budget
@@ -129,10 +147,12 @@ def per_item(model: onnx.ModelProto) -> onnx.ModelProto:
 def expose_adaptation(model: onnx.ModelProto, src: onnx.ModelProto) -> onnx.ModelProto:
     """For a contract with embedding adaptation: its shift/scale initializers (the global statistics) made optional
     graph inputs, which a speaker profile overrides and a plain call leaves at their defaults."""
-    from edge_ser.contract import ModelContract
+    from edge_ser.contract import METADATA_KEY, ModelContract
 
-    contract = ModelContract.from_metadata({p.key: p.value for p in src.metadata_props})
-    e = contract.embedding
+    metadata = {p.key: p.value for p in src.metadata_props}
+    if METADATA_KEY not in metadata:  # a bare graph (no contract) has no adaptation to expose
+        return model
+    e = ModelContract.from_metadata(metadata).embedding
     if e is None:
         return model
     inits = {i.name: i for i in model.graph.initializer}
@@ -144,13 +164,17 @@ def expose_adaptation(model: onnx.ModelProto, src: onnx.ModelProto) -> onnx.Mode
     return model
 
 
-def weight_matmuls(model: onnx.ModelProto) -> list[str]:
-    """MatMul/Gemm nodes with an initializer operand, outside the front-end and the head."""
+def weight_matmuls(model: onnx.ModelProto, parts: Sequence[str] | None = None) -> list[str]:
+    """MatMul/Gemm nodes with an initializer operand, outside the front-end and the head (with ``parts``: only
+    those whose name contains one of them)."""
     inits = {i.name for i in model.graph.initializer}
     return [
         n.name
         for n in model.graph.node
-        if n.op_type in ("MatMul", "Gemm") and any(i in inits for i in n.input) and not n.name.startswith(FLOAT_SCOPES)
+        if n.op_type in ("MatMul", "Gemm")
+        and any(i in inits for i in n.input)
+        and not n.name.startswith(FLOAT_SCOPES)
+        and (parts is None or any(p in n.name for p in parts))
     ]
 
 
@@ -163,8 +187,8 @@ class _Reader:
         return None if x is None else {self._name: x[None].astype(np.float32)}
 
 
-def make_variant(fp32_path: Path, variant: str, calibration: Sequence[str], out: Path) -> Path:
-    """Write ``variant`` of the FP32 file (contract copied) to ``out``; ``calibration``: audio files for int8s."""
+def _convert(fp32_path: Path, variant: str, calibration: Sequence[str], out: Path) -> None:
+    """Write ``variant``'s graph of the FP32 file to ``out``, not yet wrapped by :func:`per_item`."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -173,22 +197,18 @@ def make_variant(fp32_path: Path, variant: str, calibration: Sequence[str], out:
         quantize_static,
     )
 
-    out = Path(out)
-    if out.exists() and out.stat().st_mtime >= Path(fp32_path).stat().st_mtime:
-        return out
     src = onnx.load(str(fp32_path))
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    variant = REFIT.get(variant, variant)
     if variant == "fp32":
-        shutil.copyfile(fp32_path, tmp)
+        shutil.copyfile(fp32_path, out)
     elif variant == "fp16w":
-        onnx.save(fp16_weights(src), str(tmp))
-    elif variant == "int8d":
+        onnx.save(fp16_weights(src), str(out))
+    elif variant in DYNAMIC:
+        nodes = weight_matmuls(src, DYNAMIC[variant])
+        if not nodes:
+            raise ValueError(f"{fp32_path}: no MatMul for variant {variant!r}")
         quantize_dynamic(
-            str(fp32_path),
-            str(tmp),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_quantize=weight_matmuls(src),
+            str(fp32_path), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=nodes
         )
     elif variant == "int8s":
         from edge_ser.audio import load_audio
@@ -199,7 +219,7 @@ def make_variant(fp32_path: Path, variant: str, calibration: Sequence[str], out:
         waves = [load_audio(f, target_rate=16000)[0] for f in calibration]
         quantize_static(
             str(fp32_path),
-            str(tmp),
+            str(out),
             Reader(waves, src.graph.input[0].name),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
@@ -211,11 +231,75 @@ def make_variant(fp32_path: Path, variant: str, calibration: Sequence[str], out:
         )
     else:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    model = expose_adaptation(per_item(onnx.load(str(tmp))), src)
+
+
+def _head_node(model: onnx.ModelProto) -> onnx.NodeProto:
+    nodes = [n for n in model.graph.node if n.name.startswith("/head/") and n.op_type in ("Gemm", "MatMul")]
+    if len(nodes) != 1:
+        raise ValueError(f"expected one emotion head node under /head/, found {len(nodes)}")
+    return nodes[0]
+
+
+def _set_head(model: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Replace the emotion head's ``(classes, features)`` weight and bias (a ``Gemm`` on ``head.weight``, or the
+    quantizer's ``MatMul`` on ``head.weight_Transposed``)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    for name, value in ((HEAD[0], weight), (HEAD[1], bias)):
+        value = np.asarray(value, np.float32)
+        if name not in inits and f"{name}_Transposed" in inits:
+            name, value = f"{name}_Transposed", value.T
+        if name not in inits or list(inits[name].dims) != list(value.shape):
+            raise ValueError(f"no float emotion head initializer {name!r} of shape {value.shape}")
+        inits[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(value), name))
+
+
+def make_variant(
+    fp32_path: Path,
+    variant: str,
+    calibration: Sequence[str],
+    out: Path,
+    head: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Path:
+    """Write ``variant`` of the FP32 file (contract copied) to ``out``; ``calibration``: audio files for int8s;
+    ``head``: ``(weight, bias)`` replacing the emotion head (a :data:`REFIT` variant's head, fit on
+    :func:`embeddings`; without it the file keeps the FP32 head)."""
+    out = Path(out)
+    if out.exists() and out.stat().st_mtime >= Path(fp32_path).stat().st_mtime:
+        return out
+    src = onnx.load(str(fp32_path))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    _convert(fp32_path, variant, calibration, tmp)
+    model = onnx.load(str(tmp))
+    if head is not None:
+        _set_head(model, *head)
+    model = expose_adaptation(per_item(model), src)
     _copy_contract(src, model)
     onnx.save(model, str(tmp))
     os.replace(tmp, out)
     return out
+
+
+def embeddings(fp32_path: Path, variant: str, waves: Iterable[np.ndarray]) -> np.ndarray:
+    """``(n, features)``: the pooled embedding (the emotion head's input) of each 16 kHz wave through ``variant``'s
+    encoder, one wave per call as the runtime runs it; NaN rows for ``None`` waves (unreadable files)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        _convert(fp32_path, variant, [], path)
+        model = onnx.load(str(path))
+    name = _head_node(model).input[0]
+    model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0].name
+    rows = [None if w is None else session.run([name], {feed: np.asarray(w, np.float32)[None]})[0][0] for w in waves]
+    width = next(len(r) for r in rows if r is not None)
+    return np.stack([np.full(width, np.nan, np.float32) if r is None else r for r in rows])
 
 
 def latency_table(paths: Mapping[str, Path], seconds: float = 3.0, runs: int = 30) -> dict[str, dict]:

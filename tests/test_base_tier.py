@@ -1,4 +1,4 @@
-"""The shipped base-tier models: contract, scores, and one fold re-scored against its card (corpus)."""
+"""The shipped base- and small-tier models: contract, scores, and one fold re-scored against its card (corpus)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from edge_ser import ProfileError, Recognizer, SpeakerProfile
 from edge_ser.model import ASSETS, SHIPPED
 
-BASE = [name for name in ("english-base", "chinese-base") if (ASSETS / SHIPPED[name]).is_file()]
+TIERS = ("english-base", "chinese-base", "english-small", "chinese-small")
+BASE = [name for name in TIERS if name in SHIPPED and (ASSETS / SHIPPED[name]).is_file()]
 TEST_ASSETS = Path(__file__).parent / "assets"
 
 
@@ -83,3 +84,79 @@ def test_one_fold_rescored_matches_the_card(name, datasets_dir, tmp_path):
     adapted = 100 * causal_ua(model, [corpus.utterances[i] for i in fold.test], 0, PRIOR, (20,))["20"]
     card = 100 * provenance["adaptation_eval"]["per_fold"][recipe.test_fold]["20"]
     assert abs(adapted - card) <= 1.0, json.dumps({"rescored k=20": adapted, "card": card})
+
+
+def _layer_graph(path: Path) -> Path:
+    """A generated graph named like the exported encoder: per layer q/v projections and fc1/fc2, then a head."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "input"
+    for name in ("q_proj", "v_proj", "fc1", "fc2"):
+        w = f"{name}.w"
+        inits.append(numpy_helper.from_array((rng.standard_normal((32, 32)) / 6).astype(np.float32), w))
+        nodes.append(helper.make_node("MatMul", [x, w], [f"{name}.y"], name=f"/layers.0/{name}/MatMul"))
+        x = f"{name}.y"
+    inits.append(numpy_helper.from_array(rng.standard_normal((3, 32)).astype(np.float32), "head.weight"))
+    inits.append(numpy_helper.from_array(np.zeros(3, np.float32), "head.bias"))
+    nodes.append(
+        helper.make_node("Gemm", [x, "head.weight", "head.bias"], ["emotion_logits"], name="/head/Gemm", transB=1)
+    )
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 32])],
+        [helper.make_tensor_value_info("emotion_logits", TensorProto.FLOAT, ["batch", 3])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("variant", "quantized"),
+    [
+        ("int8d", {"q_proj", "v_proj", "fc1", "fc2"}),
+        ("int8d-ffn", {"fc1", "fc2"}),
+        ("int8d-ffnqk", {"q_proj", "fc1", "fc2"}),
+    ],
+)
+def test_partial_int8_variants_quantize_only_their_matmuls(tmp_path, variant, quantized):
+    import onnx
+    import onnxruntime as ort
+
+    from export.base_variants import make_variant
+
+    fp32 = _layer_graph(tmp_path / "m.onnx")
+    out = make_variant(fp32, variant, [], tmp_path / f"m.{variant}.onnx")
+    (loop,) = [n for n in onnx.load(str(out)).graph.node if n.op_type == "Loop"]
+    body = loop.attribute[0].g.node
+    integer = {n.name.split("/")[2] for n in body if n.name.startswith("/layers.0/") and "Integer" in n.op_type}
+    floating = {n.name.split("/")[2] for n in body if n.op_type == "MatMul" and n.name.startswith("/layers.0/")}
+    assert integer == quantized and floating == {"q_proj", "v_proj", "fc1", "fc2"} - quantized
+    head = [n.op_type for n in body if n.name.startswith("/head/")]
+    assert head and not any("Integer" in op or "Quantize" in op for op in head)  # the head stays float
+    x = np.random.default_rng(1).standard_normal((2, 32)).astype(np.float32)
+    runs = [ort.InferenceSession(str(p)).run(None, {"input": x})[0] for p in (fp32, out)]
+    np.testing.assert_allclose(runs[1], runs[0], atol=0.15 * np.abs(runs[0]).max())  # INT8 rounding only
+
+
+def test_refit_variant_gets_the_head_fit_on_its_own_encoder_features(tmp_path):
+    import onnxruntime as ort
+
+    from export.base_variants import REFIT, embeddings, make_variant
+
+    fp32 = _layer_graph(tmp_path / "m.onnx")
+    rng = np.random.default_rng(2)
+    waves = [rng.standard_normal(32).astype(np.float32) for _ in range(3)]
+    (variant,) = REFIT
+    x = embeddings(fp32, variant, [*waves, None])
+    assert x.shape == (4, 32) and np.isnan(x[3]).all()
+    exact = embeddings(fp32, "fp32", waves)
+    assert 0 < np.abs(x[:3] - exact).max() < 0.15 * np.abs(exact).max()  # the INT8 encoder's own, not FP32's
+    weight, bias = rng.standard_normal((3, 32)), rng.standard_normal(3)
+    out = make_variant(fp32, variant, [], tmp_path / "m.refit.onnx", (weight, bias))
+    session = ort.InferenceSession(str(out))
+    logits = np.concatenate([session.run(None, {"input": w[None]})[0] for w in waves])
+    np.testing.assert_allclose(logits, x[:3] @ weight.T + bias, rtol=1e-4, atol=1e-4)
