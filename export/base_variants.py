@@ -15,6 +15,9 @@
 - ``int8d-refit``: ``int8d``'s encoder with the emotion head fit on that encoder's own pooled features
   (:func:`embeddings`) instead of the FP32 teacher's: quantization noise shifts the pooled statistics (the
   standard deviation grows by it), which a head fit on FP32 features reads slightly off.
+- ``int8d-stem`` / ``int8d-stem-refit``: ``int8d`` (/ ``int8d-refit``) with the conv stem in INT8 too: each
+  stem ``Conv`` rewritten as an im2col ``MatMul`` (:func:`conv_stem_as_matmul`, equal in FP32), which dynamic INT8
+  runs fast where ONNX Runtime's ``ConvInteger`` is slower than the float ``Conv``.
 
 Every variant runs its graph once per window inside a ``Loop`` over the batch (:func:`per_item`): dynamic INT8
 would otherwise quantize a window with the scale of its whole batch, and even FP32 GEMMs round differently for
@@ -43,14 +46,18 @@ VARIANTS = {
     "int8d-ffn": "dynamic INT8 feed-forward MatMuls (per-channel), attention projections float",
     "int8d-ffnqk": "dynamic INT8 feed-forward and query/key MatMuls (per-channel), value/output projections float",
     "int8d-refit": "dynamic INT8 weight MatMuls (per-channel), head fit on the INT8 encoder's own features",
+    "int8d-stem": "dynamic INT8 weight MatMuls and conv stem (im2col MatMul), per-channel",
+    "int8d-stem-refit": "dynamic INT8 weight MatMuls and conv stem, head fit on that encoder's own features",
 }
 # Variants whose emotion head is refit on their own encoder's features: the variant whose encoder each uses.
-REFIT = {"int8d-refit": "int8d"}
+REFIT = {"int8d-refit": "int8d", "int8d-stem-refit": "int8d-stem"}
+STEM = ("/conv1/Conv", "/conv2/Conv")  # the conv stem's nodes, which int8d-stem runs as im2col MatMuls
 # Dynamic INT8 variants: the weight MatMuls they quantize, by a part of the node name (None: all of them).
 DYNAMIC: dict[str, tuple[str, ...] | None] = {
     "int8d": None,
     "int8d-ffn": ("/fc1/", "/fc2/"),
     "int8d-ffnqk": ("/fc1/", "/fc2/", "/q_proj/", "/k_proj/"),
+    "int8d-stem": None,
 }
 TOLERANCE = 0.005  # UA, as a fraction
 MAX_BYTES = 16_000_000  # the base tier's size budget
@@ -187,6 +194,54 @@ class _Reader:
         return None if x is None else {self._name: x[None].astype(np.float32)}
 
 
+def conv_stem_as_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with each 1-D stem ``Conv`` (:data:`STEM`; weight ``(O, C, K)``, symmetric padding, a stride)
+    rewritten as im2col + ``MatMul``: the padded input's ``K`` strided taps are concatenated along the channels,
+    ``(N, K*C, T')``, transposed and multiplied by the weight reshaped to ``(K*C, O)``. Equal in FP32; a ``MatMul``
+    is what dynamic INT8 quantizes fast."""
+    from .quantize import _with_nodes
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    inits = {i.name: i for i in g.initializer}
+    nodes = []
+    for n in g.node:
+        if n.op_type != "Conv" or n.name not in STEM:
+            nodes.append(n)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        w = numpy_helper.to_array(inits[n.input[1]])
+        (o, c, k), (stride,), (pad, pad_end) = w.shape, attrs.get("strides", [1]), attrs.get("pads", [0, 0])
+        if pad != pad_end or attrs.get("group", 1) != 1 or attrs.get("dilations", [1]) != [1]:
+            raise ValueError(f"{n.name}: only symmetric padding, one group and no dilation are rewritten")
+        pre = n.name.rsplit("/", 1)[0]
+        consts = {
+            "pads": np.array([0, 0, pad, 0, 0, pad], np.int64),
+            "im2col.weight": np.ascontiguousarray(w.transpose(2, 1, 0).reshape(k * c, o)),
+            "im2col.bias": numpy_helper.to_array(inits[n.input[2]]) if len(n.input) > 2 else np.zeros(o, np.float32),
+            "axis": np.array([2], np.int64),
+            "step": np.array([stride], np.int64),
+        }
+        nodes.append(helper.make_node("Pad", [n.input[0], f"{pre}/pads"], [f"{pre}/xp"], name=f"{pre}/Pad"))
+        taps = []
+        for j in range(k):  # tap j: frames j, j + stride, ... up to the last full window
+            consts[f"start{j}"] = np.array([j], np.int64)
+            consts[f"end{j}"] = np.array([j - k + 1 if j < k - 1 else np.iinfo(np.int64).max], np.int64)
+            names = [f"{pre}/xp", f"{pre}/start{j}", f"{pre}/end{j}", f"{pre}/axis", f"{pre}/step"]
+            nodes.append(helper.make_node("Slice", names, [f"{pre}/tap{j}"], name=f"{pre}/Slice{j}"))
+            taps.append(f"{pre}/tap{j}")
+        g.initializer.extend(numpy_helper.from_array(v, f"{pre}/{name}") for name, v in consts.items())
+        nodes += [
+            helper.make_node("Concat", taps, [f"{pre}/cols"], axis=1, name=f"{pre}/Concat"),
+            helper.make_node("Transpose", [f"{pre}/cols"], [f"{pre}/rows"], perm=[0, 2, 1], name=f"{pre}/Rows"),
+            helper.make_node("MatMul", [f"{pre}/rows", f"{pre}/im2col.weight"], [f"{pre}/mm"], name=f"{pre}/MatMul"),
+            helper.make_node("Add", [f"{pre}/mm", f"{pre}/im2col.bias"], [f"{pre}/y"], name=f"{pre}/Add"),
+            helper.make_node("Transpose", [f"{pre}/y"], [n.output[0]], perm=[0, 2, 1], name=f"{pre}/Columns"),
+        ]
+    return _with_nodes(out, nodes)
+
+
 def _convert(fp32_path: Path, variant: str, calibration: Sequence[str], out: Path) -> None:
     """Write ``variant``'s graph of the FP32 file to ``out``, not yet wrapped by :func:`per_item`."""
     from onnxruntime.quantization import (
@@ -204,12 +259,18 @@ def _convert(fp32_path: Path, variant: str, calibration: Sequence[str], out: Pat
     elif variant == "fp16w":
         onnx.save(fp16_weights(src), str(out))
     elif variant in DYNAMIC:
+        if variant == "int8d-stem":
+            src = conv_stem_as_matmul(src)
+            fp32_path = Path(out).with_name(Path(out).name + ".im2col.onnx")
+            onnx.save(src, str(fp32_path))
         nodes = weight_matmuls(src, DYNAMIC[variant])
         if not nodes:
             raise ValueError(f"{fp32_path}: no MatMul for variant {variant!r}")
         quantize_dynamic(
             str(fp32_path), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=nodes
         )
+        if variant == "int8d-stem":
+            fp32_path.unlink()
     elif variant == "int8s":
         from edge_ser.audio import load_audio
 

@@ -142,7 +142,8 @@ def test_partial_int8_variants_quantize_only_their_matmuls(tmp_path, variant, qu
     np.testing.assert_allclose(runs[1], runs[0], atol=0.15 * np.abs(runs[0]).max())  # INT8 rounding only
 
 
-def test_refit_variant_gets_the_head_fit_on_its_own_encoder_features(tmp_path):
+@pytest.mark.parametrize("variant", ["int8d-refit", "int8d-stem-refit"])
+def test_refit_variant_gets_the_head_fit_on_its_own_encoder_features(tmp_path, variant):
     import onnxruntime as ort
 
     from export.base_variants import REFIT, embeddings, make_variant
@@ -150,7 +151,7 @@ def test_refit_variant_gets_the_head_fit_on_its_own_encoder_features(tmp_path):
     fp32 = _layer_graph(tmp_path / "m.onnx")
     rng = np.random.default_rng(2)
     waves = [rng.standard_normal(32).astype(np.float32) for _ in range(3)]
-    (variant,) = REFIT
+    assert variant in REFIT
     x = embeddings(fp32, variant, [*waves, None])
     assert x.shape == (4, 32) and np.isnan(x[3]).all()
     exact = embeddings(fp32, "fp32", waves)
@@ -160,3 +161,62 @@ def test_refit_variant_gets_the_head_fit_on_its_own_encoder_features(tmp_path):
     session = ort.InferenceSession(str(out))
     logits = np.concatenate([session.run(None, {"input": w[None]})[0] for w in waves])
     np.testing.assert_allclose(logits, x[:3] @ weight.T + bias, rtol=1e-4, atol=1e-4)
+
+
+def _stem_graph(path: Path) -> Path:
+    """A generated conv stem named like the exported encoder's: two 1-D convolutions (the second strided), then a
+    mean over time and a head."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((6, 4, 3)) / 3).astype(np.float32), "conv1.weight"),
+        numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "conv1.bias"),
+        numpy_helper.from_array((rng.standard_normal((6, 6, 3)) / 4).astype(np.float32), "conv2.weight"),
+        numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "conv2.bias"),
+        numpy_helper.from_array(rng.standard_normal((3, 6)).astype(np.float32), "head.weight"),
+        numpy_helper.from_array(np.zeros(3, np.float32), "head.bias"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "conv1.weight", "conv1.bias"], ["c1"], name="/conv1/Conv", pads=[1, 1]),
+        helper.make_node(
+            "Conv", ["c1", "conv2.weight", "conv2.bias"], ["c2"], name="/conv2/Conv", pads=[1, 1], strides=[2]
+        ),
+        helper.make_node("ReduceMean", ["c2"], ["pooled"], name="/pool/ReduceMean", axes=[2], keepdims=0),
+        helper.make_node(
+            "Gemm", ["pooled", "head.weight", "head.bias"], ["emotion_logits"], name="/head/Gemm", transB=1
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4, "time"])],
+        [helper.make_tensor_value_info("emotion_logits", TensorProto.FLOAT, ["batch", 3])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_conv_stem_as_im2col_matmul_is_the_same_function_and_int8d_stem_quantizes_it(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from export.base_variants import conv_stem_as_matmul, make_variant
+
+    fp32 = _stem_graph(tmp_path / "stem.onnx")
+    rewritten = conv_stem_as_matmul(onnx.load(str(fp32)))
+    assert not [n for n in rewritten.graph.node if n.op_type == "Conv"]
+    assert not {"conv1.weight", "conv2.weight"} & {i.name for i in rewritten.graph.initializer}
+    onnx.save(rewritten, str(tmp_path / "im2col.onnx"))
+    out = make_variant(fp32, "int8d-stem", [], tmp_path / "stem.int8d-stem.onnx")
+    (loop,) = [n for n in onnx.load(str(out)).graph.node if n.op_type == "Loop"]
+    integer = {n.name.split("/")[1] for n in loop.attribute[0].g.node if "Integer" in n.op_type}
+    assert integer == {"conv1", "conv2"}
+    runs = [ort.InferenceSession(str(p)) for p in (fp32, tmp_path / "im2col.onnx", out)]
+    for frames in (9, 10, 31):  # odd and even lengths: the strided taps must end where Conv's windows do
+        x = np.random.default_rng(frames).standard_normal((1, 4, frames)).astype(np.float32)
+        conv, im2col, int8 = (s.run(None, {"input": x})[0] for s in runs)
+        np.testing.assert_allclose(im2col, conv, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(int8, conv, atol=0.15 * np.abs(conv).max())  # INT8 rounding only
