@@ -1,12 +1,14 @@
 """Per-fold comparison of training runs (distillation variants, students), written as Markdown and JSON.
 
-    python benchmarks/distill_table.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] --out benchmarks/results/distill-ravdess
+    python benchmarks/distill_table.py LABEL=RUN_DIR [...] --out benchmarks/results/distill-ravdess [--curves]
 
 Each RUN_DIR is an ``edge-ser train`` output folder; every fold folder in it with a ``metrics.json``
 counts (runs of one recipe split over several invocations can share a folder). The table has the
 test speakers' UA of the checkpoint validation chose, per fold, the mean and population std over
 the folds each run finished, the best validation epoch and seconds per epoch (a shared machine's
-wall clock: compare within one table only), and the command that trained it.
+wall clock: compare within one table only), and the command that trained it. ``--curves`` also plots
+each run's learning curves (validation UA and training loss per epoch, mean over its folds) to OUT.png,
+to show whether validation had plateaued.
 """
 
 from __future__ import annotations
@@ -52,10 +54,36 @@ def table(runs: dict[str, dict]) -> tuple[str, dict]:
     return "\n".join([*lines, "", "Commands (each fold folder records its own):", *commands]) + "\n", record
 
 
+def plot_curves(runs: dict[str, dict], path: Path) -> None:
+    """Validation UA and training loss per epoch, mean over each run's folds (folds of equal length only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ua_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, run in runs.items():
+        histories = [m["history"] for m in run["folds"].values() if m.get("history")]
+        if not histories:
+            continue
+        n = min(len(h) for h in histories)
+        epochs = np.arange(1, n + 1)
+        for ax, key in ((ua_ax, "val_ua"), (loss_ax, "loss")):
+            if all(key in h[0] for h in histories):
+                values = np.mean([[r[key] for r in h[:n]] for h in histories], axis=0)
+                ax.plot(epochs, 100 * values if key == "val_ua" else values, label=f"{label} ({len(histories)})")
+    ua_ax.set(xlabel="epoch", ylabel="validation UA % (mean over folds)")
+    loss_ax.set(xlabel="epoch", ylabel="training loss (all terms)")
+    ua_ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="LABEL=RUN_DIR")
     parser.add_argument("--out", help="write OUT.md and OUT.json")
+    parser.add_argument("--curves", action="store_true", help="with --out: learning curves to OUT.png")
     args = parser.parse_args(argv)
     runs = {}
     for item in args.runs:
@@ -68,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).with_suffix(".md").write_text(text)
         Path(args.out).with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+        if args.curves:
+            plot_curves(runs, Path(args.out).with_suffix(".png"))
     return 0
 
 
