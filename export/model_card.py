@@ -113,11 +113,7 @@ def write_card(
     lines = [
         f"# {c.name}",
         "",
-        f"File `{model_path.name}`: {model_path.stat().st_size:,} bytes, {c.parameters:,} parameters, "
-        f"{_precision(c.provenance) if extra.get('int8') else 'FP32'}, "
-        f"{'waveform in (front-end inside the graph)' if c.frontend_in_graph else c.input_kind + ' in'}.",
-        f"Latency: {latency_ms(model_path):.2f} ms median for 3 s of audio through `edge_ser.Recognizer` "
-        f"(one thread, front-end included; {extra.get('machine', 'this machine')}).",
+        *header_lines(model_path, bool(extra.get("int8")), extra.get("machine", "this machine")),
         "",
         "## Outputs",
         *[f"- `{h.name}`: {', '.join(h.labels)}" for h in c.heads],
@@ -155,8 +151,27 @@ def write_card(
     return card
 
 
+def header_lines(model_path: str | os.PathLike, int8: bool, machine: str = "this machine") -> list[str]:
+    """The card's first lines: the file (size, parameters, precision, input) and its latency measured now."""
+    model_path = Path(model_path)
+    c = Recognizer(model_path).contract
+    return [
+        f"File `{model_path.name}`: {model_path.stat().st_size:,} bytes, {c.parameters:,} parameters, "
+        f"{_precision(c.provenance) if int8 else 'FP32'}, "
+        f"{'waveform in (front-end inside the graph)' if c.frontend_in_graph else c.input_kind + ' in'}.",
+        f"Latency: {latency_ms(model_path):.2f} ms median for 3 s of audio through `edge_ser.Recognizer` "
+        f"(one thread, front-end included; {machine}).",
+    ]
+
+
 def _precision(provenance: dict[str, Any]) -> str:
-    """How the INT8 file was quantized, from the choice the export recorded."""
+    """How the INT8 file was quantized, from the choice the export recorded (and the export rule's variant of it,
+    when :func:`export.ship.apply_export_rule` replaced the file)."""
+    rule = provenance.get("export", {}).get("variant")
+    if rule == "fp32":
+        return "FP32 graph of the INT8 export's weights (the export rule's choice, see Variants)"
+    if rule is not None:
+        return f"the export rule's `{rule}` variant of the INT8 export (see Variants)"
     chosen = provenance.get("int8", {})
     scheme = {
         "static": "static INT8 (QDQ, per-channel weights)",

@@ -168,6 +168,7 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300) -> dict:
     variants, not the model) and add the table to its card. Returns the rule's record."""
     from edge_ser.model import OnnxModel
     from export import variants
+    from export.model_card import header_lines
 
     contract = OnnxModel(out).contract
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,8 +200,12 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300) -> dict:
         "",
         *rows,
     ]
-    if card.exists():
-        card.write_text(card.read_text().rstrip("\n") + "\n" + "\n".join(section) + "\n")
+    if card.exists():  # the first lines described the file the rule replaced
+        lines = card.read_text().rstrip("\n").split("\n")
+        machine = lines[3].partition("front-end included; ")[2].rstrip(").") if len(lines) > 3 else ""
+        header = header_lines(out, int8=True, machine=machine or "this machine")
+        lines[2:4] = header if lines[2].startswith("File `") and lines[3].startswith("Latency:") else lines[2:4]
+        card.write_text("\n".join([*lines, *section]) + "\n")
     return record
 
 

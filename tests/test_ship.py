@@ -52,6 +52,7 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     card = out.with_suffix(".md").read_text()
     assert "python -m export.ship toy" in card and "ONNX INT8 UA" in card and "all speakers" in card
     assert "## Variants (the export rule)" in card and "(shipped)" in card
+    assert "export rule" in card.splitlines()[2]  # the header describes the shipped variant, not the INT8 export
     kept = tests / "toy-s0.int8.onnx"
     assert kept.is_file() and (records / "ship-toy-cv.json").is_file()
     assert Recognizer(kept).contract.provenance["fold"] == "s0"
