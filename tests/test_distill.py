@@ -37,6 +37,19 @@ def test_feature_loss_checks_shapes_and_skips_unknown_rows():
     assert torch.isfinite(distill.feature_loss(torch.zeros(4, 8), target))
 
 
+def _spy_on_head_fits(monkeypatch) -> list[np.ndarray]:
+    """The training rows of every teacher head fit from now on (``distill.fit_head`` still runs)."""
+    seen: list[np.ndarray] = []
+    real = distill.fit_head
+
+    def spy(feats, labels, rows, c):
+        seen.append(np.asarray(rows))
+        return real(feats, labels, rows, c)
+
+    monkeypatch.setattr(distill, "fit_head", spy)
+    return seen
+
+
 def test_teacher_heads_never_see_test_speakers_nor_the_speakers_they_label(monkeypatch):
     from models.data.corpora import Corpus, Utterance
     from models.data.protocols import make_folds
@@ -49,14 +62,7 @@ def test_teacher_heads_never_see_test_speakers_nor_the_speakers_they_label(monke
     speakers = np.array([u.speaker for u in corpus.utterances])
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
     x = {"clean": np.random.default_rng(0).standard_normal((len(y), 6)) + y[:, None]}
-    seen: list[np.ndarray] = []
-    real = distill.fit_head
-
-    def spy(feats, labels, rows, c):
-        seen.append(np.asarray(rows))
-        return real(feats, labels, rows, c)
-
-    monkeypatch.setattr(distill, "fit_head", spy)
+    seen = _spy_on_head_fits(monkeypatch)
     for fold in folds:
         train, test = np.asarray(fold.train), np.asarray(fold.test)
         seen.clear()
@@ -89,15 +95,8 @@ def test_transfer_targets_come_from_the_fold_training_speakers_only(monkeypatch)
     def views(corpus, cfg, wanted):
         return {v: tables[corpus.name][v] for v in ("clean", *wanted) if v in tables[corpus.name]}, ok[corpus.name]
 
-    seen: list[np.ndarray] = []
-    real = distill.fit_head
-
-    def spy(feats, labels, rows, c):
-        seen.append(np.asarray(rows))
-        return real(feats, labels, rows, c)
-
     monkeypatch.setattr(distill, "_teacher_views", views)
-    monkeypatch.setattr(distill, "fit_head", spy)
+    seen = _spy_on_head_fits(monkeypatch)
     y = np.array([main.emotions.index(u.emotion) for u in main.utterances])
     train = np.arange(12)  # speakers m0 and m1; m2 and m3 are validation and test
     cfg = distill.DistillConfig("whisper-tiny.en:1", transfer=("other",))
