@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,11 @@ def write_card(
     card = model_path.with_suffix(".md")
     card.write_text("\n".join(lines) + "\n")
     return card
+
+
+def machine() -> str:
+    """The building machine as cards name it (architecture and core count)."""
+    return f"{platform.machine()}, {os.cpu_count()} cores"
 
 
 def header_lines(model_path: str | os.PathLike, int8: bool, machine: str = "this machine") -> list[str]:

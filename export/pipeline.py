@@ -15,8 +15,6 @@ checkpoint's fold and parity is measured on its test speakers. With ``int8`` the
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from edge_ser.windows import plan
 from models.arch.heads import PRIMARY
 
 from . import parity
-from .model_card import latency_ms, write_card
+from .model_card import latency_ms, machine, write_card
 from .onnx_export import example_input, export_module, make_contract, provenance_from, to_onnx
 
 
@@ -221,9 +219,8 @@ def export(config: ExportConfig) -> ExportReport:
                 report["waveform_in_vs_feature_in_top1_agreement"] = parity.agreement(
                     reference, parity.evaluate(feature_in, audio, labels)
                 )
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
     card = write_card(
-        out, report, cv_report or _run_report(str(config.checkpoint)), {"int8": config.int8, "machine": machine}
+        out, report, cv_report or _run_report(str(config.checkpoint)), {"int8": config.int8, "machine": machine()}
     )
     return ExportReport(model=out, card=card, parity=report)
 

@@ -485,16 +485,14 @@ def choose_variant(
     return chosen, table
 
 
-def variant_table(table: Sequence[Variant], chosen: Variant) -> list[str]:
-    """Markdown rows of every variant (for the model card)."""
+def variant_table(table: Sequence[Variant], chosen: Variant, mark: str = "default") -> list[str]:
+    """Markdown rows of every variant (for the model card), ``chosen`` marked ``(mark)``."""
     lines = [
         "| variant | size KiB | latency ms (1 window, 1 thread) | agreement with FP32 % | UA % |",
         "|---|---:|---:|---:|---:|",
     ]
     for v in table:
         ua = "" if v.ua is None else f"{100 * v.ua:.1f}"
-        mark = " (default)" if v is chosen else ""
-        lines.append(
-            f"| {v.name}{mark} | {v.size_bytes / 1024:.0f} | {v.latency_ms:.3f} | {100 * v.agreement:.1f} | {ua} |"
-        )
+        label = f"{v.name} ({mark})" if v is chosen else v.name
+        lines.append(f"| {label} | {v.size_bytes / 1024:.0f} | {v.latency_ms:.3f} | {100 * v.agreement:.1f} | {ua} |")
     return lines

@@ -168,7 +168,8 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300) -> dict:
     variants, not the model) and add the table to its card. Returns the rule's record."""
     from edge_ser.model import OnnxModel
     from export import variants
-    from export.model_card import header_lines
+    from export.model_card import header_lines, machine
+    from export.quantize import Variant, variant_table
 
     contract = OnnxModel(out).contract
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,17 +179,8 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300) -> dict:
         record = variants.apply_rule(
             fp32, contract, calibration, evaluation, labels, out, runs=runs, evaluated_on=where
         )
-    rows = [
-        "| variant | size KiB | latency ms (1 window, 1 thread) | agreement with FP32 % | UA % |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for v in record["variants"]:
-        ua = "" if v["ua"] is None else f"{100 * v['ua']:.1f}"
-        mark = " (shipped)" if v["name"] == record["variant"] else ""
-        rows.append(
-            f"| {v['name']}{mark} | {v['size_bytes'] / 1024:.0f} | {v['latency_ms']:.3f} | "
-            f"{100 * v['agreement']:.1f} | {ua} |"
-        )
+    table = [Variant(path=out, **row) for row in record["variants"]]
+    shipped = next(v for v in table if v.name == record["variant"])
     card = out.with_suffix(".md")
     section = [
         "",
@@ -198,13 +190,12 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300) -> dict:
         f" scored on {where}. The shipped file is the fastest within 0.5 point UA of FP32"
         " (`export.quantize.choose_variant`).",
         "",
-        *rows,
+        *variant_table(table, shipped, mark="shipped"),
     ]
-    if card.exists():  # the first lines described the file the rule replaced
+    if card.exists():
         lines = card.read_text().rstrip("\n").split("\n")
-        machine = lines[3].partition("front-end included; ")[2].rstrip(").") if len(lines) > 3 else ""
-        header = header_lines(out, int8=True, machine=machine or "this machine")
-        lines[2:4] = header if lines[2].startswith("File `") and lines[3].startswith("Latency:") else lines[2:4]
+        if lines[2].startswith("File `"):  # the header described the file the rule replaced
+            lines[2:4] = header_lines(out, int8=True, machine=machine())
         card.write_text("\n".join([*lines, *section]) + "\n")
     return record
 

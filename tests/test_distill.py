@@ -181,3 +181,22 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
     assert all(h["transfer_soft"] > 0 and h["transfer_features"] > 0 for h in history)  # the transfer set trained
     views = {p.name.split("-")[-1] for p in (tmp_path / "teacher").glob("*/*")}
     assert {"clean", "speed0.9", "speed1.1"} <= views  # augmented copies got their own teacher features
+
+
+def test_a_transfer_corpus_too_small_for_a_batch_is_refused(monkeypatch):
+    """Its endless batch stream would never yield (training would hang): refused with a clear error instead."""
+    from types import SimpleNamespace
+
+    from models.training import loop
+    from models.training.config import TrainConfig
+
+    features = np.full((5, 3), np.nan, np.float32)
+    features[2] = 0.0  # the teacher read one file of five
+    targets = distill.Targets({"clean": np.full((5, 2), 0.5, np.float32)}, {"clean": features})
+    monkeypatch.setattr(distill, "transfer_targets", lambda *args: targets)
+    other = SimpleNamespace(corpus=SimpleNamespace(name="tiny"), inputs=None, waves=None)
+    data = SimpleNamespace(corpus=None, inputs=SimpleNamespace(frontend=SimpleNamespace(sample_rate=16000)))
+    data.transfer = (other,)
+    cfg = TrainConfig(distill=distill.DistillConfig("whisper-tiny.en:1", transfer=("tiny",)))
+    with pytest.raises(ValueError, match="'tiny' has 1 utterances"):
+        loop.transfer_sources(data, np.arange(4), np.zeros(4, int), 2, None, cfg)

@@ -177,7 +177,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             temperature=args.distill_temperature,
             soft_weight=args.distill_soft,
             feature_weight=args.distill_features,
-            transfer=tuple(dict(_parse_transfer(args.transfer))),
             transfer_weight=args.transfer_weight,
         )
         if args.teacher

@@ -362,6 +362,8 @@ def transfer_sources(
             data.corpus, train_idx, y, n_classes, cfg.distill, cfg.teacher_views, other.corpus
         )
         rows = np.flatnonzero(~np.isnan(targets.features["clean"]).any(axis=1))
+        if len(rows) < 2 * distributed.shard()[1]:  # too few for one batch: its stream would never yield
+            raise ValueError(f"transfer corpus {other.corpus.name!r} has {len(rows)} utterances the teacher read")
         batches = TrainBatches(other.inputs, rows, {}, normalization, crop, cfg.augment, other.waves, cfg.pad)
         batches.shard = distributed.shard()
         sources.append((batches, targets))

@@ -51,7 +51,7 @@ def train(run: RunConfig) -> TrainReport:
     roots = [c.root for c in (corpus, *transfer)]
     if len(set(roots)) != len(roots):
         raise ValueError("--transfer must name other corpora than the training corpus, each once")
-    if tuple(run.transfer) != (cfg.distill.transfer if cfg.distill is not None else ()):
+    if cfg.distill is not None:  # the names go into every checkpoint's settings; the roots stay in RunConfig
         cfg = replace(cfg, distill=replace(cfg.distill, transfer=tuple(run.transfer)))
     with distributed.main_first():  # rank 0 computes the feature cache, the other ranks read it
         data = prepare_data(corpus, frontend, cfg, run.cache_dir, transfer)
