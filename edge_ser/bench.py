@@ -9,7 +9,8 @@ come from one run), in wall-clock time and in this thread's CPU time (what time 
 processes on a shared core leave out); the real-time factor (total p50 / audio duration); and, from fresh processes that
 make one prediction, the cold start in-process (import, load, predict) and as a whole process
 (interpreter start to first prediction, wall clock), and the child's peak resident memory (``VmHWM``,
-read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork and exec). With
+read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork and exec), and the load
+average at the start (the machine's other work, which slows the figures). With
 ``--data DIR --dataset NAME`` (the training side, ``benchmarks.accuracy``) also UA/WA on that corpus.
 Needs only the runtime.
 
@@ -27,6 +28,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,14 +45,16 @@ PARTS = ("frontend", "inference", "total")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 FRESH_RUNS = 5  # fresh processes per model; the median is reported
 
-# A fresh interpreter, argv = model path, threads, samples, rate: one prediction, then its own figures.
+# A fresh interpreter, argv = model path, threads, signal (.npy), rate: one prediction, then its own figures.
+# The parent writes the signal, so the child loads only what a predict process loads (numpy.random alone,
+# which would make the signal here, adds about 7 MiB of resident memory and milliseconds of import).
 _FRESH = """
 import json, resource, sys, time
 t = time.perf_counter()
 import numpy as np
 from edge_ser import Recognizer, EdgeSERError
-path, threads, n, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-x = (0.1 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+path, threads, signal, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+x = np.load(signal)
 try:
     Recognizer(path, threads=threads).predict(x, sample_rate=rate)
 except EdgeSERError as exc:
@@ -192,15 +196,16 @@ def measure_latency(paths: list[str], threads: int, seconds: float, runs: int, w
 
 
 def fresh_process(path: str, threads: int, seconds: float, rate: int, repeats: int = FRESH_RUNS) -> dict[str, float]:
-    """Medians over ``repeats`` new interpreters that make one prediction: whole-process cold start (ms,
-    from starting the interpreter to the first prediction), the in-process part (import, load, predict)
-    and the child's own peak resident memory (MiB)."""
+    """Medians over ``repeats`` new interpreters that make one prediction on :func:`bench_signal`: whole-process
+    cold start (ms, from starting the interpreter to the first prediction), the in-process part (import, load,
+    predict) and the child's own peak resident memory (MiB)."""
     rows = []
-    for _ in range(repeats):
-        result, started = in_fresh_process(
-            _FRESH, [path, str(threads), str(int(round(seconds * rate))), str(rate)], threads
-        )
-        rows.append((1e3 * (result["done"] - started), result["in_process_ms"], result["peak_rss_mb"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        signal = Path(tmp) / "signal.npy"
+        np.save(signal, bench_signal(seconds, rate))
+        for _ in range(repeats):
+            result, started = in_fresh_process(_FRESH, [path, str(threads), str(signal), str(rate)], threads)
+            rows.append((1e3 * (result["done"] - started), result["in_process_ms"], result["peak_rss_mb"]))
     cold, inside, peak = (float(np.median(col)) for col in zip(*rows))
     return {"cold_start_ms": cold, "in_process_ms": inside, "peak_rss_mb": peak}
 
@@ -210,6 +215,7 @@ def bench_models(
 ) -> list[dict[str, Any]]:
     """Every figure for each model, as JSON-ready objects; latencies from one interleaved run
     (``score(rec, corpus)``: UA/WA, given a corpus)."""
+    load = _load_average()
     timings = measure_latency([rec.path for rec in recognizers], args.threads, args.seconds, args.runs, args.warmup)
     results = []
     for rec, timing in zip(recognizers, timings):
@@ -231,6 +237,7 @@ def bench_models(
                 "rtf": timing["latency_ms"]["total"]["p50"] / 1e3 / args.seconds,
                 **fresh,
                 "accuracy": score(rec, corpus) if corpus is not None else None,
+                "load_average": load,
             }
         )
     return results
@@ -248,7 +255,8 @@ def si(value: float | None) -> str:
 
 def flat(result: dict[str, Any]) -> dict[str, Any]:
     """One CSV row: nested latency and accuracy flattened into columns."""
-    row = {k: v for k, v in result.items() if k not in ("latency_ms", "cpu_ms", "accuracy")}
+    row = {k: v for k, v in result.items() if k not in ("latency_ms", "cpu_ms", "accuracy", "load_average")}
+    row["load_average_1m"] = (result.get("load_average") or [None])[0]
     for part, values in result["latency_ms"].items():
         row.update({f"{part}_{q}_ms": v for q, v in values.items()})
     for part, values in result["cpu_ms"].items():
@@ -277,7 +285,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         f"`edge-ser bench`: {r0['seconds']:g} s of audio, threads {r0['threads']}, {r0['runs']} runs after "
         f"{r0['warmup']} warm-up; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"onnxruntime {_ort_version()}.",
+        f"onnxruntime {_ort_version()}"
+        + (f"; load average {r0['load_average'][0]:.2f} at the start." if r0.get("load_average") else "."),
         "",
         "| " + " | ".join(head) + " |",
         "|---|" + "---:|" * (len(head) - 1),
@@ -299,6 +308,15 @@ def markdown(results: list[dict[str, Any]]) -> str:
             cells += [f"{100 * acc['ua']:.1f}", f"{100 * acc['wa']:.1f}"] if acc else ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (``None`` where the system has none): on a shared machine
+    they say how far the figures beside them may be from an idle core's."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _ort_version() -> str:

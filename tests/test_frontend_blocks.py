@@ -1,0 +1,89 @@
+"""The front-end's blocked FFT path: equal to one plain float64 transform of all frames, whatever the block
+size, and no per-call scratch allocation (runtime only: no python_speech_features needed)."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from conftest import voiced
+
+from edge_ser import frontend
+from edge_ser.frontend import FrontEnd, dct_matrix, mel_filterbank
+
+
+def reference(fe: FrontEnd, x: np.ndarray) -> np.ndarray:
+    """The front-end written plainly in float64: pre-emphasis, zero-padded frames, window, one rfft of all
+    frames, power, dense filterbank, log (and DCT, lifter, energy for MFCC)."""
+    x = x.astype(np.float64)
+    y = np.concatenate([x[:1], x[1:] - fe.preemph * x[:-1]]) if fe.preemph else x
+    n = fe.analysis_frames(len(y))
+    padded = np.zeros((n - 1) * fe.frame_step + fe.frame_length)
+    padded[: len(y)] = y
+    frames = np.lib.stride_tricks.sliding_window_view(padded, fe.frame_length)[:: fe.frame_step]
+    window = {"rect": np.ones, "hamming": np.hamming, "hann": np.hanning}[fe.window](fe.frame_length)
+    power = np.abs(np.fft.rfft(frames * window, n=fe.n_fft)) ** 2 / fe.n_fft
+    eps = np.finfo(float).eps
+    if fe.kind == "logspec":
+        return np.log(np.where(power == 0, eps, power))
+    bands = power @ mel_filterbank(fe.n_mels, fe.n_fft, fe.sample_rate, fe.low_freq, fe.high_freq).T
+    logbands = np.log(np.where(bands == 0, eps, bands))
+    if fe.kind == "logmel":
+        return logbands
+    cep = logbands @ dct_matrix(fe.n_mels, fe.n_mfcc)
+    cep *= 1 + (fe.lifter / 2) * np.sin(np.pi * np.arange(fe.n_mfcc) / fe.lifter)
+    energy = power.sum(axis=1)
+    cep[:, 0] = np.log(np.where(energy == 0, eps, energy))
+    return cep
+
+
+SPECS = [
+    {"kind": "logmel", "n_mels": 64, "window": "hann"},  # the shipped english front-end
+    {"kind": "logspec", "window": "hamming"},
+    {"kind": "mfcc", "n_mels": 40, "n_mfcc": 40},  # the shipped chinese front-end
+    {"kind": "logmel", "n_mels": 40, "n_fft": 1024, "win_length": 0.05, "hop_length": 0.02, "preemph": 0.0},
+]
+
+
+def lengths(fe: FrontEnd) -> list[int]:
+    """Signal lengths whose frame counts sit on and around the FFT block boundaries."""
+    frames = [1, 2, frontend.FFT_BLOCK - 1, frontend.FFT_BLOCK, frontend.FFT_BLOCK + 1, 3 * frontend.FFT_BLOCK + 5]
+    return [fe.frame_length + (f - 1) * fe.frame_step for f in frames]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_blocked_path_equals_one_plain_transform(spec):
+    fe = FrontEnd(**spec)
+    for n in lengths(fe):
+        x = voiced(n / 16000, seed=n)
+        x[n // 3 : n // 3 + 800] = 0.0  # digital silence: empty bands are floored, not -inf
+        ours, ref = fe(x), reference(fe, x)
+        assert ours.dtype == np.float32 and ours.shape == ref.shape == (fe.analysis_frames(len(x)), fe.n_features)
+        # float32 power and filterbank products against float64 throughout: about 1e-6 relative
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_block_size_does_not_change_features(spec, monkeypatch):
+    fe = FrontEnd(**spec)
+    x = voiced(2.3, seed=7)
+    default = fe(x)
+    for block in (1, 3, 1000):
+        monkeypatch.setattr(frontend, "FFT_BLOCK", block)
+        np.testing.assert_allclose(fe(x), default, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_repeated_calls_reuse_their_scratch(spec):
+    """After the first call on a signal length, a call allocates its output and little else: far less than
+    the FFT input and spectrum of all frames that a call allocating its scratch would need."""
+    fe = FrontEnd(**spec)
+    x = voiced(3.0, seed=1)
+    out = fe(x)
+    tracemalloc.start()
+    try:
+        fe(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    spectrum = len(out) * (fe.n_fft // 2 + 1) * 4  # one float32 power spectrum of all frames
+    assert peak < out.nbytes + spectrum < len(out) * fe.n_fft * 8
