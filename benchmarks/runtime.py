@@ -23,7 +23,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from datetime import date  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -71,6 +71,15 @@ def frontend_table(runs: int) -> list[str]:
         "numpy float64 rfft of the 299 frames alone (lower bound)": lambda: np.fft.rfft(fft_in),
     }
     try:
+        import scipy.fft
+
+        fft_in32 = fft_in.astype(np.float32)
+        fns["scipy.fft float32 rfft of the 299 frames alone (not used: import cost below)"] = lambda: scipy.fft.rfft(
+            fft_in32
+        )
+    except ImportError:
+        pass
+    try:
         import python_speech_features as psf
 
         x64 = x.astype(np.float64)
@@ -88,6 +97,7 @@ def frontend_table(runs: int) -> list[str]:
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {name} | {cpu:.3f} | {cpu / ours:.2f} | {wall:.3f} |" for name, (cpu, wall) in ms.items()]
+    lines += ["", *fft_import_lines()]
     from edge_ser.resample import resample
 
     rng = np.random.default_rng(1)
@@ -99,6 +109,130 @@ def frontend_table(runs: int) -> list[str]:
     lines += ["", "Resampling (median of 50 interleaved runs):", "", "| step | CPU ms | wall ms |", "|---|---:|---:|"]
     lines += [f"| {name} | {cpu:.3f} | {wall:.3f} |" for name, (cpu, wall) in ms.items()]
     return lines
+
+
+_IMPORT_COST = """
+import json, sys, time
+import numpy as np
+
+def peak():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+
+before, t = peak(), time.perf_counter()
+module = __import__(sys.argv[1], fromlist=["rfft"])
+module.rfft(np.zeros((299, 512), np.float32))
+print(json.dumps({"ms": 1e3 * (time.perf_counter() - t), "mib": peak() - before}))
+"""
+
+
+def fft_import_lines(repeats: int = 5) -> list[str]:
+    """What a first float32 rfft costs a fresh process that has numpy: import time and peak RSS added."""
+    cost = {}
+    for module in ("numpy.fft", "scipy.fft"):
+        rows = []
+        for _ in range(repeats):
+            out = subprocess.run([sys.executable, "-c", _IMPORT_COST, module], capture_output=True, text=True)
+            if out.returncode:
+                break
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append((r["ms"], r["mib"]))
+        if rows:
+            cost[module] = np.median(np.array(rows), axis=0)
+    return [
+        f"First rfft in a fresh process with numpy (import and call, median of {repeats}): "
+        + ", ".join(f"`{m}` {ms:.0f} ms and {mib:.1f} MiB of peak RSS" for m, (ms, mib) in cost.items())
+        + ". The front-end keeps numpy's float64 FFT: scipy's float32 one is faster per call, but its import "
+        "would cost the predict process more than the front-end's whole time and the memory goal."
+    ]
+
+
+def session_options_lines(runs: int) -> list[str]:
+    """ONNX Runtime session options on the default model: time per window (interleaved), outputs against
+    the default session's, and where a profiled run spends its time by operator type."""
+    import collections
+
+    import onnxruntime as ort
+
+    from edge_ser import Recognizer
+
+    rec = Recognizer()
+    path = rec.path
+    x = (0.1 * np.random.default_rng(0).standard_normal(rec.window_samples)).astype(np.float32)
+    feeds = {rec.contract.input_name: rec.contract.model_input(x)[None]}
+    variants: dict[str, dict[str, Any]] = {
+        "as `Recognizer` opens it (graph optimization all, 1 thread)": {},
+        "CPU memory arena off": {"enable_cpu_mem_arena": False},
+        "memory pattern off": {"enable_mem_pattern": False},
+        "arena and memory pattern off": {"enable_cpu_mem_arena": False, "enable_mem_pattern": False},
+        "`session.intra_op.allow_spinning` 0": {"session.intra_op.allow_spinning": "0"},
+        "graph optimization extended (no NCHWc layout)": {
+            "graph_optimization_level": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        },
+    }
+    sessions = {}
+    for name, options in variants.items():
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+        for key, value in options.items():
+            if "." in key:
+                so.add_session_config_entry(key, value)
+            else:
+                setattr(so, key, value)
+        sessions[name] = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    reference = next(iter(sessions.values())).run(None, feeds)
+    same = {
+        name: all(np.array_equal(a, b) for a, b in zip(s.run(None, feeds), reference)) for name, s in sessions.items()
+    }
+    ms = interleaved({name: (lambda s=s: s.run(None, feeds)) for name, s in sessions.items()}, runs)
+    lines = [
+        f"ONNX Runtime session options, `{Path(path).name}`, one window (median of {runs} interleaved runs):",
+        "",
+        "| session | CPU ms | wall ms | outputs equal to the default's |",
+        "|---|---:|---:|---|",
+    ]
+    lines += [f"| {name} | {cpu:.3f} | {wall:.3f} | {same[name]} |" for name, (cpu, wall) in ms.items()]
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+        so.enable_profiling, so.profile_file_prefix = True, str(Path(tmp) / "profile")
+        session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    spent: collections.Counter = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            spent[e["args"]["op_name"]] += e["dur"]
+    total = sum(spent.values())
+    lines += [
+        "",
+        f"Profiled (`enable_profiling`, {runs} runs, kernel time by operator after ONNX Runtime's graph optimization): "
+        + ", ".join(f"{op} {100 * t / total:.1f} %" for op, t in spent.most_common())
+        + ".",
+    ]
+    return lines
+
+
+def fresh_process_lines(repeats: int = 5) -> list[str]:
+    """`edge-ser bench`'s fresh predict process with the default model, and the same child importing
+    numpy.random as it did before (the generated signal), to show what that import added."""
+    from edge_ser import Recognizer, bench
+
+    path = Recognizer().path
+    fresh = bench.fresh_process(path, 1, 3.0, 16000, repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        signal = Path(tmp) / "signal.npy"
+        np.save(signal, bench.bench_signal(3.0, 16000))
+        code = bench._FRESH.replace("x = np.load(signal)", "x = np.load(signal)\nnp.random.default_rng(0)")
+        old = [bench.in_fresh_process(code, [path, "1", str(signal), "16000"], 1)[0] for _ in range(repeats)]
+    old_peak = float(np.median([r["peak_rss_mb"] for r in old]))
+    return [
+        f"Fresh predict process (`edge-ser bench`'s child, default model, 3 s array, median of {repeats}): "
+        f"whole-process cold start {fresh['cold_start_ms']:.0f} ms (in-process {fresh['in_process_ms']:.0f} ms), "
+        f"peak RSS (VmHWM) {fresh['peak_rss_mb']:.1f} MiB; the same child importing numpy.random too (as "
+        f"bench's child did to make its signal): {old_peak:.1f} MiB."
+    ]
 
 
 def batching_table(runs: int) -> list[str]:
@@ -267,33 +401,43 @@ def main() -> None:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    lines = [
-        "# Runtime figures",
-        "",
-        f"{date.today()} · {cpu} · {os.cpu_count()} cores on the machine (shared with other jobs: figures are "
-        f"noisy), pinned to 1 · Python {platform.python_version()} · numpy {np.__version__}",
-        "",
-        "Command: `python -m benchmarks.runtime " + " ".join(a for a in sys.argv[1:]) + "`",
-        "",
+    started, load = datetime.now(timezone.utc), os.getloadavg()
+    body = [
         *frontend_table(args.runs),
+        "",
+        *session_options_lines(max(args.runs // 3, 20)),
         "",
         *batching_table(args.runs),
         "",
         *long_audio_lines(),
+        "",
+        *fresh_process_lines(),
     ]
     if args.long_hours:
-        lines += ["", "In fresh processes:", "", *(f"- {line}" for line in long_audio_memory_lines(args.long_hours))]
-    lines += ["", f"`import edge_ser`: {import_time_ms():.1f} ms (median of 7 fresh interpreters)."]
+        body += ["", "In fresh processes:", "", *(f"- {line}" for line in long_audio_memory_lines(args.long_hours))]
+    body += ["", f"`import edge_ser`: {import_time_ms():.1f} ms (median of 7 fresh interpreters)."]
     if args.install_size:
         size, torch_present, listing = install_size_mb()
         packages = ", ".join(
             line for line in listing.split() if "==" in line and not line.startswith(("pip=", "setuptools="))
         )
-        lines += [
+        body += [
             "",
             f"Fresh runtime install (`pip install .` in a new venv): {size:.1f} MiB of site-packages; "
             f"torch installed: {torch_present}. Packages: {packages}.",
         ]
+    lines = [
+        "# Runtime figures",
+        "",
+        f"{started:%Y-%m-%d %H:%M} UTC · {cpu} · {os.cpu_count()} cores on the machine (shared with other jobs: "
+        f"figures are noisy), pinned to 1 · Python {platform.python_version()} · numpy {np.__version__} · load "
+        f"average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (`uptime`: 2 cores; above 1 "
+        "another job shares the measured core's time or caches)",
+        "",
+        "Command: `python -m benchmarks.runtime " + " ".join(a for a in sys.argv[1:]) + "`",
+        "",
+        *body,
+    ]
     emit(lines, args.out)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
@@ -39,7 +40,7 @@ _PARAMS = {
 _PARAMS["functionals"] = _PARAMS["mfcc"]  # statistics of those MFCC and of the log-mel bands under them
 N_FUNCTIONALS = 9  # statistics per frame feature, see functionals()
 MEL_BLOCK = 8  # mel bands per block of the filterbank product
-FFT_BLOCK = 64  # frames per FFT block: its input and spectrum (about 0.5 MB for n_fft 512) stay in cache
+FFT_BLOCK = 100  # frames per FFT block: 1 s at a 10 ms hop (what the window cutter adds per hop); bounded scratch
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
 
 
@@ -236,6 +237,8 @@ class FrontEnd:
         sample before ``samples[0]`` (``None``: the signal starts there)."""
         used = min(len(samples), len(out))
         out[used:] = 0.0
+        if used == 0:
+            return
         if not self.preemph:
             out[:used] = samples[:used]
             return
@@ -246,16 +249,17 @@ class FrontEnd:
         if previous is not None:
             out[0] -= self.preemph * float(previous)
 
-    def _power(self, frames: np.ndarray) -> np.ndarray:
-        """Raw |FFT|^2 (float32) of pre-emphasized frames ``(n, frame_length)``, windowed and zero-padded.
+    def _power(self, n_frames: int, frames: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """Raw |FFT|^2 (float32, ``(n_frames, bins)``) of pre-emphasized frames, windowed and zero-padded;
+        ``frames(start, stop)`` gives frames ``start .. stop-1`` as a ``(stop - start, frame_length)`` array.
 
         The FFT runs in float64: numpy's float64 FFT is several times faster than its float32 one, and as
         fast as scipy's float32 FFT without scipy's import time and memory. Frames go through in blocks of
-        :data:`FFT_BLOCK` (windowed, transformed, squared while the block is in cache) in per-thread buffers
-        whose zero padding is written once, so repeated calls allocate nothing. The result is a view of such
-        a buffer: use it before the next call on this thread.
+        :data:`FFT_BLOCK` (made, windowed, transformed and squared while the block is in cache) in per-thread
+        buffers whose zero padding is written once, so repeated calls allocate nothing. The result is a view
+        of such a buffer: use it before the next call on this thread.
         """
-        n_frames, length, n_fft = len(frames), self.frame_length, self.n_fft
+        length, n_fft = self.frame_length, self.n_fft
         block = min(n_frames, FFT_BLOCK)
         fft_in = _zero_padded(block, n_fft, length)
         spec = _buffer(("spectrum",), (block, n_fft // 2 + 1), np.complex128)
@@ -265,9 +269,9 @@ class FrontEnd:
             stop = min(start + block, n_frames)
             rows = stop - start
             if window is None:
-                fft_in[:rows, :length] = frames[start:stop]
+                fft_in[:rows, :length] = frames(start, stop)
             else:
-                np.multiply(frames[start:stop], window, out=fft_in[:rows, :length])
+                np.multiply(frames(start, stop), window, out=fft_in[:rows, :length])
             np.fft.rfft(fft_in[:rows], axis=-1, out=spec[:rows])
             parts = spec[:rows].view(np.float64)  # re, im interleaved; squared in place (spec is scratch)
             np.square(parts, out=parts)
@@ -286,17 +290,24 @@ class FrontEnd:
         if n_frames is None:
             n_frames = self.analysis_frames(len(samples))
         step, length = self.frame_step, self.frame_length
-        padded = _buffer(("signal",), ((n_frames - 1) * step + length,), np.float64)
-        self._emphasize(samples, previous, padded)
-        return self._rows(self._power(np.lib.stride_tricks.sliding_window_view(padded, length)[::step]))
+
+        def frames(start: int, stop: int) -> np.ndarray:
+            """The block's span of the signal, pre-emphasized into a small reused buffer, as frames."""
+            first = start * step
+            span = _buffer(("signal",), ((stop - start - 1) * step + length,), np.float64)
+            before = previous if first == 0 else (float(samples[first - 1]) if first <= len(samples) else None)
+            self._emphasize(samples[first:], before, span)
+            return np.lib.stride_tricks.sliding_window_view(span, length)[::step]
+
+        return self._rows(self._power(n_frames, frames))
 
     def single_frame_rows(self, pieces: list[tuple[np.ndarray, float | None]]) -> np.ndarray:
         """Rows of single frames, one per ``(samples, previous)`` piece: the frame starting at ``samples[0]``
         (zero beyond it), as :meth:`frame_rows` computes it, all in one pass."""
-        frames = _buffer(("pieces",), (len(pieces), self.frame_length), np.float64)
-        for row, (samples, previous) in zip(frames, pieces):
+        rows = _buffer(("pieces",), (len(pieces), self.frame_length), np.float64)
+        for row, (samples, previous) in zip(rows, pieces):
             self._emphasize(samples, previous, row)
-        return self._rows(self._power(frames))
+        return self._rows(self._power(len(rows), lambda start, stop: rows[start:stop]))
 
     def _rows(self, power: np.ndarray) -> np.ndarray:
         """Frame rows from the frames' raw power spectra."""
