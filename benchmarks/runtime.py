@@ -436,6 +436,9 @@ def main() -> None:
         "",
         "Command: `python -m benchmarks.runtime " + " ".join(a for a in sys.argv[1:]) + "`",
         "",
+        "Features + inference per model, end to end, side by side: `edge-ser bench` runs in "
+        "[bench-quiet.md](bench-quiet.md).",
+        "",
         *body,
     ]
     emit(lines, args.out)

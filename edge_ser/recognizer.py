@@ -137,7 +137,7 @@ class Recognizer:
         c = self._model.contract
         results: list[Probs | None] = []
         for w in cut:
-            if np.abs(w.samples).max() < SILENCE_PEAK:
+            if _peak(w.samples) < SILENCE_PEAK:
                 results.append(None)
                 continue
             if c.embedding is not None and (norm is not None or heard is not None):
@@ -280,6 +280,11 @@ class Recognizer:
         out = self._model.run(self._model.contract.model_input(signal, norm)[None])
         text = {h.name: greedy_decode(out[h.name][0], h.labels, h.separator) for h in self._ctc}
         return dataclasses.replace(prediction, transcripts=text)
+
+
+def _peak(samples: np.ndarray) -> float:
+    """The largest absolute sample, without an ``abs`` copy of a window per call."""
+    return max(float(samples.max()), -float(samples.min()))
 
 
 def _array_blocks(samples: np.ndarray) -> Iterator[np.ndarray]:
