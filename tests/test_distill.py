@@ -200,3 +200,21 @@ def test_a_transfer_corpus_too_small_for_a_batch_is_refused(monkeypatch):
     cfg = TrainConfig(distill=distill.DistillConfig("whisper-tiny.en:1", transfer=("tiny",)))
     with pytest.raises(ValueError, match="'tiny' has 1 utterances"):
         loop.transfer_sources(data, np.arange(4), np.zeros(4, int), 2, None, cfg)
+
+
+def test_per_speaker_standardization_uses_each_training_speakers_own_statistics():
+    rng = np.random.default_rng(0)
+    speakers = np.array(["a"] * 6 + ["b"] * 6 + ["t"] * 4)
+    offset = np.where(speakers == "a", 10.0, np.where(speakers == "b", -5.0, 100.0))[:, None]
+    clean = rng.standard_normal((16, 3)) + offset
+    feats = {"clean": clean, "speed1.1": clean * 2.0}
+    train = np.flatnonzero(speakers != "t")
+    out = distill.per_speaker_standardized(feats, speakers, train)
+    for s in ("a", "b"):
+        rows = speakers == s
+        assert np.allclose(out["clean"][rows].mean(0), 0.0, atol=1e-9)
+        assert np.allclose(out["clean"][rows].std(0), 1.0, atol=1e-4)
+        mean, std = clean[rows].mean(0), clean[rows].std(0) + 1e-6
+        assert np.allclose(out["speed1.1"][rows], (clean[rows] * 2.0 - mean) / std)
+    assert np.array_equal(out["clean"][speakers == "t"], clean[speakers == "t"])  # test rows untouched
+    assert np.array_equal(feats["clean"], clean)  # inputs not modified

@@ -165,13 +165,40 @@ def _soft(clf: Any, x: np.ndarray, n_classes: int, temperature: float) -> np.nda
     return torch.softmax(torch.from_numpy(full / temperature), dim=1).numpy()
 
 
+def per_speaker_standardized(
+    feats: dict[str, np.ndarray], speakers: np.ndarray, rows: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per view, each speaker's ``rows`` standardized with that speaker's own clean statistics (over its ``rows``).
+
+    The teacher's side of a speaker-adaptive student (``--normalization speaker``): its heads then label what an
+    adapted teacher would say. Rows outside ``rows`` keep their values; only ``rows`` speakers' statistics are read.
+    """
+    out = {view: f.copy() for view, f in feats.items()}
+    for s in np.unique(speakers[rows]):
+        members = rows[speakers[rows] == s]
+        mean, std = feats["clean"][members].mean(0), feats["clean"][members].std(0) + 1e-6
+        for view, f in feats.items():
+            out[view][members] = (f[members] - mean) / std
+    return out
+
+
 def fold_targets(
-    corpus: Any, train: np.ndarray, y: np.ndarray, n_classes: int, cfg: DistillConfig, views: tuple[str, ...], seed: int
+    corpus: Any,
+    train: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    cfg: DistillConfig,
+    views: tuple[str, ...],
+    seed: int,
+    per_speaker: bool = False,
 ) -> Targets:
-    """The distillation targets of one fold (see the module docstring)."""
+    """The distillation targets of one fold (see the module docstring); ``per_speaker``: the teacher's features are
+    first standardized per training speaker (:func:`per_speaker_standardized`), for a speaker-adaptive student."""
     feats, ok = _teacher_views(corpus, cfg, views)
     train = train[ok[train] & (y[train] >= 0)]
     speakers = np.array([u.speaker for u in corpus.utterances])
+    if per_speaker:
+        feats = per_speaker_standardized(feats, speakers, train)
     soft = cross_fitted_soft_labels(feats, y, speakers, train, n_classes, cfg.temperature, cfg.groups, cfg.c, seed)
     mean, std = feats["clean"][train].mean(0), feats["clean"][train].std(0) + 1e-6
     return Targets(soft, _standardized(feats, train, mean, std))

@@ -253,7 +253,14 @@ def prepare_fold(
     teacher, projector = None, None
     if cfg.distill is not None:
         teacher = distill.fold_targets(
-            corpus, train_idx, targets[PRIMARY], len(labels[PRIMARY]), cfg.distill, cfg.teacher_views, cfg.seed
+            corpus,
+            train_idx,
+            targets[PRIMARY],
+            len(labels[PRIMARY]),
+            cfg.distill,
+            cfg.teacher_views,
+            cfg.seed,
+            per_speaker=cfg.normalization == "speaker",
         )
         projector = torch.nn.Linear(model.backbone.embedding_dim, teacher.dim).to(device)
     trainable = [*model.parameters(), *(projector.parameters() if projector is not None else ())]
