@@ -47,6 +47,8 @@ class Value:
     const: bool = False
     buffer: int | None = None  # activation buffer id (aliases share one)
     quantized_weight: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None  # DequantizeLinear(w, s, zp, axis)
+    # a Transpose / Pad only a DynamicQuantizeLinear reads, folded into it: (base activation, transposed, pad_l, pad_r)
+    view: tuple[Value, bool, int, int] | None = None
 
 
 @dataclass
@@ -92,20 +94,24 @@ def _conv_integer(x: np.ndarray, w: np.ndarray, xz: int, wz: int, a: dict[str, A
         pads = [0, pads[0], 0, pads[1]]
     strides = list(a.get("strides", [1, 1]))
     strides = [1, strides[0]] if one_d else strides
+    dil = list(a.get("dilations", [1, 1]))
+    dil = [1, dil[0]] if one_d else dil
     group = a.get("group", 1)
     xi = x.astype(np.int32) - xz
     wi = w.astype(np.int32) - wz
     xi = np.pad(xi, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     n, c, h, wd = xi.shape
     m, cg, kh, kw = wi.shape
-    oh, ow = (h - kh) // strides[0] + 1, (wd - kw) // strides[1] + 1
+    oh = (h - dil[0] * (kh - 1) - 1) // strides[0] + 1
+    ow = (wd - dil[1] * (kw - 1) - 1) // strides[1] + 1
     out = np.zeros((n, m, oh, ow), np.int32)
     mg = m // group
     for g in range(group):
         xs = xi[:, g * cg : (g + 1) * cg]
         for i in range(kh):
             for j in range(kw):
-                patch = xs[:, :, i : i + strides[0] * oh : strides[0], j : j + strides[1] * ow : strides[1]]
+                y0, x0 = i * dil[0], j * dil[1]
+                patch = xs[:, :, y0 : y0 + strides[0] * oh : strides[0], x0 : x0 + strides[1] * ow : strides[1]]
                 out[:, g * mg : (g + 1) * mg] += np.einsum("nchw,mc->nmhw", patch, wi[g * mg : (g + 1) * mg, :, i, j])
     return out[:, :, 0, :] if one_d else out
 
@@ -122,6 +128,7 @@ class _Builder:
         self.alias_src: dict[str, str] = {}
         self.skip: set[int] = set()  # nodes fused into an earlier kernel
         self.epilogue_reads: list[Value] = []
+        self.epilogue_residual: Value | None = None
         self.epilogue_writes: list[str] = []
         self.ranges: dict[str, Value] = {}  # activation -> its (min, max) tracked by the kernel that wrote it
         for init in self.graph.initializer:
@@ -259,12 +266,86 @@ class _Builder:
         self._reshape(index, node, ins, x.reshape(int(np.prod(x.shape[:ax])), -1))
 
     # -- quantization -------------------------------------------------------------------
+    def _folds_into_dql(self, index: int, after_transpose: bool = False) -> bool:
+        """Whether node ``index`` (a Transpose of the last two axes or a zero Pad of the last axis of a batch-1
+        3-D tensor) can be folded into the DynamicQuantizeLinear that alone reads it (maybe through a Pad)."""
+        node = self.graph.node[index]
+        if node.output[0] in self.outputs:
+            return False
+        x = self.p.values.get(node.input[0])
+        if not after_transpose and (x is None or x.const or x.data.ndim != 3 or x.data.shape[0] != 1):
+            return False
+        if node.op_type == "Transpose":
+            if list(_attrs(node).get("perm", [2, 1, 0])) != [0, 2, 1] or x.view is not None:
+                return False
+        elif node.op_type == "Pad":
+            if self._last_axis_pads(node) is None or (
+                x is not None and x.view is not None and (x.view[2] or x.view[3])
+            ):
+                return False
+        else:
+            return False
+        users = self.uses.get(node.output[0], [])
+        if len(users) != 1:
+            return False
+        nxt = self.graph.node[users[0]]
+        return nxt.op_type == "DynamicQuantizeLinear" or (
+            nxt.op_type == "Pad" and self._folds_into_dql(users[0], node.op_type == "Transpose")
+        )
+
+    def _last_axis_pads(self, node: onnx.NodeProto) -> tuple[int, int] | None:
+        """(left, right) of a constant-zero Pad of a 3-D tensor's last axis only, else None."""
+        a = _attrs(node)
+        mode = a.get("mode", b"constant")
+        if mode not in (b"constant", "constant") or len(node.input) < 2:
+            return None
+        pads = self.p.values.get(node.input[1])
+        value = self.p.values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        axes = node.input[3] if len(node.input) > 3 else ""
+        if pads is None or not pads.const or axes or pads.data.size != 6:
+            return None
+        if value is not None and (not value.const or float(value.data) != 0.0):
+            return None
+        p = [int(v) for v in pads.data.reshape(-1)]
+        if p[0] or p[1] or p[3] or p[4] or p[2] < 0 or p[5] < 0:
+            return None
+        return p[2], p[5]
+
+    def op_Transpose(self, index, node, ins, a):
+        x = ins[0]
+        if self._folds_into_dql(index):
+            self.p.values[node.output[0]] = Value(
+                node.output[0], np.ascontiguousarray(np.transpose(x.data, (0, 2, 1))), view=(x, True, 0, 0)
+            )
+            return
+        self._transpose(index, node, x, a)
+
+    def op_Pad(self, index, node, ins, a):
+        x = ins[0]
+        if not self._folds_into_dql(index):
+            raise ModelError("Pad is supported as a zero padding of the last axis that a DynamicQuantizeLinear reads")
+        left, right = self._last_axis_pads(node)
+        base, transposed = (x.view[0], x.view[1]) if x.view is not None else (x, False)
+        data = np.pad(x.data, ((0, 0), (0, 0), (left, right)))
+        self.p.values[node.output[0]] = Value(node.output[0], data, view=(base, transposed, left, right))
+
     def op_DynamicQuantizeLinear(self, index, node, ins, a):
         x = ins[0]
         q, scale, zp = _dynamic_quantize(x.data)
         yq = self.new(node.output[0], q, index)
         ys = self.new(node.output[1], np.array(scale, np.float32), index)
         yz = self.new(node.output[2], np.array(zp, np.uint8), index)
+        if x.view is not None:  # Transpose / Pad folded in: quantized straight from the base activation
+            base, transposed, left, right = x.view
+            rows, cols = x.data.shape[1], x.data.shape[2] - left - right
+            rng = self.ranges.get(base.name)
+            self.call(
+                index,
+                f"esr_dynamic_quantize_rows({self.ptr(base)}, {rows}, {cols}, {int(transposed)}, {left}, {right}, "
+                f"{self.ptr(rng) if rng is not None else '0'}, {self.ptr(yq)}, {self.ptr(ys)}, {self.ptr(yz)});",
+                [base] + ([rng] if rng is not None else []),
+            )
+            return
         rng = self.ranges.get(x.name)
         if rng is not None:
             self.call(
@@ -327,9 +408,13 @@ class _Builder:
             return users[0]
         return None
 
-    def _epilogue(self, out: str, channels: int) -> tuple[Value, np.ndarray | None, bool, str, list[int]] | None:
-        """Cast -> Mul(scale) -> Add(per-channel constant bias) [-> Relu] after an integer kernel (as the
-        dynamic INT8 export writes it), to fuse into the kernel: y = float(acc) * scale + bias[c]."""
+    def _epilogue(
+        self, out: str, channels: int, residual_shape: tuple[int, ...] | None = None
+    ) -> tuple[Value, np.ndarray | None, bool, str, list[int], Value | None] | None:
+        """Cast -> Mul(scale) -> Add(per-channel constant bias) [-> Add(residual activation)] [-> Relu] after an
+        integer kernel (as the dynamic INT8 export writes it), to fuse into the kernel:
+        y = float(acc) * scale + bias[c] [+ residual]. A residual (of ``residual_shape``, the kernel's output shape)
+        is fused only where the kernel takes one."""
         cast = self._only_consumer(out, "Cast")
         if cast is None:
             return None
@@ -340,7 +425,7 @@ class _Builder:
         scale = self.p.values.get(operands[0]) if len(operands) == 1 else None
         if scale is None or scale.data.size != 1 or scale.data.dtype != np.float32:
             return None
-        fused, final, bias = [cast, mul], self.graph.node[mul].output[0], None
+        fused, final, bias, res = [cast, mul], self.graph.node[mul].output[0], None, None
         add = self._only_consumer(final, "Add")
         if add is not None:
             other = [n for n in self.graph.node[add].input if n != final]
@@ -349,34 +434,70 @@ class _Builder:
                 bias = val.data.astype(np.float32).reshape(-1)
                 fused.append(add)
                 final = self.graph.node[add].output[0]
+        add = self._only_consumer(final, "Add") if residual_shape else None
+        if add is not None:
+            other = [n for n in self.graph.node[add].input if n != final]
+            val = self.p.values.get(other[0]) if len(other) == 1 else None
+            if (
+                val is not None
+                and not val.const
+                and val.view is None
+                and val.buffer is not None
+                and val.data.shape == tuple(residual_shape)
+            ):
+                res = val
+                fused.append(add)
+                final = self.graph.node[add].output[0]
         relu = self._only_consumer(final, "Relu")
         if relu is not None:
             fused.append(relu)
             final = self.graph.node[relu].output[0]
-        return scale, bias, relu is not None, final, fused
+        return scale, bias, relu is not None, final, fused, res
+
+    def _dies_at(self, val: Value, index: int) -> bool:
+        """Whether nothing after node ``index`` reads ``val``'s buffer (so an output may take it)."""
+        sharing = [n for n, v in self.p.values.items() if v.buffer == val.buffer]
+        last_use = max((u for n in sharing for u in self.uses.get(n, [])), default=index)
+        return last_use <= index and not set(sharing) & set(self.outputs)
+
+    def _quantized_later(self, name: str) -> bool:
+        """Whether a DynamicQuantizeLinear reads ``name`` (directly or through a Transpose / Pad folded into it)."""
+        for user in self.uses.get(name, []):
+            op = self.graph.node[user].op_type
+            if op == "DynamicQuantizeLinear" or (op in ("Pad", "Transpose") and self._folds_into_dql(user)):
+                return True
+        return False
 
     def _fused_output(self, index, acc: np.ndarray, channel_axis: int, epilogue) -> tuple[Value, str]:
-        """The kernel's output value and its epilogue arguments (scale pointer, bias, relu)."""
+        """The kernel's output value and its epilogue arguments (scale pointer, bias, relu, range)."""
         if epilogue is None:
             raise ModelError(
                 f"{self.graph.node[index].op_type} {self.graph.node[index].name!r} is not followed by "
                 "Cast -> Mul(scale), the dequantization the C exporter fuses"
             )
-        scale, bias, relu, final, fused = epilogue
+        scale, bias, relu, final, fused, res = epilogue
         shape = [1] * acc.ndim
         shape[channel_axis] = -1
         y = acc.astype(np.float32) * scale.data
         if bias is not None:
             y = y + bias.reshape(shape)
+        if res is not None:
+            y = res.data.reshape(y.shape) + y
         if relu:
             y = np.maximum(y, 0)
         self.skip.update(fused)
         self.epilogue_reads = [] if scale.const else [scale]
-        val = self.new(final, y.astype(np.float32), index)
+        self.epilogue_residual = res
+        if res is not None:  # the output takes the residual's memory when the residual dies here
+            last = max(fused)
+            val = self.in_place(final, y.astype(np.float32), res, last)
+            self.epilogue_reads.append(res)
+        else:
+            val = self.new(final, y.astype(np.float32), index)
         sptr = self.ptr(scale) if not scale.const else self.const(scale.data.reshape(1), "scale")
         bname = self.const(bias, "bias") if bias is not None else "0"
         rptr = "0"
-        if any(self.graph.node[u].op_type == "DynamicQuantizeLinear" for u in self.uses.get(final, [])):
+        if self._quantized_later(final):
             # the kernel tracks the output's range (including 0) for the dynamic quantization that reads it
             rng = np.array([min(float(y.min()), 0.0), max(float(y.max()), 0.0)], np.float32)
             self.ranges[final] = self.new(final + "#range", rng, index)
@@ -403,8 +524,8 @@ class _Builder:
         x, w, xz, wz = ins[0], ins[1], ins[2], ins[3] if len(ins) > 3 else None
         if not w.const or (wz is not None and (not wz.const or wz.data.size != 1)) or w.data.dtype != np.uint8:
             raise ModelError("ConvInteger needs constant uint8 weights with one zero point")
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in a.get("dilations", [1])):
-            raise ModelError("ConvInteger with auto_pad or dilation is not supported")
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise ModelError("ConvInteger with auto_pad is not supported")
         wzv = int(wz.data) if wz is not None else 0
         xzv = int(xz.data)
         acc = _conv_integer(x.data, w.data, xzv, wzv, a)
@@ -414,18 +535,28 @@ class _Builder:
         ys = acc.shape if not one_d else (acc.shape[0], acc.shape[1], 1, acc.shape[2])
         pads = list(a.get("pads", [0] * (2 if one_d else 4)))
         pads = [0, pads[0], 0, pads[1]] if one_d else pads
-        if pads[0] != pads[2] or pads[1] != pads[3]:
-            raise ModelError("ConvInteger with asymmetric padding is not supported")
         strides = list(a.get("strides", [1, 1]))
         strides = [1, strides[0]] if one_d else strides
+        dilated = any(d != 1 for d in a.get("dilations", [1]))
         group = a.get("group", 1)
-        y, epilogue = self._fused_output(index, acc, 1, self._epilogue(node.output[0], ws[0]))
+        depthwise = group == xs[1] and ws[1] == 1 and ws[0] % xs[1] == 0  # one input channel per group
+        if one_d and depthwise:
+            self._depthwise_1d(index, node, x, xz, w, wzv, acc, a, pads[1], pads[3])
+            return
+        if dilated:
+            raise ModelError("ConvInteger with dilation is supported for 1-D depthwise convolutions only")
+        if not one_d and (pads[0] != pads[2] or pads[1] != pads[3]):  # (1-D: the kernel takes the left pad)
+            raise ModelError("2-D ConvInteger with asymmetric padding is not supported")
+        if not depthwise and group != 1:
+            raise ModelError("grouped ConvInteger is supported for depthwise (group == channels) only")
+        residual = None if depthwise else acc.shape
+        y, epilogue = self._fused_output(index, acc, 1, self._epilogue(node.output[0], ws[0], residual))
         xzp = f"{self.ptr(xz)}[0]" if not xz.const else str(xzv)
         geometry = (
             f"{xs[1]}, {xs[2]}, {xs[3]}, {ws[0]}, {ws[2]}, {ws[3]}, {strides[0]}, {strides[1]}, {pads[0]}, {pads[1]}, "
             f"{ys[2]}, {ys[3]}"
         )
-        if group == xs[1] and ws[1] == 1 and ws[0] % xs[1] == 0:  # one input channel per group (depthwise, stem)
+        if depthwise:  # (2-D depthwise, the stem of a 1-channel input)
             wname = self.const(w.data, node.input[1])
             plane = self.scratch((xs[2] + 2 * pads[0]) * (xs[3] + 2 * pads[1]), index)
             self.call(
@@ -437,18 +568,87 @@ class _Builder:
                 (plane,),
             )
             return
-        if group != 1:
-            raise ModelError("grouped ConvInteger is supported for depthwise (group == channels) only")
         wname, kp = self._packed(w.data.reshape(ws[0], -1), node.input[1])
         work = self.scratch(2 * 2 * kp + 16, index)
+        fn, res_arg = "esr_conv_gemm_u8", ""
+        if self.epilogue_residual is not None:
+            fn, res_arg = "esr_conv_gemm_res_u8", f"{self.ptr(self.epilogue_residual)}, "
         self.call(
             index,
-            f"esr_conv_gemm_u8({self.ptr(x)}, {xzp}, {wname}, {kp}, {wzv}, {geometry}, {epilogue}, {self.ptr(y)}, "
+            f"{fn}({self.ptr(x)}, {xzp}, {wname}, {kp}, {wzv}, {geometry}, {epilogue}, {res_arg}{self.ptr(y)}, "
             f"(int16_t *)(void *)(esr_arena + OFF{work}));",
             [x, xz, *self.epilogue_reads],
             [y.name, *self.epilogue_writes],
             (work,),
         )
+
+    def _depthwise_1d(
+        self, index, node, x: Value, xz: Value, w: Value, wzv: int, acc: np.ndarray, a, pad_l: int, pad_r: int
+    ) -> None:
+        """1-D depthwise ConvInteger (padding, dilation, stride) with its fused epilogue; when a
+        DynamicQuantizeLinear alone reads the result, it is fused too (the kernel writes the quantized output,
+        in the input's memory when the input dies here), so the float output never exists."""
+        c, t = x.data.shape[1], x.data.shape[2]
+        m, _, k = w.data.shape
+        ot = acc.shape[2]
+        if k > 16:
+            raise ModelError("1-D depthwise ConvInteger with more than 16 taps is not supported")
+        ep = self._epilogue(node.output[0], m)
+        if ep is None:
+            raise ModelError(
+                f"ConvInteger {node.name!r} is not followed by Cast -> Mul(scale), the dequantization fused"
+            )
+        scale, bias, relu, final, fused, _ = ep
+        y = acc.astype(np.float32) * scale.data
+        if bias is not None:
+            y = y + bias.reshape(1, -1, 1)
+        if relu:
+            y = np.maximum(y, 0)
+        y = y.astype(np.float32)
+        sptr = self.ptr(scale) if not scale.const else self.const(scale.data.reshape(1), "scale")
+        bname = self.const(bias, "bias") if bias is not None else "0"
+        wname = self.const(w.data, node.input[1])
+        xzp = f"{self.ptr(xz)}[0]" if not xz.const else str(int(xz.data))
+        row = "0"
+        scratch: tuple[int, ...] = ()
+        if pad_l or pad_r:
+            scratch = (self.scratch(pad_l + t + pad_r, index),)
+            row = f"esr_arena + OFF{scratch[0]}"
+        geometry = (
+            f"{c}, {t}, {pad_l}, {pad_r}, {row}, {m}, {k}, {a.get('dilations', [1])[0]}, {a.get('strides', [1])[0]}, "
+            f"{ot}"
+        )
+        reads = [x, xz] + ([] if scale.const else [scale])
+        head = f"esr_conv1d_depthwise_u8({self.ptr(x)}, {xzp}, {wname}, {wzv}, {geometry}, {sptr}, {bname}, {int(relu)}"
+        dql = self._only_consumer(final, "DynamicQuantizeLinear")
+        self.skip.update(fused)
+        if dql is not None:
+            self.skip.add(dql)
+            out = self.graph.node[dql].output
+            q, qs, qz = _dynamic_quantize(y)
+            if m == c and ot <= t and self._dies_at(x, index):
+                yq = Value(out[0], q, buffer=x.buffer)
+                self.p.values[out[0]] = yq
+            else:
+                yq = self.new(out[0], q, index)
+            ys = self.new(out[1], np.array(qs, np.float32), index)
+            yz = self.new(out[2], np.array(qz, np.uint8), index)
+            self.call(
+                index,
+                f"{head}, 0, 0, {self.ptr(yq)}, {self.ptr(ys)}, {self.ptr(yz)});",
+                reads,
+                [yq.name, ys.name, yz.name],
+                scratch,
+            )
+            return
+        val = self.new(final, y, index)
+        rptr, writes = "0", [final]
+        if self._quantized_later(final):
+            rng = np.array([min(float(y.min()), 0.0), max(float(y.max()), 0.0)], np.float32)
+            self.ranges[final] = self.new(final + "#range", rng, index)
+            rptr = self.ptr(self.ranges[final])
+            writes.append(self.ranges[final].name)
+        self.call(index, f"{head}, {rptr}, {self.ptr(val)}, 0, 0, 0);", reads, writes, scratch)
 
     def op_MatMulInteger(self, index, node, ins, a):
         x, w, xz, wz = ins[0], ins[1], ins[2], ins[3] if len(ins) > 3 else None
@@ -530,6 +730,15 @@ class _Builder:
             )
             return
         del a_shape
+        rows_b = _strides(np.empty(out.shape[:-1] + (1,), np.float32), out.shape) if out.ndim else None
+        if strides[0] == contiguous and out.ndim and strides[1] == rows_b and not other.const:
+            n = out.shape[-1]
+            self.call(
+                index,
+                f"esr_binary_rows({_OPS[op]}, {args[0]}, {args[1]}, {out.size // n}, {n}, {self.ptr(y)});",
+                reads,
+            )
+            return
         self.call(
             index,
             f"{{ static const int32_t shape[] = {{{shape}}}, sa[] = {{{sa}}}, sb[] = {{{sb}}}; "
@@ -542,6 +751,50 @@ class _Builder:
 
     def op_Add(self, index, node, ins, a):
         self._binary(index, node, ins, "Add")
+
+    def op_Sub(self, index, node, ins, a):
+        self._binary(index, node, ins, "Sub")
+
+    def op_Div(self, index, node, ins, a):
+        self._binary(index, node, ins, "Div")
+
+    def op_Pow(self, index, node, ins, a):
+        x, e = ins
+        if not e.const or e.data.size != 1 or float(e.data) != 2.0:
+            raise ModelError("Pow is supported with the constant exponent 2 (as x * x, as ONNX Runtime computes it)")
+        self._binary(index, node, [x, x], "Mul")
+
+    def op_Sqrt(self, index, node, ins, a):
+        self._unary(index, node, ins, "esr_sqrt", np.sqrt(ins[0].data))
+
+    def op_Clip(self, index, node, ins, a):
+        x = ins[0]
+        bounds = [ins[i] if len(ins) > i else None for i in (1, 2)]
+        if any(b is not None and not b.const for b in bounds):
+            raise ModelError("Clip is supported with constant bounds")
+        lo = float(bounds[0].data) if bounds[0] is not None else float(a.get("min", -np.inf))
+        hi = float(bounds[1].data) if bounds[1] is not None else float(a.get("max", np.inf))
+        y = self.in_place(node.output[0], np.clip(x.data, lo, hi).astype(np.float32), x, index)
+        lo_c = _f(lo) if np.isfinite(lo) else "-HUGE_VALF"
+        hi_c = _f(hi) if np.isfinite(hi) else "HUGE_VALF"
+        self.call(index, f"esr_clip({self.ptr(x)}, {x.data.size}, {lo_c}, {hi_c}, {self.ptr(y)});", [x])
+
+    def op_Concat(self, index, node, ins, a):
+        vals = [v for v in ins if v is not None]
+        if any(v.view is not None for v in vals) or any(v.data.dtype != np.float32 for v in vals):
+            raise ModelError("Concat is supported on float activations")
+        axis = a["axis"] % vals[0].data.ndim
+        data = np.concatenate([v.data for v in vals], axis=axis).astype(np.float32)
+        y = self.new(node.output[0], data, index)
+        rows = int(np.prod(data.shape[:axis]))
+        out_cols, at = int(np.prod(data.shape[axis:])), 0
+        parts = []
+        for v in vals:
+            cols = int(np.prod(v.data.shape[axis:]))
+            src = self.const(v.data, node.name or "concat") if v.const else self.ptr(v)
+            parts.append(f"esr_copy_rows({src}, {rows}, {cols}, {cols}, {self.ptr(y)} + {at}, {out_cols});")
+            at += cols
+        self.call(index, "{ " + " ".join(parts) + " }", [v for v in vals if not v.const])
 
     def op_Cast(self, index, node, ins, a):
         x = ins[0]
@@ -663,8 +916,7 @@ class _Builder:
     def op_ReduceMean(self, index, node, ins, a):
         self._reduce(index, node, ins, a, mean=True)
 
-    def op_Transpose(self, index, node, ins, a):
-        x = ins[0]
+    def _transpose(self, index, node, x: Value, a) -> None:
         perm = a.get("perm", list(reversed(range(x.data.ndim))))
         data = np.transpose(x.data, perm)
         y = self.new(node.output[0], np.ascontiguousarray(data), index)
@@ -830,7 +1082,7 @@ def generate(model: str | Path, seconds: float | None = None) -> tuple[str, str,
     weights = sum(d.nbytes for _, d in p.consts.values())
     src = [
         f"/* Generated by `edge-ser export --c` from {path.name}: do not edit. */\n",
-        '#include "esr_model.h"\n#include "esr_nn.h"\n\n',
+        '#include <math.h>\n\n#include "esr_model.h"\n#include "esr_nn.h"\n\n',
     ]
     for b_index, buf in enumerate(p.buffers):
         if buf.first <= buf.last:

@@ -20,20 +20,59 @@ static inline int32_t round_div(float v, float scale) {
     return (int32_t)((q + 12582912.0f) - 12582912.0f); /* IEEE semantics: the compiler may not fold this */
 }
 
+/* DynamicQuantizeLinear's scale and zero point for a range (both ends already including 0). */
+static void quant_params(float lo, float hi, float *scale, int32_t *zero_point) {
+    float s = hi == lo ? 1.0f : (hi - lo) / 255.0f, z = 0.0f - lo / s;
+    *scale = s;
+    *zero_point = (int32_t)roundf(z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z);
+}
+
+/* round(v / s) + zp saturated to uint8; |v / s| <= 255 by construction: no clamp needed before rounding. */
+static inline uint8_t quant_u8(float v, float s, int32_t zp) {
+    float q = v / s;
+#ifdef ESR_SIMD
+    return (uint8_t)__usat((int32_t)((q + 12582912.0f) - 12582912.0f) + zp, 8);
+#else
+    return (uint8_t)clamp((int32_t)((q + 12582912.0f) - 12582912.0f) + zp, 0, 255);
+#endif
+}
+
 void esr_dynamic_quantize_ranged(const float *x, int32_t n, const float *range, uint8_t *y, float *scale,
                                  uint8_t *zero_point) {
-    float lo = range[0] < 0.0f ? range[0] : 0.0f, hi = range[1] > 0.0f ? range[1] : 0.0f, s, z;
+    float lo = range[0] < 0.0f ? range[0] : 0.0f, hi = range[1] > 0.0f ? range[1] : 0.0f, s;
     int32_t i, zp;
-    s = hi == lo ? 1.0f : (hi - lo) / 255.0f;
-    z = 0.0f - lo / s;
-    zp = (int32_t)roundf(z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z);
-    for (i = 0; i < n; ++i) { /* |x / s| <= 255 by construction: no clamp needed before rounding */
-        float q = x[i] / s;
-#ifdef ESR_SIMD
-        y[i] = (uint8_t)__usat((int32_t)((q + 12582912.0f) - 12582912.0f) + zp, 8);
-#else
-        y[i] = (uint8_t)clamp((int32_t)((q + 12582912.0f) - 12582912.0f) + zp, 0, 255);
-#endif
+    quant_params(lo, hi, &s, &zp);
+    for (i = 0; i < n; ++i) y[i] = quant_u8(x[i], s, zp);
+    *scale = s;
+    *zero_point = (uint8_t)zp;
+}
+
+void esr_dynamic_quantize_rows(const float *x, int32_t rows, int32_t cols, int32_t transposed, int32_t pad_l,
+                               int32_t pad_r, const float *range, uint8_t *y, float *scale, uint8_t *zero_point) {
+    float lo = 0.0f, hi = 0.0f, s;
+    int32_t i, r, c, zp, width = pad_l + cols + pad_r;
+    if (range) {
+        lo = range[0] < 0.0f ? range[0] : 0.0f;
+        hi = range[1] > 0.0f ? range[1] : 0.0f;
+    } else {
+        for (i = 0; i < rows * cols; ++i) {
+            lo = x[i] < lo ? x[i] : lo;
+            hi = x[i] > hi ? x[i] : hi;
+        }
+    }
+    quant_params(lo, hi, &s, &zp);
+    for (r = 0; r < rows; ++r) {
+        uint8_t *yr = y + r * width;
+        memset(yr, zp, (size_t)pad_l); /* a padded zero quantizes to the zero point */
+        memset(yr + pad_l + cols, zp, (size_t)pad_r);
+        yr += pad_l;
+        if (transposed) {
+            const float *xr = x + r;
+            for (c = 0; c < cols; ++c, xr += rows) yr[c] = quant_u8(*xr, s, zp);
+        } else {
+            const float *xr = x + r * cols;
+            for (c = 0; c < cols; ++c) yr[c] = quant_u8(xr[c], s, zp);
+        }
     }
     *scale = s;
     *zero_point = (uint8_t)zp;
@@ -181,6 +220,21 @@ void esr_pool2d(const float *x, int32_t c, int32_t h, int32_t w_in, int32_t kh, 
     }
 }
 
+void esr_sqrt(const float *x, int32_t n, float *y) {
+    int32_t i;
+    for (i = 0; i < n; ++i) y[i] = sqrtf(x[i]);
+}
+
+void esr_clip(const float *x, int32_t n, float lo, float hi, float *y) {
+    int32_t i;
+    for (i = 0; i < n; ++i) y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+}
+
+void esr_copy_rows(const float *x, int32_t rows, int32_t cols, int32_t x_stride, float *y, int32_t y_stride) {
+    int32_t r;
+    for (r = 0; r < rows; ++r) memmove(y + r * y_stride, x + r * x_stride, (size_t)cols * sizeof(float));
+}
+
 void esr_softmax(const float *x, int32_t rows, int32_t n, float *y) {
     int32_t r, i;
     for (r = 0; r < rows; ++r) {
@@ -279,7 +333,7 @@ static inline void put(int16_t *cols, int32_t j, int32_t k, int32_t v) {
 }
 
 /* acc[2p + q] = sum_k x_p[k] * w_q[k] for the two interleaved columns and a packed pair of weight rows. */
-static inline __attribute__((always_inline)) void dot2x2(const int16_t *cols, const uint8_t *pair, int32_t kp,
+static __attribute__((noinline)) void dot2x2(const int16_t *cols, const uint8_t *pair, int32_t kp,
                                                          int32_t acc[4]) {
     int32_t k;
 #ifdef ESR_SIMD
@@ -333,7 +387,7 @@ static inline __attribute__((always_inline)) void dot2x2(const int16_t *cols, co
 /* Outputs of np (1 or 2) columns held in cols (column sums xsum) for every row of the packed w. */
 static void gemm_columns(const int16_t *cols, int32_t np, int32_t kp, const int32_t *xsum, const uint8_t *w,
                          int32_t m, int32_t w_zp, const float *scale, const float *bias, int32_t relu, float *range,
-                         float *y, int32_t m_stride, int32_t p_stride) {
+                         const float *res, float *y, int32_t m_stride, int32_t p_stride) {
     const float s = *scale;
     const int32_t c0 = w_zp * xsum[0], c1 = np > 1 ? w_zp * xsum[1] : 0;
     int32_t mm, acc[4];
@@ -351,6 +405,15 @@ static void gemm_columns(const int16_t *cols, int32_t np, int32_t kp, const int3
             if (mm + 1 < m) {
                 v1 = v1 + bias[mm + 1];
                 v3 = v3 + bias[mm + 1];
+            }
+        }
+        if (res) { /* as ONNX Runtime: the residual Add after the bias Add */
+            const float *r0 = res + mm * m_stride;
+            v0 = r0[0] + v0;
+            if (np > 1) v2 = r0[p_stride] + v2;
+            if (mm + 1 < m) {
+                v1 = r0[m_stride] + v1;
+                if (np > 1) v3 = r0[m_stride + p_stride] + v3;
             }
         }
         if (relu) {
@@ -406,13 +469,15 @@ static void zero_column(int16_t *cols, int32_t j, int32_t kp) {
     for (k = 0; k < kp; ++k) put(cols, j, k, 0);
 }
 
-void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
-                      int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
-                      int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
-                      int32_t relu, float *range, float *y, int16_t *work) {
+void esr_conv_gemm_res_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
+                          int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h,
+                          int32_t stride_w, int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale,
+                          const float *bias, int32_t relu, float *range, const float *residual, float *y,
+                          int16_t *work) {
     int32_t n = oh * ow, p, xsum[2] = {0, 0};
     if (range) range[0] = range[1] = 0.0f;
-    const int32_t pointwise = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
+    const int32_t pointwise =
+        kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0 && oh == h && ow == w_in;
     for (p = 0; p < n; p += 2) {
         int32_t np = p + 1 < n ? 2 : 1, j;
         for (j = 0; j < np; ++j) {
@@ -432,8 +497,16 @@ void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t 
             }
         }
         if (np == 1) zero_column(work, 1, kp);
-        gemm_columns(work, np, kp, xsum, w, m, w_zp, scale, bias, relu, range, y + p, n, 1);
+        gemm_columns(work, np, kp, xsum, w, m, w_zp, scale, bias, relu, range, residual ? residual + p : 0, y + p, n, 1);
     }
+}
+
+void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
+                      int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
+                      int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
+                      int32_t relu, float *range, float *y, int16_t *work) {
+    esr_conv_gemm_res_u8(x, x_zp, w, kp, w_zp, c, h, w_in, m, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow, scale,
+                         bias, relu, range, 0, y, work);
 }
 
 void esr_matmul_gemm_u8(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k, const uint8_t *w, int32_t kp,
@@ -453,7 +526,7 @@ void esr_matmul_gemm_u8(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k,
             for (; i < kp; ++i) put(work, j, i, 0);
         }
         if (np == 1) zero_column(work, 1, kp);
-        gemm_columns(work, np, kp, xsum, w, n, w_zp, scale, bias, relu, range, y + r * n, 1, n);
+        gemm_columns(work, np, kp, xsum, w, n, w_zp, scale, bias, relu, range, 0, y + r * n, 1, n);
     }
 }
 
@@ -524,5 +597,112 @@ void esr_binary_flat(esr_binary_op op, const float *a, const float *b, int32_t b
     case ESR_ADD: for (i = 0; i < n; ++i) y[i] = a[i] + b[i * b_step]; break;
     case ESR_SUB: for (i = 0; i < n; ++i) y[i] = a[i] - b[i * b_step]; break;
     default: for (i = 0; i < n; ++i) y[i] = a[i] / b[i * b_step]; break;
+    }
+}
+
+/* Integer sum of one output of a 1-D depthwise channel: x[i * dilation] * wt[i] over k taps (k = 5 unrolled). */
+static inline int32_t dw1d_acc(const uint8_t *xs, const int32_t *wt, int32_t k, int32_t dilation) {
+    int32_t i, acc;
+    if (k == 5)
+        return xs[0] * wt[0] + xs[dilation] * wt[1] + xs[2 * dilation] * wt[2] + xs[3 * dilation] * wt[3] +
+               xs[4 * dilation] * wt[4];
+    for (i = 0, acc = 0; i < k; ++i) acc += (int32_t)xs[i * dilation] * wt[i];
+    return acc;
+}
+
+static inline float dw1d_epilogue(int32_t acc, float sc, float b, int32_t relu) {
+    float v = (float)acc * sc + b; /* Cast, Mul, then Add, as ONNX Runtime */
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
+/* Input row of channel ch: x itself, or (padding) a copy framed by the zero point in `row`. */
+static const uint8_t *dw1d_row(const uint8_t *x, int32_t x_zp, int32_t t, int32_t ch, int32_t pad_l, int32_t pad_r,
+                               uint8_t *row) {
+    if (!row) return x + ch * t;
+    memset(row, x_zp, (size_t)pad_l);
+    memcpy(row + pad_l, x + ch * t, (size_t)t);
+    memset(row + pad_l + t, x_zp, (size_t)pad_r);
+    return row;
+}
+
+void esr_conv1d_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t w_zp, int32_t c, int32_t t,
+                             int32_t pad_l, int32_t pad_r, uint8_t *row, int32_t m, int32_t k, int32_t dilation,
+                             int32_t stride, int32_t ot, const float *scale, const float *bias, int32_t relu,
+                             float *range, float *y, uint8_t *yq, float *yq_scale, uint8_t *yq_zp) {
+    int32_t wt[16], ch, o, i, multiplier = m / c, zp = 0;
+    float lo = 0.0f, hi = 0.0f, s = 1.0f;
+    const float sc = *scale;
+    if (k > 16 || ((pad_l || pad_r) && !row)) return; /* the exporter refuses these */
+    if (!(pad_l || pad_r)) row = 0;
+    if (yq) {
+        /* First pass in integers: the epilogue is non-decreasing in the sum (scale > 0, float rounding is
+         * monotone), so each channel's extreme outputs come from its extreme sums: the range is exact. */
+        for (ch = 0; ch < m; ++ch) {
+            const uint8_t *xc = dw1d_row(x, x_zp, t, ch / multiplier, pad_l, pad_r, row);
+            int32_t wsum = 0, amin, amax;
+            const float b = bias ? bias[ch] : 0.0f;
+            float vlo, vhi;
+            for (i = 0; i < k; ++i) {
+                wt[i] = (int32_t)w[ch * k + i] - w_zp;
+                wsum += wt[i];
+            }
+            amin = amax = dw1d_acc(xc, wt, k, dilation);
+            for (o = 1; o < ot; ++o) {
+                int32_t acc = dw1d_acc(xc + o * stride, wt, k, dilation);
+                amin = acc < amin ? acc : amin;
+                amax = acc > amax ? acc : amax;
+            }
+            vlo = dw1d_epilogue(amin - x_zp * wsum, sc, b, relu);
+            vhi = dw1d_epilogue(amax - x_zp * wsum, sc, b, relu);
+            lo = vlo < lo ? vlo : lo;
+            hi = vhi > hi ? vhi : hi;
+        }
+        quant_params(lo, hi, &s, &zp);
+    }
+    for (ch = 0; ch < m; ++ch) {
+        const uint8_t *xc = dw1d_row(x, x_zp, t, ch / multiplier, pad_l, pad_r, row);
+        int32_t wsum = 0, correction;
+        const float b = bias ? bias[ch] : 0.0f; /* + 0 without a bias is exact */
+        for (i = 0; i < k; ++i) {
+            wt[i] = (int32_t)w[ch * k + i] - w_zp;
+            wsum += wt[i];
+        }
+        correction = x_zp * wsum;
+        if (yq) {
+            uint8_t *yc = yq + ch * ot; /* may be x itself when ot <= t: see esr_nn.h */
+            for (o = 0; o < ot; ++o)
+                yc[o] = quant_u8(dw1d_epilogue(dw1d_acc(xc + o * stride, wt, k, dilation) - correction, sc, b, relu),
+                                 s, zp);
+        } else {
+            float *yc = y + ch * ot;
+            for (o = 0; o < ot; ++o) {
+                float v = dw1d_epilogue(dw1d_acc(xc + o * stride, wt, k, dilation) - correction, sc, b, relu);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                yc[o] = v;
+            }
+        }
+    }
+    if (range) {
+        range[0] = lo;
+        range[1] = hi;
+    }
+    if (yq) {
+        *yq_scale = s;
+        *yq_zp = (uint8_t)zp;
+    }
+}
+
+void esr_binary_rows(esr_binary_op op, const float *a, const float *b, int32_t rows, int32_t n, float *y) {
+    int32_t r, i;
+    for (r = 0; r < rows; ++r) {
+        const float *ar = a + r * n, v = b[r];
+        float *yr = y + r * n;
+        switch (op) {
+        case ESR_MUL: for (i = 0; i < n; ++i) yr[i] = ar[i] * v; break;
+        case ESR_ADD: for (i = 0; i < n; ++i) yr[i] = ar[i] + v; break;
+        case ESR_SUB: for (i = 0; i < n; ++i) yr[i] = ar[i] - v; break;
+        default: for (i = 0; i < n; ++i) yr[i] = ar[i] / v; break;
+        }
     }
 }

@@ -17,6 +17,11 @@ void esr_dynamic_quantize(const float *x, int32_t n, uint8_t *y, float *scale, u
  * kernels below track it while writing x. */
 void esr_dynamic_quantize_ranged(const float *x, int32_t n, const float *range, uint8_t *y, float *scale,
                                  uint8_t *zero_point);
+/* DynamicQuantizeLinear of a (rows, cols) float matrix held as x[r * cols + c] or, transposed, as
+ * x[c * rows + r], padded on the right axis with pad_l / pad_r zeros (ONNX Transpose -> Pad -> DQL):
+ * y is (rows, pad_l + cols + pad_r); range (NULL: computed here) as above. */
+void esr_dynamic_quantize_rows(const float *x, int32_t rows, int32_t cols, int32_t transposed, int32_t pad_l,
+                               int32_t pad_r, const float *range, uint8_t *y, float *scale, uint8_t *zero_point);
 void esr_quantize_u8(const float *x, int32_t n, float scale, int32_t zero_point, uint8_t *y);
 void esr_quantize_s8(const float *x, int32_t n, float scale, int32_t zero_point, int8_t *y);
 void esr_dequantize_u8(const uint8_t *x, int32_t n, float scale, int32_t zero_point, float *y);
@@ -43,10 +48,23 @@ void esr_conv_gemm_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t 
                       int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
                       int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
                       int32_t relu, float *range, float *y, int16_t *work);
-void esr_conv_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t w_zp, int32_t c, int32_t h,
-                           int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h, int32_t stride_w,
-                           int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale, const float *bias,
-                           int32_t relu, float *range, float *y, uint8_t *plane);
+/* The same with a residual: y = relu?((acc * scale + bias[m]) + residual), residual laid out as y (it
+ * may be y itself: each output reads only its own residual element before writing it). */
+void esr_conv_gemm_res_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t kp, int32_t w_zp, int32_t c,
+                          int32_t h, int32_t w_in, int32_t m, int32_t kh, int32_t kw, int32_t stride_h,
+                          int32_t stride_w, int32_t pad_h, int32_t pad_w, int32_t oh, int32_t ow, const float *scale,
+                          const float *bias, int32_t relu, float *range, const float *residual, float *y,
+                          int16_t *work);
+/* 1-D depthwise convolution (group == C, M a multiple of C) with dilation and stride: x (C, T) uint8,
+ * zero padding pad_l / pad_r (then `row` holds pad_l + T + pad_r bytes; else NULL; a Pad before the
+ * convolution is usually folded into the quantization that writes x), w (M, 1, K), K <= 16, y (M, OT).
+ * Epilogue as above. With yq (y NULL) the output is dynamically quantized as DynamicQuantizeLinear does:
+ * a first pass finds its range, a second writes yq, *yq_scale, *yq_zp. yq may be x itself when M == C
+ * and OT <= T (unpadded: output o reads inputs at o or later; padded: each row is copied first). */
+void esr_conv1d_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, int32_t w_zp, int32_t c, int32_t t,
+                             int32_t pad_l, int32_t pad_r, uint8_t *row, int32_t m, int32_t k, int32_t dilation,
+                             int32_t stride, int32_t ot, const float *scale, const float *bias, int32_t relu,
+                             float *range, float *y, uint8_t *yq, float *yq_scale, uint8_t *yq_zp);
 /* Fused MatMulInteger -> Cast -> Mul -> Add [-> Relu]: x (rows, k) uint8, weights (n, k) packed as above;
  * y (rows, n) float. */
 void esr_matmul_gemm_u8(const uint8_t *x, int32_t x_zp, int32_t rows, int32_t k, const uint8_t *w, int32_t kp,
@@ -61,6 +79,10 @@ void esr_cast_i32_f32(const int32_t *x, int32_t n, float *y);
 void esr_relu(const float *x, int32_t n, float *y);
 void esr_tanh(const float *x, int32_t n, float *y);
 void esr_sigmoid(const float *x, int32_t n, float *y);
+void esr_sqrt(const float *x, int32_t n, float *y);
+void esr_clip(const float *x, int32_t n, float lo, float hi, float *y);
+/* Copy `rows` rows of `cols` floats from x (row stride x_stride) to y (row stride y_stride). */
+void esr_copy_rows(const float *x, int32_t rows, int32_t cols, int32_t x_stride, float *y, int32_t y_stride);
 void esr_softmax(const float *x, int32_t rows, int32_t n, float *y);
 /* Max or average pooling of (C, H, W) into (C, OH, OW); padding is skipped by max and counted by the
  * average only when count_pad (ONNX count_include_pad). */
@@ -77,6 +99,8 @@ void esr_binary(esr_binary_op op, const float *a, const int32_t *sa, const float
                 const int32_t *shape, int32_t ndim);
 /* y[i] = a[i] op b[i * b_step] (b_step 1: same shape, 0: b is a scalar). */
 void esr_binary_flat(esr_binary_op op, const float *a, const float *b, int32_t b_step, float *y, int32_t n);
+/* y[r, i] = a[r, i] op b[r] over (rows, n): one value of b per row (a trailing axis broadcast). */
+void esr_binary_rows(esr_binary_op op, const float *a, const float *b, int32_t rows, int32_t n, float *y);
 /* y (shape) = x read with element strides st per output axis, ndim <= 6. */
 void esr_transpose(const float *x, const int32_t *st, float *y, const int32_t *shape, int32_t ndim);
 
