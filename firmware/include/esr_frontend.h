@@ -105,6 +105,11 @@ esr_status esr_fe_init(esr_fe *fe, const esr_fe_config *cfg, size_t max_samples,
 esr_status esr_fe_compute(esr_fe *fe, const float *samples, size_t n_samples, float *out, size_t out_capacity,
                           size_t *rows);
 
+/* The same from 16-bit PCM samples, read as sample / 32768 (edge_ser.audio's scaling): no float copy of
+ * the audio is needed (a microcontroller can read them where they are, e.g. flash or a DMA buffer). */
+esr_status esr_fe_compute_i16(esr_fe *fe, const int16_t *samples, size_t n_samples, float *out, size_t out_capacity,
+                              size_t *rows);
+
 /* In place: x = (x - mean) * (1 / std) per feature, as edge_ser.frontend.Normalization
  * ("global") does in float32; `dim` statistics for rows x dim features (dim == 1 for waveforms
  * applies one pair to every value). */

@@ -266,26 +266,45 @@ esr_status esr_fe_init(esr_fe *fe, const esr_fe_config *cfg, size_t max_samples,
 
 /* -- computation ------------------------------------------------------------------------------- */
 
+/* The samples: float, or int16 read as x / 32768 (what edge_ser.audio gives for 16-bit PCM), so that a
+ * microcontroller needs no float copy of its audio. Exactly one of f and i is set. */
+typedef struct {
+    const float *f;
+    const int16_t *i;
+} esr_samples;
+
+static inline esr_acc sample_at(esr_samples x, size_t i) {
+    return x.f ? (esr_acc)x.f[i] : (esr_acc)((float)x.i[i] * (1.0f / 32768.0f));
+}
+
 /* Pre-emphasized sample i of the zero-padded signal (python_speech_features' framing). */
-static esr_acc emphasized(const float *x, size_t n, size_t i, esr_acc preemph) {
+static esr_acc emphasized(esr_samples x, size_t n, size_t i, esr_acc preemph) {
     if (i >= n) return 0;
-    if (i == 0 || preemph == 0) return (esr_acc)x[i];
-    return (esr_acc)x[i - 1] * -preemph + (esr_acc)x[i];
+    if (i == 0 || preemph == 0) return sample_at(x, i);
+    return sample_at(x, i - 1) * -preemph + sample_at(x, i);
 }
 
 /* |FFT|^2 of frame t into fe->power (float32, as numpy stores it). */
-static void frame_power(esr_fe *fe, const float *x, size_t n, size_t t) {
+static void frame_power(esr_fe *fe, esr_samples x, size_t n, size_t t) {
     size_t i, len = fe->sizes.frame_length, start = t * fe->sizes.frame_step, bins = (size_t)fe->cfg.n_fft / 2 + 1;
     kiss_fft_scalar *frame = (kiss_fft_scalar *)fe->frame;
     kiss_fft_cpx *spec = (kiss_fft_cpx *)fe->spectrum;
     const kiss_fft_scalar *w = (const kiss_fft_scalar *)(const void *)fe->window;
     esr_acc preemph = (esr_acc)fe->cfg.preemph;
-    if (start > 0 && start + len <= n && preemph != 0) { /* the common case: no edge of the signal */
-        const float *xs = x + start, *prev = x + start - 1;
+    if (start > 0 && start + len <= n && preemph != 0 && x.f) { /* the common case: no edge of the signal */
+        const float *xs = x.f + start, *prev = x.f + start - 1;
         if (w) {
             for (i = 0; i < len; ++i) frame[i] = ((esr_acc)prev[i] * -preemph + (esr_acc)xs[i]) * w[i];
         } else {
             for (i = 0; i < len; ++i) frame[i] = (esr_acc)prev[i] * -preemph + (esr_acc)xs[i];
+        }
+    } else if (start > 0 && start + len <= n && preemph != 0) { /* the same from int16 samples */
+        const int16_t *xs = x.i + start;
+        esr_acc before = (esr_acc)((float)xs[-1] * (1.0f / 32768.0f));
+        for (i = 0; i < len; ++i) {
+            esr_acc now = (esr_acc)((float)xs[i] * (1.0f / 32768.0f)), v = before * -preemph + now;
+            frame[i] = w ? v * w[i] : v;
+            before = now;
         }
     } else {
         for (i = 0; i < len; ++i) {
@@ -399,10 +418,10 @@ static void functionals(esr_fe *fe, size_t frames, size_t width, float *out) {
     }
 }
 
-esr_status esr_fe_compute(esr_fe *fe, const float *samples, size_t n_samples, float *out, size_t out_capacity,
+static esr_status compute(esr_fe *fe, esr_samples samples, size_t n_samples, float *out, size_t out_capacity,
                           size_t *rows) {
     size_t frames, t, need, width;
-    if (!fe || !samples || !out || !rows) return ESR_ERR_NULL;
+    if (!fe || (!samples.f && !samples.i) || !out || !rows) return ESR_ERR_NULL;
     if (fe->magic != ESR_MAGIC) return ESR_ERR_STATE;
     *rows = 0;
     if (n_samples < 1 || n_samples > (fe->sizes.max_frames - 1) * fe->sizes.frame_step + fe->sizes.frame_length)
@@ -423,6 +442,18 @@ esr_status esr_fe_compute(esr_fe *fe, const float *samples, size_t n_samples, fl
         *rows = frames;
     }
     return ESR_OK;
+}
+
+esr_status esr_fe_compute(esr_fe *fe, const float *samples, size_t n_samples, float *out, size_t out_capacity,
+                          size_t *rows) {
+    esr_samples x = {samples, NULL};
+    return compute(fe, x, n_samples, out, out_capacity, rows);
+}
+
+esr_status esr_fe_compute_i16(esr_fe *fe, const int16_t *samples, size_t n_samples, float *out, size_t out_capacity,
+                              size_t *rows) {
+    esr_samples x = {NULL, samples};
+    return compute(fe, x, n_samples, out, out_capacity, rows);
 }
 
 esr_status esr_fe_normalize(float *x, size_t rows, size_t dim, const float *mean, const float *std) {

@@ -90,6 +90,23 @@ static void test_frontend(void) {
     EXPECT(esr_fe_compute(&fe, samples, 16000, out, sizes.out_floats, &rows) == ESR_OK && rows == 99);
     EXPECT(esr_fe_compute(&fe, samples, 1, out, sizes.out_floats, &rows) == ESR_OK && rows == 1);
     EXPECT(esr_fe_num_rows(&fe.sizes, 400) == 1 && esr_fe_num_rows(&fe.sizes, 401) == 2);
+    { /* 16-bit samples: the same checks, and the same features as their float values (x / 32768) */
+        static int16_t pcm[16000];
+        static float out16[99 * 13];
+        size_t rows16 = 0;
+        for (i = 0; i < 16000; ++i) {
+            pcm[i] = (int16_t)((int32_t)((i * 7919u) % 65536u) - 32768);
+            samples[i] = (float)pcm[i] / 32768.0f;
+        }
+        EXPECT(esr_fe_compute_i16(NULL, pcm, 16000, out16, sizes.out_floats, &rows16) == ESR_ERR_NULL);
+        EXPECT(esr_fe_compute_i16(&fe, NULL, 16000, out16, sizes.out_floats, &rows16) == ESR_ERR_NULL);
+        EXPECT(esr_fe_compute_i16(&fe, pcm, 16000, NULL, sizes.out_floats, &rows16) == ESR_ERR_NULL);
+        EXPECT(esr_fe_compute_i16(&fe, pcm, 0, out16, sizes.out_floats, &rows16) == ESR_ERR_SIZE);
+        EXPECT(esr_fe_compute_i16(&fe, pcm, 16000, out16, sizes.out_floats - 1, &rows16) == ESR_ERR_SIZE);
+        EXPECT(esr_fe_compute_i16(&fe, pcm, 16000, out16, sizes.out_floats, &rows16) == ESR_OK && rows16 == 99);
+        EXPECT(esr_fe_compute(&fe, samples, 16000, out, sizes.out_floats, &rows) == ESR_OK && rows == 99);
+        EXPECT(memcmp(out, out16, 99 * 13 * sizeof(float)) == 0);
+    }
     {
         float mean[13] = {0}, std[13] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
         EXPECT(esr_fe_normalize(NULL, 1, 13, mean, std) == ESR_ERR_NULL);
