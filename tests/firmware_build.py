@@ -113,8 +113,14 @@ def mcu_run(model: str, work: Path, clip: np.ndarray, seconds: float = 3.0) -> d
     for line in (out / "objects.txt").read_text().splitlines()[1:]:
         text_, data, bss, *_, name = line.split()
         objects[Path(name).name] = {"text": int(text_), "data": int(data), "bss": int(bss)}
+    sections = {}
+    for line in (out / "sections.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sections[parts[0]] = int(parts[1])
     return {
         "summary": summary,
+        "sections": sections,  # arm-none-eabi-size -A of the linked program: .text, .data, .bss, .stack, ...
         "golden_logits": np.array(lines["golden_logits"], float),
         "logits": np.array(lines["logits"], float),
         "reference": onnx_logits(gen / "esr_model.onnx", contract, features),  # the INT8 graph the C code computes
