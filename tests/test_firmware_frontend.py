@@ -67,6 +67,7 @@ FRONTENDS = {
     "mfcc-hamming-640-band": FrontEnd(n_fft=640, window="hamming", low_freq=100.0, high_freq=6000.0, lifter=0.0),
     "mfcc-no-energy-8k": FrontEnd(sample_rate=8000, n_fft=256, append_energy=False, preemph=0.0),
     "logmel-hann": FrontEnd("logmel", window="hann", n_mels=64),
+    "logmel-1024": FrontEnd("logmel", window="hamming", n_fft=1024, n_mels=40),
     "logspec": FrontEnd("logspec", n_fft=400),
     "functionals": FrontEnd("functionals", n_mels=40, n_mfcc=40),
 }

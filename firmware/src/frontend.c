@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kiss_fftr.h"
+#include "rfft.h"
 
 #ifdef ESR_FLOAT_ONLY
 typedef float esr_acc;
@@ -124,10 +125,13 @@ static esr_status plan(const esr_fe_config *cfg, size_t max_samples, esr_fe_size
     s->out_rows = cfg->kind == ESR_FE_FUNCTIONALS ? 1 : s->max_frames;
     s->out_floats = s->out_rows * s->n_features;
 
-    kiss_fftr_alloc(cfg->n_fft, 0, NULL, &fft_bytes);
+    if (esr_rfft_supports(cfg->n_fft)) /* power-of-two sizes: rfft.c (faster); the others: KissFFT */
+        fft_bytes = align_up(sizeof(esr_rfft)) + esr_rfft_bytes(cfg->n_fft);
+    else
+        kiss_fftr_alloc(cfg->n_fft, 0, NULL, &fft_bytes);
     width = cfg->kind == ESR_FE_FUNCTIONALS ? (size_t)(cfg->n_mfcc + cfg->n_mels) : 0;
     l->fft = off; off = align_up(off + fft_bytes);
-    l->spectrum = off; off = align_up(off + bins * sizeof(kiss_fft_cpx));
+    l->spectrum = off; off = align_up(off + (esr_rfft_supports(cfg->n_fft) ? 0 : bins * sizeof(kiss_fft_cpx)));
     l->frame = off; off = align_up(off + (size_t)cfg->n_fft * sizeof(kiss_fft_scalar));
     l->window = off; off = align_up(off + (cfg->window == ESR_WIN_RECT ? 0 : s->frame_length * sizeof(kiss_fft_scalar)));
     l->power = off; off = align_up(off + bins * sizeof(float));
@@ -239,7 +243,14 @@ esr_status esr_fe_init(esr_fe *fe, const esr_fe_config *cfg, size_t max_samples,
     fe->cfg = *cfg;
     fe->sizes = s;
     fft_bytes = l.spectrum - l.fft;
-    fe->fft = kiss_fftr_alloc(cfg->n_fft, 0, base + l.fft, &fft_bytes);
+    if (esr_rfft_supports(cfg->n_fft)) {
+        esr_rfft *f = (esr_rfft *)(void *)(base + l.fft);
+        size_t head = align_up(sizeof(esr_rfft));
+        if (!esr_rfft_init(f, cfg->n_fft, base + l.fft + head, fft_bytes - head)) return ESR_ERR_CONFIG;
+        fe->fft = f;
+    } else {
+        fe->fft = kiss_fftr_alloc(cfg->n_fft, 0, base + l.fft, &fft_bytes);
+    }
     if (!fe->fft) return ESR_ERR_CONFIG;
     fe->spectrum = base + l.spectrum;
     fe->frame = base + l.frame;
@@ -313,6 +324,10 @@ static void frame_power(esr_fe *fe, esr_samples x, size_t n, size_t t) {
         }
     }
     for (; i < (size_t)fe->cfg.n_fft; ++i) frame[i] = 0;
+    if (esr_rfft_supports(fe->cfg.n_fft)) {
+        esr_rfft_power((const esr_rfft *)fe->fft, frame, fe->power);
+        return;
+    }
     kiss_fftr((kiss_fftr_cfg)fe->fft, frame, spec);
     for (i = 0; i < bins; ++i) fe->power[i] = (float)(spec[i].r * spec[i].r + spec[i].i * spec[i].i);
 }
