@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
             got = mcu_run(str(ROOT / model) if model.endswith(".onnx") else model, Path(tmp), clip)
         obj, sections = got["objects"], got["sections"]
         name = Path(model).stem
-        frontend = ("frontend.o", "kiss_fft.o", "kiss_fftr.o")
+        frontend = ("frontend.o", "rfft.o", "kiss_fft.o", "kiss_fftr.o")
         results[name] = {
             "input_shape": got["summary"]["input_shape"],
             "flash_bytes": {
