@@ -60,6 +60,7 @@ def test_declared_frontends(arch: str) -> None:
         "spectrogram_resnet": "logspec",
         "edge_cnn": "logmel",
         "stream_net": "logmel",
+        "whisper_lite": "logmel",
         "functionals_mlp": "functionals",
     }
     assert kind == declared.get(arch, "mfcc")

@@ -25,6 +25,7 @@ from .pcnn import PCNN
 from .spectrogram_resnet import SpectrogramResNet
 from .stats_net import StatsNet
 from .stream_net import StreamNet
+from .whisper_lite import WhisperLite
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,14 @@ ARCHITECTURES: dict[str, Architecture] = {
             dropout=0.2,
             summary="edge-ser's own: causal 1-D separable frame model on 64 log-mel + mean/std pooling, ~0.15M;"
             " runs frame by frame",
+        ),
+        Architecture(
+            "whisper_lite",
+            WhisperLite,
+            FrontEnd(kind="logmel", n_mels=80, n_fft=512, window="hann", preemph=0.0, high_freq=8000).to_dict(),
+            dropout=0.2,
+            summary="edge-ser's own: Whisper's conv stem + first block, low-rank and pruned (~0.25M, ~27 M MAC per"
+            " 3 s); initialize from the teacher with python -m models.training.lite",
         ),
         Architecture(
             "stats_net",

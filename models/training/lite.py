@@ -1,0 +1,518 @@
+"""A student that keeps part of the teacher: WhisperLite (``models.arch.whisper_lite``) recovered by frame-level
+distillation, then trained per fold with labels.
+
+    python -m models.training.lite distill --encoder whisper-tiny.en \
+        --corpus casia=../shared/datasets/casia emodb=../shared/datasets/emodb --out runs/lite/tiny
+    python -m models.training.lite finetune --init runs/lite/tiny --dataset ravdess \
+        --data ../shared/datasets/ravdess --out runs/lite/ravdess [--folds 0,1]
+
+``distill`` builds the student from the teacher's first block (:func:`models.arch.whisper_lite.from_teacher`: the
+mel adapter and the feed-forward units kept are chosen on the distillation audio) and trains it, as DistilHuBERT
+does, to regress the teacher's block output frame by frame (L1 minus log-sigmoid of the cosine, per token;
+teacher frames averaged in pairs to the student's 25 tokens per second) on random 3 s crops. The distillation
+audio must leave out the test speakers of every fold it serves: :func:`transfer_plan` keeps a target corpus'
+fold to its training speakers, and the default (other corpora only) serves every fold of the target at once.
+
+``finetune``, per fold: a standardized logistic-regression head on the distilled student's pooled embeddings
+(``C`` chosen on the fold's validation speakers) starts a joint fine-tuning on the fold's training speakers:
+cross-entropy plus the same frame loss onto the teacher's frames of those clips. The epoch is selected by
+validation UA only; the test speakers are scored once, at the end. Each fold is a standard checkpoint
+(``edge-ser export`` exports it, with the numpy ``logmel`` front-end in the contract). Resumable: finished
+folds and distillation epochs are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge_ser.audio import load_audio
+from edge_ser.errors import EdgeSERError
+from edge_ser.frontend import FrontEnd
+from edge_ser.windows import plan
+
+from ..arch.heads import PRIMARY
+from ..arch.registry import build_model, count_parameters, default_config, get_architecture
+from ..arch.whisper_lite import WhisperLite, ffn_importance, from_teacher, macs_per_window, mel_adapter
+from ..data.corpora import Corpus, load_corpus
+from ..data.features import utterance_path
+from ..data.protocols import Fold, make_folds
+from . import metrics
+from .checkpoint import load_tensors, save_checkpoint, save_tensors, write_json
+
+FRONTEND = FrontEnd.from_dict(get_architecture("whisper_lite").frontend)
+RATE = 16000
+TOKEN = 640  # samples per student token (and per pair of teacher frames)
+CROP = 3.0
+WINDOW, HOP, MIN = 3.0, 1.0, 0.25
+BLOCK = 1  # the teacher block the student keeps and regresses
+
+
+def frame_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """DistilHuBERT's loss per token, averaged over ``(..., dim)`` rows: mean |s - t| - log sigmoid(cos(s, t)),
+    shifted by ``log sigmoid(1)`` so that it is zero when ``student`` equals ``teacher`` and positive otherwise."""
+    l1 = (student - teacher).abs().mean(dim=-1)
+    cos = F.cosine_similarity(student, teacher, dim=-1)
+    return (l1 - F.logsigmoid(cos)).mean() + F.logsigmoid(torch.tensor(1.0))
+
+
+def student_tokens(samples: int) -> int:
+    """Tokens WhisperLite makes from ``samples`` samples through :data:`FRONTEND`."""
+    frames = FRONTEND.analysis_frames(samples)
+    return ((frames - 1) // 2 + 1) // 2
+
+
+def transfer_plan(
+    corpora: dict[str, Corpus], target: str | None = None, fold: Fold | None = None
+) -> dict[str, np.ndarray]:
+    """Utterance indices per corpus that distillation may hear when it serves ``fold`` of corpus ``target``:
+    every utterance of the other corpora and only the fold's training part of the target (never its
+    validation or test speakers)."""
+    plan_: dict[str, np.ndarray] = {}
+    for name, corpus in corpora.items():
+        if name == target:
+            if fold is None:
+                raise ValueError(f"distillation on {target}, the target corpus, needs its fold")
+            keep = np.asarray(fold.train, dtype=np.int64)
+            test = {corpus.utterances[i].speaker for i in fold.test}
+            if any(corpus.utterances[i].speaker in test for i in keep):
+                raise EdgeSERError(f"fold {fold.name}: a test speaker is in its training part")
+            plan_[name] = keep
+        else:
+            plan_[name] = np.arange(len(corpus.utterances))
+    return plan_
+
+
+@dataclass
+class Clip:
+    features: np.ndarray  # (frames, 80) float32
+    target: np.ndarray | None  # (tokens, d) float16: teacher block frames averaged in pairs
+    samples: int
+    label: int
+
+
+def _wave(corpus: Corpus, i: int) -> np.ndarray:
+    return load_audio(str(utterance_path(corpus, corpus.utterances[i])), target_rate=RATE)[0]
+
+
+def load_clips(corpus: Corpus, indices: Sequence[int], encoder: str | None, cache: Path) -> list[Clip]:
+    """Features (cached per corpus in ``cache``) and, with ``encoder``, the teacher's block frames in pairs."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"feats-{corpus.name}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            flat, offsets, samples = z["flat"], z["offsets"], z["samples"]
+    else:
+        rows, lengths = [], []
+        for i in range(len(corpus.utterances)):
+            x = _wave(corpus, i)[: 30 * RATE]
+            rows.append(FRONTEND(x).astype(np.float32) if len(x) >= 2 * TOKEN else np.zeros((0, 80), np.float32))
+            lengths.append(len(x))
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(r) for r in rows])
+        flat, samples = np.concatenate(rows), np.array(lengths)
+        np.savez(path, flat=flat, offsets=offsets, samples=samples)
+    targets = None
+    if encoder is not None:
+        from ..teachers.cache import teacher_frames
+
+        frames = teacher_frames(corpus, encoder, progress=False)
+        targets = {}
+        for i in indices:
+            f = frames[int(i)][:, BLOCK].astype(np.float32)
+            n = len(f) // 2 * 2
+            targets[int(i)] = f[:n].reshape(n // 2, 2, -1).mean(axis=1).astype(np.float16)
+        del frames
+    out = []
+    for i in indices:
+        i = int(i)
+        feats = flat[offsets[i] : offsets[i + 1]]
+        if len(feats) == 0:
+            continue
+        label = corpus.emotions.index(corpus.utterances[i].emotion)
+        out.append(Clip(feats, None if targets is None else targets[i], int(samples[i]), label))
+    return out
+
+
+def batches(clips: list[Clip], size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches of clips of similar length (the crop is the shortest clip's, at most :data:`CROP`)."""
+    order = rng.permutation(len(clips))
+    out = []
+    for g in range(0, len(order), 16 * size):
+        group = sorted(order[g : g + 16 * size], key=lambda k: clips[k].samples)
+        out += [group[b : b + size] for b in range(0, len(group), size) if len(group[b : b + size]) >= 2]
+    return [out[k] for k in rng.permutation(len(out))]
+
+
+def crop_batch(
+    clips: list[Clip], members: list[int], rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(features (b, frames, 80), teacher tokens (b, tokens, d) or None, labels)`` of aligned random crops."""
+    n_tok = min(int(CROP * RATE) // TOKEN, *(min(clips[k].samples // TOKEN, _targets(clips[k])) for k in members))
+    n_tok = max(n_tok, 1)
+    samples = n_tok * TOKEN
+    n_frames = FRONTEND.analysis_frames(samples)
+    tokens = min(n_tok, student_tokens(samples))
+    xs, ts = [], []
+    for k in members:
+        c = clips[k]
+        room = min(c.samples // TOKEN - n_tok, _targets(c) - tokens, (len(c.features) - n_frames) // 4)
+        s = int(rng.integers(0, max(room, 0) + 1))
+        x = c.features[4 * s : 4 * s + n_frames]
+        if len(x) < n_frames:
+            x = np.pad(x, ((0, n_frames - len(x)), (0, 0)), mode="edge")
+        xs.append(x)
+        if c.target is not None:
+            ts.append(c.target[s : s + tokens].astype(np.float32))
+    target = torch.from_numpy(np.stack(ts)) if ts else None
+    return torch.from_numpy(np.stack(xs)), target, torch.tensor([clips[k].label for k in members])
+
+
+def _targets(c: Clip) -> int:
+    return len(c.target) if c.target is not None else 10**9
+
+
+def fit_adapter(clips_waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The mel adapter (:func:`models.arch.whisper_lite.mel_adapter`) fit on these waves' frames."""
+    from ..teachers.whisper import WhisperLogMel
+
+    logmel = WhisperLogMel()
+    xs, ys = [], []
+    for w in clips_waves:
+        feats = FRONTEND(w).astype(np.float64)
+        feats = np.maximum(feats, feats.max() - 8 * math.log(10))
+        with torch.no_grad():
+            mel = logmel(torch.from_numpy(w.astype(np.float32))[None])[0].T.numpy()
+        n = min(len(feats), len(mel) - 1)
+        xs.append(feats[:n])
+        ys.append(mel[1 : n + 1])  # Whisper's frame t+1 is centred 40 samples from ours t
+    return mel_adapter(np.concatenate(xs), np.concatenate(ys))
+
+
+def build_student(encoder: str, waves: list[np.ndarray], **kwargs) -> WhisperLite:
+    """WhisperLite from ``encoder``'s first block: adapter and kept FFN units chosen on ``waves``."""
+    from ..teachers.whisper import load_encoder
+
+    teacher = load_encoder(encoder, blocks=BLOCK)
+    layer = teacher.encoder.layers[0]
+    captured = []
+    hook = layer.fc1.register_forward_hook(lambda m, i, o: captured.append(i[0][0]))
+    with torch.no_grad():
+        for w in waves:
+            teacher(torch.from_numpy(w.astype(np.float32))[None])
+    hook.remove()
+    importance = ffn_importance(layer.fc1, layer.fc2, torch.cat(captured))
+    return from_teacher(teacher.encoder, adapter=fit_adapter(waves), importance=importance, **kwargs)
+
+
+def _sample_waves(corpora: dict[str, Corpus], plan_: dict[str, np.ndarray], count: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pool = [(n, int(i)) for n, idx in plan_.items() for i in idx]
+    pick = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
+    waves = []
+    for k in pick:
+        n, i = pool[int(k)]
+        w = _wave(corpora[n], i)[: int(CROP * RATE)]
+        if len(w) >= 2 * TOKEN:
+            waves.append(w)
+    return waves
+
+
+def _log(out: Path, message: str) -> None:
+    print(message, flush=True)
+    with open(out / "log.txt", "a") as f:
+        f.write(message + "\n")
+
+
+def distill(args: argparse.Namespace) -> None:
+    """Stage 1: frame-level distillation on the transfer audio (resumable per epoch)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    corpora = {n: load_corpus(n, r) for n, _, r in (c.partition("=") for c in args.corpus)}
+    plan_ = transfer_plan(corpora)
+    state_path = out / "state.pt"
+    torch.manual_seed(args.seed)
+    if state_path.exists():
+        state = load_tensors(state_path)
+        student = WhisperLite(**json.loads((out / "backbone.json").read_text()))
+        student.load_state_dict(state["model"])
+    else:
+        state = None
+        student = build_student(args.encoder, _sample_waves(corpora, plan_, 200, args.seed))
+        student_cfg = _backbone_config(student)
+        (out / "backbone.json").write_text(json.dumps(student_cfg))
+        save_tensors(out / "init.pt", student.state_dict())
+    clips = [c for n, idx in plan_.items() for c in load_clips(corpora[n], idx, args.encoder, Path(args.cache))]
+    opt = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps = args.epochs * len(batches(clips, args.batch, np.random.default_rng(0)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.1)
+    start = 0
+    if state is not None:
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start = int(state["epoch"])
+    _log(out, f"distill: {len(clips)} clips, {count_parameters(student)} params, {macs_per_window(student)} MAC/3s")
+    for epoch in range(start, args.epochs):
+        rng = np.random.default_rng([args.seed, epoch])
+        student.train()
+        total, t0 = [], time.time()
+        for members in batches(clips, args.batch, rng):
+            x, t, _ = crop_batch(clips, members, rng)
+            y = student.tokens(x)
+            k = min(y.shape[1], t.shape[1])
+            loss = frame_loss(y[:, :k], t[:, :k])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total.append(loss.item())
+        save_tensors(
+            state_path,
+            {"model": student.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch + 1},
+        )
+        _log(out, f"epoch {epoch + 1}: frame loss {np.mean(total):.4f} ({time.time() - t0:.0f} s)")
+    save_tensors(out / "student.pt", student.state_dict())
+
+
+def _backbone_config(student: WhisperLite) -> dict:
+    return {
+        "width": student.width,
+        "heads": student.block.attn.heads,
+        "stem_ranks": [student.conv1.rank, student.conv2.rank],
+        "rank": student.block.attn.q.rank,
+        "ffn": student.block.fc1.out_features,
+        "max_tokens": student.positions.shape[0],
+        "pair": student.pair,
+    }
+
+
+def window_inputs(corpus: Corpus, indices: Sequence[int]) -> list[list[np.ndarray]]:
+    """Each utterance's runtime analysis windows as features (3 s windows, 1 s hop)."""
+    out = []
+    for i in indices:
+        x = _wave(corpus, int(i))
+        spans = plan(len(x), int(WINDOW * RATE), int(HOP * RATE))
+        out.append([FRONTEND(x[s:e]).astype(np.float32) for s, e in spans if e - s >= int(MIN * RATE)])
+    return out
+
+
+def _ua(model, inputs: list[list[np.ndarray]], y: np.ndarray, n: int) -> dict:
+    from .evaluate import predict
+
+    probs = predict(model, inputs)[PRIMARY]
+    return metrics.scores(y, probs.argmax(axis=1), n)
+
+
+def _embeddings(model, inputs: list[list[np.ndarray]]) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return np.stack(
+            [np.mean([model.embed(torch.from_numpy(w)[None])[0].numpy() for w in wins], 0) for wins in inputs]
+        )
+
+
+def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Path) -> dict:
+    """Stage 2 for one fold: logistic-regression head on the distilled student, then joint fine-tuning."""
+    from ..teachers.probe import fit
+
+    init = Path(args.init)
+    backbone = json.loads((init / "backbone.json").read_text())
+    config = default_config("whisper_lite", {PRIMARY: len(corpus.emotions)}, frontend=FRONTEND.to_dict())
+    config["backbone"] = backbone
+    config["dropout"] = args.dropout
+    model = build_model(config)
+    state = load_tensors(init / "student.pt")
+    for name in ("embedding_shift", "embedding_scale"):  # set below, from the fold's training speakers
+        state[name] = getattr(model.backbone, name)
+    model.backbone.load_state_dict(state)
+    n = len(corpus.emotions)
+    labels = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
+    val_in, test_in = window_inputs(corpus, fold.val), window_inputs(corpus, fold.test)
+    train_in = window_inputs(corpus, fold.train)
+    y_tr, y_val, y_te = labels[list(fold.train)], labels[list(fold.val)], labels[list(fold.test)]
+    raw_tr, raw_val = _embeddings(model, train_in), _embeddings(model, val_in)
+    mean, std = raw_tr.mean(0), np.maximum(raw_tr.std(0), 1e-3 * raw_tr.std(0).max())
+    with torch.no_grad():  # the embedding is standardized inside the model, the head sees unit-scale inputs
+        model.backbone.embedding_shift.copy_(torch.from_numpy(mean.astype(np.float32)))
+        model.backbone.embedding_scale.copy_(torch.from_numpy(std.astype(np.float32)))
+    e_tr, e_val = (raw_tr - mean) / std, (raw_val - mean) / std
+    best_c, best_ua = None, -1.0
+    for c in (0.01, 0.1, 1.0):
+        clf = fit(e_tr, y_tr, c)
+        ua = metrics.scores(y_val, clf.predict(e_val), n)["ua"]
+        if ua > best_ua:
+            best_c, best_ua, best_clf = c, ua, clf
+    head = model.heads[PRIMARY]
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(best_clf.coef_.astype(np.float32)))
+        head.bias.copy_(torch.from_numpy(best_clf.intercept_.astype(np.float32)))
+    history = [{"epoch": 0, "val_ua": best_ua, "c": best_c}]
+    _log(out.parent, f"{fold.name}: probe head C={best_c} val UA {100 * best_ua:.1f}")
+    clips = load_clips(corpus, fold.train, args.encoder if args.frame_weight > 0 else None, Path(args.cache))
+    params = [
+        {"params": model.backbone.parameters(), "lr": args.lr},
+        {"params": model.heads.parameters(), "lr": args.head_lr},
+    ]
+    opt = torch.optim.AdamW(params, weight_decay=1e-4)
+    steps = args.epochs * len(batches(clips, args.batch, np.random.default_rng(0)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [args.lr, args.head_lr], total_steps=steps, pct_start=0.1)
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    best_epoch = 0
+    for epoch in range(args.epochs):
+        rng = np.random.default_rng([args.seed, epoch, 7])
+        model.train()
+        t0, losses = time.time(), []
+        for members in batches(clips, args.batch, rng):
+            x, t, y = crop_batch(clips, members, rng)
+            frames = model.backbone.tokens(x)
+            logits = model.heads[PRIMARY](model.dropout(model.backbone.embed_frames(frames.transpose(1, 2))))
+            loss = F.cross_entropy(logits, y, label_smoothing=0.1)
+            if t is not None:
+                k = min(frames.shape[1], t.shape[1])
+                loss = loss + args.frame_weight * frame_loss(frames[:, :k], t[:, :k])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        ua = _ua(model, val_in, y_val, n)["ua"]
+        history.append({"epoch": epoch + 1, "val_ua": ua, "loss": float(np.mean(losses))})
+        _log(
+            out.parent,
+            f"{fold.name} epoch {epoch + 1}: loss {np.mean(losses):.3f} val UA {100 * ua:.1f}"
+            f" ({time.time() - t0:.0f} s)",
+        )
+        if ua > best_ua:
+            best_ua, best_epoch = ua, epoch + 1
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    test = _ua(model, test_in, y_te, n)
+    config.update(
+        {
+            "labels": {PRIMARY: list(corpus.emotions)},
+            "window": {"seconds": WINDOW, "hop_seconds": HOP, "min_seconds": MIN},
+            "normalization": {"mode": "none"},
+            "parameters": count_parameters(model),
+            "macs_per_3s": macs_per_window(model.backbone),
+            "training": {
+                "corpus": corpus.name,
+                "fold": fold.name,
+                "seed": args.seed,
+                "normalization": "none",
+                "best_epoch": best_epoch,
+                "recipe": "models.training.lite",
+                "init": str(init),
+                "epochs": args.epochs,
+                "lr": args.lr,
+                "frame_weight": args.frame_weight,
+            },
+            "metrics": test,
+        }
+    )
+    save_checkpoint(out, model, config)
+    result = {"fold": fold.name, "val_ua": best_ua, "best_epoch": best_epoch, "test": test, "history": history}
+    write_json(out / "metrics.json", result)
+    _log(out.parent, f"{fold.name}: best epoch {best_epoch} val UA {100 * best_ua:.1f} test UA {100 * test['ua']:.1f}")
+    return result
+
+
+def finetune(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = load_corpus(args.dataset, args.data)
+    folds = make_folds(corpus, "default", seed=args.seed)
+    wanted = [folds[int(k)] for k in args.folds.split(",")] if args.folds else folds
+    for fold in wanted:
+        target = out / fold.name
+        if (target / "metrics.json").exists():
+            _log(out, f"{fold.name}: done, skipped")
+            continue
+        torch.manual_seed(args.seed)
+        finetune_fold(args, corpus, fold, target)
+    done = [
+        json.loads((out / f.name / "metrics.json").read_text())
+        for f in folds
+        if (out / f.name / "metrics.json").exists()
+    ]
+    write_json(
+        out / "summary.json",
+        {
+            "folds": {d["fold"]: d["test"]["ua"] for d in done},
+            "mean_ua": float(np.mean([d["test"]["ua"] for d in done])),
+        },
+    )
+
+
+def score(args: argparse.Namespace) -> None:
+    """Every finished fold exported (FP32 and dynamic INT8, ``edge-ser export --int8 --data``) and scored on its
+    test speakers through :class:`edge_ser.Recognizer`; ``scores.json`` in the run folder."""
+    from export.records import export_fold
+
+    run = Path(args.run)
+    work = Path(args.work)
+    rows = {}
+    for fold_dir in sorted(p.parent for p in run.glob("*/metrics.json")):
+        out = work / run.name / f"{fold_dir.name}.onnx"
+        saved = out.with_suffix(".parity.json")
+        if saved.is_file():
+            parity = json.loads(saved.read_text())
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            parity = export_fold(fold_dir, args.data, out)
+            saved.write_text(json.dumps(parity))
+        torch_ua = json.loads((fold_dir / "metrics.json").read_text())["test"]["ua"]
+        rows[fold_dir.name] = {"torch_ua": torch_ua, **{k: parity.get(k) for k in ("fp32_ua", "int8_ua")}}
+        _log(run, f"{fold_dir.name}: runtime " + ", ".join(f"{k} {v}" for k, v in rows[fold_dir.name].items()))
+    summary = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("torch_ua", "fp32_ua", "int8_ua")}
+    write_json(run / "scores.json", {"folds": rows, "mean": summary})
+    _log(run, f"mean over {len(rows)} folds: {summary}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.training.lite", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("distill", help="frame-level distillation of WhisperLite on transfer audio")
+    d.add_argument("--corpus", nargs="+", required=True, help="NAME=ROOT of the transfer corpora")
+    d.add_argument("--epochs", type=int, default=12)
+    d.add_argument("--lr", type=float, default=1e-3)
+    f = sub.add_parser("finetune", help="per-fold training of a distilled WhisperLite")
+    f.add_argument("--init", required=True, help="a distill output folder")
+    f.add_argument("--dataset", required=True)
+    f.add_argument("--data", required=True)
+    f.add_argument("--folds", help="comma-separated fold indices (default: all)")
+    f.add_argument("--epochs", type=int, default=15)
+    f.add_argument("--lr", type=float, default=5e-5)
+    f.add_argument("--head-lr", type=float, default=2e-4)
+    f.add_argument("--frame-weight", type=float, default=1.0)
+    f.add_argument("--dropout", type=float, default=0.2)
+    r = sub.add_parser("score", help="export every finished fold and score it through the runtime")
+    r.add_argument("--run", required=True, help="a finetune output folder")
+    r.add_argument("--data", required=True)
+    r.add_argument("--work", default="runs/lite/onnx")
+    r.add_argument("--threads", type=int, default=1)
+    for q in (d, f):
+        q.add_argument("--encoder", default="whisper-tiny.en")
+        q.add_argument("--out", required=True)
+        q.add_argument("--batch", type=int, default=32)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--threads", type=int, default=1)
+        q.add_argument("--cache", default="runs/lite/cache")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    {"distill": distill, "finetune": finetune, "score": score}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
