@@ -52,8 +52,10 @@ from .checkpoint import load_tensors, save_checkpoint, save_tensors, write_json
 FRONTEND = FrontEnd.from_dict(get_architecture("whisper_lite").frontend)
 RATE = 16000
 TOKEN = 640  # samples per student token (and per pair of teacher frames)
-CROP = 3.0
-WINDOW, HOP, MIN = 3.0, 1.0, 0.25
+CROP = 3.0  # distillation crops
+# The runtime analysis window: every RAVDESS and CASIA clip fits one 6 s window, so a clip is scored whole, as
+# the head was fit (the base tier's choice); fine-tuning crops are as long (the shortest clip of a batch).
+WINDOW, HOP, MIN = 6.0, 3.0, 0.25
 BLOCK = 1  # the teacher block the student keeps and regresses
 
 
@@ -121,17 +123,7 @@ def load_clips(corpus: Corpus, indices: Sequence[int], encoder: str | None, cach
         offsets[1:] = np.cumsum([len(r) for r in rows])
         flat, samples = np.concatenate(rows), np.array(lengths)
         np.savez(path, flat=flat, offsets=offsets, samples=samples)
-    targets = None
-    if encoder is not None:
-        from ..teachers.cache import teacher_frames
-
-        frames = teacher_frames(corpus, encoder, progress=False)
-        targets = {}
-        for i in indices:
-            f = frames[int(i)][:, BLOCK].astype(np.float32)
-            n = len(f) // 2 * 2
-            targets[int(i)] = f[:n].reshape(n // 2, 2, -1).mean(axis=1).astype(np.float16)
-        del frames
+    targets = None if encoder is None else block_targets(corpus, encoder, cache)
     out = []
     for i in indices:
         i = int(i)
@@ -140,7 +132,53 @@ def load_clips(corpus: Corpus, indices: Sequence[int], encoder: str | None, cach
             continue
         label = corpus.emotions.index(corpus.utterances[i].emotion)
         out.append(Clip(feats, None if targets is None else targets[i], int(samples[i]), label))
+        if targets is not None and len(targets[i]) == 0:
+            out.pop()
     return out
+
+
+def _pairs(f: np.ndarray) -> np.ndarray:
+    n = len(f) // 2 * 2
+    return f[:n].astype(np.float32).reshape(n // 2, 2, -1).mean(axis=1).astype(np.float16)
+
+
+def block_targets(corpus: Corpus, encoder: str, cache: Path) -> list[np.ndarray]:
+    """Per utterance, the teacher's block-:data:`BLOCK` frames averaged in pairs ``(tokens, d)`` float16 (empty
+    for an unreadable clip), cached in ``cache``: taken from the full frame cache of
+    :func:`models.teachers.cache.teacher_frames` where it exists, else computed with the encoder cut after the
+    block (cheaper, and a fraction of the disk)."""
+    from ..teachers.cache import DEFAULT_TEACHER_CACHE
+    from ..teachers.whisper import get_spec, load_encoder
+
+    path = cache / f"targets-{encoder}-b{BLOCK}-{corpus.name}.npz"
+    if not path.exists():
+        spec = get_spec(encoder)
+        full = DEFAULT_TEACHER_CACHE.expanduser() / f"{encoder}-{spec.sha256[:12]}" / f"{corpus.name}-frames"
+        rows = []
+        if full.is_dir():
+            from ..teachers.cache import teacher_frames
+
+            frames = teacher_frames(corpus, encoder, progress=False)
+            rows = [_pairs(frames[i][:, BLOCK]) for i in range(len(corpus.utterances))]
+            del frames
+        else:
+            teacher = load_encoder(encoder, blocks=BLOCK)
+            for i in range(len(corpus.utterances)):
+                try:
+                    x = _wave(corpus, i)[: 30 * RATE]
+                except EdgeSERError:
+                    x = np.zeros(0, np.float32)
+                if len(x) < 2 * TOKEN:
+                    rows.append(np.zeros((0, spec.d_model), np.float16))
+                    continue
+                with torch.inference_mode():
+                    rows.append(_pairs(teacher(torch.from_numpy(np.ascontiguousarray(x))[None])[BLOCK][0].numpy()))
+        lengths = np.array([len(r) for r in rows])
+        np.savez(path, flat=np.concatenate(rows), lengths=lengths)
+    with np.load(path) as z:
+        flat, lengths = z["flat"], z["lengths"]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    return [flat[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
 
 
 def batches(clips: list[Clip], size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -154,10 +192,11 @@ def batches(clips: list[Clip], size: int, rng: np.random.Generator) -> list[list
 
 
 def crop_batch(
-    clips: list[Clip], members: list[int], rng: np.random.Generator
+    clips: list[Clip], members: list[int], rng: np.random.Generator, crop: float = CROP
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``(features (b, frames, 80), teacher tokens (b, tokens, d) or None, labels)`` of aligned random crops."""
-    n_tok = min(int(CROP * RATE) // TOKEN, *(min(clips[k].samples // TOKEN, _targets(clips[k])) for k in members))
+    """``(features (b, frames, 80), teacher tokens (b, tokens, d) or None, labels)`` of aligned random crops
+    of at most ``crop`` seconds."""
+    n_tok = min(int(crop * RATE) // TOKEN, *(min(clips[k].samples // TOKEN, _targets(clips[k])) for k in members))
     n_tok = max(n_tok, 1)
     samples = n_tok * TOKEN
     n_frames = FRONTEND.analysis_frames(samples)
@@ -327,6 +366,7 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
 
     init = Path(args.init)
     backbone = json.loads((init / "backbone.json").read_text())
+    backbone["max_tokens"] = student_tokens(int(WINDOW * RATE))
     config = default_config("whisper_lite", {PRIMARY: len(corpus.emotions)}, frontend=FRONTEND.to_dict())
     config["backbone"] = backbone
     config["dropout"] = args.dropout
@@ -334,6 +374,9 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
     state = load_tensors(init / "student.pt")
     for name in ("embedding_shift", "embedding_scale"):  # set below, from the fold's training speakers
         state[name] = getattr(model.backbone, name)
+    table = model.backbone.positions.clone()  # the window's length; the rows distillation used are kept
+    table[: len(state["positions"])] = state["positions"]
+    state["positions"] = table
     model.backbone.load_state_dict(state)
     n = len(corpus.emotions)
     labels = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
@@ -341,7 +384,9 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
     train_in = window_inputs(corpus, fold.train)
     y_tr, y_val, y_te = labels[list(fold.train)], labels[list(fold.val)], labels[list(fold.test)]
     raw_tr, raw_val = _embeddings(model, train_in), _embeddings(model, val_in)
-    mean, std = raw_tr.mean(0), np.maximum(raw_tr.std(0), 1e-3 * raw_tr.std(0).max())
+    # A floor at the median spread: dimensions that hardly vary would turn small changes of the backbone during
+    # fine-tuning into large swings of the head's input (fine-tuning then diverged within two epochs).
+    mean, std = raw_tr.mean(0), np.maximum(raw_tr.std(0), np.median(raw_tr.std(0)))
     with torch.no_grad():  # the embedding is standardized inside the model, the head sees unit-scale inputs
         model.backbone.embedding_shift.copy_(torch.from_numpy(mean.astype(np.float32)))
         model.backbone.embedding_scale.copy_(torch.from_numpy(std.astype(np.float32)))
@@ -373,7 +418,7 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
         model.train()
         t0, losses = time.time(), []
         for members in batches(clips, args.batch, rng):
-            x, t, y = crop_batch(clips, members, rng)
+            x, t, y = crop_batch(clips, members, rng, WINDOW)
             frames = model.backbone.tokens(x)
             logits = model.heads[PRIMARY](model.dropout(model.backbone.embed_frames(frames.transpose(1, 2))))
             loss = F.cross_entropy(logits, y, label_smoothing=0.1)
@@ -492,8 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     f.add_argument("--data", required=True)
     f.add_argument("--folds", help="comma-separated fold indices (default: all)")
     f.add_argument("--epochs", type=int, default=15)
-    f.add_argument("--lr", type=float, default=5e-5)
-    f.add_argument("--head-lr", type=float, default=2e-4)
+    f.add_argument("--lr", type=float, default=2e-5)
+    f.add_argument("--head-lr", type=float, default=1e-4)
     f.add_argument("--frame-weight", type=float, default=1.0)
     f.add_argument("--dropout", type=float, default=0.2)
     r = sub.add_parser("score", help="export every finished fold and score it through the runtime")
