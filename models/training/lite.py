@@ -67,6 +67,17 @@ def frame_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return (l1 - F.logsigmoid(cos)).mean() + F.logsigmoid(torch.tensor(1.0))
 
 
+def pooled_loss(student: torch.Tensor, teacher: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """MSE between the mean+std pooled student and teacher tokens ``(batch, tokens, d)``, each standardized with
+    the teacher's statistics ``shift``/``scale`` ``(2d,)``: every pooled dimension (what the teacher's probe
+    reads) counts alike, where the frame loss is dominated by the largest ones."""
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        return (torch.cat([x.mean(dim=1), x.std(dim=1, unbiased=False)], dim=1) - shift) / scale
+
+    return F.mse_loss(pooled(student), pooled(teacher))
+
+
 def student_tokens(samples: int) -> int:
     """Tokens WhisperLite makes from ``samples`` samples through :data:`FRONTEND`."""
     frames = FRONTEND.analysis_frames(samples)
@@ -403,7 +414,12 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
         head.bias.copy_(torch.from_numpy(best_clf.intercept_.astype(np.float32)))
     history = [{"epoch": 0, "val_ua": best_ua, "c": best_c}]
     _log(out.parent, f"{fold.name}: probe head C={best_c} val UA {100 * best_ua:.1f}")
-    clips = load_clips(corpus, fold.train, args.encoder if args.frame_weight > 0 else None, Path(args.cache))
+    teacher = args.frame_weight > 0 or args.pooled_weight > 0
+    clips = load_clips(corpus, fold.train, args.encoder if teacher else None, Path(args.cache))
+    if teacher:  # statistics of the teacher's pooled tokens over the training clips
+        pooled = np.stack([np.concatenate([c.target.mean(0), c.target.std(0)]).astype(np.float64) for c in clips])
+        p_shift = torch.from_numpy(pooled.mean(0).astype(np.float32))
+        p_scale = torch.from_numpy(np.maximum(pooled.std(0), 1e-3 * pooled.std(0).max()).astype(np.float32))
     params = [
         {"params": model.backbone.parameters(), "lr": args.lr},
         {"params": model.heads.parameters(), "lr": args.head_lr},
@@ -425,6 +441,8 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
             if t is not None:
                 k = min(frames.shape[1], t.shape[1])
                 loss = loss + args.frame_weight * frame_loss(frames[:, :k], t[:, :k])
+                if args.pooled_weight > 0:
+                    loss = loss + args.pooled_weight * pooled_loss(frames[:, :k], t[:, :k], p_shift, p_scale)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -461,6 +479,8 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
                 "epochs": args.epochs,
                 "lr": args.lr,
                 "frame_weight": args.frame_weight,
+                "pooled_weight": args.pooled_weight,
+                "dropout": args.dropout,
             },
             "metrics": test,
         }
@@ -499,31 +519,6 @@ def finetune(args: argparse.Namespace) -> None:
     )
 
 
-def score(args: argparse.Namespace) -> None:
-    """Every finished fold exported (FP32 and dynamic INT8, ``edge-ser export --int8 --data``) and scored on its
-    test speakers through :class:`edge_ser.Recognizer`; ``scores.json`` in the run folder."""
-    from export.records import export_fold
-
-    run = Path(args.run)
-    work = Path(args.work)
-    rows = {}
-    for fold_dir in sorted(p.parent for p in run.glob("*/metrics.json")):
-        out = work / run.name / f"{fold_dir.name}.onnx"
-        saved = out.with_suffix(".parity.json")
-        if saved.is_file():
-            parity = json.loads(saved.read_text())
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            parity = export_fold(fold_dir, args.data, out)
-            saved.write_text(json.dumps(parity))
-        torch_ua = json.loads((fold_dir / "metrics.json").read_text())["test"]["ua"]
-        rows[fold_dir.name] = {"torch_ua": torch_ua, **{k: parity.get(k) for k in ("fp32_ua", "int8_ua")}}
-        _log(run, f"{fold_dir.name}: runtime " + ", ".join(f"{k} {v}" for k, v in rows[fold_dir.name].items()))
-    summary = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("torch_ua", "fp32_ua", "int8_ua")}
-    write_json(run / "scores.json", {"folds": rows, "mean": summary})
-    _log(run, f"mean over {len(rows)} folds: {summary}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.training.lite", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -540,12 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     f.add_argument("--lr", type=float, default=2e-5)
     f.add_argument("--head-lr", type=float, default=1e-4)
     f.add_argument("--frame-weight", type=float, default=1.0)
-    f.add_argument("--dropout", type=float, default=0.2)
-    r = sub.add_parser("score", help="export every finished fold and score it through the runtime")
-    r.add_argument("--run", required=True, help="a finetune output folder")
-    r.add_argument("--data", required=True)
-    r.add_argument("--work", default="runs/lite/onnx")
-    r.add_argument("--threads", type=int, default=1)
+    f.add_argument("--pooled-weight", type=float, default=0.0, help="weight of the standardized pooled loss")
+    f.add_argument("--dropout", type=float, default=0.0)
     for q in (d, f):
         q.add_argument("--encoder", default="whisper-tiny.en")
         q.add_argument("--out", required=True)
@@ -555,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         q.add_argument("--cache", default="runs/lite/cache")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    {"distill": distill, "finetune": finetune, "score": score}[args.command](args)
+    {"distill": distill, "finetune": finetune}[args.command](args)
     return 0
 
 
