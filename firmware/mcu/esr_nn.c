@@ -647,10 +647,20 @@ void esr_conv1d_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, i
                 wsum += wt[i];
             }
             amin = amax = dw1d_acc(xc, wt, k, dilation);
-            for (o = 1; o < ot; ++o) {
-                int32_t acc = dw1d_acc(xc + o * stride, wt, k, dilation);
-                amin = acc < amin ? acc : amin;
-                amax = acc > amax ? acc : amax;
+            if (k == 5) { /* the common case, weights in registers */
+                const int32_t w0 = wt[0], w1 = wt[1], w2 = wt[2], w3 = wt[3], w4 = wt[4], d = dilation;
+                const uint8_t *xs = xc + stride;
+                for (o = 1; o < ot; ++o, xs += stride) {
+                    int32_t acc = xs[0] * w0 + xs[d] * w1 + xs[2 * d] * w2 + xs[3 * d] * w3 + xs[4 * d] * w4;
+                    amin = acc < amin ? acc : amin;
+                    amax = acc > amax ? acc : amax;
+                }
+            } else {
+                for (o = 1; o < ot; ++o) {
+                    int32_t acc = dw1d_acc(xc + o * stride, wt, k, dilation);
+                    amin = acc < amin ? acc : amin;
+                    amax = acc > amax ? acc : amax;
+                }
             }
             vlo = dw1d_epilogue(amin - x_zp * wsum, sc, b, relu);
             vhi = dw1d_epilogue(amax - x_zp * wsum, sc, b, relu);
@@ -670,9 +680,18 @@ void esr_conv1d_depthwise_u8(const uint8_t *x, int32_t x_zp, const uint8_t *w, i
         correction = x_zp * wsum;
         if (yq) {
             uint8_t *yc = yq + ch * ot; /* may be x itself when ot <= t: see esr_nn.h */
-            for (o = 0; o < ot; ++o)
-                yc[o] = quant_u8(dw1d_epilogue(dw1d_acc(xc + o * stride, wt, k, dilation) - correction, sc, b, relu),
-                                 s, zp);
+            if (k == 5) {
+                const int32_t w0 = wt[0], w1 = wt[1], w2 = wt[2], w3 = wt[3], w4 = wt[4], d = dilation;
+                const uint8_t *xs = xc;
+                for (o = 0; o < ot; ++o, xs += stride) {
+                    int32_t acc = xs[0] * w0 + xs[d] * w1 + xs[2 * d] * w2 + xs[3 * d] * w3 + xs[4 * d] * w4;
+                    yc[o] = quant_u8(dw1d_epilogue(acc - correction, sc, b, relu), s, zp);
+                }
+            } else {
+                for (o = 0; o < ot; ++o)
+                    yc[o] = quant_u8(
+                        dw1d_epilogue(dw1d_acc(xc + o * stride, wt, k, dilation) - correction, sc, b, relu), s, zp);
+            }
         } else {
             float *yc = y + ch * ot;
             for (o = 0; o < ot; ++o) {

@@ -82,7 +82,7 @@ int main(void) {
     esr_fe_config cfg = ESR_MODEL_FRONTEND_INIT;
     esr_fe_sizes sizes;
     esr_fe fe;
-    size_t rows = 0, i;
+    size_t rows = 0;
     uint64_t t0, t_fe, t_model, t_calib;
     uint64_t stack = 0;
     float *input = esr_model_input();
@@ -132,6 +132,7 @@ int main(void) {
     print_field(" fe_workspace=", sizes.workspace_bytes);
     esr_print("\n");
 #ifdef ESR_PROFILE
+    size_t i;
     esr_ticks_start();
     y = esr_model_run();
     esr_print("steps");
