@@ -66,6 +66,20 @@ class BaseRecipe:
     encoder: str
     block: int
     test_fold: str  # the fold whose head tests/ keeps, to re-score it against the card
+    ffn_keep: float = 1.0  # fraction of each block's feed-forward units kept (models.teachers.slim)
+    pool_after: int | None = None  # frames averaged in pairs after the stem (0) or block k (models.teachers.slim)
+
+    @property
+    def slim(self) -> bool:
+        """Whether the encoder differs from Whisper's own first ``block`` blocks (pruned or token-pooled)."""
+        return self.ffn_keep < 1.0 or self.pool_after is not None
+
+    @property
+    def tag(self) -> str:
+        """The slimming in a name (``""`` for Whisper's own blocks): ``ffn0.5``, ``pool1``, ``ffn0.5-pool1``."""
+        parts = [f"ffn{self.ffn_keep:g}"] if self.ffn_keep < 1.0 else []
+        parts += [f"pool{self.pool_after}"] if self.pool_after is not None else []
+        return "-".join(parts)
 
 
 # Encoder and block chosen on the probe table's validation-selected blocks (benchmarks/results/teacher.md) and the
@@ -162,13 +176,15 @@ def export_base(
     out: Path,
     adapted: tuple[np.ndarray, np.ndarray] | None = None,
     space: str = "",
+    pool_after: int | None = None,
 ) -> Path:
     """The FP32 base-tier ONNX file for ``head`` on ``teacher`` cut after ``block``; with ``adapted`` (the head
-    on speaker-normalized embeddings) its embedding adaptation, in the embedding ``space``."""
+    on speaker-normalized embeddings) its embedding adaptation, in the embedding ``space``; ``pool_after``: where
+    the tokens are pooled in pairs (:class:`models.teachers.base_tier.BaseTier`)."""
     from models.arch.registry import count_parameters
     from models.teachers.base_tier import BaseTier
 
-    module = BaseTier(teacher, block, *head, max_seconds=WINDOW, adapted=adapted).eval()
+    module = BaseTier(teacher, block, *head, max_seconds=WINDOW, adapted=adapted, pool_after=pool_after).eval()
     embedding = None
     if adapted is not None:
         mean, std = (tuple(float(v) for v in a) for a in head[:2])
@@ -192,14 +208,62 @@ def _kept(fold, train: np.ndarray, val: np.ndarray):
     return type(fold)(fold.name, tuple(train), tuple(val), fold.test, fold.val_by_speaker)
 
 
+def load_teacher(recipe: BaseRecipe, data_root: str | Path, work: Path):
+    """The recipe's encoder cut after its block, its feed-forward pruned when the recipe says so; the importance
+    statistics (:func:`models.teachers.slim.importance_statistics`, other corpora only) are cached in ``work``."""
+    from models.teachers.base_tier import trunk
+    from models.teachers.slim import importance_statistics, prune_layers
+    from models.teachers.whisper import load_encoder
+
+    teacher = load_encoder(recipe.encoder, recipe.block)
+    if recipe.ffn_keep < 1.0:
+        cache = work / f"ffn-statistics-pool{recipe.pool_after}.npz"
+        if cache.exists():
+            with np.load(cache) as z:
+                stats = [(z[f"abs{i}"], z[f"mean{i}"]) for i in range(recipe.block)]
+        else:
+            module = trunk(teacher, recipe.block, recipe.pool_after)
+            stats = importance_statistics(module, data_root, recipe.dataset, WINDOW)
+            arrays = {f"{k}{i}": a for i, pair in enumerate(stats) for k, a in zip(("abs", "mean"), pair)}
+            np.savez(cache, **arrays)
+        prune_layers(list(teacher.encoder.layers)[: recipe.block], stats, recipe.ffn_keep)
+    return teacher
+
+
+def recipe_features(recipe: BaseRecipe, corpus, teacher, work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, ok)``: every utterance's pooled embedding (the head's input) and whether its file was readable. Whisper's
+    own blocks read the teacher feature cache; a slim encoder embeds each clip (cut to the window, as the runtime
+    scores it) itself, cached in ``work``."""
+    from edge_ser.audio import load_audio
+    from edge_ser.errors import AudioError
+    from models.teachers.base_tier import embed_waves, trunk
+    from models.teachers.cache import teacher_features
+
+    if not recipe.slim:
+        feats = teacher_features(corpus, recipe.encoder)
+        return feats.block(recipe.block).astype(np.float64), feats.ok
+    cache = work / "features.npy"
+    if not cache.exists():
+
+        def waves():
+            for u in corpus.utterances:
+                try:
+                    yield load_audio(str(Path(corpus.root) / u.path), target_rate=16000)[0][: int(WINDOW * 16000)]
+                except AudioError:
+                    yield None
+
+        np.save(cache, embed_waves(trunk(teacher, recipe.block, recipe.pool_after), waves()))
+    x = np.load(cache)
+    ok = np.isfinite(x).all(axis=1)
+    return np.where(ok[:, None], x, 0.0), ok
+
+
 def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -> dict:
     """Per fold and variant, the test speakers' UA through the runtime (cached per fold in ``work``)."""
     from models.data.protocols import make_folds
-    from models.teachers.cache import teacher_features
     from models.teachers.probe import choose_c
 
-    feats = teacher_features(corpus, recipe.encoder)
-    x = feats.block(recipe.block).astype(np.float64)
+    x, ok = recipe_features(recipe, corpus, teacher, work)
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
     files = [str(Path(corpus.root) / u.path) for u in corpus.utterances]
     speakers = np.array([u.speaker for u in corpus.utterances])
@@ -213,8 +277,7 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
             result["folds"][fold.name], result["cs"][fold.name] = ua, saved["C"]
             continue
         train, val, test = (np.asarray(i) for i in (fold.train, fold.val, fold.test))
-        keep = feats.ok
-        train, val = train[keep[train]], val[keep[val]]
+        train, val = train[ok[train]], val[ok[val]]
         c, _ = choose_c(Normalization.fit([x[train]])(x), y, speakers, _kept(fold, train, val), len(corpus.emotions))
         rest = np.concatenate([train, val])
         head = fit_head(x[rest], y[rest], c)
@@ -231,6 +294,7 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
                 fp32,
                 adapted,
                 space(recipe),
+                recipe.pool_after,
             )
         calibration = [files[i] for i in rest[:: max(1, len(rest) // 64)]]
         for variant in [v for v in VARIANTS if v not in ua]:
@@ -247,8 +311,8 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
 
 
 def space(recipe: BaseRecipe) -> str:
-    """The embedding space's name: profiles are shared only between models of the same encoder and cut."""
-    return f"{recipe.encoder}/block{recipe.block}/mean+std"
+    """The embedding space's name: profiles are shared only between models of the same encoder, cut and slimming."""
+    return f"{recipe.encoder}/block{recipe.block}/{recipe.tag + '/' if recipe.slim else ''}mean+std"
 
 
 def adaptation_folds(name: str, recipe: BaseRecipe, corpus, chosen: str, work: Path) -> dict:
@@ -430,14 +494,12 @@ def adaptation_card(ev: dict | None) -> list[str]:
 def ship(name: str, data_root: str, work: Path) -> Path:
     from models.data.corpora import load_corpus
     from models.data.protocols import default_protocol
-    from models.teachers.cache import teacher_features
-    from models.teachers.whisper import load_encoder
 
     recipe = RECIPES[name]
     corpus = load_corpus(recipe.dataset, str(Path(data_root) / recipe.dataset))
-    teacher = load_encoder(recipe.encoder, recipe.block)
-    fold_dir = work / name
+    fold_dir = work / name / recipe.tag if recipe.slim else work / name
     fold_dir.mkdir(parents=True, exist_ok=True)
+    teacher = load_teacher(recipe, data_root, fold_dir)
     cv = cross_validate(name, recipe, corpus, teacher, fold_dir)
     first = next(iter(cv["folds"]))
     files = [str(Path(corpus.root) / u.path) for u in corpus.utterances]
@@ -455,8 +517,7 @@ def ship(name: str, data_root: str, work: Path) -> Path:
         )
         + "\n"
     )
-    feats = teacher_features(corpus, recipe.encoder)
-    x, ok = feats.block(recipe.block).astype(np.float64), feats.ok
+    x, ok = recipe_features(recipe, corpus, teacher, fold_dir)
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
     speakers = np.array([u.speaker for u in corpus.utterances])
     cs = list(cv["cs"].values())
@@ -469,6 +530,8 @@ def ship(name: str, data_root: str, work: Path) -> Path:
         "fold": "final",
         "encoder": recipe.encoder,
         "block": recipe.block,
+        "ffn_keep": recipe.ffn_keep,
+        "pool_after": recipe.pool_after,
         "variant": chosen,
         "licence": LICENCES.get(recipe.dataset),
         "metrics": {"cross_validation_ua": mean_ua[chosen]},
@@ -488,6 +551,7 @@ def ship(name: str, data_root: str, work: Path) -> Path:
         fold_dir / "final.torch.onnx",
         fit_adapted(x[ok], y[ok], speakers[ok], c),
         space(recipe),
+        recipe.pool_after,
     )
     out = ASSETS / SHIPPED[name]
     refit = None

@@ -9,6 +9,9 @@ With an ``adapted`` head (``(coef, intercept)`` of a logistic regression trained
 embeddings) the module also returns the adapted logits ``head((embedding - shift) / scale)`` and the pooled
 embedding itself: ``embedding_shift``/``embedding_scale`` are buffers holding the global statistics, which the
 export turns into optional graph inputs a speaker profile overrides (``edge_ser.contract.EmbeddingAdaptation``).
+
+``pool_after`` (``0``: the stem, ``k``: block ``k``) averages neighbouring frames in pairs there
+(:func:`models.teachers.slim.pool_pairs`): the later blocks run on half the tokens.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .slim import pool_pairs
 from .whisper import HOP, WhisperTeacher
 
 
@@ -34,10 +38,14 @@ class BaseTier(nn.Module):
         intercept: np.ndarray,
         max_seconds: float,
         adapted: tuple[np.ndarray, np.ndarray] | None = None,
+        pool_after: int | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= block <= teacher.blocks:
             raise ValueError(f"block {block} outside 0..{teacher.blocks}")
+        if pool_after is not None and not 0 <= pool_after < block:
+            raise ValueError(f"token pooling after {pool_after} must come before the last block {block}")
+        self.pool_after = pool_after
         self.logmel = teacher.logmel
         enc = teacher.encoder
         frames = int(np.ceil(max_seconds * 16000 / HOP / 2)) + 1
@@ -63,9 +71,13 @@ class BaseTier(nn.Module):
         x = nn.functional.gelu(self.conv1(self.logmel(wave)))
         x = nn.functional.gelu(self.conv2(x)).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]
-        for layer in self.layers:
+        if self.pool_after == 0:
+            x = pool_pairs(x)
+        for k, layer in enumerate(self.layers, 1):
             x = layer(x, attention_mask=None)
             x = x[0] if isinstance(x, tuple) else x
+            if self.pool_after == k:
+                x = pool_pairs(x)
         mean = x.mean(dim=1)
         std = torch.sqrt(((x - mean[:, None]) ** 2).mean(dim=1))
         return torch.cat([mean, std], dim=1)
@@ -75,3 +87,21 @@ class BaseTier(nn.Module):
         if not self.adapted:
             return self.head(e)
         return self.head(e), self.adapt_head((e - self.embedding_shift) / self.embedding_scale), e
+
+
+def trunk(teacher: WhisperTeacher, block: int, pool_after: int | None = None) -> BaseTier:
+    """The encoder part of a base-tier model (a placeholder head): its ``embed`` is the emotion head's input."""
+    d = 2 * teacher.spec.d_model
+    zeros = np.zeros(d)
+    return BaseTier(teacher, block, zeros, np.ones(d), np.zeros((1, d)), np.zeros(1), 30.0, pool_after=pool_after)
+
+
+def embed_waves(module: BaseTier, waves) -> np.ndarray:
+    """``(n, features)`` float64: ``module.embed`` of each 16 kHz wave, one per call; NaN rows for ``None``."""
+    rows = []
+    with torch.inference_mode():
+        for w in waves:
+            x = None if w is None else torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))[None]
+            rows.append(None if x is None else module.eval().embed(x)[0].double().numpy())
+    width = next(len(r) for r in rows if r is not None)
+    return np.stack([np.full(width, np.nan) if r is None else r for r in rows])
