@@ -13,6 +13,10 @@ statistics of the pruning come from :func:`models.teachers.slim.importance_files
 Latency: each config exported with a head fit on every speaker (timing only), in the shipped variant
 (``int8d-stem``), beside the shipped file, all through ``edge_ser.Recognizer`` in one interleaved run (one thread,
 3 s of audio). Features and statistics are cached under ``--work``.
+
+    python benchmarks/base_slim.py chinese-base CONFIG [CONFIG ...] --runtime [--base-work runs/base]
+
+cross-validates each config as the ship command would (every fold's file through the runtime, causal adaptation).
 """
 
 from __future__ import annotations
@@ -118,9 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--runtime", action="store_true", help="cross-validate through the runtime instead")
+    parser.add_argument("--base-work", type=Path, default=Path("runs/base"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     recipe = RECIPES[args.name]
+    if args.runtime:
+        return runtime(args, recipe)
     work = args.work / args.name
     work.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(recipe.dataset, str(Path(args.data_root) / recipe.dataset))
@@ -163,6 +171,30 @@ def main(argv: list[str] | None = None) -> int:
                 results["shipped-latency"] = r
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+def runtime(args, recipe) -> int:
+    """Each config cross-validated as ``python -m export.base_tier`` would ship it (fold files in ``fp32``, ``int8d``,
+    ``int8d-stem`` through ``edge_ser.Recognizer``; causal adaptation of the ``int8d-stem`` files), cached under
+    ``--base-work`` where the ship command finds them."""
+    import dataclasses
+
+    from export.base_tier import adaptation_folds, cross_validate, load_teacher
+    from models.data.corpora import load_corpus
+
+    corpus = load_corpus(recipe.dataset, str(Path(args.data_root) / recipe.dataset))
+    for config in args.configs:
+        keep, pool = parse(config)
+        r = dataclasses.replace(recipe, ffn_keep=keep, pool_after=pool, variants=("fp32", "int8d", "int8d-stem"))
+        work = args.base_work / args.name / r.tag if r.slim else args.base_work / args.name
+        work.mkdir(parents=True, exist_ok=True)
+        cv = cross_validate(args.name, r, corpus, load_teacher(r, args.data_root, work), work)
+        adapted = adaptation_folds(args.name, r, corpus, "int8d-stem", work)
+        for v in r.variants:
+            print(f"{config} {v}: UA {100 * np.mean([f[v] for f in cv['folds'].values()]):.1f}")
+        k20 = 100 * np.mean([a["20"] for a in adapted.values()])
+        print(f"{config} int8d-stem adapted k=20: UA {k20:.1f}", flush=True)
     return 0
 
 

@@ -87,7 +87,12 @@ class BaseRecipe:
 # latency bar (features + inference <= 15 ms per 3 s on one core).
 RECIPES = {
     "english-base": BaseRecipe("ravdess", "whisper-tiny.en", 2, "actors01-04"),
-    "chinese-base": BaseRecipe("casia", "whisper-base", 3, "ZhaoZuoxiang"),
+    # Frames pooled in pairs after block 1 (benchmarks/results/base-slim.md): 15.3 ms -> about 0.7 of it, UA 52.2 ->
+    # 51.5; the variants cross-validated are the ones the unpooled encoder's card found fastest (int8s, int8d-ffn,
+    # int8d-ffnqk and the refits were slower or no more accurate).
+    "chinese-base": BaseRecipe(
+        "casia", "whisper-base", 3, "ZhaoZuoxiang", pool_after=1, variants=("fp32", "int8d", "int8d-stem")
+    ),
     # The "small" tier: the encoder cut after its first block.
     "english-small": BaseRecipe("ravdess", "whisper-tiny.en", 1, "actors01-04"),
     "chinese-small": BaseRecipe("casia", "whisper-base", 1, "ZhaoZuoxiang"),
