@@ -87,7 +87,7 @@ def write_section(out: Path, lines: list[str], run: str) -> None:
 
 def evaluate_base(name: str, work: Path, data_root: str) -> dict[str, Any]:
     """The causal table of a base-tier model's folds (see the module docstring)."""
-    from export.base_tier import PRIOR, RECIPES, adaptation_folds
+    from export.base_tier import PRIOR, RECIPES, adaptation_folds, folds_dir
     from export.base_variants import choose
     from models.data.corpora import load_corpus
     from models.data.protocols import default_protocol
@@ -96,11 +96,11 @@ def evaluate_base(name: str, work: Path, data_root: str) -> dict[str, Any]:
     corpus = load_corpus(recipe.dataset, str(Path(data_root) / recipe.dataset))
     record = json.loads((Path(__file__).parent / "results" / "ship" / f"ship-{name}-cv.json").read_text())
     chosen = record.get("chosen") or choose(record["folds"], record["latency"])
-    rows = adaptation_folds(name, recipe, corpus, chosen, work / name)
+    rows = adaptation_folds(name, recipe, corpus, chosen, folds_dir(name, recipe, work))
     for fold, row in rows.items():
         row["non_adapted"] = record["folds"][fold][chosen]
     return {
-        "run": f"{name} ({chosen})",
+        "run": f"{name} ({chosen}{', ' + recipe.tag if recipe.slim else ''})",
         "baseline": name,
         "baseline_note": "the same files without a profile: their cross-validation record",
         "dataset": recipe.dataset,

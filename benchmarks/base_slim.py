@@ -180,14 +180,14 @@ def runtime(args, recipe) -> int:
     ``--base-work`` where the ship command finds them."""
     import dataclasses
 
-    from export.base_tier import adaptation_folds, cross_validate, load_teacher
+    from export.base_tier import adaptation_folds, cross_validate, folds_dir, load_teacher
     from models.data.corpora import load_corpus
 
     corpus = load_corpus(recipe.dataset, str(Path(args.data_root) / recipe.dataset))
     for config in args.configs:
         keep, pool = parse(config)
         r = dataclasses.replace(recipe, ffn_keep=keep, pool_after=pool, variants=("fp32", "int8d", "int8d-stem"))
-        work = args.base_work / args.name / r.tag if r.slim else args.base_work / args.name
+        work = folds_dir(args.name, r, args.base_work)
         work.mkdir(parents=True, exist_ok=True)
         cv = cross_validate(args.name, r, corpus, load_teacher(r, args.data_root, work), work)
         adapted = adaptation_folds(args.name, r, corpus, "int8d-stem", work)

@@ -316,6 +316,11 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
     return result
 
 
+def folds_dir(name: str, recipe: BaseRecipe, work: Path) -> Path:
+    """Where ``ship`` keeps a recipe's fold files and records under ``--work`` (a slim encoder in its own folder)."""
+    return work / name / recipe.tag if recipe.slim else work / name
+
+
 def space(recipe: BaseRecipe) -> str:
     """The embedding space's name: profiles are shared only between models of the same encoder, cut and slimming."""
     return f"{recipe.encoder}/block{recipe.block}/{recipe.tag + '/' if recipe.slim else ''}mean+std"
@@ -528,7 +533,7 @@ def ship(name: str, data_root: str, work: Path) -> Path:
 
     recipe = RECIPES[name]
     corpus = load_corpus(recipe.dataset, str(Path(data_root) / recipe.dataset))
-    fold_dir = work / name / recipe.tag if recipe.slim else work / name
+    fold_dir = folds_dir(name, recipe, work)
     fold_dir.mkdir(parents=True, exist_ok=True)
     teacher = load_teacher(recipe, data_root, fold_dir)
     cv = cross_validate(name, recipe, corpus, teacher, fold_dir)

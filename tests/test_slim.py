@@ -165,3 +165,17 @@ def test_slim_base_tier_exports_equal_to_torch_and_batch_independent(tmp_path, p
             with torch.no_grad():
                 want = module(torch.from_numpy(clips[1])[None])[0].softmax(-1).numpy()
             np.testing.assert_allclose([one[1].scores[k] for k in "abc"], want, atol=1e-4)
+
+
+def test_the_shipped_chinese_base_is_its_pooled_recipe():
+    from edge_ser import Recognizer
+    from edge_ser.model import ASSETS, SHIPPED
+    from export.base_tier import RECIPES, space
+
+    if not (ASSETS / SHIPPED["chinese-base"]).is_file():
+        pytest.skip("chinese-base is not in this checkout")
+    c = Recognizer("chinese-base").contract
+    recipe = RECIPES["chinese-base"]
+    assert c.provenance["pool_after"] == recipe.pool_after == 1 and c.provenance["ffn_keep"] == recipe.ffn_keep == 1.0
+    assert c.embedding.space == space(recipe) == "whisper-base/block3/pool1/mean+std"
+    assert c.provenance["cross_validation"]["variant"] in recipe.variants
