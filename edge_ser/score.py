@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -41,7 +42,9 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".
 MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK = 8  # files per pool task: large enough to amortize inter-process traffic, small enough to balance
-RAY_BATCH = 32  # files per Ray task: Ray's per-task overhead is larger than a pool's (8 was ~20 % slower)
+WRITE_BATCH = 512  # rows converted to Arrow and written to a Parquet output at a time
+RAY_BATCH = 256  # most files per Ray task: Ray's per-task overhead is larger than a pool's
+RAY_GIVEN_UP = 100  # Ray batches whose actor died that may be given up (or 1 %, if more) before the run fails
 Row = dict[str, Any]
 
 
@@ -125,11 +128,16 @@ class ScoreSpec:
     @classmethod
     def for_model(cls, model: str, threads: int = 1, segments: bool = False) -> ScoreSpec:
         """Open ``model`` (a shipped name or a path) once to validate it; :class:`ModelError` if unusable."""
+        return cls.opened(model, threads, segments)[0]
+
+    @classmethod
+    def opened(cls, model: str, threads: int = 1, segments: bool = False) -> tuple[ScoreSpec, Any]:
+        """:meth:`for_model` and the Recognizer it opened, for a run in this process to reuse."""
         from .recognizer import Recognizer
 
         rec = Recognizer(model, threads=threads)
         digest = hashlib.sha256(Path(rec.path).read_bytes()).hexdigest()
-        return cls(str(Path(rec.path).resolve()), rec.contract.name, digest, threads, segments)
+        return cls(str(Path(rec.path).resolve()), rec.contract.name, digest, threads, segments), rec
 
 
 def _prediction(p: Any) -> Row:
@@ -155,13 +163,21 @@ class Scorer:
     ``skip``: paths already scored (left out); ``root``: folder that relative paths are taken
     from (a manifest's, when Ray reads it)."""
 
-    def __init__(self, spec: ScoreSpec, skip: Iterable[str] = (), root: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: ScoreSpec,
+        skip: Iterable[str] = (),
+        root: str | None = None,
+        column: str = "path",
+        recognizer: Any = None,
+    ) -> None:
         from .recognizer import Recognizer
 
         self.spec = spec
-        self.recognizer = Recognizer(spec.model, threads=spec.threads)
+        self.recognizer = recognizer or Recognizer(spec.model, threads=spec.threads)
         self.skip = frozenset(skip)
         self.root = root
+        self.column = column
 
     def row(self, path: str) -> Row:
         """The row of one file; an error of any kind is recorded in it, never raised."""
@@ -182,8 +198,8 @@ class Scorer:
         return [self.row(p) for p in paths if p not in self.skip]
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        """Ray Data ``map_batches``: a batch with a ``path`` column in, rows as JSON strings out."""
-        return {"row": [json.dumps(r, ensure_ascii=False) for r in self.rows(str(p) for p in batch["path"])]}
+        """Ray Data ``map_batches``: a batch with a ``column`` of paths in, rows as JSON strings out."""
+        return {"row": [json.dumps(r, ensure_ascii=False) for r in self.rows(str(p) for p in batch[self.column])]}
 
 
 _worker: Scorer | None = None
@@ -199,9 +215,25 @@ def _score_chunk(paths: list[str]) -> list[Row]:
     return _worker.rows(paths)
 
 
-def score_local(paths: Sequence[str], spec: ScoreSpec, workers: int = 0) -> Iterator[list[Row]]:
+def pool_context() -> multiprocessing.context.BaseContext:
+    """The start method of pool processes, started now so that it gets ready while the parent works.
+
+    A fork server that has imported the runtime (not loaded a model) forks each worker: workers
+    start in milliseconds instead of each importing numpy and ONNX Runtime anew, and none is a fork
+    of a process that holds an ONNX Runtime session. Where there is no fork server: spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["edge_ser.recognizer"])
+    forkserver.ensure_running()
+    return context
+
+
+def score_local(paths: Sequence[str], spec: ScoreSpec, workers: int = 0, recognizer: Any = None) -> Iterator[list[Row]]:
     """Rows of ``paths``, chunk by chunk as they finish, from ``workers`` processes (0: one per core;
-    1: this process).
+    1: this process, with ``recognizer`` if given).
 
     A worker process that dies (a crash in a native decoder, say) neither hangs nor stops the run:
     the files it may have been scoring are retried one at a time in a fresh process, and the one that
@@ -209,11 +241,10 @@ def score_local(paths: Sequence[str], spec: ScoreSpec, workers: int = 0) -> Iter
     workers = workers or default_workers()
     queue = deque(list(paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK))
     if workers == 1 or len(queue) <= 1:
-        scorer = Scorer(spec)
+        scorer = Scorer(spec, recognizer=recognizer)
         yield from (scorer.rows(c) for c in queue)
         return
-    # spawn: fresh interpreters, never a fork of a process that holds an ONNX Runtime session
-    pool_args = {"mp_context": multiprocessing.get_context("spawn"), "initializer": _init_worker, "initargs": (spec,)}
+    pool_args = {"mp_context": pool_context(), "initializer": _init_worker, "initargs": (spec,)}
     suspects: deque[str] = deque()
     while queue or suspects:
         if suspects:  # one file at a time, so that a crash names its file
@@ -262,7 +293,14 @@ def score_ray(
     """Rows from Ray Data actors, one Recognizer each: ``map_batches`` over ``paths``, or over the
     ``column`` of a ``manifest`` that Ray reads itself. ``address``: a Ray cluster (``auto``,
     ``ray://host:10001``, ...); None starts a local Ray with ``workers`` CPUs (0: one per core).
-    ``workers`` is also the number of actors (0: one per CPU of the cluster)."""
+    ``workers`` is also the number of actors (0: one per CPU of the cluster).
+
+    An actor that dies (a crash in a native decoder, say) neither stalls nor stops the run: Ray
+    replaces it, its batch (and one queued behind it) is given up rather than retried without end,
+    and the files of the batches given up are scored again one per task, one task per actor at a
+    time, so that a file that kills its actor again is recorded as a ``WorkerCrash`` error and no
+    other file shares its fate. More than ``RAY_GIVEN_UP`` batches given up (or 1 % of them) means a
+    broken node rather than bad files: the run fails."""
     try:
         import ray
         import ray.data
@@ -279,36 +317,73 @@ def score_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # our own bar and summary say the rest
+        # our own bar, summary and WorkerCrash rows say the rest (Ray logs every batch it gives up)
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        no_cpu = {"num_cpus": 0}  # reading paths is light; every CPU goes to the scoring actors
+        if manifest is not None:  # the driver lists the paths too, to know which ones Ray gave up
+            skip = frozenset(skip)
+            expected = [p for p in read_manifest(manifest, column) if p not in skip]
+        else:
+            expected, skip = list(paths or ()), frozenset()
+        batch = max(1, min(RAY_BATCH, -(-len(expected) // (4 * actors))))  # >= 4 batches per actor, to balance
+        # batches that may be given up: set before the dataset is made, which keeps its own copy
+        context.max_errored_blocks = max(RAY_GIVEN_UP, len(expected) // batch // 100)
         root = None
         if manifest is not None:
             kind = MANIFEST_FORMATS.get(Path(manifest).suffix.lower())
             reader = {"csv": ray.data.read_csv, "json": ray.data.read_json, "parquet": ray.data.read_parquet}[kind]
-            ds = reader(manifest, ray_remote_args=no_cpu).select_columns([column])
-            if column != "path":
-                ds = ds.rename_columns({column: "path"})
+            no_cpu = {"num_cpus": 0}  # reading paths is light; every CPU goes to the scoring actors
+            with warnings.catch_warnings():  # as in _ray_pass: ray_remote_args works on every Ray >= 2.9
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ds = reader(manifest, ray_remote_args=no_cpu)
+            # the actors pick the column themselves: a select_columns step of its own would wait
+            # for a CPU that the actors hold (it is fused into them only while their Ray options
+            # are the defaults)
             root = manifest_root(manifest)
         else:
-            ds = ray.data.from_items([{"path": p} for p in paths or ()])
-        ds = ds.map_batches(
-            Scorer,
-            fn_constructor_args=(spec, frozenset(skip), root),
-            batch_size=RAY_BATCH,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=1,
-        )
-        try:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                yield [json.loads(r) for r in batch["row"]]
-        except ray.exceptions.RayError as exc:  # e.g. a node without the model file, or without edge-ser
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            raise ScoreError(f"the Ray run failed: {lines[-1] if lines else type(exc).__name__}") from None
+            ds, column = ray.data.from_items([{"path": p} for p in expected]), "path"
+        scored: set[str] = set()
+        for rows in _ray_pass(ray, ds, (spec, skip, root, column), actors, batch, in_flight=0):
+            scored.update(r["path"] for r in rows)
+            yield rows
+        again = [p for p in expected if p not in scored]
+        if again:  # files of the batches given up: one per task and one task per actor, so a crash names its file
+            context.max_errored_blocks = -1  # each given up now is one file, recorded below
+            ds = ray.data.from_items([{"path": p} for p in again])
+            for rows in _ray_pass(ray, ds, (spec, frozenset(), None, "path"), actors, 1, in_flight=1):
+                scored.update(r["path"] for r in rows)
+                yield rows
+            message = "the Ray worker process died while scoring this file (a crash in a decoder?)"
+            crashed = [{**empty_row(p, spec), "error": message, "error_type": "WorkerCrash"} for p in again]
+            yield [r for r in crashed if r["path"] not in scored]
     finally:
         if started:
             ray.shutdown()
+
+
+def _ray_pass(ray: Any, ds: Any, args: tuple, actors: int, batch: int, in_flight: int) -> Iterator[list[Row]]:
+    """Rows of ``Scorer(*args)`` over ``ds`` (``in_flight``: batches queued per actor, 0: Ray's
+    default). A batch whose actor dies is given up (its rows are missing) while the dataset's
+    ``max_errored_blocks`` allows it, else the run fails."""
+    strategy = {"max_tasks_in_flight_per_actor": in_flight} if in_flight else {}
+    with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args, yet has no other way to set these
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(
+            Scorer,
+            fn_constructor_args=args,
+            batch_size=batch,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors, **strategy),
+            num_cpus=1,
+            max_restarts=-1,  # a dead actor is replaced ...
+            max_task_retries=0,  # ... but the batch that killed it is not retried (Ray's default: forever)
+        )
+    try:
+        for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            yield [json.loads(r) for r in out["row"]]
+    except ray.exceptions.RayError as exc:  # e.g. a node without the model file, or without edge-ser
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ScoreError(f"the Ray run failed: {lines[-1] if lines else type(exc).__name__}") from None
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -369,10 +444,12 @@ def read_results(path: str | os.PathLike) -> list[Row]:
 class ResultsFile:
     """The output table, opened for resuming: :meth:`done` lists the paths it holds.
 
-    JSONL is appended to line by line. Parquet cannot be appended to, so new rows go to a JSONL
-    journal beside it (``NAME.parquet.partial.jsonl``) as they come, and :meth:`close` rewrites
-    the Parquet file with the old and new rows (atomically); a run killed before that leaves the
-    journal, which the next run reads back and finishes."""
+    JSONL is appended to line by line. Parquet cannot be appended to: new rows go to a JSONL
+    journal beside it (``NAME.parquet.partial.jsonl``) as they come, and to a new Parquet file
+    (``.NAME.parquet.tmp``, after the old file's rows) in batches of ``WRITE_BATCH``; :meth:`close`
+    puts the new file in place of the old one (atomically) and deletes the journal. A run killed
+    before that leaves the journal, which the next run reads back and folds in. Memory stays flat
+    however many rows the table holds."""
 
     def __init__(self, path: str | os.PathLike, spec: ScoreSpec) -> None:
         self.path = Path(path)
@@ -384,6 +461,8 @@ class ResultsFile:
         self.spec = spec
         self.journal = self.path.with_name(self.path.name + ".partial.jsonl") if self.format == "parquet" else self.path
         self._file: Any = None
+        self._table: Any = None  # the new Parquet file's writer
+        self._pending: list[Row] = []
 
     def done(self) -> set[str]:
         """Paths already scored (by this model; another model's results are refused)."""
@@ -402,9 +481,40 @@ class ResultsFile:
     def write(self, rows: list[Row]) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.format == "parquet":
+                self._start_table()
             self._file = open(self.journal, "a", encoding="utf-8")
         self._file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         self._file.flush()
+        if self.format == "parquet":
+            self._pending += rows
+            if len(self._pending) >= WRITE_BATCH:
+                self._write_pending()
+
+    def _start_table(self) -> None:
+        """Open the new Parquet file with the old file's rows and an earlier run's journal in it."""
+        import pyarrow.parquet as pq
+
+        self._table = pq.ParquetWriter(self._tmp, _arrow_schema())
+        if self.path.exists():
+            try:
+                for batch in pq.ParquetFile(self.path).iter_batches():
+                    self._table.write_batch(batch)
+            except (OSError, ValueError) as exc:
+                raise ScoreError(f"{self.path}: unreadable Parquet results ({exc})") from None
+        self._pending = _read_jsonl(self.journal)
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            self._table.write_table(pa.Table.from_pylist(self._pending, schema=_arrow_schema()))
+            self._pending = []
+
+    @property
+    def _tmp(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.tmp")
 
     def close(self) -> None:
         if self._file is not None:
@@ -412,13 +522,12 @@ class ResultsFile:
             self._file = None
         if self.format != "parquet" or not self.journal.exists():
             return
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        rows = (read_results(self.path) if self.path.exists() else []) + _read_jsonl(self.journal)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        pq.write_table(pa.Table.from_pylist(rows, schema=_arrow_schema()), tmp)
-        os.replace(tmp, self.path)
+        if self._table is None:  # nothing new, but an earlier run's journal to fold in
+            self._start_table()
+        self._write_pending()
+        self._table.close()
+        self._table = None
+        os.replace(self._tmp, self.path)
         self.journal.unlink()
 
 
@@ -482,7 +591,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.workers < 0:
             raise ScoreError("--workers must be >= 0")
-        spec = ScoreSpec.for_model(args.model, args.threads, args.segments)
+        if args.ray is None and (args.workers or default_workers()) > 1:
+            pool_context()  # the pool's fork server starts while this process opens the model and lists files
+        spec, recognizer = ScoreSpec.opened(args.model, args.threads, args.segments)
         out = ResultsFile(args.out, spec)
         done = out.done()
         one_manifest = len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in MANIFEST_FORMATS
@@ -497,7 +608,7 @@ def run(args: argparse.Namespace) -> int:
             if args.ray is not None:
                 batches = score_ray(paths, spec, None if args.ray == "local" else args.ray, args.workers)
             else:
-                batches = score_local(paths, spec, args.workers)
+                batches = score_local(paths, spec, args.workers, recognizer)
         progress = Progress(max(total, 0), enabled=not args.no_progress)
         seconds, first_rows, first_count = 0.0, None, 0
         try:

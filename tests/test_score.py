@@ -95,7 +95,8 @@ def test_manifests_globs_and_relative_paths(clips, tmp_path):
         expand_inputs([str(clips / "missing")])
 
 
-def test_resume_scores_only_the_rest(tiny_model, clips, tmp_path, capsys):
+def test_resume_scores_only_the_rest(tiny_model, clips, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("edge_ser.score.WRITE_BATCH", 4)  # the Parquet output written in several batches
     for suffix in ("jsonl", "parquet"):
         out = tmp_path / f"r.{suffix}"
         first = [str(clips / f"clip{i:02d}.wav") for i in (0, 2, 4)]
@@ -153,17 +154,20 @@ recognizer.Recognizer.predict = predict
 """
 
 
-def test_a_worker_that_dies_is_recorded_and_the_run_goes_on(tiny_model, clips, tmp_path):
+@pytest.mark.parametrize("engine", [[], ["--ray"]], ids=["pool", "ray"])
+def test_a_worker_that_dies_is_recorded_and_the_run_goes_on(tiny_model, clips, tmp_path, engine):
+    """A file that kills its process every time: one WorkerCrash row, every other file scored (on
+    Ray: its batch retried once, given up, then its files one per task)."""
     reference = tmp_path / "reference.jsonl"
     assert score(str(clips), "--model", str(tiny_model), "--out", str(reference), "--workers", "1") == 1
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(CRASH_HOOK)  # every process of the run, the pool's included, loads it
+    (hook / "sitecustomize.py").write_text(CRASH_HOOK)  # every process of the run, workers included, loads it
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "r.jsonl"
     code = [sys.executable, "-m", "edge_ser.cli", "score", str(clips), "--model", str(tiny_model), "--out", str(out)]
     done = subprocess.run(
-        [*code, "--workers", "2", "--no-progress"], capture_output=True, text=True, env=env, timeout=300
+        [*code, "--workers", "2", "--no-progress", *engine], capture_output=True, text=True, env=env, timeout=170
     )
     assert done.returncode == 1, done.stderr[-2000:]
     rows, expected = by_path(read_results(out)), by_path(read_results(reference))
