@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,51 @@ class Run(NamedTuple):
     scoring: float  # seconds, as the command reports them (pool or Ray start-up included)
     first_after: float  # seconds until the first rows arrived
     first_rows: int  # how many rows came first
-    cpu: float  # user + system CPU seconds of the command and the child processes it waited for
+    cpu: float  # user + system CPU seconds of the command and all its descendants (sampled)
+    ray_up: float  # seconds until Ray was up (in the command's scoring time), nan without Ray
+    load: float  # the 1-minute load average at the end of the run
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[tuple[int, int], tuple[int, float]]:
+    """Every process: (pid, start tick) -> (parent pid, CPU seconds so far), from /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) "
+            table[(int(entry), int(fields[19]))] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    return table
+
+
+class TreeCPU:
+    """CPU seconds of a process and all its descendants (pool workers forked by a fork server, Ray's
+    raylet, actors and helper processes are not children it waits for, so rusage misses them),
+    sampled from /proc every ``period`` s: a process that ends loses at most its last period."""
+
+    def __init__(self, pid: int, period: float = 0.1) -> None:
+        self.pid, self.period, self.cpu, self.done = pid, period, {}, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        tree = {self.pid}
+        while not self.done.wait(self.period):
+            table = _proc_table()
+            for (pid, started), (parent, cpu) in sorted(table.items(), key=lambda item: item[0][1]):
+                if pid in tree or parent in tree:  # by start time: parents come before their children
+                    tree.add(pid)
+                    self.cpu[(pid, started)] = max(cpu, self.cpu.get((pid, started), 0.0))
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return sum(self.cpu.values())
 
 
 def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
@@ -62,14 +107,33 @@ def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
     env["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-m", "edge_ser.cli", "score", str(clips), "--out", str(out), "--model", model]
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    done = subprocess.run([*command, "--no-progress", *extra], capture_output=True, text=True, env=env)
+    process = subprocess.Popen(
+        [*command, "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    tree = TreeCPU(process.pid)
+    stdout, stderr = process.communicate()
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command + extra)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    scoring = float(re.search(r" in ([0-9.]+) s:", done.stdout).group(1))
-    first = re.search(r"first ([0-9]+) rows after ([0-9.]+) s", done.stdout)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return Run(wall, scoring, float(first.group(2)), int(first.group(1)), cpu)
+    if process.returncode != 0:
+        sys.exit(f"{' '.join(command + extra)} failed ({process.returncode}):\n{stderr[-3000:]}")
+    scoring = float(re.search(r" in ([0-9.]+) s:", stdout).group(1))
+    first = re.search(r"first ([0-9]+) rows after ([0-9.]+) s", stdout)
+    ray_up = re.search(r"Ray up after ([0-9.]+) s", stdout)
+    reaped = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # exact, for what was reaped
+    cpu = max(tree.stop(), reaped)
+    up = float(ray_up.group(1)) if ray_up else float("nan")
+    return Run(wall, scoring, float(first.group(2)), int(first.group(1)), cpu, up, os.getloadavg()[0])
+
+
+def _summary(run: Run) -> tuple:
+    return (
+        round(run.wall, 1),
+        run.scoring,
+        run.first_after,
+        run.first_rows,
+        round(run.cpu, 1),
+        run.ray_up,
+        round(run.load, 1),
+    )
 
 
 def main() -> None:
@@ -113,16 +177,23 @@ def main() -> None:
     steady = {name: median(name, lambda t: (args.clips - t.first_rows) / (t.scoring - t.first_after)) for name in names}
     cpu_s = {name: median(name, lambda t: t.cpu) for name in names}
     one, pool, ray = names
+    ray_up = median(ray, lambda t: t.ray_up)
+    loads = sorted(t.load for n in names for t in times[n])
+    run_load = statistics.median(loads)
+    cores = os.cpu_count() or 1
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     lines = [
         "# `edge-ser score` throughput: one process, process pool, local Ray",
         "",
         f"Command: `nice -n {os.nice(0)} python benchmarks/scale_out.py --clips {args.clips} --seconds {args.seconds:g}"
         f" --repeats {args.repeats} --workers {args.workers}` (model `{args.model}`; {args.clips} generated clips of"
-        f" {args.seconds:g} s, 16 kHz PCM-16; one ONNX Runtime thread per worker).",
+        f" {args.seconds:g} s, 16 kHz PCM-16; one ONNX Runtime thread per worker; the three configurations"
+        " alternate, the order rotating each round; medians).",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores, shared with other jobs (load average {load_before[0]:.1f} before,"
-        f" {load_after[0]:.1f} after); Python {platform.python_version()}; run at niceness {os.nice(0)}.",
+        f"Machine: {cpu}, {cores} cores, shared with other jobs; load average {load_before[0]:.1f} before,"
+        f" {load_after[0]:.1f} after, {run_load:.1f} median at the end of the runs"
+        f" (range {loads[0]:.1f}-{loads[-1]:.1f};"
+        f" a run of its own adds up to {args.workers}); Python {platform.python_version()}; niceness {os.nice(0)}.",
         "",
         "| configuration | wall s | files/s | scoring s | first rows after s | files/s after them | wall vs one"
         " | CPU s | CPU s / wall s |",
@@ -139,18 +210,28 @@ def main() -> None:
         f"- pool vs one process: {wall[one] / wall[pool]:.2f}x end to end, {steady[pool] / steady[one]:.2f}x after the"
         " first rows (target >= 1.8x)",
         f"- local Ray vs pool: {100 * (wall[ray] / wall[pool] - 1):+.0f} % time end to end,"
-        f" {100 * (steady[pool] / steady[ray] - 1):+.0f} % after the first rows (target <= +20 %)",
-        f"- CPU cost: the pool spends {cpu_s[pool] / cpu_s[one]:.2f}x the CPU seconds of one process on the same"
-        f" files, so on {args.workers} otherwise idle cores it could run up to"
-        f" {args.workers * cpu_s[one] / cpu_s[pool]:.2f}x as fast (derived, not measured). Ray's CPU seconds count"
-        " only the processes the command reaped itself (its actors may not be among them): a lower bound.",
+        f" {100 * (steady[pool] / steady[ray] - 1):+.0f} % after the first rows (target <= +20 %). Ray's start-up:"
+        f" Ray up {ray_up:.1f} s into the scoring time, first rows {first[ray]:.1f} s (Ray, then Ray Data's helper"
+        f" actors and {args.workers} scoring actors, each importing edge-ser and loading the model, then a batch);"
+        f" without it the Ray run would take {inner[ray] - first[ray]:.1f} s of scoring against the pool's"
+        f" {inner[pool] - first[pool]:.1f} s after its first rows.",
+        f"- CPU s: the command and all its descendants (fork server, pool workers; raylet, GCS, Ray's helper and"
+        f" scoring actors), sampled from /proc every 0.1 s. The pool spends {cpu_s[pool] / cpu_s[one]:.2f}x the CPU"
+        f" seconds of one process, so on {args.workers} otherwise idle cores it could run up to"
+        f" {args.workers * cpu_s[one] / cpu_s[pool]:.2f}x as fast (derived, not measured); local Ray spends"
+        f" {cpu_s[ray] / cpu_s[pool]:.2f}x the pool's.",
         f"- identical rows from every configuration: {'yes' if same else 'NO'}",
-        "- all runs (wall s, scoring s, first rows after s, how many, CPU s): "
-        + "; ".join(
-            f"{n}: {[(round(t.wall, 1), t.scoring, t.first_after, t.first_rows, round(t.cpu, 1)) for t in times[n]]}"
-            for n in names
-        ),
     ]
+    if run_load > cores + 0.5:
+        lines.append(
+            f"- the machine was loaded beyond its {cores} cores while this ran (load {run_load:.1f}): every process"
+            " got a share of a core, so the ratios measure the scheduler's shares more than the scaling; rerun on"
+            " an idle machine for the targets"
+        )
+    lines.append(
+        "- all runs (wall s, scoring s, first rows after s, how many, CPU s, Ray up after s, load): "
+        + "; ".join(f"{n}: {[_summary(t) for t in times[n]]}" for n in names)
+    )
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)

@@ -29,7 +29,7 @@ import sys
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -289,11 +289,13 @@ def score_ray(
     manifest: str | None = None,
     column: str = "path",
     skip: Iterable[str] = (),
+    on_ready: Callable[[], None] | None = None,
 ) -> Iterator[list[Row]]:
     """Rows from Ray Data actors, one Recognizer each: ``map_batches`` over ``paths``, or over the
     ``column`` of a ``manifest`` that Ray reads itself. ``address``: a Ray cluster (``auto``,
     ``ray://host:10001``, ...); None starts a local Ray with ``workers`` CPUs (0: one per core).
-    ``workers`` is also the number of actors (0: one per CPU of the cluster).
+    ``workers`` is also the number of actors (0: one per CPU of the cluster). ``on_ready`` is called
+    once Ray is up (to tell its start-up from the actors' and the scoring).
 
     An actor that dies (a crash in a native decoder, say) neither stalls nor stops the run: Ray
     replaces it, its batch (and one queued behind it) is given up rather than retried without end,
@@ -313,6 +315,8 @@ def score_ray(
             ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ScoreError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from None
+    if on_ready is not None:
+        on_ready()
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
@@ -598,15 +602,20 @@ def run(args: argparse.Namespace) -> int:
         done = out.done()
         one_manifest = len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in MANIFEST_FORMATS
         start = time.perf_counter()
+        ray_ready: list[float] = []
+        address = None if args.ray == "local" else args.ray
+
+        def ready() -> None:
+            ray_ready.append(time.perf_counter() - start)
+
         if args.ray is not None and one_manifest and os.path.isfile(args.inputs[0]):
             total = sum(p not in done for p in read_manifest(args.inputs[0], args.column))  # the bar's total
-            address = None if args.ray == "local" else args.ray
-            batches = score_ray(None, spec, address, args.workers, args.inputs[0], args.column, done)
+            batches = score_ray(None, spec, address, args.workers, args.inputs[0], args.column, done, ready)
         else:
             paths = [p for p in expand_inputs(args.inputs, args.column) if p not in done]
             total = len(paths)
             if args.ray is not None:
-                batches = score_ray(paths, spec, None if args.ray == "local" else args.ray, args.workers)
+                batches = score_ray(paths, spec, address, args.workers, on_ready=ready)
             else:
                 batches = score_local(paths, spec, args.workers, recognizer)
         progress = Progress(max(total, 0), enabled=not args.no_progress)
@@ -630,5 +639,6 @@ def run(args: argparse.Namespace) -> int:
         f"scored {progress.done} files ({progress.errors} errors; {len(done)} already in {args.out})"
         f" in {elapsed:.1f} s: {progress.done * per_second:.1f} files/s, {seconds * per_second:.1f} s of audio per s"
         + (f" (first {first_count} rows after {first_rows:.1f} s: start-up included)" if first_rows else "")
+        + (f" (Ray up after {ray_ready[0]:.1f} s)" if ray_ready else "")
     )
     return 1 if progress.errors else 0
