@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,20 @@ def load_features(
     n_samples_a, peaks_a = np.asarray(n_samples, np.int64), np.asarray(peaks, np.float32)
     _save(path, data=data, offsets=offsets, n_samples=n_samples_a, peaks=peaks_a)
     return FeatureTable(frontend, data, offsets, n_samples_a, peaks_a, path, False)
+
+
+def concat_tables(parts: Sequence[tuple[FeatureTable, Sequence[int]]]) -> FeatureTable:
+    """One table of the utterances ``rows`` of each ``(table, rows)`` part, in order (e.g. a corpus and the
+    utterances of other corpora that join its training set); all parts share one front-end. The result
+    keeps the first table's ``path`` (where its corpus' windows are cached) and is not itself cached."""
+    first = parts[0][0]
+    if any(t.frontend != first.frontend for t, _ in parts):
+        raise ValueError("cannot concatenate feature tables of different front-ends")
+    selected = [(t, np.asarray(rows, dtype=np.int64)) for t, rows in parts]
+    data, offsets = _concat([t[int(i)] for t, rows in selected for i in rows], first.frontend)
+    n_samples = np.concatenate([t.n_samples[rows] for t, rows in selected])
+    peaks = np.concatenate([t.peaks[rows] for t, rows in selected])
+    return FeatureTable(first.frontend, data, offsets, n_samples, peaks, first.path, False)
 
 
 @dataclass

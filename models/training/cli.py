@@ -136,6 +136,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "e.g. casia=../shared/datasets/casia emodb=../shared/datasets/emodb",
     )
     add("--transfer-weight", type=float, default=1.0, help="weight of the transfer set's teacher losses")
+    add(
+        "--extra-corpus",
+        nargs="*",
+        default=[],
+        metavar="NAME=ROOT",
+        help="other corpora whose utterances join every fold's training part as labelled data, relabelled to "
+        "this corpus' classes (models.data.label_map: RAVDESS calm -> neutral; Emo-DB boredom and classes this "
+        "corpus lacks are left out); validation and test stay this corpus' own, "
+        "e.g. ravdess=../shared/datasets/ravdess",
+    )
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     add("--threads", type=int, help="torch CPU threads")
     add("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="feature cache directory")
@@ -186,11 +196,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _parse_transfer(items: Sequence[str]) -> list[tuple[str, str]]:
+def _parse_corpora(items: Sequence[str], option: str = "--transfer") -> list[tuple[str, str]]:
     pairs = [tuple(item.split("=", 1)) for item in items]
     bad = [item for item, pair in zip(items, pairs) if len(pair) != 2 or not all(pair)]
     if bad:
-        raise ValueError(f"bad --transfer {bad[0]!r}: expected NAME=ROOT, e.g. casia=../shared/datasets/casia")
+        raise ValueError(f"bad {option} {bad[0]!r}: expected NAME=ROOT, e.g. casia=../shared/datasets/casia")
     return pairs  # type: ignore[return-value]
 
 
@@ -210,7 +220,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         cache_dir=args.cache_dir,
         resume=args.resume,
         threads=args.threads,
-        transfer=dict(_parse_transfer(args.transfer)),
+        transfer=dict(_parse_corpora(args.transfer)),
+        extra=dict(_parse_corpora(args.extra_corpus, "--extra-corpus")),
     )
 
 

@@ -30,7 +30,8 @@ class TrainConfig:
     instead train on whole utterances up to ``transcript_max_seconds`` (default: all, see
     :class:`models.data.batches.WholeView`). ``window_seconds``,
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
-    stored for export.
+    stored for export. ``extra_corpora``: the names of the other corpora whose relabelled utterances
+    joined every fold's training part (set from :attr:`RunConfig.extra`; see :mod:`models.data.label_map`).
     """
 
     epochs: int = 30
@@ -51,6 +52,7 @@ class TrainConfig:
     mixup: float = 0.0
     normalization: str = "global"
     distill: distill.DistillConfig | None = None
+    extra_corpora: tuple[str, ...] = ()
     device: str = "auto"
     progress: bool = True
 
@@ -67,6 +69,8 @@ class TrainConfig:
             raise ValueError("transcript_max_seconds must be positive")
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
+        if self.distill is not None and self.extra_corpora:
+            raise ValueError("--extra-corpus cannot be combined with --teacher (teacher targets are per corpus)")
         if self.distill is not None:
             if self.mixup:
                 raise ValueError("distillation and mixup cannot be combined (mixed inputs have no teacher target)")
@@ -111,7 +115,10 @@ class RunConfig:
     for exactly ``training.epochs`` epochs. ``aux``: auxiliary heads and their loss weights (on top of the
     architecture's required heads); ``frontend``: a front-end override (``FrontEnd.to_dict()`` form).
     ``command``: what report.json and the checkpoints record as the command (default: this process'
-    command line). ``threads``: torch CPU threads (default: unchanged).
+    command line). ``threads``: torch CPU threads (default: unchanged). ``transfer``: with distillation, other
+    corpora (name -> root) as an unlabelled transfer set; ``extra``: other corpora (name -> root) whose
+    utterances, relabelled to this corpus' classes (:mod:`models.data.label_map`), join every fold's training
+    part as labelled data (validation and test stay this corpus' own).
     """
 
     arch: str
@@ -129,3 +136,4 @@ class RunConfig:
     threads: int | None = None
     command: str | None = None
     transfer: Mapping[str, str | Path] = field(default_factory=dict)
+    extra: Mapping[str, str | Path] = field(default_factory=dict)

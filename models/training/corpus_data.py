@@ -1,31 +1,46 @@
 """A corpus made ready for training: its cached model inputs, evaluation windows and (for waveform
-augmentation) waveforms, and per-speaker normalization statistics."""
+augmentation) waveforms, and per-speaker normalization statistics; with extra corpora (``--extra-corpus``),
+their relabelled utterances appended as training data (:mod:`models.data.label_map`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_ser.frontend import FrontEnd, Normalization
 
+from ..data import label_map
 from ..data.corpora import Corpus
-from ..data.features import FeatureTable, WindowTable, fit_normalization, load_features, load_windows
+from ..data.features import (
+    FeatureTable,
+    WindowTable,
+    concat_tables,
+    fit_normalization,
+    load_features,
+    load_windows,
+)
 from .config import TrainConfig
 
 
 @dataclass
 class CorpusData:
     """A corpus with its cached model inputs, evaluation windows and, if needed, waveforms; ``transfer``: other
-    corpora's inputs (and waveforms) that distillation adds as a transfer set (see :mod:`models.training.distill`)."""
+    corpora's inputs (and waveforms) that distillation adds as a transfer set (see :mod:`models.training.distill`).
+
+    ``extra_train``: indices of the utterances that extra corpora added after the corpus' own (relabelled to its
+    classes, speakers prefixed by their corpus, see :func:`models.data.label_map.relabel`); they only ever train,
+    never validate or test. ``corpus`` then holds the corpus' own utterances first, the extra ones after them.
+    """
 
     corpus: Corpus
     inputs: FeatureTable
     windows: WindowTable | None
     waves: FeatureTable | None
     transfer: tuple[CorpusData, ...] = ()
+    extra_train: tuple[int, ...] = ()
 
 
 def samples(seconds: float, rate: int) -> int:
@@ -39,9 +54,10 @@ def prepare_data(
     cfg: TrainConfig,
     cache_dir: str | Path | None = None,
     transfer: Sequence[Corpus] = (),
+    extra: Sequence[Corpus] = (),
 ) -> CorpusData:
-    """Load (or compute and cache) everything training and evaluation read from the corpus, and the training
-    inputs of the ``transfer`` corpora."""
+    """Load (or compute and cache) everything training and evaluation read from the corpus, the training
+    inputs of the ``transfer`` corpora, and the ``extra`` corpora's utterances as labelled training data."""
     inputs = load_features(corpus, frontend, cache_dir, cfg.progress)
     rate = frontend.sample_rate
     windows = load_windows(
@@ -59,7 +75,31 @@ def prepare_data(
         )
         for other in transfer
     )
-    return CorpusData(corpus, inputs, windows, waves, others)
+    data = CorpusData(corpus, inputs, windows, waves, others)
+    return with_extra(data, extra, cache_dir, cfg.progress) if extra else data
+
+
+def with_extra(
+    data: CorpusData, extra: Sequence[Corpus], cache_dir: str | Path | None = None, progress: bool = False
+) -> CorpusData:
+    """``data`` with the utterances of the ``extra`` corpora that map onto its classes appended (inputs and
+    waveforms from each corpus' own cache); the evaluation windows stay the corpus' own (extras never test)."""
+    corpus, n_own = data.corpus, len(data.corpus.utterances)
+    kept = [(other, label_map.relabel(other, corpus)) for other in extra]
+    utterances = [*corpus.utterances, *(u for _, pairs in kept for _, u in pairs)]
+
+    def joined(table: FeatureTable) -> FeatureTable:
+        parts = [(table, range(n_own))]
+        parts += [(load_features(o, table.frontend, cache_dir, progress), [i for i, _ in p]) for o, p in kept]
+        return concat_tables(parts)
+
+    return replace(
+        data,
+        corpus=replace(corpus, utterances=utterances),
+        inputs=joined(data.inputs),
+        waves=None if data.waves is None else joined(data.waves),
+        extra_train=tuple(range(n_own, len(utterances))),
+    )
 
 
 def speaker_normalization(

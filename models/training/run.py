@@ -48,19 +48,24 @@ def train(run: RunConfig) -> TrainReport:
     if run.transfer and cfg.distill is None:
         raise ValueError("--transfer needs --teacher (the transfer set learns only the teacher's losses)")
     transfer = [corpora.load_corpus(name, str(root)) for name, root in run.transfer.items()]
-    roots = [c.root for c in (corpus, *transfer)]
-    if len(set(roots)) != len(roots):
-        raise ValueError("--transfer must name other corpora than the training corpus, each once")
+    extra = [corpora.load_corpus(name, str(root)) for name, root in run.extra.items()]
+    for option, others in (("--transfer", transfer), ("--extra-corpus", extra)):
+        roots = [c.root for c in (corpus, *others)]
+        if len(set(roots)) != len(roots):
+            raise ValueError(f"{option} must name other corpora than the training corpus, each once")
     if cfg.distill is not None:  # the names go into every checkpoint's settings; the roots stay in RunConfig
         cfg = replace(cfg, distill=replace(cfg.distill, transfer=tuple(run.transfer)))
+    if extra:
+        cfg = replace(cfg, extra_corpora=tuple(run.extra))
     with distributed.main_first():  # rank 0 computes the feature cache, the other ranks read it
-        data = prepare_data(corpus, frontend, cfg, run.cache_dir, transfer)
+        data = prepare_data(corpus, frontend, cfg, run.cache_dir, transfer, extra)
     if run.final:
         protocol = "final"
-        folds = [(0, Split("final", tuple(range(len(corpus.utterances))), (), ()))]
+        folds: list[tuple[int, FoldPlan]] = [(0, Split("final", tuple(range(len(data.corpus.utterances))), (), ()))]
     else:
         protocol = protocols.default_protocol(corpus.name) if run.protocol == "default" else run.protocol
-        folds = select_folds(protocols.make_folds(corpus, protocol, seed=cfg.seed), run.folds)
+        chosen = select_folds(protocols.make_folds(corpus, protocol, seed=cfg.seed), run.folds)
+        folds = [(i, with_training(fold, data.extra_train)) for i, fold in chosen]
     return train_folds(
         data,
         folds,
@@ -140,6 +145,14 @@ def select_folds(folds: Sequence[FoldPlan], spec: str | None) -> list[tuple[int,
         else:
             raise ValueError(f"no fold {part!r}; there are {len(folds)}: {', '.join(names)}")
     return [(i, folds[i]) for i in dict.fromkeys(chosen)]
+
+
+def with_training(fold: FoldPlan, extra: Sequence[int]) -> FoldPlan:
+    """``fold`` with the utterances ``extra`` (other corpora's, see ``CorpusData.extra_train``) added to its
+    training part; validation and test are unchanged, so they stay the corpus' own speakers."""
+    if not extra:
+        return fold
+    return Split(fold.name, (*fold.train, *extra), tuple(fold.val), tuple(fold.test))
 
 
 def invocation() -> str:
