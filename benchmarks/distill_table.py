@@ -8,7 +8,8 @@ test speakers' UA of the checkpoint validation chose, per fold, the mean and pop
 the folds each run finished, the best validation epoch and seconds per epoch (a shared machine's
 wall clock: compare within one table only), and the command that trained it. ``--curves`` also plots
 each run's learning curves (validation UA and training loss per epoch, mean over its folds) to OUT.png,
-to show whether validation had plateaued.
+to show whether validation had plateaued; folds still training (a ``state.pt``, no ``metrics.json``) add
+their curves so far.
 """
 
 from __future__ import annotations
@@ -21,15 +22,22 @@ import numpy as np
 
 
 def load_run(folder: Path) -> dict:
-    """``{fold: metrics}`` of the finished folds in ``folder`` and the command of one of them."""
-    folds, command = {}, None
+    """``{fold: metrics}`` of the finished folds in ``folder``, the command of one of them, and ``partial``:
+    ``{fold: progress}`` of the folds still training (their ``state.pt``: epochs so far, best validation UA,
+    per-epoch history), so that a run cut short still shows its learning curves."""
+    folds, command, partial = {}, None, {}
     for metrics in sorted(folder.glob("*/metrics.json")):
         m = json.loads(metrics.read_text())
         folds[m["fold"]] = m
         config = metrics.parent / "config.json"
         if command is None and config.exists():
             command = json.loads(config.read_text()).get("training", {}).get("command")
-    return {"folds": folds, "command": command}
+    for state in sorted(folder.glob("*/state.pt")):
+        if not (state.parent / "metrics.json").exists():
+            from models.training.checkpoint import load_tensors
+
+            partial[state.parent.name] = load_tensors(state)["progress"]
+    return {"folds": folds, "command": command, "partial": partial}
 
 
 def table(runs: dict[str, dict]) -> tuple[str, dict]:
@@ -63,7 +71,9 @@ def plot_curves(runs: dict[str, dict], path: Path) -> None:
 
     fig, (ua_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for label, run in runs.items():
-        histories = [m["history"] for m in run["folds"].values() if m.get("history")]
+        histories = [
+            m["history"] for m in [*run["folds"].values(), *run.get("partial", {}).values()] if m.get("history")
+        ]
         if not histories:
             continue
         n = min(len(h) for h in histories)

@@ -29,3 +29,36 @@ def test_table_means_over_finished_folds_and_curves(tmp_path: Path, capsys) -> N
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["plain"]["ua_per_fold"] == {"f1": 40.0, "f2": 60.0}
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_seed_reproductions_table_lists_finished_and_running_runs(tmp_path: Path) -> None:
+    """A finished run gets its test accuracy, UA and gap to the paper; one still training its epochs so far and
+    curves; hand-written notes below the table survive regeneration."""
+    import torch
+
+    from benchmarks.seed_reproductions import main as reproductions
+    from models.training.checkpoint import save_tensors
+
+    done, running = tmp_path / "pg", tmp_path / "ar"
+    _fold(done, "fold1", 0.90)
+    m = json.loads((done / "fold1" / "metrics.json").read_text())
+    m.update(epochs_run=3, best_val_ua=0.8)
+    m["test"]["emotion"]["wa"] = 0.91
+    (done / "fold1" / "metrics.json").write_text(json.dumps(m))
+    config = {"arch": "pcnn_gender", "training": {"epochs": 40, "lr": 0.001, "command": "train pg"}}
+    (done / "fold1" / "config.json").write_text(json.dumps(config))
+    history = [{"epoch": e + 1, "loss": 1.0 / (e + 1), "val_ua": 0.2 * e, "seconds": 5.0} for e in range(2)]
+    identity = {"config": {"arch": "audio_resnet"}, "training": {"epochs": 30, "lr": 0.002}}
+    progress = {"epoch": 2, "best_ua": 0.2, "best_epoch": 2, "bad_epochs": 0, "history": history}
+    (running / "fold1").mkdir(parents=True)
+    save_tensors(
+        running / "fold1" / "state.pt", {"identity": json.dumps(identity), "progress": progress, "w": torch.ones(1)}
+    )
+    out = tmp_path / "seed"
+    out.with_suffix(".md").write_text("old table\n\n## Notes\nwhat it means\n")
+    assert reproductions([str(done), str(running), "--out", str(out)]) == 0
+    text = out.with_suffix(".md").read_text()
+    assert "| pcnn_gender | 3 / 40 | cosine from 0.001 | 3 (80.0) | 91.0 | 90.0 | 93.90 (UA) | +3.9 | 82.9 |" in text
+    assert "| audio_resnet | 2 / 30 | cosine from 0.002 | 2 (20.0) | – | – | 73.33 (accuracy) | unfinished |" in text
+    assert "old table" not in text and text.endswith("## Notes\nwhat it means\n")
+    assert (tmp_path / "seed-audio_resnet.png").stat().st_size > 1000
