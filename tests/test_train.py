@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import types
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -628,3 +629,20 @@ def test_transcript_loss_is_the_weighted_ctc_loss_of_the_whole_view() -> None:
         expected = ctc_loss(logits, torch.tensor([[1, 2, 3], [2, 3, IGNORE]]), frames)
     assert set(parts) == {"chars"} and float(parts["chars"]) == pytest.approx(float(expected), rel=1e-5)
     assert float(loss) == pytest.approx(0.3 * float(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "argv0,expected",
+    [
+        ("/x/edge_ser/__main__.py", "edge-ser train --arch pcnn"),  # python -m edge_ser (and under torchrun)
+        ("/x/edge_ser/cli.py", "edge-ser train --arch pcnn"),
+        ("/venv/bin/edge-ser", "edge-ser train --arch pcnn"),
+    ],
+)
+def test_recorded_command_is_what_a_user_types(argv0: str, expected: str, monkeypatch) -> None:
+    from models.training.run import invocation
+
+    monkeypatch.setattr(sys, "argv", [argv0, "train", "--arch", "pcnn"])
+    assert invocation() == expected
+    monkeypatch.setattr(sys, "argv", ["/x/models/train.py", "--arch", "pcnn"])
+    assert invocation() == "python -m models.train --arch pcnn"

@@ -156,7 +156,11 @@ def with_training(fold: FoldPlan, extra: Sequence[int]) -> FoldPlan:
 
 
 def invocation() -> str:
-    """This process' command line as a user would type it (``edge-ser train ...``)."""
-    program = Path(sys.argv[0]).name
-    program = "python -m models.train" if program.endswith(".py") else program
+    """This process' command line as a user would type it (``edge-ser train ...``): ``python -m edge_ser[.cli]``
+    (also under torchrun) is ``edge-ser``, whose arguments start with the subcommand; ``python -m models.train``'s
+    have none."""
+    script = Path(sys.argv[0])
+    program = script.name
+    if program.endswith(".py"):
+        program = "edge-ser" if script.parent.name == "edge_ser" else "python -m models.train"
     return " ".join([program, *(shlex.quote(a) for a in sys.argv[1:])])
