@@ -23,6 +23,8 @@ ANCHORS = [
     "The seed papers' own figures use random splits (speakers shared between training and test), so they are not "
     "comparable with the speaker-independent numbers: AudioResNet 73.3 and SpectrogramResNet 71.7 accuracy on CASIA; "
     "P-CNN+Gender UA 93.9 on CASIA.",
+    "The random-split rows above trained 12 epochs (patience 6). Longer runs on CASIA's random split with "
+    "learning curves, and their gaps to the papers: [seed-reproductions.md](seed-reproductions.md).",
 ]
 
 
