@@ -140,3 +140,43 @@ def test_cli_extra_corpus(tmp_path: Path, capsys) -> None:
     assert "--extra-corpus cannot be combined with --teacher" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "y"), "--extra-corpus", f"csv={target}"]) == 2
     assert "other corpora than the training corpus" in capsys.readouterr().err
+
+
+class Cut(Exception):
+    """Stands for the machine stopping a run."""
+
+
+def test_unfinished_folds_are_scored_from_their_best_epoch_so_far(tmp_path: Path, monkeypatch) -> None:
+    """A fold cut short is scored from its saved best weights without being changed; finished folds are skipped."""
+    from benchmarks.unfinished_folds import main as unfinished
+    from models.training import loop
+    from models.training.checkpoint import load_tensors
+
+    target = write_manifest(make_corpus(tmp_path / "toy", per_speaker=3, speakers=4), tmp_path / "toy.csv")
+    other = write_manifest(make_corpus(tmp_path / "other", per_speaker=2, speakers=2), tmp_path / "other.csv")
+    out = tmp_path / "run"
+    args = [
+        *("--arch", "edge_cnn", "--dataset", "csv", "--data", str(target), "--protocol", "speaker-kfold"),
+        *("--folds", "0,1", "--epochs", "3", "--window", "0.5", "--hop", "0.25", "--batch-size", "8"),
+        *("--no-progress", "--cache-dir", str(tmp_path / "features"), "--extra-corpus", f"csv={other}"),
+        *("--patience", "0", "--out", str(out)),
+    ]
+    assert main([*args, "--folds", "0"]) == 0  # fold 0 finished
+    original = loop.save_state
+
+    def save_then_stop(run, *, out_dir):
+        original(run, out_dir=out_dir)
+        raise Cut
+
+    monkeypatch.setattr(loop, "save_state", save_then_stop)
+    with pytest.raises(Cut):  # fold 1 cut after its first epoch
+        main([*args, "--folds", "1"])
+    monkeypatch.undo()
+    cut = next(p for p in out.iterdir() if (p / "state.pt").exists())
+    before = (cut / "state.pt").read_bytes()
+    assert unfinished(["--json", str(tmp_path / "rows.json"), "--", *args]) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert list(rows) == [cut.name]  # the finished fold is not in it
+    assert rows[cut.name]["epochs_run"] == 1 and rows[cut.name]["epochs"] == 3 and 0 <= rows[cut.name]["ua"] <= 1
+    assert (cut / "state.pt").read_bytes() == before and not (cut / "metrics.json").exists()
+    assert load_tensors(cut / "state.pt")["progress"]["epoch"] == 1

@@ -204,6 +204,27 @@ def train_fold(
     return results
 
 
+def evaluate_unfinished(
+    data: CorpusData,
+    fold: FoldPlan,
+    *,
+    fold_index: int,
+    arch: str,
+    aux: Mapping[str, float],
+    cfg: TrainConfig,
+    out_dir: str | Path,
+) -> FoldResult | None:
+    """A fold still training in ``out_dir`` (a ``state.pt`` saved with these settings, no ``metrics.json``): its
+    best epoch so far, as chosen by validation, scored on the test part; nothing is written. None when the fold
+    has no state (not started, or finished)."""
+    out_dir = Path(out_dir)
+    if (out_dir / METRICS).exists() or not (out_dir / STATE).exists():
+        return None
+    run = prepare_fold(data, fold, fold_index=fold_index, arch=arch, aux=aux, cfg=cfg)
+    restore_state(run, out_dir=out_dir, resume=True)
+    return evaluate_fold(run, data=data)
+
+
 def finished_fold(out_dir: Path, *, fold: FoldPlan, cfg: TrainConfig) -> FoldResult | None:
     """The results of a fold already finished in ``out_dir`` with the same settings (None if unfinished);
     a finished fold trained otherwise is refused."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,38 @@ from .loop import train_fold
 from .report import REPORT, TrainReport, skipped_summary, summarize_folds
 
 
+@dataclass
+class PreparedRun:
+    """What a run trains on, before any fold trains: the corpus data, the ``(index, fold)`` plans, the settings
+    as every checkpoint records them, the heads and the protocol's name."""
+
+    data: CorpusData
+    folds: list[tuple[int, FoldPlan]]
+    cfg: TrainConfig
+    aux: dict[str, float]
+    protocol: str
+
+
 def train(run: RunConfig) -> TrainReport:
     """Train ``run`` (all folds of its protocol, or one final model) and return the report it wrote."""
+    plan = prepare_run(run)
+    return train_folds(
+        plan.data,
+        plan.folds,
+        arch=run.arch,
+        aux=plan.aux,
+        cfg=plan.cfg,
+        out=run.out,
+        resume=run.resume,
+        command=run.command,
+        dataset=run.dataset,
+        protocol=plan.protocol,
+    )
+
+
+def prepare_run(run: RunConfig) -> PreparedRun:
+    """Load the corpora and plan the folds of ``run`` (what :func:`train` trains, and
+    :func:`models.training.loop.evaluate_unfinished` scores)."""
     if run.threads:
         torch.set_num_threads(run.threads)
     torch.backends.cudnn.benchmark = False
@@ -66,18 +96,7 @@ def train(run: RunConfig) -> TrainReport:
         protocol = protocols.default_protocol(corpus.name) if run.protocol == "default" else run.protocol
         chosen = select_folds(protocols.make_folds(corpus, protocol, seed=cfg.seed), run.folds)
         folds = [(i, with_training(fold, data.extra_train)) for i, fold in chosen]
-    return train_folds(
-        data,
-        folds,
-        arch=run.arch,
-        aux=aux,
-        cfg=cfg,
-        out=run.out,
-        resume=run.resume,
-        command=run.command,
-        dataset=run.dataset,
-        protocol=protocol,
-    )
+    return PreparedRun(data, folds, cfg, aux, protocol)
 
 
 def train_folds(
