@@ -8,8 +8,8 @@ test speakers' UA of the checkpoint validation chose, per fold, the mean and pop
 the folds each run finished, the best validation epoch and seconds per epoch (a shared machine's
 wall clock: compare within one table only), and the command that trained it. ``--curves`` also plots
 each run's learning curves (validation UA and training loss per epoch, mean over its folds) to OUT.png,
-to show whether validation had plateaued; folds still training (a ``state.pt``, no ``metrics.json``) add
-their curves so far.
+to show whether validation had plateaued; a run with no finished fold shows the curves so far of its folds
+still training (a ``state.pt``, no ``metrics.json``).
 """
 
 from __future__ import annotations
@@ -71,9 +71,8 @@ def plot_curves(runs: dict[str, dict], path: Path) -> None:
 
     fig, (ua_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for label, run in runs.items():
-        histories = [
-            m["history"] for m in [*run["folds"].values(), *run.get("partial", {}).values()] if m.get("history")
-        ]
+        finished = [m["history"] for m in run["folds"].values() if m.get("history")]
+        histories = finished or [p["history"] for p in run.get("partial", {}).values() if p["history"]]
         if not histories:
             continue
         n = min(len(h) for h in histories)
