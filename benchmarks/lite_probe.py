@@ -66,7 +66,8 @@ def main() -> int:
     stages = {"teacher block 1 (Whisper log-mel, 50 tokens/s)": teacher_features(corpus, args.encoder).block(1)}
     init = Path(args.init)
     backbone = json.loads((init / "backbone.json").read_text())
-    backbone["max_tokens"] = lite.student_tokens(int(lite.WINDOW * lite.RATE))
+    backbone.pop("pair", None)
+    backbone["max_tokens"] = lite.student_tokens(int(lite.WINDOW * lite.RATE), backbone.get("pool", 2))
     casia = {n: load_corpus(n, str(Path(args.data).parent / n)) for n in ("casia", "emodb")}
     waves = lite._sample_waves(casia, lite.transfer_plan(casia), 200, 0)
     full = lite.build_student(args.encoder, waves, stem_ranks=(None, None), rank=None, ffn=1536, max_tokens=150)

@@ -71,7 +71,7 @@ def test_default_student_fits_the_tiny_tier(width, heads):
 def test_full_rank_svd_reproduces_the_teacher_block():
     encoder = random_encoder()
     mel = torch.randn(1, 80, 200)
-    student = from_teacher(encoder, stem_ranks=(64, 64), rank=64, ffn=256, pair=False, max_tokens=150)
+    student = from_teacher(encoder, stem_ranks=(64, 64), rank=64, ffn=256, pool=1, max_tokens=150)
     with torch.no_grad():
         ref, out = teacher_block(encoder, mel), student.tokens(mel.transpose(1, 2))
     assert out.shape == ref.shape
@@ -95,7 +95,7 @@ def test_pruning_keeps_the_most_important_units():
     encoder = random_encoder()
     importance = torch.zeros(256)
     importance[[3, 17, 200]] = 1.0
-    student = from_teacher(encoder, importance=importance, ffn=3, pair=False, max_tokens=150)
+    student = from_teacher(encoder, importance=importance, ffn=3, pool=1, max_tokens=150)
     assert torch.equal(student.block.fc1.weight, encoder.layers[0].fc1.weight[[3, 17, 200]])
     assert torch.equal(student.block.fc2.weight, encoder.layers[0].fc2.weight[:, [3, 17, 200]])
 
@@ -166,3 +166,29 @@ def test_export_satisfies_the_contract(tmp_path):
         scores = np.array([got.scores[label] for label in contract.heads[0].labels])
         assert got.label in contract.heads[0].labels
         assert np.allclose(scores, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("pool", [2, 4])
+def test_crops_align_student_tokens_with_teacher_frames(pool):
+    from models.arch.whisper_lite import WhisperLite
+    from models.training.lite import TOKEN, Clip, crop_batch
+
+    rng = np.random.default_rng(0)
+    clips = []
+    for seconds in (2.3, 3.7, 5.1):
+        samples = int(seconds * 16000)
+        frames = FRONTEND.analysis_frames(samples)
+        clips.append(
+            Clip(
+                rng.standard_normal((frames, 80)).astype(np.float32),
+                rng.standard_normal((samples // TOKEN, 16)).astype(np.float16),
+                samples,
+                0,
+            )
+        )
+    model = WhisperLite(width=32, heads=4, stem_ranks=(4, 4), rank=4, ffn=8, pool=pool, max_tokens=160)
+    for crop in (3.0, 6.0):
+        x, t, y = crop_batch(clips, [0, 1, 2], rng, crop, pool)
+        assert x.shape[0] == t.shape[0] == 3 and len(y) == 3
+        assert model.tokens(x).shape[1] == t.shape[1] > 0
+        assert t.shape[1] <= int(min(crop, 2.3) * 16000) // (320 * pool)

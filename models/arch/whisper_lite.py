@@ -1,7 +1,7 @@
 """WhisperLite: a tiny-tier student that keeps the teacher's conv stem and first block, compressed.
 
 Log-mel frames (80 bands, the numpy ``logmel`` front-end) -> the teacher's conv stem (two convolutions, the
-second strided) -> average of frame pairs (25 tokens per second instead of Whisper's 50) -> Whisper's
+second strided) -> average of ``pool`` frames (2: 25 tokens per second instead of Whisper's 50) -> Whisper's
 positional table -> one pre-norm transformer block -> mean and standard deviation over time.
 :func:`from_teacher` initializes every layer from a Whisper encoder: each convolution and attention
 projection is a truncated SVD of the teacher's weight (two thin layers, ``rank`` wide, whose product is the
@@ -142,10 +142,10 @@ class LiteBlock(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))
 
 
-def pair_positions(table: torch.Tensor) -> torch.Tensor:
-    """Whisper's positional rows averaged in pairs, matching the tokens averaged in pairs."""
-    n = table.shape[0] // 2 * 2
-    return table[:n].reshape(n // 2, 2, -1).mean(dim=1)
+def pool_positions(table: torch.Tensor, pool: int = 2) -> torch.Tensor:
+    """Whisper's positional rows averaged in groups of ``pool``, matching the tokens averaged so."""
+    n = table.shape[0] // pool * pool
+    return table[:n].reshape(n // pool, pool, -1).mean(dim=1)
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
@@ -175,14 +175,13 @@ class WhisperLite(nn.Module):
         rank: int | None = 24,
         ffn: int = 160,
         max_tokens: int = 76,
-        pair: bool = True,
+        pool: int = 2,
     ) -> None:
         super().__init__()
-        self.n_features, self.width, self.pair = n_features, width, pair
+        self.n_features, self.width, self.pool = n_features, width, pool
         self.conv1 = LowRankConv(n_features, width, 3, 1, stem_ranks[0])
         self.conv2 = LowRankConv(width, width, 3, 2, stem_ranks[1])
-        table = sinusoids(2 * max_tokens if pair else max_tokens, width)
-        self.register_buffer("positions", pair_positions(table) if pair else table)
+        self.register_buffer("positions", pool_positions(sinusoids(pool * max_tokens, width), pool))
         # Standardization of the pooled embedding (set from training data before a head is fit on it).
         self.register_buffer("embedding_shift", torch.zeros(2 * width))
         self.register_buffer("embedding_scale", torch.ones(2 * width))
@@ -201,8 +200,8 @@ class WhisperLite(nn.Module):
         x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - 8.0 * LN10)  # Whisper's dynamic-range clamp
         h = F.gelu(self.conv1(x.transpose(1, 2)))
         h = F.gelu(self.conv2(h))
-        if self.pair:
-            h = F.avg_pool1d(h, 2)
+        if self.pool > 1:
+            h = F.avg_pool1d(h, self.pool)
         h = h.transpose(1, 2)
         h = h + self.positions[: h.shape[1]]
         return self.block(h)
@@ -212,7 +211,7 @@ class WhisperLite(nn.Module):
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         n = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
-        return torch.div(n, 2, rounding_mode="floor").clamp(min=1) if self.pair else n
+        return torch.div(n, self.pool, rounding_mode="floor").clamp(min=1)
 
     def embed_frames(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return (masked_mean_std(frames, lengths) - self.embedding_shift) / self.embedding_scale
@@ -235,7 +234,7 @@ def macs_per_window(model: WhisperLite, frames: int = 299) -> int:
         return t * (n_in * n_out if layer.rank is None else layer.rank * (n_in + n_out))
 
     t2 = (frames - 1) // 2 + 1
-    t3 = t2 // 2 if model.pair else t2
+    t3 = t2 // model.pool
     attn = model.block.attn
     total = conv(model.conv1, f, frames) + conv(model.conv2, w, t2)
     total += sum(lin(p, w, w, t3) for p in (attn.q, attn.k, attn.v, attn.out))
@@ -281,9 +280,9 @@ def from_teacher(
         w1 = torch.einsum("oik,if->ofk", w1, a)
     model.conv1.load_factorized(w1, b1)
     model.conv2.load_factorized(encoder.conv2.weight.detach(), encoder.conv2.bias.detach())
-    table = encoder.embed_positions.weight.detach()[: 2 * model.positions.shape[0] if model.pair else None]
+    table = encoder.embed_positions.weight.detach()[: model.pool * model.positions.shape[0]]
     with torch.no_grad():
-        model.positions.copy_(pair_positions(table) if model.pair else table[: model.positions.shape[0]])
+        model.positions.copy_(pool_positions(table, model.pool))
     attn = layer.self_attn
     for mine, theirs in (
         (model.block.attn.q, attn.q_proj),

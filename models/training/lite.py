@@ -78,10 +78,10 @@ def pooled_loss(student: torch.Tensor, teacher: torch.Tensor, shift: torch.Tenso
     return F.mse_loss(pooled(student), pooled(teacher))
 
 
-def student_tokens(samples: int) -> int:
-    """Tokens WhisperLite makes from ``samples`` samples through :data:`FRONTEND`."""
+def student_tokens(samples: int, pool: int = 2) -> int:
+    """Tokens WhisperLite (averaging ``pool`` frames) makes from ``samples`` samples through :data:`FRONTEND`."""
     frames = FRONTEND.analysis_frames(samples)
-    return ((frames - 1) // 2 + 1) // 2
+    return ((frames - 1) // 2 + 1) // pool
 
 
 def transfer_plan(
@@ -203,26 +203,30 @@ def batches(clips: list[Clip], size: int, rng: np.random.Generator) -> list[list
 
 
 def crop_batch(
-    clips: list[Clip], members: list[int], rng: np.random.Generator, crop: float = CROP
+    clips: list[Clip], members: list[int], rng: np.random.Generator, crop: float = CROP, pool: int = 2
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """``(features (b, frames, 80), teacher tokens (b, tokens, d) or None, labels)`` of aligned random crops
-    of at most ``crop`` seconds."""
+    of at most ``crop`` seconds, for a student averaging ``pool`` (even) frames per token."""
+    group = pool // 2  # teacher pairs per student token
     n_tok = min(int(crop * RATE) // TOKEN, *(min(clips[k].samples // TOKEN, _targets(clips[k])) for k in members))
-    n_tok = max(n_tok, 1)
+    n_tok = max(n_tok // group * group, group)
     samples = n_tok * TOKEN
     n_frames = FRONTEND.analysis_frames(samples)
-    tokens = min(n_tok, student_tokens(samples))
+    tokens = min(n_tok // group, student_tokens(samples, pool))
     xs, ts = [], []
     for k in members:
         c = clips[k]
-        room = min(c.samples // TOKEN - n_tok, _targets(c) - tokens, (len(c.features) - n_frames) // 4)
+        room = min(c.samples // TOKEN - n_tok, _targets(c) - tokens * group, (len(c.features) - n_frames) // 4)
         s = int(rng.integers(0, max(room, 0) + 1))
         x = c.features[4 * s : 4 * s + n_frames]
         if len(x) < n_frames:
             x = np.pad(x, ((0, n_frames - len(x)), (0, 0)), mode="edge")
         xs.append(x)
         if c.target is not None:
-            ts.append(c.target[s : s + tokens].astype(np.float32))
+            t = c.target[s : s + tokens * group].astype(np.float32)
+            if len(t) < tokens * group:
+                t = np.pad(t, ((0, tokens * group - len(t)), (0, 0)), mode="edge")
+            ts.append(t.reshape(tokens, group, -1).mean(axis=1))
     target = torch.from_numpy(np.stack(ts)) if ts else None
     return torch.from_numpy(np.stack(xs)), target, torch.tensor([clips[k].label for k in members])
 
@@ -297,7 +301,10 @@ def distill(args: argparse.Namespace) -> None:
         student.load_state_dict(state["model"])
     else:
         state = None
-        student = build_student(args.encoder, _sample_waves(corpora, plan_, 200, args.seed))
+        sizes = {k: v for k, v in (("pool", args.pool), ("rank", args.rank), ("ffn", args.ffn)) if v is not None}
+        if args.stem_ranks:
+            sizes["stem_ranks"] = tuple(args.stem_ranks)
+        student = build_student(args.encoder, _sample_waves(corpora, plan_, 200, args.seed), **sizes)
         student_cfg = _backbone_config(student)
         (out / "backbone.json").write_text(json.dumps(student_cfg))
         save_tensors(out / "init.pt", student.state_dict())
@@ -316,7 +323,7 @@ def distill(args: argparse.Namespace) -> None:
         student.train()
         total, t0 = [], time.time()
         for members in batches(clips, args.batch, rng):
-            x, t, _ = crop_batch(clips, members, rng)
+            x, t, _ = crop_batch(clips, members, rng, CROP, student.pool)
             y = student.tokens(x)
             k = min(y.shape[1], t.shape[1])
             loss = frame_loss(y[:, :k], t[:, :k])
@@ -342,7 +349,7 @@ def _backbone_config(student: WhisperLite) -> dict:
         "rank": student.block.attn.q.rank,
         "ffn": student.block.fc1.out_features,
         "max_tokens": student.positions.shape[0],
-        "pair": student.pair,
+        "pool": student.pool,
     }
 
 
@@ -377,7 +384,7 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
 
     init = Path(args.init)
     backbone = json.loads((init / "backbone.json").read_text())
-    backbone["max_tokens"] = student_tokens(int(WINDOW * RATE))
+    backbone["max_tokens"] = student_tokens(int(WINDOW * RATE), backbone.get("pool", 2))
     config = default_config("whisper_lite", {PRIMARY: len(corpus.emotions)}, frontend=FRONTEND.to_dict())
     config["backbone"] = backbone
     config["dropout"] = args.dropout
@@ -434,7 +441,7 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
         model.train()
         t0, losses = time.time(), []
         for members in batches(clips, args.batch, rng):
-            x, t, y = crop_batch(clips, members, rng, WINDOW)
+            x, t, y = crop_batch(clips, members, rng, WINDOW, model.backbone.pool)
             frames = model.backbone.tokens(x)
             logits = model.heads[PRIMARY](model.dropout(model.backbone.embed_frames(frames.transpose(1, 2))))
             loss = F.cross_entropy(logits, y, label_smoothing=0.1)
@@ -526,6 +533,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--corpus", nargs="+", required=True, help="NAME=ROOT of the transfer corpora")
     d.add_argument("--epochs", type=int, default=12)
     d.add_argument("--lr", type=float, default=1e-3)
+    d.add_argument("--pool", type=int, choices=(2, 4), help="stem frames averaged per token (default 2)")
+    d.add_argument("--stem-ranks", type=int, nargs=2, help="ranks of the two stem convolutions")
+    d.add_argument("--rank", type=int, help="rank of the attention projections")
+    d.add_argument("--ffn", type=int, help="feed-forward units kept")
     f = sub.add_parser("finetune", help="per-fold training of a distilled WhisperLite")
     f.add_argument("--init", required=True, help="a distill output folder")
     f.add_argument("--dataset", required=True)
