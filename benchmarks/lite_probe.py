@@ -56,6 +56,7 @@ def main() -> int:
     p.add_argument("--init", required=True, help="a distill output folder")
     p.add_argument("--data", required=True)
     p.add_argument("--encoder", default="whisper-tiny.en")
+    p.add_argument("--compressed-only", action="store_true", help="only the SVD-initialized and distilled stages")
     args = p.parse_args()
     torch.set_num_threads(1)
     corpus = load_corpus("ravdess", args.data)
@@ -63,19 +64,23 @@ def main() -> int:
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
     from models.teachers.cache import teacher_features
 
-    stages = {"teacher block 1 (Whisper log-mel, 50 tokens/s)": teacher_features(corpus, args.encoder).block(1)}
+    stages = {}
+    if not args.compressed_only:
+        stages["teacher block 1 (Whisper log-mel, 50 tokens/s)"] = teacher_features(corpus, args.encoder).block(1)
     init = Path(args.init)
     backbone = json.loads((init / "backbone.json").read_text())
     backbone.pop("pair", None)
     backbone["max_tokens"] = lite.student_tokens(int(lite.WINDOW * lite.RATE), backbone.get("pool", 2))
-    casia = {n: load_corpus(n, str(Path(args.data).parent / n)) for n in ("casia", "emodb")}
-    waves = lite._sample_waves(casia, lite.transfer_plan(casia), 200, 0)
-    full = lite.build_student(args.encoder, waves, stem_ranks=(None, None), rank=None, ffn=1536, max_tokens=150)
-    stages["uncompressed student (numpy log-mel + adapter, token pairs)"] = embed(full, corpus)
+    if not args.compressed_only:
+        casia = {n: load_corpus(n, str(Path(args.data).parent / n)) for n in ("casia", "emodb")}
+        waves = lite._sample_waves(casia, lite.transfer_plan(casia), 200, 0)
+        full = lite.build_student(args.encoder, waves, stem_ranks=(None, None), rank=None, ffn=1536, max_tokens=150)
+        stages["uncompressed student (numpy log-mel + adapter, token pairs)"] = embed(full, corpus)
     for label, name in (("compressed, SVD init", "init.pt"), ("compressed, distilled", "student.pt")):
         model = WhisperLite(**backbone)
         state = load_tensors(init / name)
-        state["positions"] = torch.cat([state["positions"], model.positions[len(state["positions"]) :]])
+        kept = min(len(model.positions), len(state["positions"]))
+        state["positions"] = torch.cat([state["positions"][:kept], model.positions[kept:]])
         for key in ("embedding_shift", "embedding_scale"):
             state[key] = getattr(model, key)
         model.load_state_dict(state)

@@ -393,7 +393,8 @@ def finetune_fold(args: argparse.Namespace, corpus: Corpus, fold: Fold, out: Pat
     for name in ("embedding_shift", "embedding_scale"):  # set below, from the fold's training speakers
         state[name] = getattr(model.backbone, name)
     table = model.backbone.positions.clone()  # the window's length; the rows distillation used are kept
-    table[: len(state["positions"])] = state["positions"]
+    kept = min(len(table), len(state["positions"]))
+    table[:kept] = state["positions"][:kept]
     state["positions"] = table
     model.backbone.load_state_dict(state)
     n = len(corpus.emotions)
