@@ -229,7 +229,8 @@ def fresh_process_lines(repeats: int = 5) -> list[str]:
     old_peak = float(np.median([r["peak_rss_mb"] for r in old]))
     return [
         f"Fresh predict process (`edge-ser bench`'s child, default model, 3 s array, median of {repeats}): "
-        f"whole-process cold start {fresh['cold_start_ms']:.0f} ms (in-process {fresh['in_process_ms']:.0f} ms), "
+        f"whole-process cold start {fresh['cold_start_ms']:.0f} ms (in-process {fresh['in_process_ms']:.0f} ms; "
+        f"the process's CPU time {fresh['cold_start_cpu_ms']:.0f} ms), "
         f"peak RSS (VmHWM) {fresh['peak_rss_mb']:.1f} MiB; the same child importing numpy.random too (as "
         f"bench's child did to make its signal): {old_peak:.1f} MiB."
     ]

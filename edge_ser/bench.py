@@ -8,9 +8,9 @@ every window, as ``Recognizer`` computes them; nothing for waveform-in models), 
 come from one run), in wall-clock time and in this thread's CPU time (what time slices lost to other
 processes on a shared core leave out); the real-time factor (total p50 / audio duration); and, from fresh processes that
 make one prediction, the cold start in-process (import, load, predict) and as a whole process
-(interpreter start to first prediction, wall clock), and the child's peak resident memory (``VmHWM``,
-read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork and exec), and the load
-average at the start (the machine's other work, which slows the figures). With
+(interpreter start to first prediction, wall clock, and that process's CPU time), and the child's peak
+resident memory (``VmHWM``, read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork
+and exec), and the load average at the start (the machine's other work, which slows the figures). With
 ``--data DIR --dataset NAME`` (the training side, ``benchmarks.accuracy``) also UA/WA on that corpus.
 Needs only the runtime.
 
@@ -60,14 +60,14 @@ try:
 except EdgeSERError as exc:
     print(json.dumps({"error": str(exc)}))
     sys.exit()
-done, inside = time.time(), time.perf_counter() - t
+done, inside, cpu = time.time(), time.perf_counter() - t, time.process_time()
 peak = None
 try:
     with open("/proc/self/status") as f:
         peak = next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
 except OSError:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
-print(json.dumps({"done": done, "in_process_ms": 1e3 * inside, "peak_rss_mb": peak}))
+print(json.dumps({"done": done, "in_process_ms": 1e3 * inside, "cpu_ms": 1e3 * cpu, "peak_rss_mb": peak}))
 """
 
 # A fresh interpreter, argv = threads, seconds, runs, warmup, model paths...: `latency`.
@@ -198,16 +198,20 @@ def measure_latency(paths: list[str], threads: int, seconds: float, runs: int, w
 def fresh_process(path: str, threads: int, seconds: float, rate: int, repeats: int = FRESH_RUNS) -> dict[str, float]:
     """Medians over ``repeats`` new interpreters that make one prediction on :func:`bench_signal`: whole-process
     cold start (ms, from starting the interpreter to the first prediction), the in-process part (import, load,
-    predict) and the child's own peak resident memory (MiB)."""
+    predict), the process's CPU time up to the first prediction (ms, user + system from its start: about what the
+    cold start takes on an idle core, where a loaded machine's wall clock counts other jobs' time too) and the
+    child's own peak resident memory (MiB)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         signal = Path(tmp) / "signal.npy"
         np.save(signal, bench_signal(seconds, rate))
         for _ in range(repeats):
             result, started = in_fresh_process(_FRESH, [path, str(threads), str(signal), str(rate)], threads)
-            rows.append((1e3 * (result["done"] - started), result["in_process_ms"], result["peak_rss_mb"]))
-    cold, inside, peak = (float(np.median(col)) for col in zip(*rows))
-    return {"cold_start_ms": cold, "in_process_ms": inside, "peak_rss_mb": peak}
+            rows.append(
+                (1e3 * (result["done"] - started), result["in_process_ms"], result["cpu_ms"], result["peak_rss_mb"])
+            )
+    cold, inside, cpu, peak = (float(np.median(col)) for col in zip(*rows))
+    return {"cold_start_ms": cold, "in_process_ms": inside, "cold_start_cpu_ms": cpu, "peak_rss_mb": peak}
 
 
 def bench_models(
@@ -278,7 +282,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         *(f"{p} ms p50/p90/p99" for p in ("front-end", "inference", "total")),
         "CPU ms p50 front-end / inference / total",
         "RTF",
-        "cold start ms (process / in-process)",
+        "cold start ms (process / in-process / process CPU)",
         "peak RSS MiB",
     ]
     head += ["UA %", "WA %"] if scored else []
@@ -300,7 +304,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             *(" / ".join(f"{r['latency_ms'][p][f'p{q}']:.3f}" for q in PERCENTILES) for p in PARTS),
             " / ".join(f"{r['cpu_ms'][p]['p50']:.3f}" for p in PARTS),
             f"{r['rtf']:.4f}",
-            f"{r['cold_start_ms']:.0f} / {r['in_process_ms']:.0f}",
+            " / ".join(f"{r[k]:.0f}" for k in ("cold_start_ms", "in_process_ms", "cold_start_cpu_ms") if k in r),
             f"{r['peak_rss_mb']:.1f}",
         ]
         if scored:

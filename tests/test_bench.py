@@ -196,6 +196,7 @@ def test_peak_memory_is_the_childs_own(tiny_model):
     assert held.sum() > 0
     assert 10 < child["peak_rss_mb"] < 300
     assert child["cold_start_ms"] > child["in_process_ms"] > 0
+    assert 0 < child["cold_start_cpu_ms"] < 60_000
 
 
 def test_bad_model_path_exits_2_with_one_line(tmp_path, capsys):
