@@ -297,7 +297,8 @@ class FrontEnd:
             span = _buffer(("signal",), ((stop - start - 1) * step + length,), np.float64)
             before = previous if first == 0 else (float(samples[first - 1]) if first <= len(samples) else None)
             self._emphasize(samples[first:], before, span)
-            return np.lib.stride_tricks.sliding_window_view(span, length)[::step]
+            shape, strides = (stop - start, length), (step * span.itemsize, span.itemsize)
+            return np.lib.stride_tricks.as_strided(span, shape, strides, writeable=False)  # frames overlap
 
         return self._rows(self._power(n_frames, frames))
 
