@@ -180,3 +180,11 @@ def test_unfinished_folds_are_scored_from_their_best_epoch_so_far(tmp_path: Path
     assert rows[cut.name]["epochs_run"] == 1 and rows[cut.name]["epochs"] == 3 and 0 <= rows[cut.name]["ua"] <= 1
     assert (cut / "state.pt").read_bytes() == before and not (cut / "metrics.json").exists()
     assert load_tensors(cut / "state.pt")["progress"]["epoch"] == 1
+
+
+def test_settings_without_extra_corpora_are_those_of_older_runs() -> None:
+    """A run without extra corpora records (and resumes under) the same settings as before the option existed."""
+    from models.training.config import TrainConfig
+
+    assert "extra_corpora" not in TrainConfig().to_dict()
+    assert TrainConfig(extra_corpora=("ravdess",)).to_dict()["extra_corpora"] == ("ravdess",)

@@ -82,6 +82,8 @@ class TrainConfig:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
         d["distill"] = self.distill.to_dict() if self.distill else None
+        if not self.extra_corpora:  # absent, as before the option existed: older runs' states still resume
+            del d["extra_corpora"]
         return d
 
     @property
