@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_ser.model import ASSETS, SHIPPED  # noqa: E402
-from export.base_tier import RECIPES, WINDOW, export_base, fit_adapted, fit_head, space  # noqa: E402
+from export.base_tier import RECIPES, WINDOW, clip_waves, export_base, fit_adapted, fit_head, space  # noqa: E402
 
 CONFIG = re.compile(r"^(?:full|(?:keep(?P<keep>0?\.\d+|1(?:\.0)?))?\+?(?:pool(?P<pool>\d))?)$")
 
@@ -68,19 +68,10 @@ def slim_encoder(base, recipe, keep: float, pool: int | None, data_root: str, wo
 
 def features(module, files: list[str], cache: Path) -> np.ndarray:
     """Every file's embedding through ``module`` (cut to the window), cached; NaN rows for unreadable files."""
-    from edge_ser.audio import load_audio
-    from edge_ser.errors import AudioError
     from models.teachers.base_tier import embed_waves
 
-    def waves():
-        for f in files:
-            try:
-                yield load_audio(f, target_rate=16000)[0][: int(WINDOW * 16000)]
-            except AudioError:
-                yield None
-
     if not cache.exists():
-        np.save(cache, embed_waves(module, waves()))
+        np.save(cache, embed_waves(module, clip_waves(files)))
     return np.load(cache)
 
 

@@ -28,6 +28,7 @@ import datetime as _dt
 import json
 import platform
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,24 +130,25 @@ def folded(head: tuple) -> tuple[np.ndarray, np.ndarray]:
     return w, intercept - w @ mean
 
 
-def refit_features(fp32: Path, variant: str, files: list[str], work: Path) -> np.ndarray:
-    """Every utterance's pooled embedding through ``variant``'s encoder (identical in every fold: only the head
-    differs), cached in ``work``; NaN rows for unreadable files."""
+def clip_waves(files: list[str]) -> Iterator[np.ndarray | None]:
+    """Each file's 16 kHz samples cut to the window (``None`` for a file that cannot be read), in order."""
     from edge_ser.audio import load_audio
     from edge_ser.errors import AudioError
 
+    for f in files:
+        try:
+            yield load_audio(f, target_rate=16000)[0][: int(WINDOW * 16000)]
+        except AudioError:
+            yield None
+
+
+def refit_features(fp32: Path, variant: str, files: list[str], work: Path) -> np.ndarray:
+    """Every utterance's pooled embedding through ``variant``'s encoder (identical in every fold: only the head
+    differs), cached in ``work``; NaN rows for unreadable files."""
     cache = work / f"{REFIT[variant]}.features.npy"
     if cache.exists():
         return np.load(cache)
-
-    def waves():
-        for f in files:
-            try:
-                yield load_audio(f, target_rate=16000)[0][: int(WINDOW * 16000)]
-            except AudioError:
-                yield None
-
-    x = embeddings(fp32, variant, waves()).astype(np.float64)
+    x = embeddings(fp32, variant, clip_waves(files)).astype(np.float64)
     np.save(cache, x)
     return x
 
@@ -240,8 +242,6 @@ def recipe_features(recipe: BaseRecipe, corpus, teacher, work: Path) -> tuple[np
     """``(x, ok)``: every utterance's pooled embedding (the head's input) and whether its file was readable. Whisper's
     own blocks read the teacher feature cache; a slim encoder embeds each clip (cut to the window, as the runtime
     scores it) itself, cached in ``work``."""
-    from edge_ser.audio import load_audio
-    from edge_ser.errors import AudioError
     from models.teachers.base_tier import embed_waves, trunk
     from models.teachers.cache import teacher_features
 
@@ -250,15 +250,8 @@ def recipe_features(recipe: BaseRecipe, corpus, teacher, work: Path) -> tuple[np
         return feats.block(recipe.block).astype(np.float64), feats.ok
     cache = work / "features.npy"
     if not cache.exists():
-
-        def waves():
-            for u in corpus.utterances:
-                try:
-                    yield load_audio(str(Path(corpus.root) / u.path), target_rate=16000)[0][: int(WINDOW * 16000)]
-                except AudioError:
-                    yield None
-
-        np.save(cache, embed_waves(trunk(teacher, recipe.block, recipe.pool_after), waves()))
+        files = [str(Path(corpus.root) / u.path) for u in corpus.utterances]
+        np.save(cache, embed_waves(trunk(teacher, recipe.block, recipe.pool_after), clip_waves(files)))
     x = np.load(cache)
     ok = np.isfinite(x).all(axis=1)
     return np.where(ok[:, None], x, 0.0), ok

@@ -29,6 +29,24 @@ FLASH_BAR, RAM_BAR = 256 * 1024, 128 * 1024
 MODELS = ["english-adaptive", "english", MCU_STUDENT]  # functionals_mlp, edge_cnn, stream_net
 
 
+def _save_graph(path: Path, nodes: list, inits: list, name: str, contract) -> Path:
+    """A features-in (16 bins), 3-logit ONNX graph of ``nodes`` with ``contract`` in its metadata, saved at ``path``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "frames", 16])],
+        [helper.make_tensor_value_info("emotion_logits", TensorProto.FLOAT, ["batch", 3])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"edge_ser.contract": contract.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
 @pytest.mark.parametrize("model", MODELS, ids=["english-adaptive", "english", "english-stream"])
 def test_generated_model_on_cortex_m4(model: str, tmp_path: Path) -> None:
     clip = (voiced(3.0, seed=11) * 32767).astype(np.int16)
@@ -97,8 +115,7 @@ def test_export_refuses_what_it_cannot_compile(tmp_path: Path) -> None:
 def _tiny_conv_model(path: Path) -> Path:
     """An FP32 convolutional model with the operators a student may use beyond the shipped ones
     (stride-2 and depthwise convolutions, max and average pooling, sigmoid, global pooling)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
     from tiny_models import make_contract
 
     from edge_ser.frontend import FrontEnd
@@ -129,17 +146,7 @@ def _tiny_conv_model(path: Path) -> Path:
         helper.make_node("Add", ["m4", weight("b4", 3)], ["emotion_logits"]),
     ]
     inits[0] = numpy_helper.from_array(np.array([1], np.int64), "axis")
-    graph = helper.make_graph(
-        nodes,
-        "tiny_conv",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "frames", 16])],
-        [helper.make_tensor_value_info("emotion_logits", TensorProto.FLOAT, ["batch", 3])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    helper.set_model_props(model, {"edge_ser.contract": contract.to_json()})
-    onnx.save(model, str(path))
-    return path
+    return _save_graph(path, nodes, inits, "tiny_conv", contract)
 
 
 def test_generator_on_a_synthetic_fp32_convnet(tmp_path: Path) -> None:
@@ -163,8 +170,7 @@ def _tiny_stream_model(path: Path) -> Path:
     """An FP32 causal 1-D convnet with the operators of a StreamNet (models/arch/stream_net.py): transposed and
     left-padded input, strided stem, dilated depthwise convolution, 1x1 convolution with a residual, mean and
     standard deviation pooling (ReduceMean, Sub, Pow, Clip, Sqrt, Concat), a linear head."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
     from tiny_models import make_contract
 
     from edge_ser.frontend import FrontEnd
@@ -205,17 +211,7 @@ def _tiny_stream_model(path: Path) -> Path:
         helper.make_node("MatMul", ["stats", weight("w4", 16, 3)], ["m4"]),
         helper.make_node("Add", ["m4", weight("b4", 3)], ["emotion_logits"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_stream",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "frames", 16])],
-        [helper.make_tensor_value_info("emotion_logits", TensorProto.FLOAT, ["batch", 3])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    helper.set_model_props(model, {"edge_ser.contract": contract.to_json()})
-    onnx.save(model, str(path))
-    return path
+    return _save_graph(path, nodes, inits, "tiny_stream", contract)
 
 
 def test_generator_on_a_synthetic_stream_net(tmp_path: Path) -> None:
