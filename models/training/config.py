@@ -69,8 +69,6 @@ class TrainConfig:
             raise ValueError("transcript_max_seconds must be positive")
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
-        if self.distill is not None and self.extra_corpora:
-            raise ValueError("--extra-corpus cannot be combined with --teacher (teacher targets are per corpus)")
         if self.distill is not None:
             if self.mixup:
                 raise ValueError("distillation and mixup cannot be combined (mixed inputs have no teacher target)")

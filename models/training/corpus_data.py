@@ -33,6 +33,8 @@ class CorpusData:
     ``extra_train``: indices of the utterances that extra corpora added after the corpus' own (relabelled to its
     classes, speakers prefixed by their corpus, see :func:`models.data.label_map.relabel`); they only ever train,
     never validate or test. ``corpus`` then holds the corpus' own utterances first, the extra ones after them.
+    ``extra_sources``: where those come from, in order: each extra corpus as loaded (its own name, root and
+    labels, which its caches are keyed on, e.g. the teacher's features) and the indices of its utterances kept.
     """
 
     corpus: Corpus
@@ -41,6 +43,7 @@ class CorpusData:
     waves: FeatureTable | None
     transfer: tuple[CorpusData, ...] = ()
     extra_train: tuple[int, ...] = ()
+    extra_sources: tuple[tuple[Corpus, tuple[int, ...]], ...] = ()
 
 
 def samples(seconds: float, rate: int) -> int:
@@ -99,6 +102,7 @@ def with_extra(
         inputs=joined(data.inputs),
         waves=None if data.waves is None else joined(data.waves),
         extra_train=tuple(range(n_own, len(utterances))),
+        extra_sources=tuple((o, tuple(i for i, _ in p)) for o, p in kept),
     )
 
 

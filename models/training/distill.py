@@ -14,6 +14,12 @@ Test (and validation) speakers never enter: not the teacher head, not the statis
 (``speed0.9``, ``speed1.1``) have their own cached teacher features and labels, so a student trained on a
 sped-up copy learns what the teacher said of that copy.
 
+**Extra corpora** (``--extra-corpus``: other corpora's utterances, relabelled to the corpus' classes, in every
+fold's training part) keep their own cached teacher features (the same encoder and block, computed for that
+corpus); their soft labels come from one head fit on all the fold's training utterances of the corpus itself --
+the extra clips never fit a teacher head -- and their features are standardized like the corpus' own (with the
+corpus' training statistics, after per-speaker standardization for a speaker-adaptive student).
+
 A **transfer set** widens what the student hears: every utterance of other corpora (``--transfer``), which has
 no label the fold's heads know, gets its targets from :func:`transfer_targets` -- soft labels from one head
 fit on all the fold's training utterances, and its teacher features standardized with the same training
@@ -23,7 +29,8 @@ so every fold stays speaker-independent.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -145,6 +152,39 @@ def _teacher_views(corpus: Any, cfg: DistillConfig, views: tuple[str, ...]) -> t
     return feats, ok
 
 
+def _own_part(corpus: Any, extra: Sequence[tuple[Any, Sequence[int]]]) -> tuple[Any, int]:
+    """``corpus`` without the ``extra`` corpora's utterances that follow its own (``CorpusData.extra_sources``: each
+    such corpus as loaded and the indices of its utterances, in order), and the number of its own."""
+    n_own = len(corpus.utterances) - sum(len(rows) for _, rows in extra)
+    return (replace(corpus, utterances=corpus.utterances[:n_own]) if extra else corpus), n_own
+
+
+def _joined_views(
+    corpus: Any, extra: Sequence[tuple[Any, Sequence[int]]], cfg: DistillConfig, views: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`_teacher_views` of every row of ``corpus``, whose last rows are the ``extra`` corpora's utterances
+    (see :func:`_own_part`): each corpus' features come from its own cache (the same encoder and block)."""
+    own, _ = _own_part(corpus, extra)
+    parts = [(own, slice(None)), *((other, np.asarray(rows, dtype=np.int64)) for other, rows in extra)]
+    loaded = [(*_teacher_views(c, cfg, views), rows) for c, rows in parts]
+    feats = {view: np.concatenate([f[view][rows] for f, _, rows in loaded]) for view in loaded[0][0]}
+    return feats, np.concatenate([ok[rows] for _, ok, rows in loaded])
+
+
+def _labelled_by(
+    head: tuple[np.ndarray, np.ndarray, Any], feats: dict[str, np.ndarray], rows: np.ndarray, n_classes: int, t: float
+) -> dict[str, np.ndarray]:
+    """Per view, the soft labels at temperature ``t`` that a :func:`fit_head` head gives ``rows``; NaN elsewhere."""
+    mean, std, clf = head
+    out = {}
+    for view, f in feats.items():
+        soft = np.full((len(f), n_classes), np.nan, np.float32)
+        if len(rows):
+            soft[rows] = _soft(clf, (f[rows] - mean) / std, n_classes, t)
+        out[view] = soft
+    return out
+
+
 def _standardized(
     feats: dict[str, np.ndarray], rows: np.ndarray, mean: np.ndarray, std: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -191,16 +231,27 @@ def fold_targets(
     views: tuple[str, ...],
     seed: int,
     per_speaker: bool = False,
+    extra: Sequence[tuple[Any, Sequence[int]]] = (),
 ) -> Targets:
     """The distillation targets of one fold (see the module docstring); ``per_speaker``: the teacher's features are
-    first standardized per training speaker (:func:`per_speaker_standardized`), for a speaker-adaptive student."""
-    feats, ok = _teacher_views(corpus, cfg, views)
+    first standardized per training speaker (:func:`per_speaker_standardized`), for a speaker-adaptive student.
+
+    ``extra``: the other corpora whose relabelled utterances are the last rows of ``corpus`` (``--extra-corpus``,
+    ``CorpusData.extra_sources``); those of them in ``train`` get soft labels from one head fit on the corpus' own
+    training rows, never from a head they trained."""
+    feats, ok = _joined_views(corpus, extra, cfg, views)
     train = train[ok[train] & (y[train] >= 0)]
+    _, n_own = _own_part(corpus, extra)
+    own, extra_rows = train[train < n_own], train[train >= n_own]
     speakers = np.array([u.speaker for u in corpus.utterances])
     if per_speaker:
         feats = per_speaker_standardized(feats, speakers, train)
-    soft = cross_fitted_soft_labels(feats, y, speakers, train, n_classes, cfg.temperature, cfg.groups, cfg.c, seed)
-    mean, std = feats["clean"][train].mean(0), feats["clean"][train].std(0) + 1e-6
+    soft = cross_fitted_soft_labels(feats, y, speakers, own, n_classes, cfg.temperature, cfg.groups, cfg.c, seed)
+    if len(extra_rows):
+        labelled = _labelled_by(fit_head(feats["clean"], y, own, cfg.c), feats, extra_rows, n_classes, cfg.temperature)
+        for view in soft:
+            soft[view][extra_rows] = labelled[view][extra_rows]
+    mean, std = feats["clean"][own].mean(0), feats["clean"][own].std(0) + 1e-6
     return Targets(soft, _standardized(feats, train, mean, std))
 
 
@@ -212,22 +263,22 @@ def transfer_targets(
     cfg: DistillConfig,
     views: tuple[str, ...],
     other: Any,
+    extra: Sequence[tuple[Any, Sequence[int]]] = (),
 ) -> Targets:
     """Targets for every utterance of ``other`` (a transfer corpus) in one fold of ``corpus``: soft labels from one
-    head fit on all the fold's training utterances ``train`` of ``corpus``, features standardized with their
-    statistics. Utterances the teacher could not read stay NaN."""
+    head fit on all the fold's training utterances ``train`` of ``corpus`` (its own: not the ``extra`` corpora's
+    rows, see :func:`fold_targets`), features standardized with their statistics. Utterances the teacher could not
+    read stay NaN."""
+    corpus, n_own = _own_part(corpus, extra)
     feats, ok = _teacher_views(corpus, cfg, ("clean",))
+    train = train[train < n_own]
     train = train[ok[train] & (y[train] >= 0)]
-    mean, std, clf = fit_head(feats["clean"], y, train, cfg.c)
+    head = fit_head(feats["clean"], y, train, cfg.c)
     other_feats, other_ok = _teacher_views(other, cfg, views)
     rows = np.flatnonzero(other_ok)
-    soft = {}
-    for view, f in other_feats.items():
-        out = np.full((len(f), n_classes), np.nan, np.float32)
-        if len(rows):
-            out[rows] = _soft(clf, (f[rows] - mean) / std, n_classes, cfg.temperature)
-        soft[view] = out
-    return Targets(soft, _standardized(other_feats, rows, mean, std))
+    return Targets(
+        _labelled_by(head, other_feats, rows, n_classes, cfg.temperature), _standardized(other_feats, rows, *head[:2])
+    )
 
 
 def soft_label_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:

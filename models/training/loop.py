@@ -155,6 +155,23 @@ def _training_settings(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.to_dict().items() if k not in ("device", "progress")}
 
 
+def same_settings(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether training settings ``saved`` (from a checkpoint's JSON) are ``current``'s: a setting added since
+    (absent from ``saved``, also inside ``augment`` and ``distill``) counts at its default, and no extra corpora is
+    the same whether recorded as an empty list (runs of the first ``--extra-corpus`` version) or not at all;
+    entries that are not settings (the command, the fold, ...) are ignored."""
+    defaults = {"extra_corpora": [], **jsonable(_training_settings(TrainConfig()))}
+
+    def filled(settings: Mapping[str, Any]) -> dict[str, Any]:
+        out = jsonable({**defaults, **settings})
+        out["augment"] = {**defaults["augment"], **(out["augment"] or {})}
+        if isinstance(out["distill"], dict) and "teacher" in out["distill"]:
+            out["distill"] = {**jsonable(distill.DistillConfig(out["distill"]["teacher"]).to_dict()), **out["distill"]}
+        return {k: out.get(k) for k in {*defaults, *current}}
+
+    return filled(saved) == filled(current)
+
+
 def train_fold(
     data: CorpusData,
     fold: FoldPlan,
@@ -230,10 +247,8 @@ def finished_fold(out_dir: Path, *, fold: FoldPlan, cfg: TrainConfig) -> FoldRes
     a finished fold trained otherwise is refused."""
     if not ((out_dir / METRICS).exists() and (out_dir / CONFIG).exists()):
         return None
-    settings = _training_settings(cfg)
     saved = json.loads((out_dir / CONFIG).read_text()).get("training", {})
-    defaults = jsonable(TrainConfig().to_dict())  # settings added since that fold was trained
-    if {k: saved.get(k, defaults[k]) for k in settings} != jsonable(settings) or saved.get("fold") != fold.name:
+    if not same_settings(saved, _training_settings(cfg)) or saved.get("fold") != fold.name:
         raise ValueError(f"{out_dir} is a finished fold trained with other settings; rerun without --resume")
     return FoldResult.from_dict(json.loads((out_dir / METRICS).read_text()))
 
@@ -282,6 +297,7 @@ def prepare_fold(
             cfg.teacher_views,
             cfg.seed,
             per_speaker=cfg.normalization == "speaker",
+            extra=data.extra_sources,
         )
         projector = torch.nn.Linear(model.backbone.embedding_dim, teacher.dim).to(device)
     trainable = [*model.parameters(), *(projector.parameters() if projector is not None else ())]
@@ -342,7 +358,7 @@ def restore_state(run: FoldRun, *, out_dir: Path, resume: bool) -> None:
         path.unlink(missing_ok=True)
         return
     saved = load_tensors(path)
-    if saved["identity"] != run.identity:
+    if not same_identity(saved["identity"], run.identity):
         raise ValueError(f"{path} was saved with other settings; rerun without --resume")
     run.model.load_state_dict(saved["model"])
     if run.projector is not None:
@@ -351,6 +367,14 @@ def restore_state(run: FoldRun, *, out_dir: Path, resume: bool) -> None:
     run.scheduler.load_state_dict(saved["scheduler"])
     run.progress, run.best_state = saved["progress"], saved["best"]
     _log(f"{run.name}: resuming after epoch {run.progress['epoch']}")
+
+
+def same_identity(saved: str, current: str) -> bool:
+    """Whether a state saved with identity ``saved`` continues the fold ``current``: the same model config and
+    fold, and the same training settings (:func:`same_settings`)."""
+    old, new = json.loads(saved), json.loads(current)
+    rest = [k for k in {*old, *new} if k != "training"]
+    return all(old.get(k) == new.get(k) for k in rest) and same_settings(old["training"], new["training"])
 
 
 def save_state(run: FoldRun, *, out_dir: Path) -> None:
@@ -387,7 +411,7 @@ def transfer_sources(
     crop = samples(cfg.crop, data.inputs.frontend.sample_rate)
     for other in data.transfer:
         targets = distill.transfer_targets(
-            data.corpus, train_idx, y, n_classes, cfg.distill, cfg.teacher_views, other.corpus
+            data.corpus, train_idx, y, n_classes, cfg.distill, cfg.teacher_views, other.corpus, data.extra_sources
         )
         rows = np.flatnonzero(~np.isnan(targets.features["clean"]).any(axis=1))
         if len(rows) < 2 * distributed.shard()[1]:  # too few for one batch: its stream would never yield
