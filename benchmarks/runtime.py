@@ -442,6 +442,8 @@ def main() -> None:
         "",
         *body,
     ]
+    if args.out and args.out.exists():  # sections other benchmarks wrote into the file (``## ...``) stay
+        lines += ["", *("## " + s.rstrip("\n") + "\n" for s in args.out.read_text().split("\n## ")[1:])]
     emit(lines, args.out)
 
 

@@ -1,0 +1,125 @@
+"""Front-end time per 3 s of audio, this checkout's ``edge_ser/frontend.py`` against an earlier commit's.
+
+    python -m benchmarks.frontend_speed [--before REF] [--runs 1000] [--out benchmarks/results/runtime.md]
+
+Both implementations run in one process, pinned to one core, and take turns call by call (one interleaved
+run: a loaded machine slows them alike, so their ratio holds); figures are medians of this thread's CPU
+time. Rows: the shipped ``english`` log-mel front-end (10 ms hop), the same with a 20 ms hop, the shipped
+``chinese`` MFCC, and numpy's float64 rfft of each one's frames alone (the FFT's share, which no change
+to the code around it removes). Before timing, each pair's features are compared.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import importlib.util  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks.report import replace_section  # noqa: E402
+from benchmarks.runtime import interleaved  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BEFORE = "238b464"  # main before the front-end's per-frame work was cut (2026-12-01)
+HEAD = "# Runtime figures\n"
+
+
+def frontend_at(ref: str) -> ModuleType:
+    """``edge_ser/frontend.py`` as of git ``ref``, loaded as a module beside the current one."""
+    source = subprocess.run(
+        ["git", "show", f"{ref}:edge_ser/frontend.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    name = "edge_ser._frontend_before"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    module.__package__ = "edge_ser"
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(source, f"{ref}:edge_ser/frontend.py", "exec"), module.__dict__)
+    return module
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def report(ref: str, runs: int) -> list[str]:
+    from edge_ser import Recognizer
+
+    old = frontend_at(ref)
+    english = Recognizer("english").contract.frontend
+    configs = {
+        "`english` log-mel, 10 ms hop (shipped)": english,
+        "`english` log-mel, 20 ms hop": dataclasses.replace(english, hop_length=0.02),
+        "`chinese` MFCC, 10 ms hop (shipped)": Recognizer("chinese").contract.frontend,
+    }
+    x = (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32)
+    fns, worst = {}, {}
+    for name, new in configs.items():
+        before = old.FrontEnd(**dataclasses.asdict(new))
+        worst[name] = float(np.abs(new(x).astype(np.float64) - before(x)).max())
+        n = new.analysis_frames(len(x))
+        frames, spectrum = np.random.default_rng(1).standard_normal((n, new.frame_length)), np.empty((n, 257), complex)
+        fns[(name, "before")] = lambda fe=before: fe(x)
+        fns[(name, "after")] = lambda fe=new: fe(x)
+        fns[(name, "fft")] = lambda a=frames, o=spectrum, n_fft=new.n_fft: np.fft.rfft(a, n=n_fft, out=o)
+    ms = interleaved(fns, runs, warmup=30)
+    lines = [
+        f"Front-end per 3 s of 16 kHz audio, `{ref}` (before) against this checkout (after), CPU ms, median of "
+        f"{runs} interleaved runs:",
+        "",
+        "| front-end | frames | before | after | after / before | numpy rfft of the frames alone | "
+        "after minus the rfft | max abs difference of the features |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, fe in configs.items():
+        b, a, f = (ms[(name, part)][0] for part in ("before", "after", "fft"))
+        lines.append(
+            f"| {name} | {fe.analysis_frames(len(x))} | {b:.3f} | {a:.3f} | {a / b:.2f} | {f:.3f} | {a - f:.3f} | "
+            f"{worst[name]:.1e} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE, help="git ref of the front-end to compare (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--out", type=Path, help="Markdown file to write the section into (replacing its old one)")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    started, load = datetime.now(timezone.utc), os.getloadavg()
+    body = report(args.before, args.runs)
+    text = "\n".join(
+        [
+            f"## Front-end before and after ({started:%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"{cpu_name()} · {os.cpu_count()} cores on the machine, pinned to 1 · numpy {np.__version__} · load "
+            f"average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
+            "",
+            "Command: `python -m benchmarks.frontend_speed " + " ".join(sys.argv[1:]) + "`",
+            "",
+            *body,
+        ]
+    )
+    print(text)
+    if args.out:
+        replace_section(args.out, HEAD, "Front-end before and after", text + "\n")
+
+
+if __name__ == "__main__":
+    main()
