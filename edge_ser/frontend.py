@@ -17,7 +17,6 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from typing import Any
 
@@ -45,7 +44,13 @@ _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty ban
 
 
 def _round_half_up(x: float) -> int:
-    return int(Decimal(repr(x)).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    """``x`` to the nearest integer, halves up, as python_speech_features rounds ``decimal.Decimal(repr(x))``
+    for non-negative ``x``: a float's shortest ``repr`` ends in exactly .5 only when the float does, so
+    its exact fractional part decides (without importing ``decimal``: 0.3 MiB of the predict process)."""
+    if not math.isfinite(x):
+        raise ContractError(f"front-end window and hop must be finite, got {x!r} samples")
+    whole, fraction = divmod(x, 1.0)  # exact for floats
+    return int(whole) + (fraction >= 0.5)
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
