@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,7 +13,12 @@ from .contract import ModelContract
 from .errors import ContractError, ModelError
 from .frontend import Normalization
 
-ASSETS = Path(__file__).parent / "assets"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# The package's model files. Paths here are strings (os.path): pathlib would add urllib.parse and ipaddress
+# to the predict process (0.6 MiB, several ms); ``ASSETS`` and :func:`resolve` still give ``Path`` objects.
+_ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 # Shipped models by name (English: RAVDESS, 8 emotions; Chinese: CASIA, 6 emotions);
 # "default" is what Recognizer() loads. `python -m export.ship NAME` rebuilds them.
 SHIPPED: dict[str, str] = {
@@ -42,12 +46,27 @@ MAX_MODEL_BYTES = 2**30  # an edge model is kilobytes to megabytes; refuse to lo
 
 def shipped_models() -> list[str]:
     """Names (and aliases) of the models inside the package that exist on disk."""
-    present = sorted(n for n, f in SHIPPED.items() if (ASSETS / f).is_file())
+    present = sorted(n for n, f in SHIPPED.items() if os.path.isfile(os.path.join(_ASSETS, f)))
     return present + sorted(a for a, n in ALIASES.items() if n in present)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ASSETS":  # the assets folder as a Path, for the training side and tests
+        from pathlib import Path
+
+        return Path(_ASSETS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve(model: str | os.PathLike) -> Path:
     """The file for a shipped model name or a path; :class:`ModelError` if there is none."""
+    from pathlib import Path
+
+    return Path(resolve_file(model))
+
+
+def resolve_file(model: str | os.PathLike) -> str:
+    """:func:`resolve` as a string path (what the predict path uses, without pathlib)."""
     if not isinstance(model, (str, os.PathLike)):
         raise ModelError(f"model must be a shipped model name or a path, got {type(model).__name__}")
     name = os.fspath(model)
@@ -55,14 +74,13 @@ def resolve(model: str | os.PathLike) -> Path:
         name = os.fsdecode(name)
     name = ALIASES.get(name, name)
     if name in SHIPPED:
-        path = ASSETS / SHIPPED[name]
-        if not path.is_file():
+        path = os.path.join(_ASSETS, SHIPPED[name])
+        if not os.path.isfile(path):
             raise ModelError(f"shipped model {name!r} is missing from the installation ({path})")
         return path
-    path = Path(name)
-    if path.is_file():
-        return path
-    if path.exists():
+    if os.path.isfile(name):
+        return name
+    if os.path.exists(name):
         raise ModelError(f"{name}: is not a model file")
     available = ", ".join(shipped_models()) or "none yet"
     raise ModelError(
@@ -87,10 +105,10 @@ class OnnxModel:
 
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 <= threads <= MAX_THREADS:
             raise ModelError(f"threads must be an int in 0..{MAX_THREADS} (0 = ONNX Runtime's choice), got {threads!r}")
-        self.path = resolve(model)
-        if self.path.stat().st_size > MAX_MODEL_BYTES:
+        self.path = resolve_file(model)
+        if os.path.getsize(self.path) > MAX_MODEL_BYTES:
             raise ModelError(
-                f"{self.path}: {self.path.stat().st_size} bytes; an edge-ser model is at most {MAX_MODEL_BYTES}"
+                f"{self.path}: {os.path.getsize(self.path)} bytes; an edge-ser model is at most {MAX_MODEL_BYTES}"
             )
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
@@ -98,7 +116,7 @@ class OnnxModel:
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+                self.path, sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
             )
         except Exception as exc:  # onnxruntime raises several untyped errors for bad files
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -116,7 +134,7 @@ class OnnxModel:
 
     @property
     def size_bytes(self) -> int:
-        return self.path.stat().st_size
+        return os.path.getsize(self.path)
 
     def _check_graph(self) -> None:
         """Reject a model whose inputs or outputs disagree with its contract."""

@@ -1,0 +1,120 @@
+"""Peak resident memory of a fresh predict process: this checkout against an earlier commit, and the floor
+that numpy and ONNX Runtime set without edge_ser.
+
+    python -m benchmarks.predict_memory [--before REF] [--rounds 7] [--model default] [--out FILE.md]
+
+Each round starts one process of each kind, in turn: ``edge-ser bench``'s own fresh-process child (import,
+load, one prediction on 3 s of audio, then its ``VmHWM``) running this checkout's ``edge_ser``, the same
+child running ``REF``'s (exported with ``git archive``), and a floor process that imports numpy, makes one
+``numpy.fft`` call, opens the same model file in ONNX Runtime as ``Recognizer`` does and runs it once on
+zeros, with no edge_ser at all. Medians over the rounds; the floor is what no change to edge_ser removes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.frontend_speed import BEFORE, HEAD, cpu_name
+from benchmarks.report import replace_section
+from edge_ser.bench import _FRESH, THREAD_VARIABLES, bench_signal
+from edge_ser.model import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_FLOOR = """
+import json, sys
+import numpy as np
+np.fft.rfft(np.zeros((2, 400)), n=512)
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
+session = ort.InferenceSession(sys.argv[1], sess_options=options, providers=["CPUExecutionProvider"])
+shape = [d if isinstance(d, int) else 299 for d in session.get_inputs()[0].shape]
+session.run(None, {session.get_inputs()[0].name: np.zeros([1, *shape[1:]], np.float32)})
+with open("/proc/self/status") as f:
+    print(json.dumps({"peak_rss_mb": next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))}))
+"""
+
+
+def export(ref: str, into: Path) -> Path:
+    """``ref``'s tree (``git archive``), extracted into ``into``."""
+    archive = into / "tree.tar"
+    subprocess.run(["git", "archive", "-o", str(archive), ref], cwd=ROOT, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree"
+
+
+def peak(code: str, argv: list[str], root: Path | None) -> float:
+    """VmHWM (MiB) of a fresh interpreter running ``code``, one thread everywhere, ``root`` importable."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+
+
+def report(ref: str, rounds: int, model: str) -> list[str]:
+    path = str(resolve(model))
+    with tempfile.TemporaryDirectory() as tmp:
+        old = export(ref, Path(tmp))
+        signal = Path(tmp) / "signal.npy"
+        np.save(signal, bench_signal(3.0, 16000))
+        fresh = [path, "1", str(signal), "16000"]
+        kinds = {
+            "this checkout": (_FRESH, fresh, ROOT),
+            f"`{ref}`": (_FRESH, fresh, old),
+            "floor: numpy, numpy.fft, the ONNX Runtime session and one run, no edge_ser": (_FLOOR, [path], None),
+        }
+        peaks: dict[str, list[float]] = {name: [] for name in kinds}
+        for _ in range(rounds):
+            for name, (code, argv, root) in kinds.items():
+                peaks[name].append(peak(code, argv, root))
+    lines = [
+        f"Peak RSS (`VmHWM`) of fresh processes, `{Path(path).name}`, 3 s of audio, one thread; median of {rounds} "
+        "rounds, the kinds taking turns:",
+        "",
+        "| process | peak RSS MiB (median) | min | max |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {name} | {np.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |" for name, v in peaks.items()]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE, help="git ref to compare (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--out", type=Path, help="Markdown file to write the section into (replacing its old one)")
+    args = parser.parse_args()
+    started = datetime.now(timezone.utc)
+    text = "\n".join(
+        [
+            f"## Predict-process memory ({started:%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"{cpu_name()} · Python {sys.version.split()[0]} · numpy {np.__version__}",
+            "",
+            "Command: `python -m benchmarks.predict_memory " + " ".join(sys.argv[1:]) + "`",
+            "",
+            *report(args.before, args.rounds, args.model),
+        ]
+    )
+    print(text)
+    if args.out:
+        replace_section(args.out, HEAD, "Predict-process memory", text + "\n")
+
+
+if __name__ == "__main__":
+    main()
