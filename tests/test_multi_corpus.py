@@ -217,7 +217,8 @@ def test_extra_corpora_get_teacher_targets_from_their_own_features_and_the_folds
     pair, tmp_path: Path, monkeypatch
 ) -> None:
     """On the fold plan: each extra clip gets soft labels from a head fit on the fold's own training rows only
-    (no test speaker, no extra clip) and its own teacher features standardized with those rows' statistics."""
+    (no test speaker, no extra clip) on its own teacher features, standardized with its own corpus' statistics
+    (its own speaker's for a speaker-adaptive student)."""
     from models.training import distill
 
     target, extra = pair
@@ -252,8 +253,11 @@ def test_extra_corpora_get_teacher_targets_from_their_own_features_and_the_folds
             assert np.isnan(feats[own + kept.index(1)]).all()  # the unreadable extra file has no target
             source = tables["ravdess"][view][[kept[i - own] for i in readable]]
             assert np.array_equal(source[:, 0], np.array([kept[i - own] for i in readable]) + 100 * k)
-            np.testing.assert_allclose(feats[readable], (source - head[0]) / head[1], rtol=1e-5, atol=1e-5)
-            expected = distill._soft(head[2], (source - head[0]) / head[1], 2, cfg.distill.temperature)
+            clean = tables["ravdess"]["clean"][[kept[i - own] for i in readable]]
+            z = (source - clean.mean(0)) / (clean.std(0) + 1e-6)  # its own corpus' statistics, not the target's
+            assert np.abs(((source - head[0]) / head[1]).mean(0)[1:]).min() > 1.0  # the offset those would keep
+            np.testing.assert_allclose(feats[readable], z, rtol=1e-5, atol=1e-5)
+            expected = distill._soft(head[2], z, 2, cfg.distill.temperature)
             np.testing.assert_allclose(soft[readable], expected, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(soft[own_train].sum(1), 1.0, rtol=1e-5)  # the corpus' own, cross-fitted
         adapted = distill.fold_targets(
@@ -261,7 +265,6 @@ def test_extra_corpora_get_teacher_targets_from_their_own_features_and_the_folds
         )
         for s in set(speakers[readable]):  # a speaker-adaptive student's extra speakers: their own statistics
             rows = readable[speakers[readable] == s]
-            assert np.abs(t.features["clean"][rows].mean(0)[1:]).min() > 1.0  # offset corpus, global statistics
             np.testing.assert_allclose(adapted.features["clean"][rows].mean(0), 0.0, atol=1e-4)
 
 

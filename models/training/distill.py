@@ -17,8 +17,11 @@ sped-up copy learns what the teacher said of that copy.
 **Extra corpora** (``--extra-corpus``: other corpora's utterances, relabelled to the corpus' classes, in every
 fold's training part) keep their own cached teacher features (the same encoder and block, computed for that
 corpus); their soft labels come from one head fit on all the fold's training utterances of the corpus itself --
-the extra clips never fit a teacher head -- and their features are standardized like the corpus' own (with the
-corpus' training statistics, after per-speaker standardization for a speaker-adaptive student).
+the extra clips never fit a teacher head. Each corpus is standardized with its own statistics, as each speaker is
+for a speaker-adaptive student: an extra corpus' features are moved from their own mean and std to those of the
+fold's training utterances (:func:`_aligned`), then standardized like the corpus' own. Taken with the target's
+statistics instead, a corpus offset reads as emotion: on CASIA's first fold (whisper-base:3) the head then gives
+RAVDESS clips their mapped label 18 % of the time at 0.96 mean confidence, against 37 % aligned (Emo-DB 37 / 50 %).
 
 A **transfer set** widens what the student hears: every utterance of other corpora (``--transfer``), which has
 no label the fold's heads know, gets its targets from :func:`transfer_targets` -- soft labels from one head
@@ -185,6 +188,21 @@ def _labelled_by(
     return out
 
 
+def _aligned(
+    feats: dict[str, np.ndarray], groups: np.ndarray, rows: np.ndarray, reference: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per view, each group's ``rows`` (``groups``: a group per row, e.g. its corpus) moved from the group's own clean
+    mean and std over its ``rows`` to those of the ``reference`` rows; other rows keep their values."""
+    ref_mean, ref_std = feats["clean"][reference].mean(0), feats["clean"][reference].std(0) + 1e-6
+    out = {view: f.copy() for view, f in feats.items()}
+    for g in np.unique(groups[rows]):
+        members = rows[groups[rows] == g]
+        mean, std = feats["clean"][members].mean(0), feats["clean"][members].std(0) + 1e-6
+        for view, f in feats.items():
+            out[view][members] = (f[members] - mean) / std * ref_std + ref_mean
+    return out
+
+
 def _standardized(
     feats: dict[str, np.ndarray], rows: np.ndarray, mean: np.ndarray, std: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -238,7 +256,8 @@ def fold_targets(
 
     ``extra``: the other corpora whose relabelled utterances are the last rows of ``corpus`` (``--extra-corpus``,
     ``CorpusData.extra_sources``); those of them in ``train`` get soft labels from one head fit on the corpus' own
-    training rows, never from a head they trained."""
+    training rows, never from a head they trained, on their features aligned per corpus (per speaker with
+    ``per_speaker``) to the corpus' own training rows."""
     feats, ok = _joined_views(corpus, extra, cfg, views)
     train = train[ok[train] & (y[train] >= 0)]
     _, n_own = _own_part(corpus, extra)
@@ -246,6 +265,9 @@ def fold_targets(
     speakers = np.array([u.speaker for u in corpus.utterances])
     if per_speaker:
         feats = per_speaker_standardized(feats, speakers, train)
+    elif len(extra_rows):
+        source = np.repeat(np.arange(len(extra) + 1), [n_own, *(len(rows) for _, rows in extra)])
+        feats = _aligned(feats, source, extra_rows, own)
     soft = cross_fitted_soft_labels(feats, y, speakers, own, n_classes, cfg.temperature, cfg.groups, cfg.c, seed)
     if len(extra_rows):
         labelled = _labelled_by(fit_head(feats["clean"], y, own, cfg.c), feats, extra_rows, n_classes, cfg.temperature)
