@@ -260,6 +260,9 @@ def test_extra_corpora_get_teacher_targets_from_their_own_features_and_the_folds
             expected = distill._soft(head[2], z, 2, cfg.distill.temperature)
             np.testing.assert_allclose(soft[readable], expected, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(soft[own_train].sum(1), 1.0, rtol=1e-5)  # the corpus' own, cross-fitted
+        seen.clear()
+        distill.transfer_targets(data.corpus, train, y, 2, cfg.distill, ("clean",), extra, data.extra_sources)
+        assert len(seen) == 1 and set(seen[0]) == set(own_train)  # a transfer set's head: the corpus' own rows too
         adapted = distill.fold_targets(
             data.corpus, train, y, 2, cfg.distill, ("clean",), 0, per_speaker=True, extra=data.extra_sources
         )
