@@ -55,13 +55,16 @@ def export(ref: str, into: Path) -> Path:
     return into / "tree"
 
 
-def peak(code: str, argv: list[str], root: Path | None) -> float:
-    """VmHWM (MiB) of a fresh interpreter running ``code``, one thread everywhere, ``root`` importable."""
+def peak(code: str, argv: list[str], root: Path | None, cwd: Path) -> float:
+    """VmHWM (MiB) of a fresh interpreter running ``code``, one thread everywhere, ``root`` importable. It runs
+    in ``cwd``, a folder without ``edge_ser``: ``python -c`` puts the working directory first on ``sys.path``."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
     if root is not None:
         env["PYTHONPATH"] = str(root)
-    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, cwd=cwd, check=True
+    )
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
@@ -80,7 +83,7 @@ def report(ref: str, rounds: int, model: str) -> list[str]:
         peaks: dict[str, list[float]] = {name: [] for name in kinds}
         for _ in range(rounds):
             for name, (code, argv, root) in kinds.items():
-                peaks[name].append(peak(code, argv, root))
+                peaks[name].append(peak(code, argv, root, Path(tmp)))
     lines = [
         f"Peak RSS (`VmHWM`) of fresh processes, `{Path(path).name}`, 3 s of audio, one thread; median of {rounds} "
         "rounds, the kinds taking turns:",

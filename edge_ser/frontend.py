@@ -243,7 +243,8 @@ class FrontEnd:
         np.copyto(head, samples[:used])  # one cast, then same-type (SIMD) passes: faster than mixed-type ufuncs
         if not self.preemph:
             return
-        lagged = _buffer(("lagged",), (used - 1,), np.float64)
+        # scratch shared with the windowed frames of :meth:`_power`, written only once this span is used
+        lagged = _buffer(("windowed",), (used - 1,), np.float64)
         np.multiply(head[:-1], self.preemph, out=lagged)
         np.subtract(head[1:], lagged, out=head[1:])
         if previous is not None:
@@ -442,7 +443,11 @@ class Normalization:
             mean, inv_std = self._stats
             if features.ndim == 2 and len(mean) not in (1, features.shape[1]):
                 raise ContractError(f"normalization has {len(mean)} statistics for {features.shape[1]} features")
-            return (features - mean) * inv_std
+            out = features - mean  # one new array, scaled in place
+            out *= inv_std
+            return out
         mean = features.mean(axis=0, keepdims=True)
         std = features.std(axis=0, keepdims=True)
-        return (features - mean) / np.maximum(std, 1e-5)
+        out = features - mean
+        out /= np.maximum(std, 1e-5)
+        return out
