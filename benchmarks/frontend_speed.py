@@ -91,6 +91,11 @@ def report(ref: str, runs: int) -> list[str]:
             f"| {name} | {fe.analysis_frames(len(x))} | {b:.3f} | {a:.3f} | {a / b:.2f} | {f:.3f} | {a - f:.3f} | "
             f"{worst[name]:.1e} |"
         )
+    lines += [
+        "",
+        "The rfft column is numpy's float64 FFT of the same frames and nothing else: the floor for a front-end on "
+        "numpy (faster FFTs cost more to import than they save; see the front-end table above).",
+    ]
     return lines
 
 

@@ -107,7 +107,7 @@ def main() -> None:
         [
             f"## Predict-process memory ({started:%Y-%m-%d %H:%M} UTC)",
             "",
-            f"{cpu_name()} · Python {sys.version.split()[0]} · numpy {np.__version__}",
+            f"{cpu_name()} · Python {sys.version.split()[0]} · numpy {np.__version__} · interpreter `{sys.prefix}`",
             "",
             "Command: `python -m benchmarks.predict_memory " + " ".join(sys.argv[1:]) + "`",
             "",
