@@ -20,20 +20,40 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import importlib.util  # noqa: E402
 import platform  # noqa: E402
+import random  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from benchmarks.report import replace_section  # noqa: E402
-from benchmarks.runtime import interleaved  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "238b464"  # main before the front-end's per-frame work was cut (2026-12-01)
 HEAD = "# Runtime figures\n"
+
+
+def interleaved(fns: dict[Any, Callable[[], object]], runs: int, warmup: int = 30) -> dict[Any, float]:
+    """Median CPU ms of this thread for each function, all called once per round in a new random order each
+    round (a fixed order biases the call after a switch: caches and branch predictors hold the previous
+    one's state)."""
+    rng = random.Random(0)
+    names = list(fns)
+    times: dict[Any, list[float]] = {name: [] for name in names}
+    for i in range(warmup + runs):
+        rng.shuffle(names)
+        for name in names:
+            start = time.thread_time()
+            fns[name]()
+            if i >= warmup:
+                times[name].append(time.thread_time() - start)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
 def frontend_at(ref: str) -> ModuleType:
@@ -72,21 +92,23 @@ def report(ref: str, runs: int) -> list[str]:
         before = old.FrontEnd(**dataclasses.asdict(new))
         worst[name] = float(np.abs(new(x).astype(np.float64) - before(x)).max())
         n = new.analysis_frames(len(x))
-        frames, spectrum = np.random.default_rng(1).standard_normal((n, new.frame_length)), np.empty((n, 257), complex)
+        frames = np.zeros((n, new.n_fft))  # zero-padded, as the front-end hands them to the FFT
+        frames[:, : new.frame_length] = np.random.default_rng(1).standard_normal((n, new.frame_length))
+        spectrum = np.empty((n, new.n_fft // 2 + 1), complex)
         fns[(name, "before")] = lambda fe=before: fe(x)
         fns[(name, "after")] = lambda fe=new: fe(x)
-        fns[(name, "fft")] = lambda a=frames, o=spectrum, n_fft=new.n_fft: np.fft.rfft(a, n=n_fft, out=o)
-    ms = interleaved(fns, runs, warmup=30)
+        fns[(name, "fft")] = lambda a=frames, o=spectrum: np.fft.rfft(a, out=o)
+    ms = interleaved(fns, runs)
     lines = [
         f"Front-end per 3 s of 16 kHz audio, `{ref}` (before) against this checkout (after), CPU ms, median of "
-        f"{runs} interleaved runs:",
+        f"{runs} rounds, each calling every row once in a new random order:",
         "",
         "| front-end | frames | before | after | after / before | numpy rfft of the frames alone | "
         "after minus the rfft | max abs difference of the features |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, fe in configs.items():
-        b, a, f = (ms[(name, part)][0] for part in ("before", "after", "fft"))
+        b, a, f = (ms[(name, part)] for part in ("before", "after", "fft"))
         lines.append(
             f"| {name} | {fe.analysis_frames(len(x))} | {b:.3f} | {a:.3f} | {a / b:.2f} | {f:.3f} | {a - f:.3f} | "
             f"{worst[name]:.1e} |"
