@@ -69,6 +69,13 @@ def frontend_at(ref: str) -> ModuleType:
     return module
 
 
+def revision() -> str:
+    """This checkout's commit, marked when its edge_ser files differ from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "edge_ser"], cwd=ROOT).returncode
+    return head.strip() + (" + changes" if dirty else "")
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
         if line.startswith("model name"):
@@ -100,7 +107,8 @@ def report(ref: str, runs: int) -> list[str]:
         fns[(name, "fft")] = lambda a=frames, o=spectrum: np.fft.rfft(a, out=o)
     ms = interleaved(fns, runs)
     lines = [
-        f"Front-end per 3 s of 16 kHz audio, `{ref}` (before) against this checkout (after), CPU ms, median of "
+        f"Front-end per 3 s of 16 kHz audio, `{ref}` (before) against this checkout (after, `{revision()}`), CPU "
+        "ms, median of "
         f"{runs} rounds, each calling every row once in a new random order:",
         "",
         "| front-end | frames | before | after | after / before | numpy rfft of the frames alone | "

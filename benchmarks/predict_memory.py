@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.frontend_speed import BEFORE, HEAD, cpu_name
+from benchmarks.frontend_speed import BEFORE, HEAD, cpu_name, revision
 from benchmarks.report import replace_section
 from edge_ser.bench import _FRESH, THREAD_VARIABLES, bench_signal
 from edge_ser.model import resolve
@@ -44,6 +44,53 @@ session.run(None, {session.get_inputs()[0].name: np.zeros([1, *shape[1:]], np.fl
 with open("/proc/self/status") as f:
     print(json.dumps({"peak_rss_mb": next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))}))
 """
+
+
+# This checkout's predict process, stage by stage: peak, anonymous and file-backed resident memory after each.
+_STAGES = """
+import json, sys
+
+def status():
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return [int(fields[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")]
+
+stages = [("interpreter started", status())]
+import numpy as np
+stages.append(("import numpy", status()))
+from edge_ser import Recognizer
+stages.append(("import edge_ser", status()))
+x = np.load(sys.argv[2])
+rec = Recognizer(sys.argv[1], threads=1)
+stages.append(("Recognizer loaded (imports onnxruntime, opens the session)", status()))
+rec.predict(x, sample_rate=16000)
+stages.append(("first predict (front-end, one session run)", status()))
+print(json.dumps(stages))
+"""
+
+
+def stage_lines(path: str, signal: Path, rounds: int, cwd: Path) -> list[str]:
+    """Medians over ``rounds`` fresh processes of :data:`_STAGES`, as Markdown lines."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(dict.fromkeys(THREAD_VARIABLES, "1"), PYTHONPATH=str(ROOT))
+    runs = []
+    for _ in range(rounds):
+        out = subprocess.run(
+            [sys.executable, "-c", _STAGES, path, str(signal)], capture_output=True, text=True, env=env, cwd=cwd
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    values = np.median(np.array([[row for _, row in run] for run in runs]), axis=0)
+    lines = [
+        f"This checkout's predict process stage by stage (MiB, median of {rounds}):",
+        "",
+        "| after | peak RSS | anonymous | file-backed | peak added |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    previous = 0.0
+    for (name, _), (peak, anon, file) in zip(runs[0], values):
+        lines.append(f"| {name} | {peak:.1f} | {anon:.1f} | {file:.1f} | {peak - previous:+.1f} |")
+        previous = peak
+    return lines
 
 
 def export(ref: str, into: Path) -> Path:
@@ -76,7 +123,7 @@ def report(ref: str, rounds: int, model: str) -> list[str]:
         np.save(signal, bench_signal(3.0, 16000))
         fresh = [path, "1", str(signal), "16000"]
         kinds = {
-            "this checkout": (_FRESH, fresh, ROOT),
+            f"this checkout (`{revision()}`)": (_FRESH, fresh, ROOT),
             f"`{ref}`": (_FRESH, fresh, old),
             "floor: numpy, numpy.fft, the ONNX Runtime session and one run, no edge_ser": (_FLOOR, [path], None),
         }
@@ -84,6 +131,7 @@ def report(ref: str, rounds: int, model: str) -> list[str]:
         for _ in range(rounds):
             for name, (code, argv, root) in kinds.items():
                 peaks[name].append(peak(code, argv, root, Path(tmp)))
+        stages = stage_lines(path, signal, rounds, Path(tmp))
     lines = [
         f"Peak RSS (`VmHWM`) of fresh processes, `{Path(path).name}`, 3 s of audio, one thread; median of {rounds} "
         "rounds, the kinds taking turns:",
@@ -92,7 +140,7 @@ def report(ref: str, rounds: int, model: str) -> list[str]:
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {name} | {np.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |" for name, v in peaks.items()]
-    return lines
+    return [*lines, "", *stages]
 
 
 def main() -> None:
