@@ -1,15 +1,19 @@
 """Throughput of ``edge-ser score`` on generated clips: one process, a pool of two, and local Ray.
 
-    nice -n 10 python benchmarks/scale_out.py [--clips 1000] [--seconds 4] [--repeats 3] [--workers 2]
+    nice -n 10 python benchmarks/scale_out.py [--clips 1000] [--seconds 4] [--long-clips 500]
+        [--long-seconds 30] [--repeats 3] [--workers 2]
 
-Each configuration runs the real command (``python -m edge_ser.cli score DIR --out ...``) in a fresh
+Two sets of clips: ``--clips`` short ones (the issue's 1,000 clips of 4 s), then ``--long-clips``
+clips of ``--long-seconds`` (0: skipped), where fixed start-up costs weigh less. For each set, each
+configuration runs the real command (``python -m edge_ser.cli score DIR --out ...``) in a fresh
 process, interleaved over ``--repeats`` rounds (the order rotates each round); the table gives medians
 of the end-to-end wall time (interpreter start, model load, pool or Ray start-up and scoring) and of
-the scoring time the command reports itself (from the start of the pool or of Ray to the last row),
-the time until its first rows (start-up of the pool or of Ray and its actors, plus a first chunk),
-and the throughput after those, which is what a long run sees. Every configuration must write the
-same rows. Targets (issue 24): two processes >= 1.8x one process;
-local Ray <= 20 % more time than the process pool.
+the scoring time the command reports itself (from opening the model, with the pool's processes or Ray
+starting, to the last row), the time until its first rows (start-up of the pool or of Ray and its
+actors, plus a first chunk), the throughput after those, which is what a long run sees, and the CPU
+seconds of the whole process tree (meaningful on a loaded machine too, where wall-time ratios are
+not). Every configuration must write the same rows. Targets (issue 24): two processes >= 1.8x one
+process; local Ray <= 20 % more time than the process pool.
 """
 
 from __future__ import annotations
@@ -136,15 +140,9 @@ def _summary(run: Run) -> tuple:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of every clip")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--model", default="english")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale-out.md"))
-    args = parser.parse_args()
+def bench(folder: Path, clips: int, seconds: float, args: argparse.Namespace) -> list[str]:
+    """Generate ``clips`` clips of ``seconds`` in ``folder``, run every configuration ``args.repeats``
+    times, interleaved, and return the Markdown section that reports them."""
     from edge_ser.score import read_results
 
     configs = {
@@ -152,20 +150,19 @@ def main() -> None:
         f"process pool (--workers {args.workers})": ["--workers", str(args.workers)],
         f"local Ray (--ray --workers {args.workers})": ["--workers", str(args.workers), "--ray"],
     }
+    make_clips(folder / "clips", clips, seconds)
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
-        clips = Path(tmp) / "clips"
-        make_clips(clips, args.clips, args.seconds)
-        times: dict[str, list[Run]] = {name: [] for name in configs}
-        rows = {}
-        names = list(configs)
-        for r in range(args.repeats):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                out = Path(tmp) / f"{len(rows)}.parquet"
-                times[name].append(run_score(clips, out, args.model, configs[name]))
-                rows.setdefault(name, sorted(read_results(out), key=lambda row: row["path"]))
-                print(f"round {r + 1} {name}: {times[name][-1]}", file=sys.stderr)
-        same = all(rows[name] == rows[names[0]] for name in names)
+    times: dict[str, list[Run]] = {name: [] for name in configs}
+    rows = {}
+    names = list(configs)
+    for r in range(args.repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            out = folder / f"{len(rows)}-{r}.parquet"
+            times[name].append(run_score(folder / "clips", out, args.model, configs[name]))
+            rows.setdefault(name, sorted(read_results(out), key=lambda row: row["path"]))
+            out.unlink()
+            print(f"{clips} x {seconds:g} s, round {r + 1} {name}: {times[name][-1]}", file=sys.stderr)
+    same = all(rows[name] == rows[names[0]] for name in names)
     load_after = os.getloadavg()
 
     def median(name: str, value: Callable[[Run], float]) -> float:
@@ -174,65 +171,103 @@ def main() -> None:
     wall = {name: median(name, lambda t: t.wall) for name in names}
     inner = {name: median(name, lambda t: t.scoring) for name in names}
     first = {name: median(name, lambda t: t.first_after) for name in names}
-    steady = {name: median(name, lambda t: (args.clips - t.first_rows) / (t.scoring - t.first_after)) for name in names}
+    steady = {name: median(name, lambda t: (clips - t.first_rows) / (t.scoring - t.first_after)) for name in names}
     cpu_s = {name: median(name, lambda t: t.cpu) for name in names}
     one, pool, ray = names
     ray_up = median(ray, lambda t: t.ray_up)
     loads = sorted(t.load for n in names for t in times[n])
     run_load = statistics.median(loads)
     cores = os.cpu_count() or 1
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    audio = clips * seconds
     lines = [
-        "# `edge-ser score` throughput: one process, process pool, local Ray",
+        f"## {clips} clips of {seconds:g} s ({audio:,.0f} s of audio)",
         "",
-        f"Command: `nice -n {os.nice(0)} python benchmarks/scale_out.py --clips {args.clips} --seconds {args.seconds:g}"
-        f" --repeats {args.repeats} --workers {args.workers}` (model `{args.model}`; {args.clips} generated clips of"
-        f" {args.seconds:g} s, 16 kHz PCM-16; one ONNX Runtime thread per worker; the three configurations"
-        " alternate, the order rotating each round; medians).",
-        "",
-        f"Machine: {cpu}, {cores} cores, shared with other jobs; load average {load_before[0]:.1f} before,"
-        f" {load_after[0]:.1f} after, {run_load:.1f} median at the end of the runs"
-        f" (range {loads[0]:.1f}-{loads[-1]:.1f};"
-        f" a run of its own adds up to {args.workers}); Python {platform.python_version()}; niceness {os.nice(0)}.",
+        f"Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, {run_load:.1f} median at the end of"
+        f" the runs (range {loads[0]:.1f}-{loads[-1]:.1f}; a run of its own adds up to {args.workers}).",
         "",
         "| configuration | wall s | files/s | scoring s | first rows after s | files/s after them | wall vs one"
-        " | CPU s | CPU s / wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | CPU s | CPU ms per clip | CPU vs one |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         lines.append(
-            f"| {name} | {wall[name]:.1f} | {args.clips / wall[name]:.1f} | {inner[name]:.1f} | {first[name]:.1f} |"
+            f"| {name} | {wall[name]:.1f} | {clips / wall[name]:.1f} | {inner[name]:.1f} | {first[name]:.1f} |"
             f" {steady[name]:.1f} | {wall[one] / wall[name]:.2f}x | {cpu_s[name]:.1f} |"
-            f" {cpu_s[name] / wall[name]:.2f} |"
+            f" {1000 * cpu_s[name] / clips:.1f} | {cpu_s[name] / cpu_s[one]:.2f}x |"
         )
+    ray_extra = first[ray] - first[pool]  # Ray's start-up beyond the pool's
+    ratio = steady[pool] / steady[ray]  # Ray's time per file after the first rows, relative to the pool's
+    if ratio < 1.2:  # Ray, first[ray] + ratio * x, within 1.2 * (first[pool] + x) of the pool scoring x seconds
+        even = max(0.0, (first[ray] - 1.2 * first[pool]) / (1.2 - ratio))
+        amortized = (
+            f"At these rates Ray would be within the 20 % from pool runs of about {even:.0f} s of scoring on"
+            f" (about {even * steady[pool] * seconds:,.0f} s of such audio; derived from the medians, not measured)."
+        )
+    else:
+        amortized = "Ray is more than 20 % slower than the pool even after its first rows: no run length amortizes it."
     lines += [
         "",
         f"- pool vs one process: {wall[one] / wall[pool]:.2f}x end to end, {steady[pool] / steady[one]:.2f}x after the"
         " first rows (target >= 1.8x)",
         f"- local Ray vs pool: {100 * (wall[ray] / wall[pool] - 1):+.0f} % time end to end,"
-        f" {100 * (steady[pool] / steady[ray] - 1):+.0f} % after the first rows (target <= +20 %). Ray's start-up:"
+        f" {100 * (ratio - 1):+.0f} % after the first rows (target <= +20 %). Ray's start-up:"
         f" Ray up {ray_up:.1f} s into the scoring time, first rows {first[ray]:.1f} s (Ray, then Ray Data's helper"
-        f" actors and {args.workers} scoring actors, each importing edge-ser and loading the model, then a batch);"
-        f" without it the Ray run would take {inner[ray] - first[ray]:.1f} s of scoring against the pool's"
-        f" {inner[pool] - first[pool]:.1f} s after its first rows.",
-        f"- CPU s: the command and all its descendants (fork server, pool workers; raylet, GCS, Ray's helper and"
-        f" scoring actors), sampled from /proc every 0.1 s. The pool spends {cpu_s[pool] / cpu_s[one]:.2f}x the CPU"
-        f" seconds of one process, so on {args.workers} otherwise idle cores it could run up to"
-        f" {args.workers * cpu_s[one] / cpu_s[pool]:.2f}x as fast (derived, not measured); local Ray spends"
-        f" {cpu_s[ray] / cpu_s[pool]:.2f}x the pool's.",
+        f" actors and {args.workers} scoring actors, each importing Ray and edge-ser and loading the model, then a"
+        f" batch): {ray_extra:.1f} s more than the pool's. {amortized}",
+        f"- CPU s: the command and all its descendants (pool workers; raylet, GCS, Ray's helper and scoring actors),"
+        f" sampled from /proc every 0.1 s. The pool spends {cpu_s[pool] / cpu_s[one]:.2f}x the CPU seconds of one"
+        f" process ({1000 * (cpu_s[pool] - cpu_s[one]) / clips:+.2f} ms per clip), so on {args.workers} otherwise"
+        f" idle cores it could run up to {args.workers * cpu_s[one] / cpu_s[pool]:.2f}x as fast (derived, not"
+        f" measured); local Ray spends {cpu_s[ray] / cpu_s[pool]:.2f}x the pool's"
+        f" ({1000 * (cpu_s[ray] - cpu_s[pool]) / clips:+.1f} ms per clip).",
         f"- identical rows from every configuration: {'yes' if same else 'NO'}",
     ]
     if run_load > cores + 0.5:
         lines.append(
-            f"- the machine was loaded beyond its {cores} cores while this ran (load {run_load:.1f}): every process"
-            " got a share of a core, so the ratios measure the scheduler's shares more than the scaling; rerun on"
-            " an idle machine for the targets"
+            f"- LOADED MACHINE: the load ({run_load:.1f}) exceeded its {cores} cores while this ran: every process"
+            " got a share of a core, so the wall-time ratios measure the scheduler's shares more than the scaling"
+            " (the CPU seconds still hold); rerun on an idle machine for the targets"
         )
-    lines.append(
+    lines += [
         "- all runs (wall s, scoring s, first rows after s, how many, CPU s, Ray up after s, load): "
-        + "; ".join(f"{n}: {[_summary(t) for t in times[n]]}" for n in names)
-    )
-    text = "\n".join(lines) + "\n"
+        + "; ".join(f"{n}: {[_summary(t) for t in times[n]]}" for n in names),
+        "",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of every clip")
+    parser.add_argument("--long-clips", type=int, default=500, help="clips of the second run (0: none)")
+    parser.add_argument("--long-seconds", type=float, default=30.0, help="length of its clips (0: no second run)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--model", default="english")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale-out.md"))
+    args = parser.parse_args()
+    sets = [(args.clips, args.seconds)]
+    if args.long_clips > 0 and args.long_seconds > 0:
+        sets.append((args.long_clips, args.long_seconds))
+    cores = os.cpu_count() or 1
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    lines = [
+        "# `edge-ser score` throughput: one process, process pool, local Ray",
+        "",
+        f"Command: `nice -n {os.nice(0)} python benchmarks/scale_out.py --clips {args.clips} --seconds {args.seconds:g}"
+        f" --long-clips {args.long_clips} --long-seconds {args.long_seconds:g} --repeats {args.repeats}"
+        f" --workers {args.workers}` (model `{args.model}`; generated clips, 16 kHz PCM-16; one ONNX Runtime thread"
+        " per worker; the three configurations alternate, the order rotating each round; medians).",
+        "",
+        f"Machine: {cpu}, {cores} cores, shared with other jobs; Python {platform.python_version()};"
+        f" niceness {os.nice(0)}.",
+        "",
+    ]
+    for clips, seconds in sets:
+        with tempfile.TemporaryDirectory() as tmp:
+            lines += bench(Path(tmp), clips, seconds, args)
+    text = "\n".join(lines)
     print(text)
     Path(args.out).write_text(text)
 

@@ -44,6 +44,7 @@ OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK = 8  # files per pool task: large enough to amortize inter-process traffic, small enough to balance
 WRITE_BATCH = 512  # rows converted to Arrow and written to a Parquet output at a time
 RAY_BATCH = 256  # most files per Ray task: Ray's per-task overhead is larger than a pool's
+RAY_SPREAD = 8  # fewest Ray batches per actor: more balance the actors' ends, fewer cost less overhead
 RAY_GIVEN_UP = 100  # Ray batches whose actor died that may be given up (or 1 %, if more) before the run fails
 Row = dict[str, Any]
 
@@ -202,24 +203,36 @@ class Scorer:
         return {"row": [json.dumps(r, ensure_ascii=False) for r in self.rows(str(p) for p in batch[self.column])]}
 
 
+_opened: Any = None  # the Recognizer a pool process opened as it started
 _worker: Scorer | None = None
 
 
-def _init_worker(spec: ScoreSpec) -> None:
+def _init_worker(model: str, threads: int) -> None:
+    """Open the model as the process starts (while the parent opens it too); a failure is left to
+    :func:`_score_chunk`, which reports it as an error of the task rather than a broken pool."""
+    global _opened
+    from .recognizer import Recognizer
+
+    try:
+        _opened = Recognizer(model, threads=threads)
+    except Exception:
+        _opened = None
+
+
+def _score_chunk(spec: ScoreSpec, paths: list[str]) -> list[Row]:
     global _worker
-    _worker = Scorer(spec)
-
-
-def _score_chunk(paths: list[str]) -> list[Row]:
-    assert _worker is not None, "pool worker not initialized"
+    if _worker is None or _worker.spec != spec:
+        same = _opened is not None and str(Path(_opened.path).resolve()) == spec.model
+        _worker = Scorer(spec, recognizer=_opened if same else None)
     return _worker.rows(paths)
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
-    """The start method of pool processes, started now so that it gets ready while the parent works.
+    """The start method of pool processes that cannot be forks of this process (it has imported
+    ONNX Runtime: a retry after a crash, a caller that opened a model; or not Linux), started now.
 
-    A fork server that has imported the runtime (not loaded a model) forks each worker: workers
-    start in milliseconds instead of each importing numpy and ONNX Runtime anew, and none is a fork
+    A fork server that has imported numpy and edge-ser (not ONNX Runtime, not a model) forks each
+    worker: workers start in milliseconds instead of each importing numpy anew, and none is a fork
     of a process that holds an ONNX Runtime session. Where there is no fork server: spawn."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
@@ -231,9 +244,33 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def score_local(paths: Sequence[str], spec: ScoreSpec, workers: int = 0, recognizer: Any = None) -> Iterator[list[Row]]:
+def start_pool(workers: int, model: str, threads: int = 1) -> ProcessPoolExecutor:
+    """``workers`` pool processes for :func:`score_local`, each opening ``model`` as it starts.
+
+    On Linux, in a process that has not imported ONNX Runtime yet (``edge-ser score`` calls this
+    first), they are forks of this process, made before it imports ONNX Runtime (whose import
+    starts a thread) and opens the model: the state of a fork server, without a second interpreter
+    importing numpy and edge-ser again; they open the model while this process opens it too.
+    Otherwise: :func:`pool_context`."""
+    from . import recognizer  # noqa: F401  (numpy and edge-ser, imported once for every fork)
+
+    fork = sys.platform.startswith("linux") and "onnxruntime" not in sys.modules
+    context = multiprocessing.get_context("fork") if fork else pool_context()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(model, threads))
+    pool.submit(int)  # the first task forks them all, now
+    return pool
+
+
+def score_local(
+    paths: Sequence[str],
+    spec: ScoreSpec,
+    workers: int = 0,
+    recognizer: Any = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> Iterator[list[Row]]:
     """Rows of ``paths``, chunk by chunk as they finish, from ``workers`` processes (0: one per core;
-    1: this process, with ``recognizer`` if given).
+    1: this process, with ``recognizer`` if given). ``pool``: processes of :func:`start_pool` to
+    use first (they are shut down at the end).
 
     A worker process that dies (a crash in a native decoder, say) neither hangs nor stops the run:
     the files it may have been scoring are retried one at a time in a fresh process, and the one that
@@ -241,29 +278,36 @@ def score_local(paths: Sequence[str], spec: ScoreSpec, workers: int = 0, recogni
     workers = workers or default_workers()
     queue = deque(list(paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK))
     if workers == 1 or len(queue) <= 1:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         scorer = Scorer(spec, recognizer=recognizer)
         yield from (scorer.rows(c) for c in queue)
         return
-    pool_args = {"mp_context": pool_context(), "initializer": _init_worker, "initargs": (spec,)}
+
+    def new_pool(n: int) -> ProcessPoolExecutor:  # after a crash, or without start_pool's processes
+        context, init = pool_context(), (spec.model, spec.threads)
+        return ProcessPoolExecutor(n, mp_context=context, initializer=_init_worker, initargs=init)
+
     suspects: deque[str] = deque()
     while queue or suspects:
         if suspects:  # one file at a time, so that a crash names its file
-            with ProcessPoolExecutor(1, **pool_args) as pool:
+            with new_pool(1) as retry:
                 while suspects:
                     path = suspects.popleft()
                     try:
-                        yield pool.submit(_score_chunk, [path]).result()
+                        yield retry.submit(_score_chunk, spec, [path]).result()
                     except BrokenProcessPool:
                         message = "the worker process died while scoring this file (a crash in a decoder?)"
                         yield [{**empty_row(path, spec), "error": message, "error_type": "WorkerCrash"}]
                         break
             continue
-        with ProcessPoolExecutor(min(workers, len(queue)), **pool_args) as pool:
+        with pool or new_pool(min(workers, len(queue))) as running:
+            pool = None  # a pool broken by a crash is not used again
             in_flight: dict[Future, list[str]] = {}
             while queue or in_flight:
                 while queue and len(in_flight) < 2 * workers:  # bounded: memory stays flat however many files
                     chunk = queue.popleft()
-                    in_flight[pool.submit(_score_chunk, chunk)] = chunk
+                    in_flight[running.submit(_score_chunk, spec, chunk)] = chunk
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
                     for f, chunk in in_flight.items():
@@ -329,7 +373,7 @@ def score_ray(
             expected = [p for p in read_manifest(manifest, column) if p not in skip]
         else:
             expected, skip = list(paths or ()), frozenset()
-        batch = max(1, min(RAY_BATCH, -(-len(expected) // (4 * actors))))  # >= 4 batches per actor, to balance
+        batch = max(1, min(RAY_BATCH, -(-len(expected) // (RAY_SPREAD * actors))))
         # batches that may be given up: set before the dataset is made, which keeps its own copy
         context.max_errored_blocks = max(RAY_GIVEN_UP, len(expected) // batch // 100)
         root = None
@@ -345,7 +389,8 @@ def score_ray(
             # are the defaults)
             root = manifest_root(manifest)
         else:
-            ds, column = ray.data.from_items([{"path": p} for p in expected]), "path"
+            blocks = max(1, -(-len(expected) // batch))  # one block per batch, not Ray's default of up to 200
+            ds, column = ray.data.from_items([{"path": p} for p in expected], override_num_blocks=blocks), "path"
         scored: set[str] = set()
         for rows in _ray_pass(ray, ds, (spec, skip, root, column), actors, batch, in_flight=0):
             scored.update(r["path"] for r in rows)
@@ -592,16 +637,17 @@ def run(args: argparse.Namespace) -> int:
     """Run ``edge-ser score``: 0 every file scored, 1 some were recorded as errors, 2 unusable input/model."""
     if args.ray not in (None, "local") and os.path.exists(args.ray):  # `--ray clips/ ...`: an input, not an address
         args.inputs, args.ray = [args.ray, *args.inputs], "local"
+    pool = None
     try:
         if args.workers < 0:
             raise ScoreError("--workers must be >= 0")
+        start = time.perf_counter()
         if args.ray is None and (args.workers or default_workers()) > 1:
-            pool_context()  # the pool's fork server starts while this process opens the model and lists files
-        spec, recognizer = ScoreSpec.opened(args.model, args.threads, args.segments)
+            pool = start_pool(args.workers or default_workers(), args.model, args.threads)  # they open the model ...
+        spec, recognizer = ScoreSpec.opened(args.model, args.threads, args.segments)  # ... while this process does
         out = ResultsFile(args.out, spec)
         done = out.done()
         one_manifest = len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in MANIFEST_FORMATS
-        start = time.perf_counter()
         ray_ready: list[float] = []
         address = None if args.ray == "local" else args.ray
 
@@ -617,7 +663,7 @@ def run(args: argparse.Namespace) -> int:
             if args.ray is not None:
                 batches = score_ray(paths, spec, address, args.workers, on_ready=ready)
             else:
-                batches = score_local(paths, spec, args.workers, recognizer)
+                batches = score_local(paths, spec, args.workers, recognizer, pool)
         progress = Progress(max(total, 0), enabled=not args.no_progress)
         seconds, first_rows, first_count = 0.0, None, 0
         try:
@@ -633,6 +679,9 @@ def run(args: argparse.Namespace) -> int:
     except EdgeSERError as exc:
         print(f"edge-ser score: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if pool is not None:  # unused (an unusable model, nothing left to score) or already shut down
+            pool.shutdown(cancel_futures=True)
     elapsed = time.perf_counter() - start
     per_second = 1.0 / elapsed if elapsed > 0 else 0.0
     print(

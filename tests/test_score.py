@@ -59,6 +59,28 @@ def test_folder_to_parquet_and_jsonl_same_rows_errors_recorded(tiny_model, clips
     assert by_path(read_results(tmp_path / "r.jsonl")) == rows  # two processes, JSONL: the same rows
 
 
+POOL_SCRIPT = """
+import os, sys
+from edge_ser import score
+pool = score.start_pool(2, sys.argv[1])
+assert "onnxruntime" not in sys.modules
+parents = {pool.submit(os.getppid).result() for _ in range(8)}
+spec = score.ScoreSpec.for_model(sys.argv[1])
+rows = [row for chunk in score.score_local(sys.argv[2:], spec, 2, pool=pool) for row in chunk]
+print(parents == {os.getpid()}, len(rows), sum(row["error"] is None for row in rows))
+"""
+
+
+def test_pool_processes_are_forks_of_a_process_without_onnx_runtime(tiny_model, clips):
+    """Before ONNX Runtime is imported the pool's processes are forks of this one (no fork server),
+    and they score: the crash test checks their rows against one process'."""
+    paths = expand_inputs([str(clips)])  # 14 files: two chunks, so the pool scores them
+    code = [sys.executable, "-c", POOL_SCRIPT, str(tiny_model), *paths]
+    done = subprocess.run(code, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "14", "13"]
+
+
 def test_segments_are_the_recognizers_timeline(tiny_model, clips, tmp_path):
     from edge_ser import Recognizer
 
