@@ -114,7 +114,9 @@ def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
     process = subprocess.Popen(
         [*command, "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
-    tree = TreeCPU(process.pid)
+    # Ray's processes are not children the command reaps, so only a Ray run is sampled from /proc (the sampler
+    # takes about a fifth of a core, which would otherwise slow the pool's two processes on two cores)
+    tree = TreeCPU(process.pid) if "--ray" in extra else None
     stdout, stderr = process.communicate()
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
@@ -123,7 +125,7 @@ def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
     first = re.search(r"first ([0-9]+) rows after ([0-9.]+) s", stdout)
     ray_up = re.search(r"Ray up after ([0-9.]+) s", stdout)
     reaped = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # exact, for what was reaped
-    cpu = max(tree.stop(), reaped)
+    cpu = max(tree.stop(), reaped) if tree is not None else reaped
     up = float(ray_up.group(1)) if ray_up else float("nan")
     return Run(wall, scoring, float(first.group(2)), int(first.group(1)), cpu, up, os.getloadavg()[0])
 
@@ -214,8 +216,10 @@ def bench(folder: Path, clips: int, seconds: float, args: argparse.Namespace) ->
         f" Ray up {ray_up:.1f} s into the scoring time, first rows {first[ray]:.1f} s (Ray, then Ray Data's helper"
         f" actors and {args.workers} scoring actors, each importing Ray and edge-ser and loading the model, then a"
         f" batch): {ray_extra:.1f} s more than the pool's. {amortized}",
-        f"- CPU s: the command and all its descendants (pool workers; raylet, GCS, Ray's helper and scoring actors),"
-        f" sampled from /proc every 0.1 s. The pool spends {cpu_s[pool] / cpu_s[one]:.2f}x the CPU seconds of one"
+        f"- CPU s: the command and all its descendants: for one process and the pool, the rusage of the processes"
+        f" it reaped (exact; nothing samples /proc while they run); for Ray (raylet, GCS, Ray's helper and scoring"
+        f" actors), sampled from /proc every 0.1 s, a sampler that itself takes about a fifth of a core."
+        f" The pool spends {cpu_s[pool] / cpu_s[one]:.2f}x the CPU seconds of one"
         f" process ({1000 * (cpu_s[pool] - cpu_s[one]) / clips:+.2f} ms per clip), so on {args.workers} otherwise"
         f" idle cores it could run up to {args.workers * cpu_s[one] / cpu_s[pool]:.2f}x as fast (derived, not"
         f" measured); local Ray spends {cpu_s[ray] / cpu_s[pool]:.2f}x the pool's"
