@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,8 @@ class Recipe:
     adaptation_prior: float | None = None  # speaker-adaptive recipe: evaluate causally with this profile prior
     protocol: str = "default"
     folds: str | None = None
+    frontend: Mapping[str, Any] | None = None  # front-end override (FrontEnd.to_dict() form); None: the arch's own
+    extra: Mapping[str, str] = field(default_factory=dict)  # other corpora (name -> folder under the data root)
 
     def run(self, data: str | Path, out: Path, command: str, cache_dir: str | Path | None = None) -> RunConfig:
         """The training run of this recipe on corpus root ``data`` into ``out`` (resumable, quiet)."""
@@ -65,6 +68,8 @@ class Recipe:
             protocol=self.protocol,
             folds=self.folds,
             aux=self.aux,
+            frontend=self.frontend,
+            extra={name: Path(data).parent / folder for name, folder in self.extra.items()},
             cache_dir=cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR,
             resume=True,
             command=command,
