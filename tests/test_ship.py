@@ -92,3 +92,16 @@ def test_ship_an_adaptive_recipe_records_its_causal_evaluation(tmp_path: Path, m
         assert mean == pytest.approx(np.mean([f[k] for f in record["folds"].values()]))
     card = out.with_suffix(".md").read_text()
     assert "## Speaker adaptation" in card and "prior 3" in card and "transductive" in card
+
+
+def test_a_recipe_passes_its_front_end_and_extra_corpora_to_the_run(tmp_path: Path):
+    """Extra corpora are folders beside the recipe's own corpus under the data root; the front-end override and
+    the extra corpora reach the training run unchanged."""
+    frontend = {"kind": "logmel", "n_mels": 40}
+    recipe = ship.Recipe(
+        "casia", "edge_cnn", TrainConfig(epochs=1), (), "f0", frontend=frontend, extra={"ravdess": "ravdess-copy"}
+    )
+    run = recipe.run(tmp_path / "casia", tmp_path / "out", "cmd")
+    assert run.frontend == frontend
+    assert dict(run.extra) == {"ravdess": tmp_path / "ravdess-copy"}
+    assert ship.RECIPES["english"].run(tmp_path / "ravdess", tmp_path / "o", "c").extra == {}
