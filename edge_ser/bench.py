@@ -173,10 +173,15 @@ def _environment(threads: int) -> dict[str, str]:
     return env
 
 
+# ``python -c`` puts the working directory first on sys.path: run from another checkout, the child would import
+# that checkout's edge_ser instead of this one (which _environment puts on PYTHONPATH).
+_OWN_PATH = "import sys\nif sys.path and sys.path[0] == '':\n    del sys.path[0]\n"
+
+
 def in_fresh_process(code: str, argv: list[str], threads: int, what: str | None = None) -> tuple[dict[str, Any], float]:
     """Run ``code`` in a new interpreter (this edge_ser, numpy's threads capped); its last stdout line is
     JSON. Returns that object and the wall-clock time (``time.time``) at which the process was started."""
-    command = [sys.executable, "-c", code, *argv]
+    command = [sys.executable, "-c", _OWN_PATH + code, *argv]
     started = time.time()
     proc = subprocess.run(command, capture_output=True, text=True, env=_environment(threads))
     lines = proc.stdout.strip().splitlines()

@@ -240,3 +240,14 @@ def test_bench_runs_without_the_training_side(tiny_model):
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
     assert row["macs_per_second"] > 0 and row["peak_rss_mb"] > 0 and row["cold_start_ms"] > 0
+
+
+def test_fresh_processes_import_this_edge_ser_from_any_working_directory(tmp_path, monkeypatch):
+    """``python -c`` puts the working directory first on sys.path; bench's child must still measure this
+    edge_ser, not one that happens to sit in the directory bench runs from."""
+    (tmp_path / "edge_ser").mkdir()
+    (tmp_path / "edge_ser" / "__init__.py").write_text("raise ImportError('the impostor was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    code = "import json, edge_ser\nprint(json.dumps({'file': edge_ser.__file__}))"
+    result, _ = bench.in_fresh_process(code, [], threads=1)
+    assert result["file"] == edge_ser.__file__
