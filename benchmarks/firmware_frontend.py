@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -20,20 +19,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from firmware_build import build, c_features, contract_json  # noqa: E402
 
+from benchmarks.report import cpu_name  # noqa: E402
 from edge_ser.audio import load_audio  # noqa: E402
 from edge_ser.contract import ModelContract  # noqa: E402
 from edge_ser.model import resolve, shipped_models  # noqa: E402
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             print(name, results[name], flush=True)
     record = {
         "command": "python benchmarks/firmware_frontend.py " + " ".join(argv or sys.argv[1:]),
-        "machine": cpu_model(),
+        "machine": cpu_name(),
         "clips": [str(c.relative_to(c.parents[1])) for c in clips],
         "max_abs_error_after_normalization": results,
     }

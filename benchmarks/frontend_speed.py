@@ -19,7 +19,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import importlib.util  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -32,7 +31,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.report import replace_section  # noqa: E402
+from benchmarks.report import cpu_name, replace_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "238b464"  # main before the front-end's per-frame work was cut (2026-12-01)
@@ -74,13 +73,6 @@ def revision() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "edge_ser"], cwd=ROOT).returncode
     return head.strip() + (" + changes" if dirty else "")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def report(ref: str, runs: int) -> list[str]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.frontend_speed import BEFORE, HEAD, cpu_name, revision
-from benchmarks.report import replace_section
+from benchmarks.frontend_speed import BEFORE, HEAD, revision
+from benchmarks.report import cpu_name, replace_section
 from edge_ser.bench import _FRESH, THREAD_VARIABLES, bench_signal
 from edge_ser.model import resolve
 
