@@ -354,6 +354,44 @@ def test_same_seed_same_numbers_and_resume_continues_where_it_stopped(corpus: Co
     assert resnet(cfg=cfg, out_dir=tmp_path / "cut", resume=True) == resumed
 
 
+def test_ema_keeps_the_average_of_the_weights_without_changing_training(corpus: Corpus, tmp_path: Path) -> None:
+    """--ema: training steps are the same; the checkpoint holds the moving average (about the last step's
+    weights when the decay is tiny), validation scores it, and an interrupted run resumes it exactly."""
+    cfg = small_config(epochs=3)
+    data = prepare_data(corpus, FrontEnd(kind="logmel", n_mels=20), cfg, tmp_path / "cache")
+    no_val = Split("s3", by_speaker(corpus, "s0", "s1", "s2"), (), by_speaker(corpus, "s3"))
+    edge = partial(train_fold, data, no_val, fold_index=0, arch="edge_cnn", aux={})
+    plain = edge(cfg=cfg, out_dir=tmp_path / "plain")
+    averaged = edge(cfg=replace(cfg, ema=0.9), out_dir=tmp_path / "ema")
+    edge(cfg=replace(cfg, ema=1e-6), out_dir=tmp_path / "tiny-decay")
+    assert [r["loss"] for r in averaged.history] == [r["loss"] for r in plain.history]
+    weights = {name: load_tensors(tmp_path / name / "model.pt") for name in ("plain", "ema", "tiny-decay")}
+    floats = [k for k, v in weights["plain"].items() if v.is_floating_point()]
+    assert max((weights["ema"][k] - weights["plain"][k]).abs().max().item() for k in floats) > 1e-3
+    for k in floats:
+        torch.testing.assert_close(weights["tiny-decay"][k], weights["plain"][k], rtol=1e-4, atol=1e-4)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first(epoch: int, record: dict) -> None:
+        if epoch == 1:
+            raise Interrupt
+
+    with_val = partial(
+        train_fold, data, fold_of(corpus), fold_index=0, arch="edge_cnn", aux={}, cfg=replace(cfg, ema=0.9)
+    )
+    full = with_val(out_dir=tmp_path / "full")
+    with pytest.raises(Interrupt):
+        with_val(out_dir=tmp_path / "cut", on_epoch_end=stop_after_first)
+    resumed = with_val(out_dir=tmp_path / "cut", resume=True)
+    assert [r["val_ua"] for r in resumed.history] == [r["val_ua"] for r in full.history]
+    a, b = load_tensors(tmp_path / "full" / "model.pt"), load_tensors(tmp_path / "cut" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="ema"):
+        small_config(ema=1.0)
+
+
 def test_report_over_folds(corpus: Corpus, tmp_path: Path) -> None:
     cfg = small_config(epochs=1)
     data = prepare_data(corpus, FrontEnd(kind="logspec", window="hamming"), cfg, tmp_path / "cache")

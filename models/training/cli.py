@@ -112,6 +112,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--label-smoothing", type=float, default=0.0, help="label smoothing of every head's cross-entropy")
     add("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
     add(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate and keep an exponential moving average of the weights with this decay per step (0: off)",
+    )
+    add(
         "--normalization",
         choices=("global", "utterance", "speaker"),
         default="global",
@@ -181,6 +188,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         augment=augment,
         label_smoothing=args.label_smoothing,
         mixup=args.mixup,
+        ema=args.ema,
         normalization=args.normalization,
         distill=distill.DistillConfig(
             args.teacher,

@@ -28,7 +28,9 @@ class TrainConfig:
     statistics, see :func:`speaker_normalization`).
     ``crop_seconds``: training crop length (default: the analysis window); transcript (CTC) heads
     instead train on whole utterances up to ``transcript_max_seconds`` (default: all, see
-    :class:`models.data.batches.WholeView`). ``window_seconds``,
+    :class:`models.data.batches.WholeView`). ``ema``: the decay of an exponential moving average of the
+    weights, updated after every step, which validation scores and the checkpoint keeps (0: off; it smooths
+    the epoch-to-epoch swings that make one validation epoch a noisy pick). ``window_seconds``,
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
     stored for export. ``extra_corpora``: the names of the other corpora whose relabelled utterances
     joined every fold's training part (set from :attr:`RunConfig.extra`; see :mod:`models.data.label_map`).
@@ -50,6 +52,7 @@ class TrainConfig:
     augment: Augment = field(default_factory=Augment)
     label_smoothing: float = 0.0
     mixup: float = 0.0
+    ema: float = 0.0
     normalization: str = "global"
     distill: distill.DistillConfig | None = None
     extra_corpora: tuple[str, ...] = ()
@@ -63,6 +66,8 @@ class TrainConfig:
             raise ValueError("normalization must be global, utterance or speaker")
         if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
             raise ValueError("need 0 <= label_smoothing < 1 and mixup >= 0")
+        if not 0 <= self.ema < 1:
+            raise ValueError("need 0 <= ema < 1")
         if self.pad not in PADS:
             raise ValueError(f"pad must be one of {PADS}")
         if self.transcript_max_seconds is not None and self.transcript_max_seconds <= 0:
@@ -80,8 +85,9 @@ class TrainConfig:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
         d["distill"] = self.distill.to_dict() if self.distill else None
-        if not self.extra_corpora:  # absent, as before the option existed: older runs' states still resume
-            del d["extra_corpora"]
+        for name in ("extra_corpora", "ema"):  # absent when off, as before they existed: older states resume
+            if not d[name]:
+                del d[name]
         return d
 
     @property

@@ -29,6 +29,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from edge_ser.frontend import Normalization
@@ -114,6 +115,7 @@ class FoldRun:
     projector: torch.nn.Module | None
     transfer: list[tuple[TrainBatches, distill.Targets]]  # transfer-set batches and their teacher targets
     optimizer: torch.optim.Optimizer
+    averaged: AveragedModel | None  # the weights' moving average (``cfg.ema``), which validation scores
     scheduler: torch.optim.lr_scheduler.LRScheduler
     batches: TrainBatches
     val_inputs: list[list[np.ndarray]] | None
@@ -337,6 +339,9 @@ def prepare_fold(
         projector=projector,
         transfer=transfer_sources(data, train_idx, targets[PRIMARY], len(labels[PRIMARY]), normalization, cfg),
         optimizer=optimizer,
+        averaged=AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.ema
+        else None,
         scheduler=scheduler,
         batches=batches,
         val_inputs=val_inputs,
@@ -364,6 +369,8 @@ def restore_state(run: FoldRun, *, out_dir: Path, resume: bool) -> None:
     if run.projector is not None:
         run.projector.load_state_dict(saved["projector"])
     run.optimizer.load_state_dict(saved["optimizer"])
+    if run.averaged is not None:
+        run.averaged.load_state_dict(saved["averaged"])
     run.scheduler.load_state_dict(saved["scheduler"])
     run.progress, run.best_state = saved["progress"], saved["best"]
     _log(f"{run.name}: resuming after epoch {run.progress['epoch']}")
@@ -386,6 +393,7 @@ def save_state(run: FoldRun, *, out_dir: Path) -> None:
             "model": run.model.state_dict(),
             "projector": run.projector.state_dict() if run.projector is not None else None,
             "optimizer": run.optimizer.state_dict(),
+            "averaged": run.averaged.state_dict() if run.averaged is not None else None,
             "scheduler": run.scheduler.state_dict(),
             "progress": run.progress,
             "best": run.best_state,
@@ -476,6 +484,8 @@ def train_epoch(run: FoldRun, *, epoch: int) -> EpochRecord:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         run.optimizer.step()
+        if run.averaged is not None:
+            run.averaged.update_parameters(model)
         values = {key: float(value.detach()) for key, value in {"loss": loss, **parts}.items()}
         for key, value in values.items():
             totals[key] = totals.get(key, 0.0) + value
@@ -490,12 +500,13 @@ def validate(run: FoldRun, *, record: EpochRecord, epoch: int) -> bool:
     """Score the epoch on the validation part (into ``record``) and keep its weights if they are the best
     so far (always, without a validation part); whether they were."""
     improved = True
+    scored = run.model if run.averaged is None else run.averaged.module
     if run.val_inputs is not None:
-        scores = head_scores(distributed.predict(run.model, run.val_inputs, run.device), run.targets, run.val_idx)
+        scores = head_scores(distributed.predict(scored, run.val_inputs, run.device), run.targets, run.val_idx)
         record["val_ua"] = scores[PRIMARY]["ua"]
         improved = record["val_ua"] > run.progress["best_ua"]
     if improved:
-        run.best_state = _snapshot(run.model)
+        run.best_state = _snapshot(scored)
         run.progress.update(best_ua=record.get("val_ua", -1.0), best_epoch=epoch + 1, bad_epochs=0)
     else:
         run.progress["bad_epochs"] += 1
