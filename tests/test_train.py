@@ -33,7 +33,7 @@ from models.training.cli import configure_parser, main
 from models.training.config import Split, TrainConfig
 from models.training.corpus_data import prepare_data
 from models.training.evaluate import eval_inputs, predict
-from models.training.loop import train_fold
+from models.training.loop import _training_settings, same_settings, train_fold
 from models.training.run import train_folds
 
 torch.set_num_threads(1)
@@ -390,6 +390,10 @@ def test_ema_keeps_the_average_of_the_weights_without_changing_training(corpus: 
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="ema"):
         small_config(ema=1.0)
+    plain_settings, ema_settings = _training_settings(cfg), _training_settings(replace(cfg, ema=0.9))
+    assert same_settings(plain_settings, plain_settings) and same_settings(ema_settings, ema_settings)
+    assert not same_settings(ema_settings, plain_settings)  # a state saved with --ema resumes only with it
+    assert not same_settings(plain_settings, ema_settings)
 
 
 def test_report_over_folds(corpus: Corpus, tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def same_settings(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     (absent from ``saved``, also inside ``augment`` and ``distill``) counts at its default, and no extra corpora is
     the same whether recorded as an empty list (runs of the first ``--extra-corpus`` version) or not at all;
     entries that are not settings (the command, the fold, ...) are ignored."""
-    defaults = {"extra_corpora": [], **jsonable(_training_settings(TrainConfig()))}
+    defaults = {"extra_corpora": [], "ema": 0.0, **jsonable(_training_settings(TrainConfig()))}
 
     def filled(settings: Mapping[str, Any]) -> dict[str, Any]:
         out = jsonable({**defaults, **settings})
