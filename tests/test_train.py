@@ -33,7 +33,7 @@ from models.training.cli import configure_parser, main
 from models.training.config import Split, TrainConfig
 from models.training.corpus_data import prepare_data
 from models.training.evaluate import eval_inputs, predict
-from models.training.loop import _training_settings, same_settings, train_fold
+from models.training.loop import _training_settings, _warmed_up_ema, same_settings, train_fold
 from models.training.run import train_folds
 
 torch.set_num_threads(1)
@@ -394,6 +394,14 @@ def test_ema_keeps_the_average_of_the_weights_without_changing_training(corpus: 
     assert same_settings(plain_settings, plain_settings) and same_settings(ema_settings, ema_settings)
     assert not same_settings(ema_settings, plain_settings)  # a state saved with --ema resumes only with it
     assert not same_settings(plain_settings, ema_settings)
+
+
+def test_ema_decay_warms_up_so_the_first_weights_fade_fast() -> None:
+    update = _warmed_up_ema(0.99)
+    for n, expected in ((1, 1 - 2 / 11), (1000, 1 - 0.99)):
+        averaged = [torch.zeros(3)]
+        update(averaged, [torch.ones(3)], torch.tensor(n))
+        torch.testing.assert_close(averaged[0], torch.full((3,), expected))
 
 
 def test_report_over_folds(corpus: Corpus, tmp_path: Path) -> None:

@@ -29,8 +29,9 @@ class TrainConfig:
     ``crop_seconds``: training crop length (default: the analysis window); transcript (CTC) heads
     instead train on whole utterances up to ``transcript_max_seconds`` (default: all, see
     :class:`models.data.batches.WholeView`). ``ema``: the decay of an exponential moving average of the
-    weights, updated after every step, which validation scores and the checkpoint keeps (0: off; it smooths
-    the epoch-to-epoch swings that make one validation epoch a noisy pick). ``window_seconds``,
+    weights, updated after every step (warmed up: ``min(ema, (1 + n) / (10 + n))`` after ``n`` steps),
+    which validation scores and the checkpoint keeps (0: off; it smooths the epoch-to-epoch swings that make
+    one validation epoch a noisy pick). ``window_seconds``,
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
     stored for export. ``extra_corpora``: the names of the other corpora whose relabelled utterances
     joined every fold's training part (set from :attr:`RunConfig.extra`; see :mod:`models.data.label_map`).
