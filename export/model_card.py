@@ -18,6 +18,7 @@ LICENCES = {
     "restriction and the share-alike terms.",
     "casia": "CASIA Chinese emotional speech corpus; no terms of use come with the copy used here: research and "
     "evaluation use only.",
+    "emodb": "Emo-DB (Burkhardt et al., Interspeech 2005), free for research use.",
 }
 
 
@@ -102,6 +103,16 @@ def adaptation_section(contract: Any) -> list[str]:
     return lines
 
 
+def extra_corpora_lines(report: dict[str, Any] | None) -> list[str]:
+    """Card lines for the other corpora whose relabelled utterances joined training, each with its terms."""
+    names = ((report or {}).get("training") or {}).get("extra_corpora") or ()
+    return [
+        f"- Also trained on {name}, relabelled to this model's classes ([docs/multi-corpus.md]"
+        f"(../../docs/multi-corpus.md)). {LICENCES.get(name, 'Terms: see the corpus.')}"
+        for name in names
+    ]
+
+
 def write_card(
     model_path: str | os.PathLike, parity: dict[str, Any], report: dict[str, Any] | None, extra: dict[str, Any]
 ) -> Path:
@@ -127,6 +138,7 @@ def write_card(
             if c.provenance.get("fold") == "final"
             else f"- Protocol: {protocol}; fold `{c.provenance.get('fold')}`."
         ),
+        *extra_corpora_lines(report),
         f"- Command: `{c.provenance.get('command') or 'not recorded'}`",
         f"- Commit: {c.provenance.get('commit') or 'unknown'}; exported {c.provenance.get('created')}.",
         "",

@@ -81,9 +81,9 @@ class Recipe:
 # character head is left out of the file: it learnt RAVDESS's two statements, so its transcript of anything
 # else would mean nothing.
 # Chinese: edge_cnn distilled from whisper-base's block 3 (soft labels from cross-fitted teacher heads and
-# regression onto its pooled features, docs/teacher.md), trained 30 epochs: 15 epochs gave 40.7 UA on CASIA's four
-# folds (36.6 without the teacher; 38.9 for the P-CNN+Gender file shipped before); the 30-epoch figures are in
-# benchmarks/results/distill-casia.md and the card.
+# regression onto its pooled features, docs/teacher.md), with RAVDESS and Emo-DB relabelled to CASIA's classes in
+# every fold's training part (their teacher features aligned per corpus), 20 epochs. Over three seeds it beat the
+# 30-epoch CASIA-only recipe shipped before (docs/teacher.md; benchmarks/results/session-2026-12-02-casia-seeds.md).
 SPEC_MASKS = Augment(time_mask=20, freq_mask=8)
 EDGE = TrainConfig(epochs=20, patience=8, augment=SPEC_MASKS, label_smoothing=0.1)  # as benchmarks/mtl_ablation.sh
 DISTILLED = TrainConfig(
@@ -91,7 +91,14 @@ DISTILLED = TrainConfig(
 )
 RECIPES = {
     "english": Recipe("ravdess", "edge_cnn", EDGE, keep_aux=(), test_fold="actors01-04", aux={"chars": 1.0}),
-    "chinese": Recipe("casia", "edge_cnn", DISTILLED, keep_aux=(), test_fold="ZhaoZuoxiang"),
+    "chinese": Recipe(
+        "casia",
+        "edge_cnn",
+        replace(DISTILLED, epochs=20),
+        keep_aux=(),
+        test_fold="ZhaoZuoxiang",
+        extra={"ravdess": "ravdess", "emodb": "emodb"},
+    ),
 }
 # Speaker-adaptive variants: utterance functionals + MLP trained with per-speaker statistics, for apps that
 # keep a SpeakerProfile of their user (see docs/adaptation.md). Whole utterances of both corpora fit the window.

@@ -312,3 +312,11 @@ def test_export_api_returns_what_the_command_prints(trained, tmp_path, capsys):
     assert set(printed["parity"]) == set(report.parity)
     with pytest.raises(ModelError, match="not a checkpoint"):
         export(ExportConfig(tmp_path, tmp_path / "none.onnx"))
+
+
+def test_card_names_every_extra_corpus_with_its_terms() -> None:
+    from export.model_card import extra_corpora_lines
+
+    lines = extra_corpora_lines({"training": {"extra_corpora": ["ravdess", "emodb"]}})
+    assert len(lines) == 2 and "ravdess" in lines[0] and "CC BY-NC-SA" in lines[0] and "Emo-DB" in lines[1]
+    assert extra_corpora_lines({"training": {}}) == [] == extra_corpora_lines(None)
