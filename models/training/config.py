@@ -15,6 +15,10 @@ from ..data.features import DEFAULT_CACHE_DIR
 from ..data.protocols import Fold
 from . import distill
 
+# Settings added after runs had been saved: left out of :meth:`TrainConfig.to_dict` when off, and counted at
+# their defaults when a saved run lacks them (``models.training.loop.same_settings``).
+ABSENT_WHEN_OFF = ("extra_corpora", "ema")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -86,7 +90,7 @@ class TrainConfig:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
         d["distill"] = self.distill.to_dict() if self.distill else None
-        for name in ("extra_corpora", "ema"):  # absent when off, as before they existed: older states resume
+        for name in ABSENT_WHEN_OFF:  # absent when off, as before they existed: older states resume
             if not d[name]:
                 del d[name]
         return d

@@ -42,7 +42,7 @@ from ..data.features import Norms, fit_normalization, normalization_for
 from ..data.labels import head_labels, head_targets
 from . import distill, distributed, metrics
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
-from .config import FoldPlan, TrainConfig
+from .config import ABSENT_WHEN_OFF, FoldPlan, TrainConfig
 from .corpus_data import CorpusData, samples, speaker_normalization
 from .evaluate import eval_inputs, head_scores, transcribe
 from .losses import batch_loss
@@ -162,7 +162,8 @@ def same_settings(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     (absent from ``saved``, also inside ``augment`` and ``distill``) counts at its default, and no extra corpora is
     the same whether recorded as an empty list (runs of the first ``--extra-corpus`` version) or not at all;
     entries that are not settings (the command, the fold, ...) are ignored."""
-    defaults = {"extra_corpora": [], "ema": 0.0, **jsonable(_training_settings(TrainConfig()))}
+    off = TrainConfig()
+    defaults = jsonable({**{k: getattr(off, k) for k in ABSENT_WHEN_OFF}, **_training_settings(off)})
 
     def filled(settings: Mapping[str, Any]) -> dict[str, Any]:
         out = jsonable({**defaults, **settings})
