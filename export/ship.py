@@ -86,8 +86,8 @@ class Recipe:
 # 30-epoch CASIA-only recipe shipped before (docs/teacher.md; benchmarks/results/session-2026-12-02-casia-seeds.md).
 SPEC_MASKS = Augment(time_mask=20, freq_mask=8)
 EDGE = TrainConfig(epochs=20, patience=8, augment=SPEC_MASKS, label_smoothing=0.1)  # as benchmarks/mtl_ablation.sh
-# English since 2026-12-02: the same trained 35 epochs without early stopping (the 20-epoch runs' validation UA was
-# still rising at their last epochs; docs/teacher.md "Training English longer").
+# English since 2026-12-02: the same trained 35 epochs without early stopping (in the 20-epoch runs validation chose
+# epochs 15-20 of 20 on four of five folds; docs/teacher.md "Training English longer").
 EDGE_LONG = replace(EDGE, epochs=35, patience=0)
 DISTILLED = TrainConfig(
     epochs=30, patience=0, augment=SPEC_MASKS, label_smoothing=0.1, distill=DistillConfig("whisper-base:3")

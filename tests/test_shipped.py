@@ -112,3 +112,21 @@ def test_predict_batch_and_stream_agree_exactly(name):
         stream = rec.stream(sample_rate=rate)
         streamed = [p for i in range(0, len(clip), 733) for p in stream.accept(clip[i : i + 733])] + stream.flush()
         assert streamed == rec.predict_segments(clip, sample_rate=rate)
+
+
+@pytest.mark.parametrize("name", [n for n in PRESENT if not n.endswith("-adaptive")])
+def test_readme_and_results_show_the_cards_figures(name):
+    """README's model table and benchmarks/RESULTS.md quote the fold means the shipped file's contract records
+    (the card is written from the same record), so a re-shipped model cannot leave stale figures behind."""
+    cv = Recognizer(name).contract.provenance["cross_validation"]
+    int8 = f"{100 * cv['int8_ua_mean']:.1f} ± {100 * cv['int8_ua_std']:.1f}"
+    card = (ASSETS / SHIPPED[name]).with_suffix(".md").read_text()
+    assert f"**{int8}**" in card
+    (readme_row,) = [r for r in (ROOT / "README.md").read_text().splitlines() if r.startswith(f"| `{name}` ")]
+    assert f"| {int8} (" in readme_row and f"FP32 {100 * cv['ua_mean']:.1f}" in readme_row
+    (results_row,) = [
+        r
+        for r in (ROOT / "benchmarks" / "RESULTS.md").read_text().splitlines()
+        if r.startswith(f"| {name} (shipped) |")
+    ]
+    assert f"| {int8} |" in results_row
