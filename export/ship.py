@@ -87,13 +87,15 @@ class Recipe:
 SPEC_MASKS = Augment(time_mask=20, freq_mask=8)
 EDGE = TrainConfig(epochs=20, patience=8, augment=SPEC_MASKS, label_smoothing=0.1)  # as benchmarks/mtl_ablation.sh
 # English since 2026-12-02: the same trained 35 epochs without early stopping (in the 20-epoch runs validation chose
-# epochs 15-20 of 20 on four of five folds; docs/teacher.md "Training English longer").
+# epochs 15-20 of 20 on four of five folds; docs/teacher.md "Training English longer"), and since the third session
+# that day with speed perturbation (0.9 / 1.0 / 1.1, half of the excerpts; docs/teacher.md "Speed perturbation").
 EDGE_LONG = replace(EDGE, epochs=35, patience=0)
+EDGE_SPEED = replace(EDGE_LONG, augment=replace(SPEC_MASKS, speeds=(0.9, 1.0, 1.1)))
 DISTILLED = TrainConfig(
     epochs=30, patience=0, augment=SPEC_MASKS, label_smoothing=0.1, distill=DistillConfig("whisper-base:3")
 )
 RECIPES = {
-    "english": Recipe("ravdess", "edge_cnn", EDGE_LONG, keep_aux=(), test_fold="actors01-04", aux={"chars": 1.0}),
+    "english": Recipe("ravdess", "edge_cnn", EDGE_SPEED, keep_aux=(), test_fold="actors01-04", aux={"chars": 1.0}),
     "chinese": Recipe(
         "casia",
         "edge_cnn",
