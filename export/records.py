@@ -5,6 +5,7 @@ What ``benchmarks/results.py`` tabulates and ``export.ship`` records for a shipp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -27,6 +28,17 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
 
 
+def _reusable(saved: Path, out: Path, checkpoint: str) -> dict[str, Any] | None:
+    """The parity report of an earlier export of this very checkpoint (sha256 ``checkpoint``), or None: a run
+    directory re-trained under the same name must be exported again, not scored from the old files."""
+    if not (saved.is_file() and out.is_file() and out.with_suffix(".fp32.onnx").is_file()):
+        return None
+    parity = json.loads(saved.read_text())
+    if parity.pop("checkpoint_sha256", None) != checkpoint:
+        return None
+    return parity
+
+
 def record_run(run: Path, data: str, work: Path, records: Path, reuse: bool, export: bool = True) -> Path:
     """Exports every fold of a finished run and keeps what the table needs in ``records/<run>.json``.
 
@@ -44,12 +56,12 @@ def record_run(run: Path, data: str, work: Path, records: Path, reuse: bool, exp
         for name in report["folds"]:
             out = work / run.name / f"{name}.onnx"
             saved = out.with_suffix(".parity.json")
-            if reuse and saved.is_file() and out.is_file() and out.with_suffix(".fp32.onnx").is_file():
-                parity = json.loads(saved.read_text())
-            else:
+            checkpoint = hashlib.sha256((run / name / "model.pt").read_bytes()).hexdigest()
+            parity = _reusable(saved, out, checkpoint) if reuse else None
+            if parity is None:
                 print(f"results: exporting {run.name}/{name}", file=sys.stderr)
                 parity = export_fold(run / name, data, out)
-                saved.write_text(json.dumps(parity))
+                saved.write_text(json.dumps({**parity, "checkpoint_sha256": checkpoint}))
             folds[name] = {"parity": parity, "config": json.loads((run / name / "config.json").read_text())}
     records.mkdir(parents=True, exist_ok=True)
     path = records / f"{run.name}.json"

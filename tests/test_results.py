@@ -53,6 +53,20 @@ def test_results_from_a_run(tmp_path: Path, monkeypatch):
     before = {f: f.stat().st_mtime_ns for f in onnx_dir.glob("*.onnx")}
     assert len(before) == 4 and results.main([str(run), *argv, "--reuse", "--record-only"]) == 0
     assert {f: f.stat().st_mtime_ns for f in onnx_dir.glob("*.onnx")} == before  # nothing re-exported
+    # A fold re-trained under the same run name is exported again, never scored from the old files.
+    import torch
+
+    fold = sorted(json.loads((run / "report.json").read_text())["folds"])[0]
+    original = (run / fold / "model.pt").read_bytes()
+    weights = torch.load(run / fold / "model.pt", weights_only=True)
+    first = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[first] = weights[first] + 0.5
+    torch.save(weights, run / fold / "model.pt")
+    assert results.main([str(run), *argv, "--reuse", "--record-only"]) == 0
+    after = {f: f.stat().st_mtime_ns for f in onnx_dir.glob("*.onnx")}
+    assert {f.name for f in after if after[f] != before[f]} == {f"{fold}.onnx", f"{fold}.fp32.onnx"}
+    (run / fold / "model.pt").write_bytes(original)
+    assert results.main([str(run), *argv, "--reuse", "--record-only"]) == 0
     text = out.read_text()
     assert "| pcnn (csv) | FP32 |" in text and "| pcnn (csv) | INT8 |" in text and "cores" in text
     assert "hardware is not stated" in text and "pareto.png" in text
