@@ -25,7 +25,7 @@ from edge_ser.frontend import FrontEnd, Normalization
 from models.arch.heads import IGNORE, ctc_loss
 from models.arch.registry import build_model, default_config
 from models.data import features
-from models.data.augment import Augment, add_noise, spec_augment, speed_perturb
+from models.data.augment import Augment, add_noise, freq_warp, spec_augment, speed_perturb
 from models.data.batches import TrainBatches, crop
 from models.training import FoldResult, RunConfig, TrainReport, train
 from models.training.checkpoint import load_checkpoint, load_tensors, save_checkpoint
@@ -218,6 +218,29 @@ def test_augmentations() -> None:
     assert Augment.from_dict(
         json.loads(json.dumps(Augment(noise_snr=(5, 20), speeds=(0.9, 1.1)).to_dict()))
     ) == Augment(noise_snr=(5, 20), speeds=(0.9, 1.1))
+
+
+def test_freq_warp_moves_bands_and_keeps_the_identity() -> None:
+    bands = np.zeros((3, 4, 40), np.float32)
+    bands[:, :, 20] = 1.0  # a formant at band 20
+    before = bands.copy()
+    freq_warp(bands, np.array([1.0, 1.1, 0.9]))
+    np.testing.assert_array_equal(bands[0], before[0])  # factor 1: unchanged
+    centre = (bands * np.arange(40)).sum(axis=2) / bands.sum(axis=2)
+    assert centre[1] == pytest.approx(np.full(4, 22.0), abs=0.01)  # stretched up by 10 %
+    assert centre[2] == pytest.approx(np.full(4, 18.0), abs=0.01)  # squeezed down by 10 %
+    ramp = np.tile(np.arange(40, dtype=np.float32), (2, 5, 1))
+    freq_warp(ramp, np.array([0.8, 1.25]))
+    assert ramp[0, 0, -1] == 39.0 and ramp[1, 0, 0] == 0.0  # ends stay inside the axis
+    np.testing.assert_allclose(ramp[1, 0, :10], np.arange(10) / 1.25, atol=1e-5)
+    seeded = [np.ones((4, 50, 20), np.float32) * np.arange(20) for _ in range(2)]
+    for x in seeded:
+        spec_augment(x, Augment(freq_warp=0.1, prob=1.0), np.random.default_rng(3))
+    np.testing.assert_array_equal(seeded[0], seeded[1])
+    assert not np.array_equal(seeded[0][0], np.ones((50, 20)) * np.arange(20))
+    assert Augment(freq_warp=0.1).on_features
+    with pytest.raises(ValueError, match="freq_warp"):
+        Augment(freq_warp=0.7)
 
 
 def test_batches_are_seeded_and_waveform_augmentation_feeds_feature_models(corpus: Corpus, tmp_path: Path) -> None:

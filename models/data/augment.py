@@ -1,9 +1,9 @@
-"""Training-time augmentation: waveform noise, gain, time shift and speed; SpecAugment masks.
+"""Training-time augmentation: waveform noise, gain, time shift and speed; frequency warping and SpecAugment masks.
 
 Every function draws from a caller-supplied ``numpy.random.Generator``, so a seeded run
 augments identically every time. Waveform augmentations work on 1-D float32 signals;
 :func:`spec_augment` masks a ``(batch, frames, features)`` batch of normalized features,
-where zero is the training-set mean.
+where zero is the training-set mean, and can first warp their frequency axis (:func:`freq_warp`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ class Augment:
     +-``gain_db``; ``shift``: largest time shift in seconds (zero-filled); ``speeds``: speed
     factors to pick from uniformly (resampling, so pitch moves too); ``prob``: the chance that
     each enabled waveform augmentation hits a given example. ``time_mask``/``freq_mask``: the
-    widest SpecAugment mask in frames/feature bins, ``n_masks`` of each per example.
+    widest SpecAugment mask in frames/feature bins, ``n_masks`` of each per example. ``freq_warp``: largest
+    relative stretch of the feature (band) axis, as vocal tract length perturbation does (e.g. 0.1: factors
+    0.9-1.1), applied with chance ``prob``; for band features (log-mel, log-spectrogram), not cepstra.
     """
 
     noise_snr: tuple[float, float] | None = None
@@ -35,6 +37,11 @@ class Augment:
     time_mask: int = 0
     freq_mask: int = 0
     n_masks: int = 2
+    freq_warp: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.freq_warp < 0.5:
+            raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
 
     @property
     def on_waveform(self) -> bool:
@@ -43,7 +50,7 @@ class Augment:
 
     @property
     def on_features(self) -> bool:
-        return bool(self.time_mask or self.freq_mask)
+        return bool(self.time_mask or self.freq_mask or self.freq_warp)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -111,9 +118,27 @@ def _masks(n: int, batch: int, width: int, count: int, rng: np.random.Generator)
     return mask
 
 
+def freq_warp(batch: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``batch`` (``(batch, frames, bands)``) with each example's band axis stretched by its factor, in place:
+    band ``j`` takes the value at ``j / factor``, linearly interpolated (a factor above 1 moves energy to higher
+    bands, as a shorter vocal tract does); positions past the top band take the top band."""
+    f = batch.shape[2]
+    src = np.clip(np.arange(f)[None, :] / np.asarray(factors, dtype=np.float64)[:, None], 0.0, f - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, f - 1)
+    w = (src - lo).astype(np.float32)[:, None, :]
+    take = np.take_along_axis
+    batch[:] = take(batch, lo[:, None, :], axis=2) * (1.0 - w) + take(batch, hi[:, None, :], axis=2) * w
+    return batch
+
+
 def spec_augment(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
-    """SpecAugment time and frequency masking of a ``(batch, frames, features)`` array, in place."""
+    """Frequency warping, then SpecAugment time and frequency masking of a ``(batch, frames, features)`` array,
+    in place."""
     b, t, f = batch.shape
+    if aug.freq_warp:
+        hit = rng.random(b) < aug.prob
+        freq_warp(batch, np.where(hit, rng.uniform(1.0 - aug.freq_warp, 1.0 + aug.freq_warp, b), 1.0))
     if aug.time_mask:
         batch[_masks(t, b, aug.time_mask, aug.n_masks, rng)] = 0.0
     if aug.freq_mask:

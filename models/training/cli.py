@@ -109,6 +109,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--time-mask", type=int, default=0, help="SpecAugment: widest time mask in frames")
     add("--freq-mask", type=int, default=0, help="SpecAugment: widest frequency mask in feature bins")
     add("--masks", type=int, default=2, help="SpecAugment: masks of each kind per example")
+    add(
+        "--freq-warp",
+        type=float,
+        default=0.0,
+        help="stretch band features' frequency axis by a factor within 1 +- this (vocal tract length "
+        "perturbation on log-mel), with chance --aug-prob",
+    )
     add("--label-smoothing", type=float, default=0.0, help="label smoothing of every head's cross-entropy")
     add("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
     add(
@@ -171,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         time_mask=args.time_mask,
         freq_mask=args.freq_mask,
         n_masks=args.masks,
+        freq_warp=args.freq_warp,
     )
     return TrainConfig(
         epochs=args.epochs,
