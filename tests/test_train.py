@@ -260,6 +260,8 @@ def test_batches_are_seeded_and_waveform_augmentation_feeds_feature_models(corpu
         np.testing.assert_array_equal(ba.targets["emotion"], bb.targets["emotion"])
     with pytest.raises(ValueError, match="waveform table"):
         TrainBatches(table, np.arange(12), targets, norm, 8000, aug)
+    with pytest.raises(ValueError, match="band features"):  # MFCC are cepstra: no frequency axis to warp
+        TrainBatches(table, np.arange(12), targets, norm, 8000, Augment(freq_warp=0.1))
 
 
 # -- training ---------------------------------------------------------------------------

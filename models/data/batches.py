@@ -103,6 +103,8 @@ class TrainBatches:
             raise ValueError(f"pad must be one of {PADS}")
         augment = augment if augment is not None else Augment()
         self.frontend: FrontEnd = inputs.frontend
+        if augment.freq_warp and self.frontend.kind not in ("logmel", "logspec"):
+            raise ValueError(f"--freq-warp stretches band features (logmel, logspec), not {self.frontend.kind!r}")
         self.from_waves = augment.on_waveform or self.frontend.kind == "waveform"
         if self.from_waves and waves is None:
             waves = inputs if self.frontend.kind == "waveform" else None
