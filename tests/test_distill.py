@@ -220,3 +220,79 @@ def test_per_speaker_standardization_uses_each_training_speakers_own_statistics(
         assert np.allclose(out["speed1.1"][rows], (clean[rows] * 2.0 - mean) / std)
     assert np.array_equal(out["clean"][speakers == "t"], clean[speakers == "t"])  # test rows untouched
     assert np.array_equal(feats["clean"], clean)  # inputs not modified
+
+
+def test_mixed_inputs_learn_mixed_teacher_targets():
+    """--mixup with --teacher: each row's soft labels and features are mixed with its partner's, as its input
+    is; unknown (NaN) targets stay unknown; lam = 1 gives the unmixed targets back."""
+    from models.training.losses import mix_targets
+
+    soft = torch.tensor([[1.0, 0.0], [0.0, 1.0], [float("nan"), float("nan")]])
+    feats = torch.tensor([[2.0], [4.0], [float("nan")]])
+    perm = torch.tensor([1, 0, 0])
+    mixed_soft, mixed_feats = mix_targets(soft, feats, 0.75, perm)
+    assert torch.equal(mixed_soft[:2], torch.tensor([[0.75, 0.25], [0.25, 0.75]]))
+    assert torch.equal(mixed_feats[:2], torch.tensor([[2.5], [3.5]]))
+    assert torch.isnan(mixed_soft[2]).all() and torch.isnan(mixed_feats[2]).all()
+    same_soft, same_feats = mix_targets(soft[:2], feats[:2], 1.0, perm[:2])
+    assert torch.equal(same_soft, soft[:2]) and torch.equal(same_feats, feats[:2])
+
+
+def test_mixup_with_a_teacher_mixes_inputs_and_every_target():
+    """One batch's loss with --mixup and a teacher equals the loss written out by hand: the student sees
+    the mixed inputs, label losses weighted lam / 1 - lam, teacher losses against the mixed targets."""
+    from models.arch.registry import build_model, default_config
+    from models.data.batches import Batch
+    from models.training.config import TrainConfig
+    from models.training.losses import batch_loss, mix_targets
+
+    torch.manual_seed(0)
+    model = build_model(default_config("edge_cnn", {"emotion": 3})).eval()  # eval: no dropout, fixed batch norm
+    projector = torch.nn.Linear(model.backbone.embedding_dim, 4)
+    rng = np.random.default_rng(0)
+    n, frames = 6, 50
+    inputs = rng.standard_normal((n, frames, 64)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    lengths = np.full(n, 8000, dtype=np.int64)
+    batch = Batch(inputs, {"emotion": labels}, lengths, None, np.arange(n), np.ones(n))
+    soft = rng.dirichlet(np.ones(3), size=n)
+    teacher = distill.Targets({"clean": soft}, {"clean": rng.standard_normal((n, 4))})
+    cfg = TrainConfig(mixup=0.4, label_smoothing=0.1, distill=distill.DistillConfig("whisper-base:3"), device="cpu")
+
+    loss, parts = batch_loss(
+        model,
+        batch,
+        cfg=cfg,
+        device=torch.device("cpu"),
+        rng=np.random.default_rng(5),
+        teacher=teacher,
+        projector=projector,
+    )
+
+    draw = np.random.default_rng(5)
+    lam = float(draw.beta(0.4, 0.4))
+    perm = torch.from_numpy(draw.permutation(n))
+    x = torch.from_numpy(inputs)
+    mixed = lam * x + (1 - lam) * x[perm]
+    lens = torch.from_numpy(lengths)
+    outputs, embedding = model.outputs_and_embedding(mixed, model.head_names, lens)
+    logits = dict(zip(model.head_names, outputs))
+    y = torch.from_numpy(labels)
+    ce = lam * model.loss(logits, {"emotion": y}, 0.1, model.frame_lengths(lens))[0]
+    ce = ce + (1 - lam) * model.loss(logits, {"emotion": y[perm]}, 0.1, model.frame_lengths(lens))[0]
+    t_soft, t_feats = mix_targets(*(torch.from_numpy(a) for a in teacher.lookup(np.arange(n), np.ones(n))), lam, perm)
+    expected = ce + distill.soft_label_loss(logits["emotion"], t_soft, 4.0)
+    expected = expected + distill.feature_loss(projector(embedding), t_feats)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    kd = distill.soft_label_loss(logits["emotion"], t_soft, 4.0).item()
+    assert parts["teacher_soft"].item() == pytest.approx(kd, rel=1e-4)
+    unmixed, _ = batch_loss(
+        model,
+        batch,
+        cfg=TrainConfig(label_smoothing=0.1, distill=cfg.distill, device="cpu"),
+        device=torch.device("cpu"),
+        rng=np.random.default_rng(5),
+        teacher=teacher,
+        projector=projector,
+    )
+    assert abs(unmixed.item() - loss.item()) > 1e-3  # the mixing changed what was learned

@@ -80,8 +80,6 @@ class TrainConfig:
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
         if self.distill is not None:
-            if self.mixup:
-                raise ValueError("distillation and mixup cannot be combined (mixed inputs have no teacher target)")
             unknown = [s for s in self.augment.speeds if float(s) not in distill.SPEED_VIEWS]
             if unknown:
                 raise ValueError(f"with --teacher, speeds must be among {sorted(distill.SPEED_VIEWS)}: {unknown}")

@@ -33,10 +33,11 @@ def batch_loss(
     the transcript heads'."""
     x, lengths = torch.from_numpy(batch.inputs).to(device), torch.from_numpy(batch.lengths).to(device)
     t = {h: torch.from_numpy(v).to(device) for h, v in batch.targets.items()}
-    if cfg.mixup:
+    if teacher is not None and projector is not None:
+        mix = mixing(len(x), cfg.mixup, rng, x.device) if cfg.mixup else None
+        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg, transfer, mix)
+    elif cfg.mixup:
         loss, parts = mixup_step(model, x, t, lengths, cfg, rng)
-    elif teacher is not None and projector is not None:
-        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg, transfer)
     else:
         loss, parts = model.loss(model(x, lengths), t, cfg.label_smoothing, model.frame_lengths(lengths))
     if batch.whole is not None:
@@ -64,21 +65,35 @@ def distill_step(
     lengths: torch.Tensor,
     cfg: TrainConfig,
     transfer: tuple[Batch, distill.Targets] | None = None,
+    mix: tuple[float, torch.Tensor] | None = None,
 ) -> Losses:
     """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding.
+
+    With ``mix`` (``(lam, perm)``, from ``--mixup``) the batch's inputs are mixed with a shuffled copy, as in
+    :func:`mixup_step`, and so are all its targets: the labels' losses are weighted ``lam`` and ``1 - lam``,
+    the teacher's soft labels and features are mixed with the same weights (:func:`mix_targets`).
 
     A ``transfer`` batch (other corpora's audio with this fold's teacher targets) joins the same forward pass,
     so that batch norm's statistics in training are those of the mixture its running statistics will hold; it
     adds only the teacher's losses, weighted ``transfer_weight``."""
     n, d = len(x), cfg.distill
+    if mix is not None:
+        lam, perm = mix
+        x, lengths = lam * x + (1.0 - lam) * x[perm], torch.maximum(lengths, lengths[perm])
     if transfer is not None:
         x = torch.cat([x, torch.from_numpy(transfer[0].inputs).to(x.device)])
         lengths = torch.cat([lengths, torch.from_numpy(transfer[0].lengths).to(x.device)])
     outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
     logits = {name: out[:n] for name, out in zip(model.head_names, outputs)}
-    loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths[:n]))
+    frames = model.frame_lengths(lengths[:n])
+    loss, parts = model.loss(logits, t, cfg.label_smoothing, frames)
     projected = projector(embedding)
     soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.speeds))
+    if mix is not None:
+        loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
+        parts = {h: lam * parts[h] + (1.0 - lam) * parts_b[h] for h in parts}
+        loss = lam * loss + (1.0 - lam) * loss_b
+        soft, feats = mix_targets(soft, feats, lam, perm)
     parts["teacher_soft"] = distill.soft_label_loss(logits[PRIMARY], soft, d.temperature)
     parts["teacher_features"] = distill.feature_loss(projected[:n], feats)
     loss = loss + d.soft_weight * parts["teacher_soft"] + d.feature_weight * parts["teacher_features"]
@@ -92,6 +107,21 @@ def distill_step(
     return loss, parts
 
 
+def mixing(n: int, alpha: float, rng: np.random.Generator, device: torch.device) -> tuple[float, torch.Tensor]:
+    """A mixup draw for a batch of ``n``: the weight ``lam ~ Beta(alpha, alpha)`` and the partner of each row."""
+    lam = float(rng.beta(alpha, alpha))
+    return lam, torch.from_numpy(rng.permutation(n)).to(device)
+
+
+def mix_targets(
+    soft: torch.Tensor, feats: torch.Tensor, lam: float, perm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's targets of mixed inputs: each row's soft labels and features mixed with its partner's,
+    ``lam`` and ``1 - lam``. A row whose own or partner's target is unknown (NaN) stays unknown, so the
+    losses skip it rather than learn half a target."""
+    return lam * soft + (1.0 - lam) * soft[perm], lam * feats + (1.0 - lam) * feats[perm]
+
+
 def mixup_step(
     model: SERModel,
     x: torch.Tensor,
@@ -102,8 +132,7 @@ def mixup_step(
 ) -> Losses:
     """Loss on a mixup batch: inputs mixed with a shuffled copy (audio where either has audio),
     losses against both targets."""
-    lam = float(rng.beta(cfg.mixup, cfg.mixup))
-    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    lam, perm = mixing(len(x), cfg.mixup, rng, x.device)
     lengths = torch.maximum(lengths, lengths[perm])
     logits = model(lam * x + (1.0 - lam) * x[perm], lengths)
     frames = model.frame_lengths(lengths)
