@@ -370,13 +370,57 @@ def _clamps_at_zero(quantize: onnx.NodeProto, inits: dict[str, onnx.TensorProto]
 
 def to_float(model: onnx.ModelProto) -> onnx.ModelProto:
     """The FP32 graph of a dynamic-INT8 or static-QDQ file (the model itself if it is float): its INT8
-    weights dequantized, activations no longer rounded."""
+    weights dequantized, activations no longer rounded, and no ``Relu`` left on values that cannot be
+    negative (:func:`drop_redundant_relus`: also on a float file made by an earlier version)."""
     ops = {n.op_type for n in model.graph.node}
     if ops & {"ConvInteger", "MatMulInteger"}:
         model = dequantize_dynamic(model)
     if "DequantizeLinear" in {n.op_type for n in model.graph.node}:
         model = dequantize_qdq(model)
-    return model
+    return drop_redundant_relus(model)
+
+
+# Ops whose output is non-negative when their (float) data inputs are: ``Relu`` on it changes nothing.
+_KEEPS_NONNEGATIVE = {
+    "Add", "AveragePool", "Concat", "Flatten", "Gather", "GlobalAveragePool", "Identity", "MaxPool", "Mul",
+    "ReduceMax", "ReduceMean", "ReduceSum", "Reshape", "Slice", "Squeeze", "Transpose", "Unsqueeze",
+}  # fmt: skip
+_DATA_FIRST = {"Flatten", "Gather", "Reshape", "Slice", "Squeeze", "Unsqueeze"}  # other inputs are shapes/indices
+
+
+def drop_redundant_relus(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` without the ``Relu`` nodes whose input can never be negative: one after another ``Relu``, a
+    ``Softmax`` or a ``Sigmoid``, or after reshaping, pooling, adding or multiplying such values. The
+    quantizer's ranges that start at zero come back from :func:`dequantize_qdq` as ``Relu`` nodes, some on
+    values that are already non-negative; they cost ONNX Runtime a kernel each (and the ``Conv`` + ``Relu``
+    fusion) and change no output: ``relu(x) == x`` exactly for ``x >= 0``."""
+    from onnx import numpy_helper
+
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in model.graph.node for a in n.attribute
+    ):
+        return model  # subgraphs may read a value by name: left as they are
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nonnegative = {name for name, a in inits.items() if a.dtype.kind == "f" and bool(np.all(a >= 0))}
+    outputs = {o.name for o in graph.output}
+    rename: dict[str, str] = {}
+    nodes = []
+    for node in graph.node:
+        node.input[:] = [rename.get(name, name) for name in node.input]
+        if node.op_type == "Relu" and node.input[0] in nonnegative and node.output[0] not in outputs:
+            rename[node.output[0]] = node.input[0]
+            continue
+        if node.op_type in ("Relu", "Softmax", "Sigmoid"):
+            nonnegative.update(node.output)
+        elif node.op_type in _KEEPS_NONNEGATIVE:
+            data = node.input[:1] if node.op_type in _DATA_FIRST else [i for i in node.input if i]
+            if data and all(name in nonnegative for name in data):
+                nonnegative.update(node.output)
+        nodes.append(node)
+    return _with_nodes(out, nodes)
 
 
 def build_variant(

@@ -320,3 +320,65 @@ def test_card_names_every_extra_corpus_with_its_terms() -> None:
     lines = extra_corpora_lines({"training": {"extra_corpora": ["ravdess", "emodb"]}})
     assert len(lines) == 2 and "ravdess" in lines[0] and "CC BY-NC-SA" in lines[0] and "Emo-DB" in lines[1]
     assert extra_corpora_lines({"training": {}}) == [] == extra_corpora_lines(None)
+
+
+def test_relus_on_values_that_cannot_be_negative_are_dropped():
+    """The FP32 graph of a QDQ file carries a Relu for every quantized range that starts at zero, some of them
+    on values that are already non-negative; those go, the others stay, and every output is unchanged."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.quantize import drop_redundant_relus
+
+    def node(op, inputs, output, **kw):
+        return helper.make_node(op, inputs, [output], **kw)
+
+    nodes = [
+        node("Relu", ["x"], "r1"),
+        node("Relu", ["r1"], "r2"),  # after a Relu: dropped
+        node("Transpose", ["r2"], "t", perm=[1, 0]),
+        node("Relu", ["t"], "r3"),  # after a transpose of non-negative values: dropped
+        node("Softmax", ["x"], "s", axis=1),
+        node("Relu", ["s"], "r4"),  # after a softmax: dropped
+        node("Mul", ["r4", "half"], "m"),
+        node("Relu", ["m"], "r5"),  # non-negative times a non-negative constant: dropped
+        node("Mul", ["r4", "minus"], "n"),
+        node("Relu", ["n"], "r6"),  # times a negative constant: kept
+        node("Add", ["r5", "x"], "a"),
+        node("Relu", ["a"], "r7"),  # x may be negative: kept
+        node("Relu", ["r3"], "y"),  # a graph output: kept, so that the output keeps its name
+        node("Add", ["r6", "r7"], "z"),
+    ]
+    inits = [numpy_helper.from_array(np.float32(v).reshape(1), n) for n, v in (("half", 0.5), ("minus", -1.0))]
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [3, 3])  # noqa: E731
+    graph = helper.make_graph(nodes, "g", [value("x")], [value("y"), value("z")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    pruned = drop_redundant_relus(model)
+    onnx.checker.check_model(pruned)
+    relus = [n.output[0] for n in pruned.graph.node if n.op_type == "Relu"]
+    assert relus == ["r1", "r6", "r7", "y"]
+    x = np.linspace(-2, 2, 9, dtype=np.float32).reshape(3, 3)
+    run = lambda m: ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})  # noqa: E731
+    for before, after in zip(run(model), run(pruned)):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_shipped_fp32_of_int8_graphs_lose_only_redundant_relus():
+    """On the shipped FP32-of-INT8 files: fewer Relu nodes, the same scores."""
+    import onnxruntime as ort
+
+    import edge_ser
+    from export.quantize import drop_redundant_relus
+
+    rng = np.random.default_rng(0)
+    for name in ("english", "chinese"):
+        path = Path(edge_ser.__file__).parent / "assets" / f"{name}.onnx"
+        model = onnx.load(str(path))
+        pruned = drop_redundant_relus(model)
+        count = lambda m: sum(n.op_type == "Relu" for n in m.graph.node)  # noqa: E731
+        assert count(pruned) < count(model)
+        sessions = [ort.InferenceSession(m.SerializeToString()) for m in (model, pruned)]
+        feed = {sessions[0].get_inputs()[0].name: rng.standard_normal((1, 300, 64)).astype(np.float32)}
+        before, after = (s.run(None, feed) for s in sessions)
+        for a, b in zip(before, after):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
