@@ -152,11 +152,9 @@ def session_options_lines(runs: int) -> list[str]:
     the default session's, and where a profiled run spends its time by operator type."""
     import collections
 
-    import onnx
     import onnxruntime as ort
 
     from edge_ser import Recognizer
-    from export.quantize import drop_redundant_relus
 
     rec = Recognizer()
     path = rec.path
@@ -182,12 +180,6 @@ def session_options_lines(runs: int) -> list[str]:
             else:
                 setattr(so, key, value)
         sessions[name] = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
-    pruned = drop_redundant_relus(onnx.load(path)).SerializeToString()
-    sessions["the file's graph without its redundant Relu nodes (`export.quantize.to_float`)"] = ort.InferenceSession(
-        pruned, so, providers=["CPUExecutionProvider"]
-    )
     reference = next(iter(sessions.values())).run(None, feeds)
     same = {
         name: all(np.array_equal(a, b) for a, b in zip(s.run(None, feeds), reference)) for name, s in sessions.items()
