@@ -114,6 +114,9 @@ class OnnxModel:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # x86 CPUs with AVX2 but no VNNI: ONNX Runtime's fast UINT8 x INT8 kernel adds pairs of products in
+        # saturating 16-bit lanes; this selects its exact one (not in Loop bodies: export.quantize.unsigned_weights)
+        options.add_session_config_entry("session.x64quantprecision", "1")
         try:
             self.session = ort.InferenceSession(
                 self.path, sess_options=options, providers=list(providers or ["CPUExecutionProvider"])

@@ -38,6 +38,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .quantize import unsigned_weights
+
 VARIANTS = {
     "fp32": "FP32",
     "fp16w": "FP16 weights, FP32 compute",
@@ -269,6 +271,7 @@ def _convert(fp32_path: Path, variant: str, calibration: Sequence[str], out: Pat
         quantize_dynamic(
             str(fp32_path), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=nodes
         )
+        onnx.save(unsigned_weights(onnx.load(str(out)))[0], str(out))  # exact on AVX2 CPUs too (see there)
         if variant == "int8d-stem":
             fp32_path.unlink()
     elif variant == "int8s":

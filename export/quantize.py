@@ -540,3 +540,66 @@ def variant_table(table: Sequence[Variant], chosen: Variant, mark: str = "defaul
         label = f"{v.name} ({mark})" if v is chosen else v.name
         lines.append(f"| {label} | {v.size_bytes / 1024:.0f} | {v.latency_ms:.3f} | {100 * v.agreement:.1f} | {ua} |")
     return lines
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every subgraph in it (``Loop`` bodies, ``If`` branches), depth first."""
+    yield graph
+    for node in graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from _graphs(g)
+
+
+def unsigned_weights(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``model`` with every ``MatMulInteger``'s INT8 weights stored as UINT8 plus 128 (zero points too), and how
+    many nodes changed; subgraphs included.
+
+    Why: on x86 CPUs with AVX2 but no VNNI (Intel before Ice Lake / Cascade Lake, AMD before Zen 4), ONNX
+    Runtime multiplies UINT8 activations by INT8 weights with ``vpmaddubsw``, which adds pairs of products in
+    16-bit lanes that saturate: the dynamic-INT8 base and small tiers lost 7-17 UA points on such a CPU.
+    The session option ``session.x64quantprecision`` selects an exact kernel, but not inside a ``Loop`` body,
+    where those tiers run their graph. UINT8 x UINT8 takes a kernel that widens first. ``MatMulInteger``
+    computes ``(a - a_zero) * (b - b_zero)`` in 32-bit integers, and ``b + 128 - (zero + 128)`` is ``b - zero``
+    exactly, so the result is the same integer wherever the INT8 kernel did not saturate."""
+    from onnx import TensorProto, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graphs = list(_graphs(out.graph))
+    inits = {t.name: t for g in graphs for t in g.initializer}
+    made: dict[tuple[str, str], tuple[str, str]] = {}
+    changed = 0
+    for graph in graphs:
+        for node in graph.node:
+            weight = inits.get(node.input[1]) if node.op_type == "MatMulInteger" else None
+            if weight is None or weight.data_type != TensorProto.INT8:
+                continue
+            zero_name = node.input[3] if len(node.input) > 3 else ""
+            if zero_name and zero_name not in inits:
+                continue  # a zero point computed in the graph: left as it is
+            key = (node.input[1], zero_name)
+            if key not in made:
+                q = numpy_helper.to_array(weight).astype(np.int16) + 128
+                zero = numpy_helper.to_array(inits[zero_name]) if zero_name else np.zeros((), np.int8)
+                names = (f"{weight.name}_u8", f"{weight.name}_zero_point_u8")
+                graph.initializer.extend(
+                    [
+                        numpy_helper.from_array(q.astype(np.uint8), names[0]),
+                        numpy_helper.from_array((zero.astype(np.int16) + 128).astype(np.uint8), names[1]),
+                    ]
+                )
+                made[key] = names
+            while len(node.input) < 4:
+                node.input.append("")
+            node.input[1], node.input[3] = made[key]
+            changed += 1
+    used = {i for g in graphs for n in g.node for i in n.input} | {o.name for o in out.graph.output}
+    for graph in graphs:  # the INT8 copies nothing reads any more
+        kept = [t for t in graph.initializer if t.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    return out, changed

@@ -382,3 +382,71 @@ def test_shipped_fp32_of_int8_graphs_lose_only_redundant_relus():
         before, after = (s.run(None, feed) for s in sessions)
         for a, b in zip(before, after):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_unsigned_weights_give_the_exact_integer_products_inside_a_loop_too():
+    """INT8 MatMulInteger weights stored as UINT8 + 128: the exact integer products, even for inputs where a
+    saturating UINT8 x INT8 kernel (x86 with AVX2, no VNNI) would be off, and the same as the INT8 graph where
+    no kernel saturates; a Loop body's nodes are converted too."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.quantize import unsigned_weights
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, size=(16, 4)).astype(np.int8)
+    w[:, 0] = -128  # with 255s in the input, pairs of products reach -65280: beyond a 16-bit lane
+    w_zero = np.array([0, 1, -2, 3], np.int8)
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(w_zero, "w_zero"),
+        numpy_helper.from_array(np.uint8(0), "a_zero"),
+        numpy_helper.from_array(np.int64(1), "trips"),
+        numpy_helper.from_array(np.bool_(True), "go"),
+    ]
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y_in"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("y_in", TensorProto.INT32, [3, 4]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y"]),
+            helper.make_node("Loop", ["trips", "go"], ["y_loop"], body=body),
+        ],
+        "g",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [3, 16])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.INT32, [3, 4]),
+            helper.make_tensor_value_info("y_loop", TensorProto.INT32, [1, 3, 4]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    converted, changed = unsigned_weights(model)
+    onnx.checker.check_model(converted)
+    assert changed == 2
+    weights = {t.name: t.data_type for t in converted.graph.initializer}
+    assert TensorProto.INT8 not in weights.values() and weights["w_u8"] == TensorProto.UINT8
+
+    def run(m, a):
+        return ort.InferenceSession(m.SerializeToString()).run(None, {"a": a})
+
+    exact = lambda a: a.astype(np.int64) @ (w.astype(np.int64) - w_zero)  # noqa: E731
+    loud = np.full((3, 16), 255, np.uint8)
+    for y in run(converted, loud):
+        np.testing.assert_array_equal(y.reshape(3, 4), exact(loud))
+    quiet = rng.integers(0, 128, size=(3, 16)).astype(np.uint8)  # no 16-bit pair sum overflows: every kernel exact
+    for before, after in zip(run(model, quiet), run(converted, quiet)):
+        np.testing.assert_array_equal(before, after)
+        np.testing.assert_array_equal(after.reshape(3, 4), exact(quiet))
