@@ -92,6 +92,21 @@ def _dims(shape: Sequence[Any]) -> list[int | None]:
     return [d if isinstance(d, int) else None for d in shape]
 
 
+def session_options(threads: int = 1) -> Any:
+    """The ONNX Runtime session options edge-ser runs a model with (export measures its variants with them too):
+    ``threads`` intra-op threads, quiet logging, and exact integer kernels on x86 CPUs with AVX2 but no VNNI, where
+    ONNX Runtime's fast UINT8 x INT8 kernel adds pairs of products in saturating 16-bit lanes (this option does
+    not reach into ``Loop`` bodies: see ``export.quantize.unsigned_weights``)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.x64quantprecision", "1")
+    return options
+
+
 class OnnxModel:
     """An ONNX Runtime session plus the contract it was validated against."""
 
@@ -110,13 +125,7 @@ class OnnxModel:
             raise ModelError(
                 f"{self.path}: {os.path.getsize(self.path)} bytes; an edge-ser model is at most {MAX_MODEL_BYTES}"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # x86 CPUs with AVX2 but no VNNI: ONNX Runtime's fast UINT8 x INT8 kernel adds pairs of products in
-        # saturating 16-bit lanes; this selects its exact one (not in Loop bodies: export.quantize.unsigned_weights)
-        options.add_session_config_entry("session.x64quantprecision", "1")
+        options = session_options(int(threads))
         try:
             self.session = ort.InferenceSession(
                 self.path, sess_options=options, providers=list(providers or ["CPUExecutionProvider"])

@@ -38,6 +38,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edge_ser.model import session_options
+
 from .quantize import unsigned_weights
 
 VARIANTS = {
@@ -356,10 +358,7 @@ def embeddings(fp32_path: Path, variant: str, waves: Iterable[np.ndarray]) -> np
         model = onnx.load(str(path))
     name = _head_node(model).input[0]
     model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0].name
     rows = [None if w is None else session.run([name], {feed: np.asarray(w, np.float32)[None]})[0][0] for w in waves]
     width = next(len(r) for r in rows if r is not None)

@@ -29,6 +29,7 @@ from onnxruntime.quantization import (
 )
 
 from edge_ser.contract import ModelContract
+from edge_ser.model import session_options
 
 from .onnx_export import INPUT, write_contract
 
@@ -187,9 +188,7 @@ def top1(path: str | os.PathLike, inputs: list[np.ndarray]) -> np.ndarray:
     """Primary-head argmax of every input, one window at a time."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
     first = session.get_outputs()[0].name
     return np.array([int(np.argmax(session.run([first], {INPUT: np.asarray(x, np.float32)[None]})[0])) for x in inputs])
 
@@ -456,10 +455,7 @@ def build_variant(
 def _session(path: Path):  # noqa: ANN202 -- onnxruntime.InferenceSession
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
 
 
 def measure_latency(paths: Sequence[Path], probe: np.ndarray, runs: int = 200) -> list[float]:
