@@ -23,13 +23,13 @@ import onnxruntime as ort
 from benchmarks.report import emit
 from benchmarks.runtime import interleaved
 from edge_ser import Recognizer
+from edge_ser.model import session_options
 from export.quantize import drop_redundant_relus
 
 
 def session(model: bytes | str) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
-    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    """One thread, as ``Recognizer`` opens a model."""
+    return ort.InferenceSession(model, session_options(1), providers=["CPUExecutionProvider"])
 
 
 def rows(name: str, runs: int) -> str:
