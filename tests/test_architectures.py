@@ -183,6 +183,39 @@ def test_joint_loss_is_the_weighted_sum_of_the_parts() -> None:
     assert not torch.allclose(smooth, ce_emotion)
 
 
+def test_an_adversarial_head_learns_its_task_and_pushes_the_backbone_the_other_way() -> None:
+    config = {"arch": "pcnn", "heads": {"emotion": 4, "speaker": 3}, "loss_weights": {"speaker": 0.5}}
+    torch.manual_seed(0)
+    plain = build_model(config)
+    torch.manual_seed(0)
+    adversarial = build_model(json.loads(json.dumps({**config, "adversarial": ["speaker"]})))
+    assert adversarial.adversarial == ("speaker",) and plain.adversarial == ()
+    x = torch.randn(4, 300, 39)
+    speaker = {"speaker": torch.tensor([0, 1, 2, 0])}
+    grads = []
+    for model in (plain, adversarial):
+        model.train()
+        torch.manual_seed(1)  # the same dropout masks
+        out = model(x)
+        total, _ = model.loss(out, speaker)
+        total.backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    torch.manual_seed(1)
+    assert torch.equal(plain.eval()(x)["speaker"], adversarial.eval()(x)["speaker"])  # forward unchanged
+    head = [n for n in grads[0] if n.startswith("heads.speaker")]
+    backbone = [n for n in grads[0] if n.startswith("backbone.")]
+    assert head and backbone
+    for name in head:  # the head still learns to tell the speakers apart
+        assert torch.allclose(grads[1][name], grads[0][name])
+    for name in backbone:  # the backbone learns to hide them
+        assert torch.allclose(grads[1][name], -grads[0][name])
+    assert any(float(grads[0][name].abs().max()) > 0 for name in backbone)
+    with pytest.raises(ValueError, match="adversarial"):
+        build_model({**config, "adversarial": ["emotion"]})
+    with pytest.raises(ValueError, match="adversarial"):
+        build_model({**config, "adversarial": ["gender"]})
+
+
 def test_export_module_selects_heads_in_a_fixed_order() -> None:
     model, frontend = _model("pcnn_gender", speaker=3)
     x = _input(frontend, 0.5)

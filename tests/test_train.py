@@ -325,6 +325,26 @@ def test_mixup_and_label_smoothing_train_the_edge_cnn(corpus: Corpus, tmp_path: 
         small_config(label_smoothing=1.0)
 
 
+def test_a_speaker_adversarial_head_trains_and_is_kept_in_the_checkpoint(corpus: Corpus, tmp_path: Path) -> None:
+    args = configure_parser(parser := argparse.ArgumentParser()) or parser.parse_args(
+        ["--arch", "edge_cnn", "--dataset", "x", "--data", "x", "--out", "x", "--adversarial", "speaker=0.2"]
+    )
+    run = models.training.cli.run_config_from_args(args)
+    assert run.aux == {"speaker": 0.2} and run.training.adversarial == ("speaker",)
+    cfg = small_config(epochs=2, adversarial=("speaker",))
+    data = prepare_data(corpus, FrontEnd(kind="logmel", n_mels=64, window="hann"), cfg, tmp_path / "cache")
+    res = train_fold(
+        data, fold_of(corpus), fold_index=0, arch="edge_cnn", aux={"speaker": 0.2}, cfg=cfg, out_dir=tmp_path / "adv"
+    )
+    assert all(r["speaker"] > 0 and np.isfinite(r["loss"]) for r in res.history)  # the head's loss is trained
+    model, config = load_checkpoint(tmp_path / "adv")
+    assert config["adversarial"] == ["speaker"] and model.adversarial == ("speaker",)
+    assert json.loads((tmp_path / "adv" / "config.json").read_text())["training"]["adversarial"] == ["speaker"]
+    assert "adversarial" not in small_config().to_dict()  # off: absent, so older runs resume
+    with pytest.raises(ValueError, match="adversarial"):
+        train_fold(data, fold_of(corpus), fold_index=0, arch="edge_cnn", aux={}, cfg=cfg, out_dir=tmp_path / "bad")
+
+
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     config = default_config("spectrogram_resnet", {"emotion": 6, "gender": 2}, {"gender": 0.3})
     model = build_model(config)

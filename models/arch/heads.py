@@ -6,7 +6,9 @@ auxiliary ones such as ``gender`` or ``speaker`` -- and trains them with a weigh
 losses. Transcript heads (``ctc_heads``: characters, syllables) are frame-level: they need a
 backbone that exposes its frames before pooling (``frames(x) -> (batch, frame_dim, frames)``
 and ``embed_frames(frames) -> embedding``), put a linear layer on every frame and train with CTC
-(blank = index 0). For export, :meth:`SERModel.export_module` keeps only chosen heads and
+(blank = index 0). ``adversarial`` heads see the embedding through a gradient reversal: they learn
+their task while the backbone is pushed to hide it (e.g. the speaker). For export,
+:meth:`SERModel.export_module` keeps only chosen heads and
 returns their logits as a tuple in a fixed order, which maps directly onto ONNX outputs.
 """
 
@@ -30,6 +32,8 @@ class SERModel(nn.Module):
     unless given. ``dropout`` is applied to the embedding (and frames) before every head.
     ``ctc_heads`` names the heads that are frame-level CTC heads; their output is
     ``(batch, frames, classes)`` and their targets ``(batch, length)`` padded with ``IGNORE``.
+    ``adversarial`` names auxiliary classification heads whose gradient reaches the backbone reversed
+    (:func:`reverse_gradient`): minimizing their loss trains the head and makes the embedding hide its classes.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class SERModel(nn.Module):
         loss_weights: Mapping[str, float] | None = None,
         dropout: float = 0.0,
         ctc_heads: Sequence[str] = (),
+        adversarial: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if PRIMARY not in heads:
@@ -54,6 +59,11 @@ class SERModel(nn.Module):
         ctc = tuple(name for name in order if name in set(ctc_heads))
         if set(ctc_heads) - set(order) or PRIMARY in ctc:
             raise ValueError(f"CTC heads {sorted(ctc_heads)} must be auxiliary heads of {order}")
+        reversed_ = tuple(name for name in order if name in set(adversarial))
+        if set(adversarial) - set(order) or PRIMARY in reversed_ or set(reversed_) & set(ctc):
+            raise ValueError(
+                f"adversarial heads {sorted(adversarial)} must be auxiliary classification heads of {order}"
+            )
         if ctc and not (hasattr(backbone, "frames") and hasattr(backbone, "embed_frames")):
             raise ValueError(
                 f"{type(backbone).__name__} pools time away inside; CTC heads need a backbone with frame output "
@@ -61,6 +71,7 @@ class SERModel(nn.Module):
             )
         self.backbone = backbone
         self.ctc_heads = ctc
+        self.adversarial = reversed_
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict(
             {
@@ -111,12 +122,17 @@ class SERModel(nn.Module):
         if not self.ctc_heads and masked is None:
             embedding = self.backbone(x)
             z = self.dropout(embedding)
-            return tuple(self.heads[name](z) for name in names), embedding
+            return tuple(self.heads[name](self._head_input(name, z)) for name in names), embedding
         frames = self.backbone.frames(x)
         embedding = self.backbone.embed_frames(frames, masked)
         z = self.dropout(embedding)
         f = self.dropout(frames.transpose(1, 2))
-        return tuple(self.heads[name](f if name in self.ctc_heads else z) for name in names), embedding
+        return tuple(self.heads[name](f if name in self.ctc_heads else self._head_input(name, z)) for name in names), (
+            embedding
+        )
+
+    def _head_input(self, name: str, z: torch.Tensor) -> torch.Tensor:
+        return reverse_gradient(z) if name in self.adversarial else z
 
     def loss(
         self,
@@ -170,6 +186,21 @@ class HeadSelector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.model.outputs(x, self.names)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        return -grad
+
+
+def reverse_gradient(x: torch.Tensor) -> torch.Tensor:
+    """``x`` unchanged, with its gradient negated on the way back (the gradient reversal layer)."""
+    return _ReverseGradient.apply(x)
 
 
 def ctc_loss(logits: torch.Tensor, target: torch.Tensor, frame_lengths: torch.Tensor | None = None) -> torch.Tensor:

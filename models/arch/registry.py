@@ -170,6 +170,7 @@ def build_model(config: Mapping[str, Any]) -> SERModel:
         {k: v for k, v in weights.items() if k in heads},
         dropout=float(config.get("dropout", spec.dropout)),
         ctc_heads=[h for h in heads if is_ctc(h)],
+        adversarial=tuple(config.get("adversarial") or ()),
     )
 
 

@@ -42,12 +42,12 @@ class _DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _parse_aux(items: Sequence[str]) -> dict[str, float]:
+def _parse_aux(items: Sequence[str], option: str = "--aux") -> dict[str, float]:
     aux = {}
     for item in items:
         name, _, weight = item.partition("=")
         if not name or name == PRIMARY:
-            raise ValueError(f"bad --aux {item!r}: expected NAME=WEIGHT with NAME an utterance field such as gender")
+            raise ValueError(f"bad {option} {item!r}: expected NAME=WEIGHT with NAME an utterance field such as gender")
         aux[name] = float(weight) if weight else 1.0
     return aux
 
@@ -82,6 +82,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=WEIGHT",
         help="auxiliary heads from utterance fields with their loss weights, e.g. gender=0.3 speaker=0.1",
+    )
+    add(
+        "--adversarial",
+        nargs="*",
+        default=[],
+        metavar="NAME=WEIGHT",
+        help="auxiliary heads trained through a gradient reversal, so the embedding hides what they predict, "
+        "e.g. speaker=0.1 (extra corpora's speakers count as classes too)",
     )
     add("--frontend", help="front-end override as JSON (FrontEnd.to_dict() form); default: the model's own")
     add("--epochs", type=int, default=30)
@@ -198,6 +206,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         mixup=args.mixup,
         ema=args.ema,
         normalization=args.normalization,
+        adversarial=tuple(_parse_aux(args.adversarial, "--adversarial")),
         distill=distill.DistillConfig(
             args.teacher,
             temperature=args.distill_temperature,
@@ -231,7 +240,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         protocol=args.protocol,
         folds=args.folds,
         final=args.final,
-        aux=_parse_aux(args.aux),
+        aux={**_parse_aux(args.aux), **_parse_aux(args.adversarial, "--adversarial")},
         frontend=json.loads(args.frontend) if args.frontend else None,
         cache_dir=args.cache_dir,
         resume=args.resume,

@@ -17,7 +17,7 @@ from . import distill
 
 # Settings added after runs had been saved: left out of :meth:`TrainConfig.to_dict` when off, and counted at
 # their defaults when a saved run lacks them (``models.training.loop.same_settings``).
-ABSENT_WHEN_OFF = ("extra_corpora", "ema")
+ABSENT_WHEN_OFF = ("extra_corpora", "ema", "adversarial")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class TrainConfig:
     ``hop_seconds``, ``min_seconds``: the runtime analysis window used for evaluation and
     stored for export. ``extra_corpora``: the names of the other corpora whose relabelled utterances
     joined every fold's training part (set from :attr:`RunConfig.extra`; see :mod:`models.data.label_map`).
+    ``adversarial``: auxiliary heads (of :attr:`RunConfig.aux`, e.g. ``speaker``) trained through a gradient
+    reversal: the head learns to tell its classes apart while the backbone learns an embedding that hides them
+    (domain-adversarial training, Ganin and Lempitsky 2015), meant to make emotion cues speaker-independent.
     """
 
     epochs: int = 30
@@ -61,6 +64,7 @@ class TrainConfig:
     normalization: str = "global"
     distill: distill.DistillConfig | None = None
     extra_corpora: tuple[str, ...] = ()
+    adversarial: tuple[str, ...] = ()
     device: str = "auto"
     progress: bool = True
 

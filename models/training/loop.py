@@ -275,6 +275,8 @@ def prepare_fold(
         if cfg.normalization == "speaker":
             per_utterance = speaker_normalization(data, train_idx, val_idx, test_idx)
     config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict())
+    if cfg.adversarial:
+        config["adversarial"] = list(cfg.adversarial)
     config.update(
         labels=labels,
         normalization=normalization.to_dict(),
