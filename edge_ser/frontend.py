@@ -40,6 +40,9 @@ _PARAMS["functionals"] = _PARAMS["mfcc"]  # statistics of those MFCC and of the 
 N_FUNCTIONALS = 9  # statistics per frame feature, see functionals()
 MEL_BLOCK = 16  # mel bands per block of the filterbank product
 FFT_BLOCK = 100  # frames per FFT block: 1 s at a 10 ms hop (what the window cutter adds per hop); bounded scratch
+# Multiply-adds per BLAS call, at most: OpenBLAS (numpy's wheels) splits a product of more than 4 * 65536 over
+# threads, which on a busy device wake late and then spin, stealing the core from inference (see _serial_matmul).
+SERIAL_MACS = 1 << 17
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
 
 
@@ -324,11 +327,12 @@ class FrontEnd:
         else:
             bands = out[:, width - self.n_mels :]
         for bins, mels, weights in self._mel_blocks:
-            np.matmul(power[:, bins], weights, out=bands[:, mels])
+            _serial_matmul(power[:, bins], weights, bands[:, mels])
         logbands = np.log(_floor(bands), out=bands)
         if self.kind == "logmel":
             return out
-        cep = np.matmul(logbands, self._cepstrum64, dtype=np.float64)  # float64: the same digits in any batch
+        cep = np.empty((n_frames, self.n_mfcc))
+        _serial_matmul(logbands.astype(np.float64), self._cepstrum64, cep)  # float64: the same digits in any batch
         if self.append_energy:
             cep[:, 0] = np.log(_floor(power.sum(axis=1, dtype=np.float32) / np.float32(self.n_fft)))
         out[:, : self.n_mfcc] = cep
@@ -362,6 +366,18 @@ def functionals(frames: np.ndarray) -> np.ndarray:
     percentiles = ordered[low] + frac * (ordered[high] - ordered[low])
     stats = [x.mean(0), x.std(0), ordered[0], ordered[-1], *percentiles]
     return np.concatenate([*stats, np.abs(delta).mean(0), delta.std(0)]).astype(np.float32)
+
+
+def _serial_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = a @ b`` in row chunks of at most :data:`SERIAL_MACS` multiply-adds each, so that no BLAS call
+    is big enough to wake BLAS threads. Each row's products are the same whatever the chunk (as they are
+    whatever the number of frames). Why: with numpy's default BLAS threads on a loaded 2-core machine, the
+    3 s ``english`` front-end took 6-8 ms instead of 1.3-1.6 ms and predict 16 ms instead of 5 ms (the
+    threads spinning after the product delay ONNX Runtime too); OPENBLAS_NUM_THREADS=1 or these chunks fix it.
+    """
+    rows = max(1, SERIAL_MACS // max(1, a.shape[1] * b.shape[1]))
+    for start in range(0, len(a), rows):
+        np.matmul(a[start : start + rows], b, out=out[start : start + rows])
 
 
 _workspace = threading.local()

@@ -87,3 +87,30 @@ def test_repeated_calls_reuse_their_scratch(spec):
         tracemalloc.stop()
     spectrum = len(out) * (fe.n_fft // 2 + 1) * 4  # one float32 power spectrum of all frames
     assert peak < out.nbytes + spectrum < len(out) * fe.n_fft * 8
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_no_matrix_product_is_big_enough_for_blas_threads(spec, monkeypatch):
+    """A minute of audio: every BLAS product stays under SERIAL_MACS multiply-adds (OpenBLAS threads bigger
+    ones, and its threads stall a busy device), and the chunked products give the one-product features."""
+    fe = FrontEnd(**spec)
+    x = voiced(60.0, seed=5)
+    calls = []
+    matmul = np.matmul
+
+    def recording(a, b, *args, **kwargs):
+        calls.append(a.shape[0] * a.shape[1] * b.shape[1])
+        return matmul(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", recording)
+    chunked = fe(x)
+    limit = frontend.SERIAL_MACS
+    monkeypatch.setattr(frontend, "SERIAL_MACS", 1 << 62)
+    calls_whole = len(calls)
+    whole = fe(x)
+    if fe.kind != "logspec":
+        assert calls_whole > 0 and max(calls[:calls_whole]) <= limit
+        assert max(calls[calls_whole:]) > limit  # the same minute in one product would be threaded
+    # float32 band energies, summed in another order where BLAS splits one product over its threads: MFCC
+    # (40 log bands through the DCT) move by up to ~1e-5
+    np.testing.assert_allclose(chunked, whole, rtol=3e-5, atol=3e-5)
