@@ -152,6 +152,8 @@ def bench_file(path: Path, options: argparse.Namespace) -> dict[str, Any]:
 def measure(entries: list[dict[str, Any]], options: argparse.Namespace) -> None:
     """``edge-ser bench`` figures of every entry's file, all timed in one interleaved run."""
     paths = list(dict.fromkeys(e["bench"]["path"] for e in entries))
+    if hasattr(os, "sched_setaffinity"):  # one core, as the report says (its fresh predict processes inherit it)
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     print(f"results: benchmarking {len(paths)} files, interleaved", file=sys.stderr)
     args = argparse.Namespace(
         seconds=options.seconds, threads=options.threads, runs=options.runs, warmup=20, fresh=bench.FRESH_RUNS
