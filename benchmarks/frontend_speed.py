@@ -55,17 +55,17 @@ def interleaved(fns: dict[Any, Callable[[], object]], runs: int, warmup: int = 3
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
-def frontend_at(ref: str) -> ModuleType:
-    """``edge_ser/frontend.py`` as of git ``ref``, loaded as a module beside the current one."""
+def module_at(ref: str, module: str = "frontend") -> ModuleType:
+    """``edge_ser/<module>.py`` as of git ``ref``, loaded as a module beside the current one."""
     source = subprocess.run(
-        ["git", "show", f"{ref}:edge_ser/frontend.py"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "show", f"{ref}:edge_ser/{module}.py"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    name = "edge_ser._frontend_before"
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
-    module.__package__ = "edge_ser"
-    sys.modules[name] = module  # dataclasses look their module up
-    exec(compile(source, f"{ref}:edge_ser/frontend.py", "exec"), module.__dict__)
-    return module
+    name = f"edge_ser._{module}_before"
+    loaded = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    loaded.__package__ = "edge_ser"
+    sys.modules[name] = loaded  # dataclasses look their module up
+    exec(compile(source, f"{ref}:edge_ser/{module}.py", "exec"), loaded.__dict__)
+    return loaded
 
 
 def revision() -> str:
@@ -78,7 +78,7 @@ def revision() -> str:
 def report(ref: str, runs: int) -> list[str]:
     from edge_ser import Recognizer
 
-    old = frontend_at(ref)
+    old = module_at(ref)
     english = Recognizer("english").contract.frontend
     configs = {
         "`english` log-mel, 10 ms hop (shipped)": english,

@@ -5,6 +5,12 @@ the ``2 * half_width`` input samples around ``t`` with a low-pass kernel whose c
 below the lower of the two Nyquist frequencies (stopband attenuation ~80 dB). The kernel
 depends only on the phase ``(n * down) % up``, so the kernels are tabulated once per rate pair.
 :class:`StreamResampler` gives the same samples chunk by chunk, with bounded memory.
+
+Each phase is one matrix-vector product over a strided view of the input. Where its windows overlap (``down``
+smaller than the kernel: 48, 32, 24 and 8 kHz input, for example) BLAS cannot take that view, and ``@`` falls back
+to numpy's scalar loop, so those run through ``numpy.einsum`` (1.8 times faster for 48 kHz input); the others stay
+on BLAS, faster than einsum there. float64 throughout: the log-mel of upsampled audio reads the filter's
+stopband, where float32 sums would move it by up to 3e-4.
 """
 
 from __future__ import annotations
@@ -83,7 +89,8 @@ def _render(x: np.ndarray, first: int, n_out: int, offset: int, up: int, down: i
             n0 = first + p
             count = len(range(p, n_out, up))
             start = n0 * down // up - offset - half + 1 + pad
-            out[p::up] = windows[start : start + (count - 1) * down + 1 : down] @ table[(n0 * down) % up]
+            rows, kernel = windows[start : start + (count - 1) * down + 1 : down], table[(n0 * down) % up]
+            out[p::up] = np.einsum("ij,j->i", rows, kernel) if down < 2 * half else rows @ kernel
         return out
     for s in range(0, n_out, _CHUNK):
         n = np.arange(first + s, first + min(s + _CHUNK, n_out))
