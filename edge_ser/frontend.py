@@ -370,11 +370,11 @@ def functionals(frames: np.ndarray) -> np.ndarray:
 
 def _serial_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """``out[:] = a @ b`` in row chunks of at most :data:`SERIAL_MACS` multiply-adds each, so that no BLAS call
-    is big enough to wake BLAS threads. Each row's products are the same whatever the chunk (as they are
-    whatever the number of frames). Why: with numpy's default BLAS threads on a loaded 2-core machine, the
-    3 s ``english`` front-end took 6-8 ms instead of 1.3-1.6 ms and predict 16 ms instead of 5 ms (the
-    threads spinning after the product delay ONNX Runtime too); OPENBLAS_NUM_THREADS=1 or these chunks fix it.
-    """
+    is big enough to wake BLAS threads (the chunks move a result by float32 rounding at most; tested). Why: with
+    numpy's default BLAS threads, beside one busy process per core, ``english``'s front-end took 8.0 ms for 3 s
+    instead of 1.5 and ``predict`` 11.1 instead of 5.6 (the threads, spinning after the product, delay ONNX
+    Runtime too); on an idle machine the threads saved 7 % of ``predict``'s wall time for twice its CPU time
+    (``benchmarks/results/blas-threads.md``)."""
     rows = max(1, SERIAL_MACS // max(1, a.shape[1] * b.shape[1]))
     for start in range(0, len(a), rows):
         np.matmul(a[start : start + rows], b, out=out[start : start + rows])
