@@ -28,6 +28,7 @@ import platform
 import shlex
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,16 +150,30 @@ def bench_file(path: Path, options: argparse.Namespace) -> dict[str, Any]:
     return {"path": str(path)}
 
 
+@contextlib.contextmanager
+def one_core() -> Iterator[None]:
+    """This process (and the fresh predict processes bench starts) on one core while inside, as the report says;
+    the caller's cores afterwards (a test suite calling this keeps both of its cores)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(cores)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
 def measure(entries: list[dict[str, Any]], options: argparse.Namespace) -> None:
     """``edge-ser bench`` figures of every entry's file, all timed in one interleaved run."""
     paths = list(dict.fromkeys(e["bench"]["path"] for e in entries))
-    if hasattr(os, "sched_setaffinity"):  # one core, as the report says (its fresh predict processes inherit it)
-        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     print(f"results: benchmarking {len(paths)} files, interleaved", file=sys.stderr)
     args = argparse.Namespace(
         seconds=options.seconds, threads=options.threads, runs=options.runs, warmup=20, fresh=bench.FRESH_RUNS
     )
-    figures = bench.bench_models([Recognizer(p, threads=options.threads) for p in paths], args)
+    with one_core():
+        figures = bench.bench_models([Recognizer(p, threads=options.threads) for p in paths], args)
     by_path = dict(zip(paths, figures))
     for e in entries:
         e["bench"] = by_path[e["bench"]["path"]]

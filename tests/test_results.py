@@ -1,6 +1,7 @@
 """benchmarks/results.py: Pareto front, and RESULTS.md + plot + JSON regenerated from a real (tiny) training run."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def test_results_from_a_run(tmp_path: Path, monkeypatch):
     records, work = tmp_path / "records", tmp_path / "onnx"
     common = ["--data", f"csv={manifest}", "--records", str(records), "--work", str(work)]
     argv = [*common, "--out", str(out), "--plot", str(plot), "--runs", "5"]
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     assert results.main([str(run), str(random_run), *argv]) == 0
+    if cores is not None:  # timed on one core, then the caller's cores back (this test suite's)
+        assert os.sched_getaffinity(0) == cores
     assert sorted(p.name for p in records.glob("*.json")) == ["csv-pcnn.json", "csv-random-pcnn.json"]
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["machine"]["cores"] >= 1 and "onnxruntime" in record["machine"]["versions"]
