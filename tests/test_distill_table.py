@@ -62,3 +62,59 @@ def test_seed_reproductions_table_lists_finished_and_running_runs(tmp_path: Path
     assert "| audio_resnet | 2 / 30 | cosine from 0.002 | 2 (20.0) | – | – | 73.33 (accuracy) | unfinished |" in text
     assert "old table" not in text and text.endswith("## Notes\nwhat it means\n")
     assert (tmp_path / "seed-audio_resnet.png").stat().st_size > 1000
+
+
+def test_fold_ensemble_gives_each_run_back_and_averages_them(tmp_path: Path) -> None:
+    """benchmarks/fold_ensemble.py on two one-epoch runs of a generated corpus: each run's row is the UA its own
+    metrics recorded (the checkpoints re-scored), and the averaged rows are there for every fold."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from test_train import toy_pcnn_args
+
+    from benchmarks import fold_ensemble
+    from models.training.cli import main as train
+
+    manifest, common = toy_pcnn_args(tmp_path)
+    runs = {}
+    for seed in (0, 1):
+        runs[f"seed {seed}"] = tmp_path / f"s{seed}"
+        argv = [
+            *common,
+            "--protocol",
+            "loso",
+            "--folds",
+            "0,1",
+            "--seed",
+            str(seed),
+            "--out",
+            str(runs[f"seed {seed}"]),
+        ]
+        assert train(argv) == 0
+    out = tmp_path / "ensemble.md"
+    args = [f"{k}={v}" for k, v in runs.items()]
+    assert (
+        fold_ensemble.main(
+            [
+                *args,
+                "--dataset",
+                "csv",
+                "--data",
+                str(manifest),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    lines = out.read_text().splitlines()
+    folds = sorted(p.parent.name for p in runs["seed 0"].glob("*/metrics.json"))
+    assert lines[2] == "| students | " + " | ".join(folds) + " | mean |"
+    for label, run in runs.items():
+        recorded = [100 * json.loads((run / f / "metrics.json").read_text())["test"]["emotion"]["ua"] for f in folds]
+        row = next(line for line in lines if line.startswith(f"| {label} |"))
+        assert [float(v) for v in row.split("|")[2:-2]] == [round(v, 1) for v in recorded]
+    assert any(line.startswith("| all, probabilities averaged |") for line in lines)
+    assert any(line.startswith("| pairs, mean UA |") for line in lines)
