@@ -24,14 +24,13 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.report import cpu_name, replace_section  # noqa: E402
+from benchmarks.report import pinned_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "238b464"  # main before the front-end's per-frame work was cut (2026-12-01)
@@ -127,25 +126,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="Markdown file to write the section into (replacing its old one)")
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    started, load = datetime.now(timezone.utc), os.getloadavg()
-    body = report(args.before, args.runs)
-    text = "\n".join(
-        [
-            f"## Front-end before and after ({started:%Y-%m-%d %H:%M} UTC)",
-            "",
-            f"{cpu_name()} · {os.cpu_count()} cores on the machine, pinned to 1 · numpy {np.__version__} · load "
-            f"average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
-            "",
-            "Command: `python -m benchmarks.frontend_speed " + " ".join(sys.argv[1:]) + "`",
-            "",
-            *body,
-        ]
-    )
-    print(text)
-    if args.out:
-        replace_section(args.out, HEAD, "Front-end before and after", text + "\n")
+    pinned_section("Front-end before and after", lambda: report(args.before, args.runs), args.out, HEAD)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -41,3 +44,32 @@ def replace_section(path: Path, head: str, name: str, text: str) -> None:
     sections = [s for s in old.split("\n## ")[1:] if not s.startswith(f"{name} ")]
     body = "".join("\n## " + s.rstrip("\n") + "\n" for s in sections)
     write_atomic(path, old.split("\n## ")[0].rstrip("\n") + "\n" + body + "\n" + text)
+
+
+def pinned_section(title: str, body: Callable[[], list[str]], out: Path | None, head: str) -> str:
+    """Run ``body`` pinned to one core and report its lines as the Markdown section ``## title (date)``: the CPU,
+    numpy, the load average before and after, and this command line. Printed, and written into ``out`` in place
+    of its old section of that title (a new file starts with ``head``)."""
+    import numpy as np
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    started, load = datetime.now(timezone.utc), os.getloadavg()
+    lines = body()
+    module = Path(sys.argv[0]).stem
+    text = "\n".join(
+        [
+            f"## {title} ({started:%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"{cpu_name()} · {os.cpu_count()} cores on the machine, pinned to 1 · numpy {np.__version__} · load "
+            f"average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
+            "",
+            f"Command: `python -m benchmarks.{module} " + " ".join(sys.argv[1:]) + "`",
+            "",
+            *lines,
+        ]
+    )
+    print(text)
+    if out:
+        replace_section(out, head, title, text + "\n")
+    return text

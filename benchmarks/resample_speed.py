@@ -15,14 +15,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from benchmarks.frontend_speed import HEAD, interleaved, module_at, revision  # noqa: E402
-from benchmarks.report import cpu_name, replace_section  # noqa: E402
+from benchmarks.report import pinned_section  # noqa: E402
 
 BEFORE = "8f1fb51"  # main before the resampler's overlapping windows moved from @ to einsum (2026-12-02)
 RATES = (48000, 44100, 32000, 24000, 22050, 8000)
@@ -58,25 +56,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--out", type=Path, help="Markdown file to write the section into (replacing its old one)")
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    started, load = datetime.now(timezone.utc), os.getloadavg()
-    body = report(args.before, args.runs)
-    text = "\n".join(
-        [
-            f"## Resampler before and after ({started:%Y-%m-%d %H:%M} UTC)",
-            "",
-            f"{cpu_name()} · {os.cpu_count()} cores on the machine, pinned to 1 · numpy {np.__version__} · load "
-            f"average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
-            "",
-            "Command: `python -m benchmarks.resample_speed " + " ".join(sys.argv[1:]) + "`",
-            "",
-            *body,
-        ]
-    )
-    print(text)
-    if args.out:
-        replace_section(args.out, HEAD, "Resampler before and after", text + "\n")
+    pinned_section("Resampler before and after", lambda: report(args.before, args.runs), args.out, HEAD)
 
 
 if __name__ == "__main__":
