@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,16 +47,30 @@ def replace_section(path: Path, head: str, name: str, text: str) -> None:
     write_atomic(path, old.split("\n## ")[0].rstrip("\n") + "\n" + body + "\n" + text)
 
 
+@contextlib.contextmanager
+def one_core() -> Iterator[None]:
+    """This process (and the processes it starts meanwhile) on one core while inside, for timings quoted "on one
+    core"; the caller's cores afterwards (a test suite calling a benchmark keeps both of its cores)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(cores)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
 def pinned_section(title: str, body: Callable[[], list[str]], out: Path | None, head: str) -> str:
     """Run ``body`` pinned to one core and report its lines as the Markdown section ``## title (date)``: the CPU,
     numpy, the load average before and after, and this command line. Printed, and written into ``out`` in place
     of its old section of that title (a new file starts with ``head``)."""
     import numpy as np
 
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     started, load = datetime.now(timezone.utc), os.getloadavg()
-    lines = body()
+    with one_core():
+        lines = body()
     module = Path(sys.argv[0]).stem
     text = "\n".join(
         [

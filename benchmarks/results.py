@@ -28,13 +28,12 @@ import platform
 import shlex
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.report import emit
+from benchmarks.report import emit, one_core
 from edge_ser import Recognizer, bench
 from edge_ser.model import SHIPPED, resolve, shipped_models
 from export.records import export_fold, mean_std, record_run
@@ -148,21 +147,6 @@ def _precision(name: str, provenance: dict[str, Any]) -> str:
 def bench_file(path: Path, options: argparse.Namespace) -> dict[str, Any]:
     """A placeholder for ``path``'s figures, which :func:`measure` fills for all entries in one run."""
     return {"path": str(path)}
-
-
-@contextlib.contextmanager
-def one_core() -> Iterator[None]:
-    """This process (and the fresh predict processes bench starts) on one core while inside, as the report says;
-    the caller's cores afterwards (a test suite calling this keeps both of its cores)."""
-    if not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    cores = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {max(cores)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, cores)
 
 
 def measure(entries: list[dict[str, Any]], options: argparse.Namespace) -> None:
