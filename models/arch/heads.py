@@ -118,18 +118,25 @@ class SERModel(nn.Module):
         self, x: torch.Tensor, names: Sequence[str], lengths: torch.Tensor | None = None
     ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """:meth:`outputs` and the utterance embedding they were computed from (before dropout), in one pass."""
-        masked = self.frame_lengths(lengths)
-        if not self.ctc_heads and masked is None:
+        if not self.ctc_heads and self.frame_lengths(lengths) is None:
             embedding = self.backbone(x)
             z = self.dropout(embedding)
             return tuple(self.heads[name](self._head_input(name, z)) for name in names), embedding
+        return self.outputs_embedding_frames(x, names, lengths)[:2]
+
+    def outputs_embedding_frames(
+        self, x: torch.Tensor, names: Sequence[str], lengths: torch.Tensor | None = None
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        """:meth:`outputs_and_embedding` and the backbone's frames ``(batch, channels, frames)`` they pooled (for
+        frame-level teacher targets; backbones with frame output only)."""
+        if not hasattr(self.backbone, "frames"):
+            raise ValueError(f"{type(self.backbone).__name__} has no frame output")
         frames = self.backbone.frames(x)
-        embedding = self.backbone.embed_frames(frames, masked)
+        embedding = self.backbone.embed_frames(frames, self.frame_lengths(lengths))
         z = self.dropout(embedding)
         f = self.dropout(frames.transpose(1, 2))
-        return tuple(self.heads[name](f if name in self.ctc_heads else self._head_input(name, z)) for name in names), (
-            embedding
-        )
+        outputs = tuple(self.heads[name](f if name in self.ctc_heads else self._head_input(name, z)) for name in names)
+        return outputs, embedding, frames
 
     def _head_input(self, name: str, z: torch.Tensor) -> torch.Tensor:
         return reverse_gradient(z) if name in self.adversarial else z

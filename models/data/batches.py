@@ -45,9 +45,11 @@ class WholeView(NamedTuple):
 
 class Batch(NamedTuple):
     """One training batch: model ``inputs`` (crops), ``targets`` per classification head, the audio
-    ``lengths`` of each crop, ``whole`` (None unless the model has transcript heads), and which corpus
+    ``lengths`` of each crop, ``whole`` (None unless the model has transcript heads), which corpus
     utterances (``index``) at which speed factor (``speeds``) the crops came from (for per-utterance teacher
-    targets, see :mod:`models.training.distill`)."""
+    targets, see :mod:`models.training.distill`), and ``times`` ``(batch, rows)``: the time in seconds, within its
+    utterance, of the middle of each input row (NaN for padding and for speed-perturbed crops; frame-level
+    teacher targets)."""
 
     inputs: np.ndarray
     targets: dict[str, np.ndarray]
@@ -55,21 +57,36 @@ class Batch(NamedTuple):
     whole: WholeView | None
     index: np.ndarray | None = None
     speeds: np.ndarray | None = None
+    times: np.ndarray | None = None
 
 
 def crop(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repeat") -> np.ndarray:
     """A random ``length``-row excerpt of ``x`` (rows: samples or frames), padded if ``x`` is shorter."""
+    return crop_at(x, length, rng, pad)[0]
+
+
+def crop_at(x: np.ndarray, length: int, rng: np.random.Generator, pad: str = "repeat") -> tuple[np.ndarray, int]:
+    """:func:`crop` and where it starts in ``x`` (see :func:`source_rows`)."""
     n = len(x)
     if n >= length:
         start = int(rng.integers(0, n - length + 1))
-        return x[start : start + length]
+        return x[start : start + length], start
     if pad == "repeat":
         tiled = np.tile(x, (math.ceil(length / n) + 1,) + (1,) * (x.ndim - 1))
         start = int(rng.integers(0, n))
-        return tiled[start : start + length]
+        return tiled[start : start + length], start
     out = np.zeros((length, *x.shape[1:]), dtype=x.dtype)
     out[:n] = x  # content first: the model masks the padded tail (``TrainBatches`` yields the lengths)
-    return out
+    return out, 0
+
+
+def source_rows(offsets: np.ndarray, start: int, n: int, pad: str = "repeat") -> np.ndarray:
+    """The rows of an ``n``-row source that rows ``offsets`` of a crop starting at ``start`` (:func:`crop_at`) hold:
+    the tiled copy wraps around with ``repeat``; zero padding (``zero``, rows from ``n`` on) gives -1."""
+    rows = start + np.asarray(offsets, dtype=np.int64)
+    if pad == "repeat":
+        return rows % n
+    return np.where(rows < n, rows, -1)
 
 
 class TrainBatches:
@@ -140,26 +157,41 @@ class TrainBatches:
     def example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """One augmented, normalized training input of utterance ``i`` and how many of its leading
         rows are the utterance (the rest is zero padding; all rows unless ``pad`` is ``"zero"``)."""
-        x, rows, _ = self._example(i, rng)
+        x, rows, *_ = self._example(i, rng)
         return x, rows
 
-    def _example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int, float]:
-        """:meth:`example` and the speed factor it applied."""
-        aug = self.augment
+    def _example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int, float, np.ndarray]:
+        """:meth:`example`, the speed factor it applied and the time of each of its rows (see :class:`Batch`)."""
+        aug, fe = self.augment, self.frontend
         if not self.from_waves:
-            x = normalization_for(self.normalization, i)(crop(self.inputs[i], self.crop_frames, rng, self.pad))
-            return x, min(len(self.inputs[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames, 1.0
+            x, start = crop_at(self.inputs[i], self.crop_frames, rng, self.pad)
+            rows = source_rows(np.arange(self.crop_frames), start, len(self.inputs[i]), self.pad)
+            x = normalization_for(self.normalization, i)(x)
+            valid = min(len(self.inputs[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames
+            return x, valid, 1.0, self._times(rows * fe.frame_step)
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
-        x = crop(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
+        x, start = crop_at(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]
+        n_rows = self.crop_samples if fe.kind == "waveform" else self.crop_frames
+        step = 1 if fe.kind == "waveform" else fe.frame_step
+        times = self._times(source_rows(np.arange(n_rows) * step, start, len(self.waves[i]), self.pad))
+        if speed != 1.0:
+            times[:] = np.nan
         valid = min(round(len(self.waves[i]) / speed), self.crop_samples) if self.pad == "zero" else self.crop_samples
         if len(x) < self.crop_samples:
             x = np.pad(x, (0, self.crop_samples - len(x)))
-        x = augment_waveform(x, aug, self.frontend.sample_rate, rng)
-        if self.frontend.kind == "waveform":
-            return normalization_for(self.normalization, i)(x), valid, speed
-        rows = self.frontend.num_frames(valid) if valid < self.crop_samples else self.crop_frames
-        return normalization_for(self.normalization, i)(self.frontend(x)), rows, speed
+        x = augment_waveform(x, aug, fe.sample_rate, rng)
+        if fe.kind == "waveform":
+            return normalization_for(self.normalization, i)(x), valid, speed, times
+        rows = fe.num_frames(valid) if valid < self.crop_samples else self.crop_frames
+        return normalization_for(self.normalization, i)(fe(x)), rows, speed, times
+
+    def _times(self, first_samples: np.ndarray) -> np.ndarray:
+        """Seconds at the middle of rows that start at sample ``first_samples`` of their utterance (-1: padding)."""
+        fe = self.frontend
+        width = 1 if fe.kind == "waveform" else fe.frame_length
+        times = (first_samples + width / 2) / fe.sample_rate
+        return np.where(first_samples >= 0, times, np.nan)
 
     def whole(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """Utterance ``i`` whole, augmented and normalized like :meth:`example` (transcript heads)."""
@@ -205,7 +237,8 @@ class TrainBatches:
             lengths = np.array([e[1] for e in examples], dtype=np.int64)
             targets = {name: t[idx] for name, t in self.targets.items() if name not in self.transcript_heads}
             whole = self._whole_view(idx, rng) if self.transcript_heads else None
-            yield Batch(x, targets, lengths, whole, idx, np.array([e[2] for e in examples]))
+            speeds, times = np.array([e[2] for e in examples]), np.stack([e[3] for e in examples])
+            yield Batch(x, targets, lengths, whole, idx, speeds, times)
 
     def n_batches(self, batch_size: int) -> int:
         full, rest = divmod(len(self.indices), batch_size)

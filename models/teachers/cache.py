@@ -157,8 +157,9 @@ def teacher_features(
 
 @dataclass
 class TeacherFrames:
-    """Frame-level hidden states of every utterance: ``frames`` ``(total frames, states, d_model)`` float16,
-    utterance ``i`` at rows ``offsets[i]:offsets[i + 1]`` (none for a file that could not be read)."""
+    """Frame-level hidden states of every utterance: ``frames`` ``(total frames, states, d_model)`` float16 (or
+    ``(total frames, d_model)``: one state), utterance ``i`` at rows ``offsets[i]:offsets[i + 1]`` (none for a
+    file that could not be read)."""
 
     frames: np.ndarray
     offsets: np.ndarray
@@ -169,9 +170,15 @@ class TeacherFrames:
 
 
 def teacher_frames(
-    corpus: Corpus, encoder: str = "whisper-base", cache_dir: str | os.PathLike | None = None, progress: bool = True
+    corpus: Corpus,
+    encoder: str = "whisper-base",
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    block: int | None = None,
 ) -> TeacherFrames:
-    """Every hidden state of every frame (50 per second) of the clean clips, from the cache or computed."""
+    """Every hidden state of every frame (50 per second) of the clean clips, from the cache or computed; with
+    ``block`` only that state (0: conv stem, k: block k), read shard by shard (a seventh of the memory for
+    whisper-base)."""
     spec = get_spec(encoder)
     folder = Path(cache_dir or DEFAULT_TEACHER_CACHE).expanduser() / f"{encoder}-{spec.sha256[:12]}"
     folder = folder / f"{corpus.name}-frames"
@@ -208,7 +215,7 @@ def teacher_frames(
         else:
             bar.update(len(part))
         with np.load(path) as z:
-            parts.append(z["frames"])
+            parts.append(z["frames"] if block is None else np.ascontiguousarray(z["frames"][:, block]))
             lengths.append(z["lengths"])
             ok.append(z["ok"])
     bar.close()

@@ -150,6 +150,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--distill-soft", type=float, default=1.0, help="weight of the soft-label loss")
     add("--distill-features", type=float, default=1.0, help="weight of the teacher-feature regression loss")
     add(
+        "--distill-frames",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="weight of a frame-level loss: the student's frames regress the teacher's frames of the same block "
+        "(cache them with python -m models.teachers.cache --frames); 0: off",
+    )
+    add(
         "--transfer",
         nargs="*",
         default=[],
@@ -212,6 +220,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             temperature=args.distill_temperature,
             soft_weight=args.distill_soft,
             feature_weight=args.distill_features,
+            frame_weight=args.distill_frames,
             transfer_weight=args.transfer_weight,
         )
         if args.teacher

@@ -23,6 +23,13 @@ fold's training utterances (:func:`_aligned`), then standardized like the corpus
 statistics instead, a corpus offset reads as emotion: on CASIA's first fold (whisper-base:3) the head then gives
 RAVDESS clips their mapped label 18 % of the time at 0.96 mean confidence, against 37 % aligned (Emo-DB 37 / 50 %).
 
+**Frame-level targets** (``--distill-frames WEIGHT``, as DistilHuBERT-style students learn): besides the pooled
+features, the student's output frames regress the teacher's frames of the same block (:func:`fold_frame_targets`,
+:class:`FrameTargets`): each student frame the mean of the teacher frames (50 per second) under the input rows it
+comes from, through a linear projection, with an L1 plus cosine-distance loss (:func:`frame_loss`). Targets exist
+for the fold's training utterances only (of every corpus in it), each corpus' frames standardized with its own
+training utterances' statistics, and for unperturbed audio (the frame cache holds the clean clips).
+
 A **transfer set** widens what the student hears: every utterance of other corpora (``--transfer``), which has
 no label the fold's heads know, gets its targets from :func:`transfer_targets` -- soft labels from one head
 fit on all the fold's training utterances, and its teacher features standardized with the same training
@@ -32,6 +39,7 @@ so every fold stays speaker-independent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -41,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 SPEED_VIEWS = {0.9: "speed0.9", 1.0: "clean", 1.1: "speed1.1"}
+TEACHER_FRAME_RATE = 50  # Whisper's encoder frames per second
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,8 @@ class DistillConfig:
     """``teacher``: ``ENCODER:BLOCK`` (e.g. ``whisper-tiny.en:2``); ``temperature`` of the soft labels;
     ``soft_weight``/``feature_weight``: weights of the soft-label and feature-regression losses; ``groups``:
     cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization; ``transfer``: names
-    of other corpora whose utterances join as a transfer set (teacher losses only), weighted ``transfer_weight``."""
+    of other corpora whose utterances join as a transfer set (teacher losses only), weighted ``transfer_weight``;
+    ``frame_weight``: weight of the frame-level loss (0: off)."""
 
     teacher: str
     temperature: float = 4.0
@@ -58,6 +68,7 @@ class DistillConfig:
     c: float = 0.1
     transfer: tuple[str, ...] = ()
     transfer_weight: float = 1.0
+    frame_weight: float = 0.0
 
     def __post_init__(self) -> None:
         encoder, _, block = self.teacher.partition(":")
@@ -67,6 +78,8 @@ class DistillConfig:
             raise ValueError("distillation needs temperature > 0, weights >= 0 and groups >= 2")
         if self.transfer_weight < 0 or len(set(self.transfer)) != len(self.transfer):
             raise ValueError("transfer corpora must be distinct and transfer_weight >= 0")
+        if not self.frame_weight >= 0:
+            raise ValueError("--distill-frames takes a weight >= 0")
 
     @property
     def encoder(self) -> str:
@@ -99,6 +112,55 @@ class Targets:
         soft = np.stack([self.soft[SPEED_VIEWS[float(s)]][i] for i, s in zip(index, speeds)])
         feats = np.stack([self.features[SPEED_VIEWS[float(s)]][i] for i, s in zip(index, speeds)])
         return soft.astype(np.float32), feats.astype(np.float32)
+
+
+@dataclass
+class FrameTargets:
+    """The teacher's frames of one block for the utterances that have targets: ``frames`` ``(rows, dim)`` float16,
+    standardized, utterance ``i`` at ``frames[offsets[i]:offsets[i + 1]]`` (no rows: no target)."""
+
+    frames: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.frames.shape[1]
+
+    def lookup(self, index: np.ndarray, times: np.ndarray, n_out: int) -> np.ndarray:
+        """``(batch, n_out, dim)`` float32 targets of crops of utterances ``index`` whose input rows lie at ``times``
+        (seconds, ``(batch, rows)``, NaN for padding): the student's output frame ``j`` comes from rows ``j * s``
+        to ``(j + 1) * s - 1`` (``s = ceil(rows / n_out)``), its target is the mean of the teacher frames at those
+        rows' times. NaN where a row has no time or the utterance no target."""
+        stride = math.ceil(times.shape[1] / n_out)
+        out = np.full((len(index), n_out, self.dim), np.nan, np.float32)
+        grid = np.full((len(index), n_out * stride), np.nan)
+        grid[:, : times.shape[1]] = times
+        for k, i in enumerate(index):
+            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+            if hi == lo:
+                continue
+            rows = np.floor(grid[k] * TEACHER_FRAME_RATE).reshape(n_out, stride)
+            known = ~np.isnan(rows).any(axis=1)
+            at = lo + np.clip(rows[known], 0, hi - lo - 1).astype(np.int64)
+            out[k, known] = self.frames[at].astype(np.float32).mean(axis=1)
+        return out
+
+
+@dataclass
+class FrameTeacher:
+    """A fold's frame-level targets and the linear map from the student's frame channels to the teacher's."""
+
+    targets: FrameTargets
+    projector: torch.nn.Module
+
+    def loss(self, frames: torch.Tensor, index: np.ndarray, times: np.ndarray, mix: Any = None) -> torch.Tensor:
+        """:func:`frame_loss` of the student's ``frames`` ``(batch, channels, n)`` against the targets of the crops
+        (``mix``: ``(lam, perm)`` of mixed inputs, whose targets mix alike)."""
+        target = torch.from_numpy(self.targets.lookup(index, times, frames.shape[-1])).to(frames.device)
+        if mix is not None:
+            lam, perm = mix
+            target = lam * target + (1.0 - lam) * target[perm]
+        return frame_loss(self.projector(frames.transpose(1, 2)), target)
 
 
 def speaker_groups(speakers: np.ndarray, groups: int, seed: int) -> dict[str, int]:
@@ -303,6 +365,38 @@ def transfer_targets(
     )
 
 
+def fold_frame_targets(
+    corpus: Any, train: np.ndarray, y: np.ndarray, cfg: DistillConfig, extra: Sequence[tuple[Any, Sequence[int]]] = ()
+) -> FrameTargets:
+    """The teacher's block ``cfg.block`` frames of the fold's training utterances ``train`` (of ``corpus`` and of the
+    ``extra`` corpora that follow its own rows, see :func:`fold_targets`), each corpus standardized with the mean
+    and std of its own training frames. Other utterances (validation, test) get no rows."""
+    from ..teachers.cache import teacher_frames
+
+    own, n_own = _own_part(corpus, extra)
+    parts = [(own, np.arange(n_own)), *((c, np.asarray(rows, dtype=np.int64)) for c, rows in extra)]
+    train = train[y[train] >= 0]
+    pieces: dict[int, np.ndarray] = {}
+    first = 0
+    for part, rows in parts:
+        cached = teacher_frames(part, cfg.encoder, progress=False, block=cfg.block)
+        joined = first + np.arange(len(rows))  # this corpus' rows of ``corpus``
+        mine = np.isin(joined, train) & cached.ok[rows]
+        chosen = [(int(j), cached[int(r)]) for j, r, m in zip(joined, rows, mine) if m]
+        first += len(rows)
+        if not chosen:
+            continue
+        stacked = np.concatenate([f for _, f in chosen]).astype(np.float64)
+        mean, std = stacked.mean(0), stacked.std(0) + 1e-6
+        for j, f in chosen:
+            pieces[j] = ((f - mean) / std).astype(np.float16)
+    dim = next(iter(pieces.values())).shape[1] if pieces else 0
+    lengths = np.array([len(pieces[j]) if j in pieces else 0 for j in range(len(corpus.utterances))])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    frames = np.concatenate([pieces[j] for j in sorted(pieces)]) if pieces else np.zeros((0, dim), np.float16)
+    return FrameTargets(frames, offsets)
+
+
 def soft_label_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """``T^2 * KL(teacher || softmax(student / T))``, mean over the rows with a soft label (others: NaN)."""
     known = ~torch.isnan(teacher_probs).any(dim=1)
@@ -320,3 +414,16 @@ def feature_loss(projected: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if not bool(known.any()):
         return projected.new_zeros(())
     return F.mse_loss(projected[known], target[known])
+
+
+def frame_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 plus cosine distance between the student's projected frames and the teacher's, ``(batch, frames, dim)``
+    each, mean over the frames with a target (others: NaN), as DistilHuBERT (its log-sigmoid of the cosine
+    replaced by ``1 - cos``)."""
+    if predicted.shape != target.shape:
+        raise ValueError(f"student frames {tuple(predicted.shape)} do not match teacher frames {tuple(target.shape)}")
+    known = ~torch.isnan(target).any(dim=-1)
+    if not bool(known.any()):
+        return predicted.new_zeros(())
+    p, t = predicted[known], target[known]
+    return F.l1_loss(p, t) + (1.0 - F.cosine_similarity(p, t, dim=-1)).mean()

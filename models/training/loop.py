@@ -114,6 +114,7 @@ class FoldRun:
     teacher: distill.Targets | None
     projector: torch.nn.Module | None
     transfer: list[tuple[TrainBatches, distill.Targets]]  # transfer-set batches and their teacher targets
+    frame_teacher: distill.FrameTeacher | None  # frame-level teacher targets (``--distill-frames``)
     optimizer: torch.optim.Optimizer
     averaged: AveragedModel | None  # the weights' moving average (``cfg.ema``), which validation scores
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -305,7 +306,14 @@ def prepare_fold(
             extra=data.extra_sources,
         )
         projector = torch.nn.Linear(model.backbone.embedding_dim, teacher.dim).to(device)
-    trainable = [*model.parameters(), *(projector.parameters() if projector is not None else ())]
+    frame_teacher = None
+    if cfg.distill is not None and cfg.distill.frame_weight > 0:
+        frame_teacher = frame_teacher_for(data, model, train_idx, targets[PRIMARY], cfg, device)
+    trainable = [
+        *model.parameters(),
+        *(projector.parameters() if projector is not None else ()),
+        *(frame_teacher.projector.parameters() if frame_teacher is not None else ()),
+    ]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     norm = per_utterance or normalization
@@ -341,6 +349,7 @@ def prepare_fold(
         teacher=teacher,
         projector=projector,
         transfer=transfer_sources(data, train_idx, targets[PRIMARY], len(labels[PRIMARY]), normalization, cfg),
+        frame_teacher=frame_teacher,
         optimizer=optimizer,
         averaged=AveragedModel(model, multi_avg_fn=_warmed_up_ema(cfg.ema), use_buffers=True) if cfg.ema else None,
         scheduler=scheduler,
@@ -350,6 +359,25 @@ def prepare_fold(
         progress={"epoch": 0, "best_ua": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []},
         best_state=_snapshot(model),
     )
+
+
+def frame_teacher_for(
+    data: CorpusData, model: SERModel, train_idx: np.ndarray, y: np.ndarray, cfg: TrainConfig, device: torch.device
+) -> distill.FrameTeacher:
+    """The fold's frame-level teacher targets (:func:`models.training.distill.fold_frame_targets`) and a fresh
+    projection from the backbone's frame channels (found by running it once) to the teacher's width."""
+    assert cfg.distill is not None
+    if not hasattr(model.backbone, "frames"):
+        raise ValueError("--distill-frames needs a backbone with frame output (edge_cnn, stream_net, whisper_lite)")
+    targets = distill.fold_frame_targets(data.corpus, train_idx, y, cfg.distill, data.extra_sources)
+    fe = data.inputs.frontend
+    rows = fe.num_frames(samples(cfg.crop, fe.sample_rate))
+    probe = torch.zeros((1, rows) if fe.n_features is None else (1, rows, fe.n_features), device=device)
+    training = model.training
+    with torch.no_grad():
+        channels = model.backbone.eval().frames(probe).shape[1]
+    model.train(training)
+    return distill.FrameTeacher(targets, torch.nn.Linear(channels, targets.dim).to(device))
 
 
 def _warmed_up_ema(decay: float) -> Callable[..., None]:
@@ -382,6 +410,8 @@ def restore_state(run: FoldRun, *, out_dir: Path, resume: bool) -> None:
     run.model.load_state_dict(saved["model"])
     if run.projector is not None:
         run.projector.load_state_dict(saved["projector"])
+    if run.frame_teacher is not None:
+        run.frame_teacher.projector.load_state_dict(saved["frame_projector"])
     run.optimizer.load_state_dict(saved["optimizer"])
     if run.averaged is not None:
         run.averaged.load_state_dict(saved["averaged"])
@@ -406,6 +436,7 @@ def save_state(run: FoldRun, *, out_dir: Path) -> None:
             "identity": run.identity,
             "model": run.model.state_dict(),
             "projector": run.projector.state_dict() if run.projector is not None else None,
+            "frame_projector": run.frame_teacher.projector.state_dict() if run.frame_teacher is not None else None,
             "optimizer": run.optimizer.state_dict(),
             "averaged": run.averaged.state_dict() if run.averaged is not None else None,
             "scheduler": run.scheduler.state_dict(),
@@ -489,12 +520,15 @@ def train_epoch(run: FoldRun, *, epoch: int) -> EpochRecord:
             teacher=run.teacher,
             projector=run.projector,
             transfer=next(transfer) if transfer is not None else None,
+            frame_teacher=run.frame_teacher,
         )
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(model)
         if run.projector is not None:
             distributed.average_gradients(run.projector)
+        if run.frame_teacher is not None:
+            distributed.average_gradients(run.frame_teacher.projector)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         run.optimizer.step()

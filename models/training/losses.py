@@ -28,14 +28,15 @@ def batch_loss(
     teacher: distill.Targets | None = None,
     projector: torch.nn.Module | None = None,
     transfer: tuple[Batch, distill.Targets] | None = None,
+    frame_teacher: distill.FrameTeacher | None = None,
 ) -> Losses:
-    """The loss to minimize on ``batch``: plain, with mixup or with the teacher (and a ``transfer`` batch), plus
-    the transcript heads'."""
+    """The loss to minimize on ``batch``: plain, with mixup or with the teacher (and a ``transfer`` batch, and
+    frame-level targets), plus the transcript heads'."""
     x, lengths = torch.from_numpy(batch.inputs).to(device), torch.from_numpy(batch.lengths).to(device)
     t = {h: torch.from_numpy(v).to(device) for h, v in batch.targets.items()}
     if teacher is not None and projector is not None:
         mix = mixing(len(x), cfg.mixup, rng, x.device) if cfg.mixup else None
-        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg, transfer, mix)
+        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg, transfer, mix, frame_teacher)
     elif cfg.mixup:
         loss, parts = mixup_step(model, x, t, lengths, cfg, rng)
     else:
@@ -66,8 +67,10 @@ def distill_step(
     cfg: TrainConfig,
     transfer: tuple[Batch, distill.Targets] | None = None,
     mix: tuple[float, torch.Tensor] | None = None,
+    frame_teacher: distill.FrameTeacher | None = None,
 ) -> Losses:
-    """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding.
+    """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding, and
+    with a ``frame_teacher`` the teacher's frames from the backbone's frames (``--distill-frames``).
 
     With ``mix`` (``(lam, perm)``, from ``--mixup``) the batch's inputs are mixed with a shuffled copy, as in
     :func:`mixup_step`, and so are all its targets: the labels' losses are weighted ``lam`` and ``1 - lam``,
@@ -83,7 +86,10 @@ def distill_step(
     if transfer is not None:
         x = torch.cat([x, torch.from_numpy(transfer[0].inputs).to(x.device)])
         lengths = torch.cat([lengths, torch.from_numpy(transfer[0].lengths).to(x.device)])
-    outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
+    if frame_teacher is not None:
+        outputs, embedding, student_frames = model.outputs_embedding_frames(x, model.head_names, lengths)
+    else:
+        outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
     logits = {name: out[:n] for name, out in zip(model.head_names, outputs)}
     frames = model.frame_lengths(lengths[:n])
     loss, parts = model.loss(logits, t, cfg.label_smoothing, frames)
@@ -97,6 +103,9 @@ def distill_step(
     parts["teacher_soft"] = distill.soft_label_loss(logits[PRIMARY], soft, d.temperature)
     parts["teacher_features"] = distill.feature_loss(projected[:n], feats)
     loss = loss + d.soft_weight * parts["teacher_soft"] + d.feature_weight * parts["teacher_features"]
+    if frame_teacher is not None:
+        parts["teacher_frames"] = frame_teacher.loss(student_frames[:n], batch.index, batch.times, mix)
+        loss = loss + d.frame_weight * parts["teacher_frames"]
     if transfer is not None:
         other, targets = transfer
         soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.speeds))
