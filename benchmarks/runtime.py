@@ -254,8 +254,7 @@ def batching_table(runs: int) -> list[str]:
     ms = interleaved(fns, max(runs // 10, 20), warmup=3)
     lines = [
         "Inference per window at each batch size (one `session.run` of B windows, CPU ms / B; median of "
-        f"{max(runs // 10, 20)} interleaved runs). `predict` and `predict_batch` share a call among "
-        "`window_batch` (4) windows of long audio where the model gives each its own call's result:",
+        f"{max(runs // 10, 20)} interleaved runs). `predict_batch` scores one window per call, as `predict` does:",
         "",
         "| model | " + " | ".join(f"B={b}" for b in sizes) + " |",
         "|---|" + "---:|" * len(sizes),
@@ -285,26 +284,19 @@ def long_audio_lines() -> list[str]:
     """ms per audio-second of `predict` on 600 s (16 kHz) with the default model, against 3 s."""
     from edge_ser import Recognizer
 
-    rec, single = Recognizer(), Recognizer(window_batch=1)
+    rec = Recognizer()
     rng = np.random.default_rng(0)
     short = (0.1 * rng.standard_normal(48000)).astype(np.float32)
     clip = (0.1 * rng.standard_normal(600 * 16000)).astype(np.float32)
     ms = interleaved(
-        {
-            "3 s": lambda: rec.predict(short, sample_rate=16000),
-            "600 s": lambda: rec.predict(clip, sample_rate=16000),
-            "600 s, window_batch=1": lambda: single.predict(clip, sample_rate=16000),
-        },
+        {"3 s": lambda: rec.predict(short, sample_rate=16000), "600 s": lambda: rec.predict(clip, sample_rate=16000)},
         5,
         warmup=1,
     )
-    same = rec.predict(clip, sample_rate=16000) == single.predict(clip, sample_rate=16000)
     return [
         f"`predict` with the default model, CPU ms per second of audio: 3 s clip {ms['3 s'][0] / 3:.3f}, "
-        f"600 s clip {ms['600 s'][0] / 600:.3f}, 600 s clip with one window per call (`window_batch=1`) "
-        f"{ms['600 s, window_batch=1'][0] / 600:.3f} (wall: {ms['3 s'][1] / 3:.3f}, {ms['600 s'][1] / 600:.3f} and "
-        f"{ms['600 s, window_batch=1'][1] / 600:.3f}; features once per frame, one window per second; median of 5; "
-        f"the two 600 s predictions equal: {same})."
+        f"600 s clip {ms['600 s'][0] / 600:.3f} (wall: {ms['3 s'][1] / 3:.3f} and {ms['600 s'][1] / 600:.3f}; "
+        "features once per frame, one window per second; median of 5)."
     ]
 
 

@@ -40,8 +40,6 @@ ALIASES: dict[str, str] = {
 }
 
 
-BATCH = 4  # windows per model call on long audio (where batching gives each window its own call's result)
-MAX_BATCH = 64  # the most windows one call may take (``window_batch``): bounded memory per call
 MAX_THREADS = 256  # ONNX Runtime starts every thread up front: an absurd count would hang the load
 MAX_MODEL_BYTES = 2**30  # an edge model is kilobytes to megabytes; refuse to load a gigabyte
 
@@ -117,17 +115,11 @@ class OnnxModel:
         model: str | os.PathLike,
         threads: int = 1,
         providers: Sequence[Any] | None = None,
-        window_batch: int = BATCH,
     ) -> None:
         import onnxruntime as ort
 
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 <= threads <= MAX_THREADS:
             raise ModelError(f"threads must be an int in 0..{MAX_THREADS} (0 = ONNX Runtime's choice), got {threads!r}")
-        if not isinstance(window_batch, (int, np.integer)) or isinstance(window_batch, bool):
-            raise ModelError(f"window_batch must be an int in 1..{MAX_BATCH}, got {window_batch!r}")
-        if not 1 <= window_batch <= MAX_BATCH:
-            raise ModelError(f"window_batch must be an int in 1..{MAX_BATCH}, got {window_batch!r}")
-        self.window_batch = int(window_batch)
         self.path = resolve_file(model)
         if os.path.getsize(self.path) > MAX_MODEL_BYTES:
             raise ModelError(
@@ -151,7 +143,6 @@ class OnnxModel:
             raise ContractError(f"{self.path}: {exc}") from None
         self._check_graph()
         self.outputs = [h.output for h in self.contract.heads]
-        self._exact: dict[tuple[int, ...], bool] = {}  # input shape -> batch_exact's answer
 
     @property
     def size_bytes(self) -> int:
@@ -209,49 +200,6 @@ class OnnxModel:
         """Per head, for a batch of model input (features or waveforms): class probabilities
         ``(batch, labels)``, or for a CTC head its frame scores ``(batch, frames, labels)``."""
         return self._collect(batch, self._session_run(self.outputs, {self.contract.input_name: batch}))
-
-    def run_each(self, inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """:meth:`run` of each input (one window, no batch axis), as if each had a call of its own.
-
-        Runs of ``window_batch`` inputs of one shape go through one call where :meth:`batch_exact` finds that
-        batching gives every window exactly its own call's outputs; the rest run one at a time. On long audio
-        that saves inference time per window (``benchmarks/results/runtime.md``), with results equal, not
-        close, to window-by-window scoring."""
-        results: list[dict[str, np.ndarray]] = []
-        start, batch = 0, self.window_batch
-        while start < len(inputs):
-            shape = inputs[start].shape
-            stop = start + 1
-            while stop < len(inputs) and stop - start < batch and inputs[stop].shape == shape:
-                stop += 1
-            group = [x[None] for x in inputs[start:stop]]
-            if batch > 1 and len(group) == batch and self.batch_exact(shape):
-                values = self._session_run(self.outputs, {self.contract.input_name: np.concatenate(group)})
-                outs = [self._collect(x, [v[k : k + 1] for v in values]) for k, x in enumerate(group)]
-            else:
-                outs = [self.run(x) for x in group]
-            results += [{head: v[0] for head, v in out.items()} for out in outs]
-            start = stop
-        return results
-
-    def batch_exact(self, shape: tuple[int, ...]) -> bool:
-        """Whether one call on ``window_batch`` inputs of ``shape`` gives each the outputs of its own call, bit for
-        bit: checked once per shape on seeded random inputs. ONNX Runtime's CPU kernels pick their code path
-        (and so their rounding) from shapes and settings, not from values, so the answer holds for any input of
-        that shape in this session; a model or provider whose batched call rounds differently says no."""
-        known = self._exact.get(shape)
-        if known is None:
-            n = self.window_batch
-            probe = np.random.default_rng(0).standard_normal((n, *shape)).astype(np.float32)
-            feeds = self.contract.input_name
-            batched = self._session_run(self.outputs, {feeds: probe})
-            single = [self._session_run(self.outputs, {feeds: probe[k : k + 1]}) for k in range(n)]
-            known = all(
-                np.array_equal(batched[o], np.concatenate([s[o] for s in single]), equal_nan=True)
-                for o in range(len(self.outputs))
-            )
-            self._exact[shape] = known
-        return known
 
     def run_embedding(
         self, batch: np.ndarray, normalization: Normalization | None = None

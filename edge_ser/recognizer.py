@@ -17,7 +17,7 @@ from .contract import ModelContract
 from .ctc import greedy_decode
 from .errors import AudioError, EdgeSERError, ModelError
 from .frontend import Normalization
-from .model import BATCH, OnnxModel
+from .model import OnnxModel
 from .profile import Moments, SpeakerProfile
 from .resample import StreamResampler
 from .result import HeadResult, Prediction
@@ -34,8 +34,6 @@ class Recognizer:
     ``model`` is a path or the name of a shipped model. ``threads`` is ONNX Runtime's
     intra-op thread count (1 suits a small device; 0 lets it choose); ``providers`` is
     passed to ONNX Runtime unchanged. ``predict`` may be called from several threads at once.
-    ``window_batch``: windows of long audio scored in one model call (1: one call each), used only
-    where the model gives every window of such a call exactly the scores of a call of its own.
 
     ``profile`` (a :class:`~edge_ser.profile.SpeakerProfile`, for models trained with speaker
     adaptation) makes the recognizer adapt to its user: every utterance is normalized with the
@@ -43,10 +41,9 @@ class Recognizer:
     serialized, so that each utterance sees exactly the ones before it.
 
     Every path -- ``predict``, ``predict_segments``, ``predict_batch`` and :class:`Stream` -- reads
-    audio in blocks, resamples them as a stream, computes each frame's features once and gives each
-    window the scores its own model call would (several windows share a call only where that is exact),
-    so results do not depend on batching or chunking (they are equal, not close) and memory does not
-    grow with the audio's length.
+    audio in blocks, resamples them as a stream, computes each frame's features once and scores one
+    window per model call, so results do not depend on batching or chunking (they are equal, not
+    close) and memory does not grow with the audio's length.
     """
 
     def __init__(
@@ -56,9 +53,8 @@ class Recognizer:
         threads: int = 1,
         providers: Sequence[Any] | None = None,
         profile: SpeakerProfile | None = None,
-        window_batch: int = BATCH,
     ) -> None:
-        self._model = OnnxModel(model, threads=threads, providers=providers, window_batch=window_batch)
+        self._model = OnnxModel(model, threads=threads, providers=providers)
         c = self._model.contract
         if profile is not None:
             if c.adaptation == "none":
@@ -133,33 +129,32 @@ class Recognizer:
     def score_windows(
         self, cut: Sequence[windows.Window], norm: Normalization | None = None, heard: Moments | None = None
     ) -> list[Probs | None]:
-        """Per-head probabilities of each window (``None`` for a silent one), each as its own model call would give
-        them (:meth:`OnnxModel.run_each`).
+        """Per-head probabilities of each window (``None`` for a silent one), one model call per window.
 
         ``norm`` overrides the contract's normalization (for embedding adaptation: the embedding statistics the
         adapted head is fed); the voiced windows' raw features (or embeddings) are added to ``heard`` when given
         (speaker adaptation)."""
         c = self._model.contract
-        results: list[Probs | None] = [None] * len(cut)
-        plain: dict[int, np.ndarray] = {}  # window -> model input, scored together below
-        for k, w in enumerate(cut):
+        results: list[Probs | None] = []
+        for w in cut:
             if _peak(w.samples) < SILENCE_PEAK:
+                results.append(None)
                 continue
             if c.embedding is not None and (norm is not None or heard is not None):
                 out, embedding = self._model.run_embedding(c.model_input(w.samples)[None], norm)
                 if heard is not None:
                     heard.add(embedding)
-                results[k] = {head: p[0] for head, p in out.items()}
+                results.append({head: p[0] for head, p in out.items()})
                 continue
             if w.rows is None:
-                plain[k] = c.model_input(w.samples, norm)
+                x = c.model_input(w.samples, norm)
             else:
                 features = c.frontend.pool(w.rows)
                 if heard is not None:
                     heard.add(features)
-                plain[k] = c.normalize(features, norm)
-        for k, out in zip(plain, self._model.run_each(list(plain.values()))):
-            results[k] = out
+                x = c.normalize(features, norm)
+            out = self._model.run(x[None])
+            results.append({head: p[0] for head, p in out.items()})
         return results
 
     def window_prediction(self, probs: Probs | None, start: int, end: int) -> Prediction:
