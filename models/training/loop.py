@@ -365,19 +365,12 @@ def frame_teacher_for(
     data: CorpusData, model: SERModel, train_idx: np.ndarray, y: np.ndarray, cfg: TrainConfig, device: torch.device
 ) -> distill.FrameTeacher:
     """The fold's frame-level teacher targets (:func:`models.training.distill.fold_frame_targets`) and a fresh
-    projection from the backbone's frame channels (found by running it once) to the teacher's width."""
+    projection from the backbone's frame channels (``frame_dim``, what CTC heads read) to the teacher's width."""
     assert cfg.distill is not None
     if not hasattr(model.backbone, "frames"):
         raise ValueError("--distill-frames needs a backbone with frame output (edge_cnn, stream_net, whisper_lite)")
     targets = distill.fold_frame_targets(data.corpus, train_idx, y, cfg.distill, data.extra_sources)
-    fe = data.inputs.frontend
-    rows = fe.num_frames(samples(cfg.crop, fe.sample_rate))
-    probe = torch.zeros((1, rows) if fe.n_features is None else (1, rows, fe.n_features), device=device)
-    training = model.training
-    with torch.no_grad():
-        channels = model.backbone.eval().frames(probe).shape[1]
-    model.train(training)
-    return distill.FrameTeacher(targets, torch.nn.Linear(channels, targets.dim).to(device))
+    return distill.FrameTeacher(targets, torch.nn.Linear(model.backbone.frame_dim, targets.dim).to(device))
 
 
 def _warmed_up_ema(decay: float) -> Callable[..., None]:
