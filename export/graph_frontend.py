@@ -26,7 +26,7 @@ class GraphFrontEnd(nn.Module):
         self.frontend = frontend
         self.normalization = normalization or Normalization()
         length, n_fft = frontend.frame_length, frontend.n_fft
-        window = frontend._window if frontend._window is not None else np.ones(length)
+        window = frontend.frame_window
         k = np.arange(n_fft // 2 + 1)[None, :]
         angle = 2 * np.pi * np.arange(length)[:, None] * k / n_fft
         kernels = np.concatenate([window[:, None] * np.cos(angle), -window[:, None] * np.sin(angle)], axis=1)
