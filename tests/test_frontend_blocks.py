@@ -114,3 +114,19 @@ def test_no_matrix_product_is_big_enough_for_blas_threads(spec, monkeypatch):
     # float32 band energies, summed in another order where BLAS splits one product over its threads: MFCC
     # (40 log bands through the DCT) move by up to ~1e-5
     np.testing.assert_allclose(chunked, whole, rtol=3e-5, atol=3e-5)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_samples_after_a_frame_do_not_reach_it(spec):
+    """Frames are windowed over ``n_fft`` samples whose tail is zero: what follows a frame in the signal is
+    multiplied away, exactly, so a frame's row is the same whatever comes after it."""
+    fe = FrontEnd(**spec)
+    x = voiced(0.5, seed=3)
+    frame = x[: fe.frame_length]
+    loud = np.concatenate([frame, np.full(2 * fe.n_fft, 0.9, np.float32)])
+    # each pair computed alike (same batch size and positions: BLAS rounding can depend on the batch)
+    np.testing.assert_array_equal(
+        fe.single_frame_rows([(frame, None), (frame, 0.25)]), fe.single_frame_rows([(loud, None), (loud, 0.25)])
+    )
+    np.testing.assert_array_equal(fe.frame_rows(frame, n_frames=1), fe.frame_rows(loud, n_frames=1))
+    assert fe.frame_window.shape == (fe.frame_length,)
