@@ -23,7 +23,7 @@ import models.training.run
 from edge_ser import windows
 from edge_ser.frontend import FrontEnd, Normalization
 from models.arch.heads import IGNORE, ctc_loss
-from models.arch.registry import build_model, default_config
+from models.arch.registry import build_model, count_parameters, default_config
 from models.data import features
 from models.data.augment import Augment, add_noise, freq_warp, spec_augment, speed_perturb
 from models.data.batches import TrainBatches, crop
@@ -741,3 +741,31 @@ def test_recorded_command_is_what_a_user_types(argv0: str, expected: str, monkey
     assert invocation() == expected
     monkeypatch.setattr(sys, "argv", ["/x/models/train.py", "--arch", "pcnn"])
     assert invocation() == "python -m models.train --arch pcnn"
+
+
+def test_backbone_options_build_a_smaller_edge_cnn_and_resume_only_with_the_same_ones(tmp_path: Path, capsys) -> None:
+    """``--backbone '{"depth": 1}'``: edge_cnn without its residual blocks, recorded in the model config (which export
+    rebuilds from) and in the training settings (a finished fold trained otherwise is refused on resume); a keyword
+    the backbone does not take, or JSON that is not an object, is a clean error."""
+    _, argv = toy_pcnn_args(tmp_path)
+    argv = [*argv[: argv.index("--arch")], "--arch", "edge_cnn", *argv[argv.index("--arch") + 2 :], "--folds", "0"]
+    runs = {}
+    for name, extra in (("plain", []), ("shallow", ["--backbone", '{"depth": 1}'])):
+        assert main([*argv, *extra, "--out", str(tmp_path / name)]) == 0
+        fold = next((tmp_path / name).glob("*/config.json")).parent
+        runs[name] = json.loads((fold / "config.json").read_text())
+    plain, shallow = runs["plain"], runs["shallow"]
+    assert shallow["backbone"] == {"depth": 1} and shallow["training"]["backbone"] == {"depth": 1}
+    assert plain["backbone"] == {} and "backbone" not in plain["training"]  # off: absent, as in older runs
+    assert shallow["parameters"] < plain["parameters"]
+    shallow_model = build_model(shallow)
+    assert count_parameters(shallow_model) == shallow["parameters"]
+    assert len(shallow_model.backbone.blocks) < len(build_model(plain).backbone.blocks)
+    resumed = [*argv, "--resume", "--out", str(tmp_path / "shallow")]
+    assert main(resumed) == 2  # the same folder without the option: other settings
+    assert "other settings" in capsys.readouterr().err
+    assert main([*resumed, "--backbone", '{"depth": 1}']) == 0
+    assert main([*argv, "--backbone", '{"wings": 2}', "--out", str(tmp_path / "bad")]) == 2
+    assert "does not fit edge_cnn" in capsys.readouterr().err
+    assert main([*argv, "--backbone", "[1]", "--out", str(tmp_path / "bad")]) == 2
+    assert "JSON object" in capsys.readouterr().err

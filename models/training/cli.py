@@ -52,6 +52,20 @@ def _parse_aux(items: Sequence[str], option: str = "--aux") -> dict[str, float]:
     return aux
 
 
+def _parse_backbone(text: str | None) -> dict[str, Any]:
+    """``--backbone``: a JSON object of the backbone's keyword arguments (lists become tuples, as the
+    backbones take them)."""
+    if not text:
+        return {}
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--backbone takes a JSON object, e.g. '{{\"depth\": 1}}': {exc}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"--backbone takes a JSON object, e.g. '{{\"depth\": 1}}', got {text!r}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+
+
 def _parse_range(text: str | None) -> tuple[float, float] | None:
     if not text:
         return None
@@ -92,6 +106,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "e.g. speaker=0.1 (extra corpora's speakers count as classes too)",
     )
     add("--frontend", help="front-end override as JSON (FrontEnd.to_dict() form); default: the model's own")
+    add(
+        "--backbone",
+        help="the backbone's keyword arguments as JSON, e.g. '{\"depth\": 1}' (edge_cnn without its residual blocks)",
+    )
     add("--epochs", type=int, default=30)
     add("--batch-size", type=int, default=32)
     add("--lr", type=float, default=1e-3)
@@ -215,6 +233,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         ema=args.ema,
         normalization=args.normalization,
         adversarial=tuple(_parse_aux(args.adversarial, "--adversarial")),
+        backbone=_parse_backbone(args.backbone),
         distill=distill.DistillConfig(
             args.teacher,
             temperature=args.distill_temperature,

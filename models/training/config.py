@@ -17,7 +17,7 @@ from . import distill
 
 # Settings added after runs had been saved: left out of :meth:`TrainConfig.to_dict` when off, and counted at
 # their defaults when a saved run lacks them (``models.training.loop.same_settings``).
-ABSENT_WHEN_OFF = ("extra_corpora", "ema", "adversarial")
+ABSENT_WHEN_OFF = ("extra_corpora", "ema", "adversarial", "backbone")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class TrainConfig:
     ``adversarial``: auxiliary heads (of :attr:`RunConfig.aux`, e.g. ``speaker``) trained through a gradient
     reversal: the head learns to tell its classes apart while the backbone learns an embedding that hides them
     (domain-adversarial training, Ganin and Lempitsky 2015), meant to make emotion cues speaker-independent.
+    ``backbone``: keyword arguments of the architecture's backbone (e.g. ``{"depth": 1}``: edge_cnn without its
+    residual blocks), written into the model config that export rebuilds the model from.
     """
 
     epochs: int = 30
@@ -65,6 +67,7 @@ class TrainConfig:
     distill: distill.DistillConfig | None = None
     extra_corpora: tuple[str, ...] = ()
     adversarial: tuple[str, ...] = ()
+    backbone: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     progress: bool = True
 
@@ -83,6 +86,8 @@ class TrainConfig:
             raise ValueError("transcript_max_seconds must be positive")
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
+        if not isinstance(self.backbone, Mapping) or not all(isinstance(k, str) for k in self.backbone):
+            raise ValueError("backbone must be a JSON object of the backbone's keyword arguments")
         if self.distill is not None:
             unknown = [s for s in self.augment.speeds if float(s) not in distill.SPEED_VIEWS]
             if unknown:
@@ -92,6 +97,7 @@ class TrainConfig:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
         d["distill"] = self.distill.to_dict() if self.distill else None
+        d["backbone"] = dict(self.backbone)
         for name in ABSENT_WHEN_OFF:  # absent when off, as before they existed: older states resume
             if not d[name]:
                 del d[name]
