@@ -8,6 +8,7 @@ The same config (plus weights) rebuilds the model, so checkpoints store it as JS
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,8 +136,10 @@ def default_config(
     heads: Mapping[str, int],
     loss_weights: Mapping[str, float] | None = None,
     frontend: Mapping[str, Any] | None = None,
+    backbone: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A complete config for ``arch``: its declared front-end, dropout and required heads filled in."""
+    """A complete config for ``arch``: its declared front-end, dropout and required heads filled in;
+    ``backbone``: keyword arguments of its backbone (default: the backbone's own)."""
     spec = get_architecture(arch)
     weights = {**spec.required_heads, **dict(loss_weights or {})}
     missing = [h for h in spec.required_heads if h not in heads]
@@ -147,7 +150,7 @@ def default_config(
         "heads": {PRIMARY: int(heads[PRIMARY]), **{k: int(v) for k, v in heads.items() if k != PRIMARY}},
         "loss_weights": {k: float(v) for k, v in weights.items() if k in heads},
         "frontend": dict(frontend) if frontend is not None else dict(spec.frontend),
-        "backbone": {},
+        "backbone": dict(backbone or {}),
         "dropout": spec.dropout,
     }
 
@@ -163,7 +166,12 @@ def build_model(config: Mapping[str, Any]) -> SERModel:
     if missing:
         raise ValueError(f"{spec.name} needs heads {missing}")
     weights = {**spec.required_heads, **dict(config.get("loss_weights") or {})}
-    backbone = spec.backbone(n_features=frontend.n_features, **dict(config.get("backbone") or {}))
+    options = dict(config.get("backbone") or {})
+    known = set(inspect.signature(spec.backbone).parameters) - {"n_features"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"{spec.name}'s backbone takes no {unknown} (it takes {sorted(known)})")
+    backbone = spec.backbone(n_features=frontend.n_features, **options)
     return SERModel(
         backbone,
         heads,

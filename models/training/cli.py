@@ -53,8 +53,7 @@ def _parse_aux(items: Sequence[str], option: str = "--aux") -> dict[str, float]:
 
 
 def _parse_backbone(text: str | None) -> dict[str, Any]:
-    """``--backbone``: a JSON object of the backbone's keyword arguments (lists become tuples, as the
-    backbones take them)."""
+    """``--backbone``: a JSON object of the backbone's keyword arguments."""
     if not text:
         return {}
     try:
@@ -63,7 +62,7 @@ def _parse_backbone(text: str | None) -> dict[str, Any]:
         raise ValueError(f"--backbone takes a JSON object, e.g. '{{\"depth\": 1}}': {exc}") from None
     if not isinstance(spec, dict):
         raise ValueError(f"--backbone takes a JSON object, e.g. '{{\"depth\": 1}}', got {text!r}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    return spec
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:

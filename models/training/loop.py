@@ -275,8 +275,7 @@ def prepare_fold(
         normalization = fit_normalization(data.inputs, train_idx)
         if cfg.normalization == "speaker":
             per_utterance = speaker_normalization(data, train_idx, val_idx, test_idx)
-    config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict())
-    config["backbone"] = dict(cfg.backbone)
+    config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict(), cfg.backbone)
     if cfg.adversarial:
         config["adversarial"] = list(cfg.adversarial)
     config.update(
@@ -286,10 +285,7 @@ def prepare_fold(
     )
     device = resolve_device(cfg.device)
     torch.manual_seed(_epoch_seed(cfg.seed, fold_index, -1))
-    try:
-        model = build_model(config).to(device)
-    except TypeError as exc:  # an unknown backbone keyword
-        raise ValueError(f"--backbone {json.dumps(dict(cfg.backbone))} does not fit {arch}: {exc}") from None
+    model = build_model(config).to(device)
     if cfg.pad == "zero" and not model.masks_padding:
         raise ValueError(
             f"--pad zero needs a backbone that leaves the padding out (edge_cnn); {arch} would learn the padding's "
