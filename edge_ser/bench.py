@@ -4,10 +4,12 @@ Per model: parameters (from the contract), MACs per second of audio (counted by 
 :mod:`edge_ser.macs`), file size; latency percentiles of the front-end (features and normalization of
 every window, as ``Recognizer`` computes them; nothing for waveform-in models), of inference (one
 ``session.run`` per window) and of ``Recognizer.predict`` end to end, on one fixed input of
-``--seconds`` of audio after ``--warmup`` calls, the models taking turns call by call (so their ratios
-come from one run), in wall-clock time and in this thread's CPU time (what time slices lost to other
-processes on a shared core leave out); the real-time factor (total p50 / audio duration); and, from fresh processes that
-make one prediction, the cold start in-process (import, load, predict) and as a whole process
+``--seconds`` of audio after ``--warmup`` calls, the models taking turns call by call in a new shuffled
+order each round (so their ratios come from one run, and no model always follows the same one: a model
+that runs right after a large one finds its data evicted from the caches), in wall-clock time and in
+this thread's CPU time (what time slices lost to other processes on a shared core leave out); the
+real-time factor (total p50 / audio duration); and, from fresh processes that make one prediction,
+the cold start in-process (import, load, predict) and as a whole process
 (interpreter start to first prediction, wall clock, and that process's CPU time), and the child's peak
 resident memory (``VmHWM``, read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork
 and exec), and the load average at the start (the machine's other work, which slows the figures). With
@@ -122,10 +124,19 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {f"p{q}": float(v) for q, v in zip(PERCENTILES, np.percentile(values, PERCENTILES))}
 
 
+def turns(n_models: int, rounds: int) -> list[list[int]]:
+    """The order the models take turns in, each round: shuffled (a fixed seed), so that over the run each model
+    follows every model about equally often."""
+    rng = np.random.default_rng(0)
+    return [[int(k) for k in rng.permutation(n_models)] for _ in range(rounds)]
+
+
 def latency(paths: list[str], threads: int, seconds: float, runs: int, warmup: int) -> list[dict[str, Any]]:
     """Percentiles in ms of front-end, inference and total time on ``seconds`` of audio, for each model,
     in this process; the models take turns call by call, so a noisy machine slows them alike and their
-    ratios hold. ``latency_ms`` is wall-clock time; ``cpu_ms`` the CPU time of this thread (where ONNX
+    ratios hold, in an order shuffled each round (a fixed seed) so that each follows every other alike: the
+    one after a large model starts with cold caches (a fixed order charged it up to 0.3 ms of front-end
+    time, 3 s of audio). ``latency_ms`` is wall-clock time; ``cpu_ms`` the CPU time of this thread (where ONNX
     Runtime runs with one thread), which time slices lost to other processes on a shared core leave out."""
     models = []
     for path in paths:
@@ -135,8 +146,9 @@ def latency(paths: list[str], threads: int, seconds: float, runs: int, warmup: i
     cpu: list[dict[str, list[float]]] = [{part: [] for part in PARTS} for _ in models]
     n_windows = [0] * len(models)
     clocks = (time.perf_counter, time.thread_time)
-    for i in range(warmup + runs):
-        for k, (rec, model, x) in enumerate(models):
+    for i, turn in enumerate(turns(len(models), warmup + runs)):
+        for k in turn:
+            rec, model, x = models[k]
             c = rec.contract
             t0 = [clock() for clock in clocks]
             cutter = rec.cutter()

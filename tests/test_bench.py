@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import json
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -251,3 +252,13 @@ def test_fresh_processes_import_this_edge_ser_from_any_working_directory(tmp_pat
     code = "import json, edge_ser\nprint(json.dumps({'file': edge_ser.__file__}))"
     result, _ = bench.in_fresh_process(code, [], threads=1)
     assert result["file"] == edge_ser.__file__
+
+
+def test_models_take_turns_in_shuffled_orders():
+    rounds = bench.turns(4, 400)
+    assert all(sorted(r) == [0, 1, 2, 3] for r in rounds)
+    calls = [k for r in rounds for k in r]
+    follows = Counter(zip(calls, calls[1:]))
+    for before in range(4):  # 1,599 successions: ~125 for each pair of two models, ~25 of one model after itself
+        for after in range(4):
+            assert follows[before, after] < 50 if before == after else 75 < follows[before, after] < 175

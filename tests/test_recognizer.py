@@ -87,6 +87,11 @@ def test_silence_is_a_defined_result(rec):
     np.testing.assert_allclose(
         list(whole.scores.values()), np.mean([list(s.scores.values()) for s in voiced_only], axis=0), rtol=1e-9
     )
+    x = voiced(1.5)
+    x[:16000] = 0  # windows (0, 1 s) silent and (0.5, 1.5 s) voiced: the clip's scores are that one window's
+    segments = rec.predict_segments(x, sample_rate=16000)
+    assert [s.silent for s in segments] == [True, False]
+    assert rec.predict(x, sample_rate=16000).scores == segments[1].scores
 
 
 def test_too_short_audio(rec):
