@@ -1,12 +1,13 @@
 """Front-end time per 3 s of audio, this checkout's ``edge_ser/frontend.py`` against an earlier commit's.
 
-    python -m benchmarks.frontend_speed [--before REF] [--runs 1000] [--out benchmarks/results/runtime.md]
+    python -m benchmarks.frontend_speed [--before REF] [--runs 1000] [--long 600] [--out benchmarks/results/runtime.md]
 
 Both implementations run in one process, pinned to one core, and take turns call by call (one interleaved
 run: a loaded machine slows them alike, so their ratio holds); figures are medians of this thread's CPU
 time. Rows: the shipped ``english`` log-mel front-end (10 ms hop), the same with a 20 ms hop, the shipped
 ``chinese`` MFCC, and numpy's float64 rfft of each one's frames alone (the FFT's share, which no change
-to the code around it removes). Before timing, each pair's features are compared.
+to the code around it removes). Before timing, each pair's features are compared. ``--long SECONDS`` adds
+``predict`` on that much audio, with the earlier commit's front-end and window cutter against this checkout's.
 """
 
 from __future__ import annotations
@@ -120,13 +121,57 @@ def report(ref: str, runs: int) -> list[str]:
     return lines
 
 
+def long_audio_report(ref: str, seconds: float, runs: int) -> list[str]:
+    """``english``'s ``predict`` on ``seconds`` of audio, ms per audio-second, with ``ref``'s front-end and window
+    cutter (``edge_ser/frontend.py`` and ``windows.py``) against this checkout's: frames once per signal, the
+    windows' own edge frames and inference, the whole long-audio path."""
+    from edge_ser import Recognizer, recognizer, windows
+
+    old_frontend, old_windows = module_at(ref, "frontend"), module_at(ref, "windows")
+    rec = Recognizer("english")
+    before_fe = old_frontend.FrontEnd(**dataclasses.asdict(rec.contract.frontend))
+
+    class Before:  # what Recognizer.cutter reads from the windows module: the old cutter on the old front-end
+        @staticmethod
+        def Cutter(window: int, hop: int, min_samples: int, frontend: Any) -> Any:  # noqa: N802
+            return old_windows.Cutter(window, hop, min_samples, before_fe)
+
+    x = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * 16000))).astype(np.float32)
+
+    def run(module: Any, how: Callable) -> Any:
+        recognizer.windows = module
+        try:
+            return how(x, sample_rate=16000)
+        finally:
+            recognizer.windows = windows
+
+    old, new = run(Before, rec.predict_segments), run(windows, rec.predict_segments)
+    worst = max(abs(a - b) for o, n in zip(old, new) for a, b in zip(o.scores.values(), n.scores.values()))
+    same = sum(o.label == n.label for o, n in zip(old, new))
+    ms = interleaved({k: lambda m=m: run(m, rec.predict) for k, m in (("before", Before), ("after", windows))}, runs, 2)
+    return [
+        f"`english` `predict` on {seconds:g} s of 16 kHz noise ({len(new)} windows), `{ref}`'s front-end "
+        f"and window cutter (before) against this checkout's (after, `{revision()}`), CPU ms per audio-second, "
+        f"median of {runs} rounds in a new random order each: before {ms['before'] / seconds:.3f}, after "
+        f"{ms['after'] / seconds:.3f} ({ms['after'] / ms['before']:.2f}x); `predict_segments` gives the same label "
+        f"in {same} of {len(new)} windows, scores at most {worst:.1e} apart.",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default=BEFORE, help="git ref of the front-end to compare (default: %(default)s)")
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="Markdown file to write the section into (replacing its old one)")
+    parser.add_argument("--long", type=float, default=0, help="also time predict on this many seconds (default: no)")
+    parser.add_argument("--long-runs", type=int, default=7, help="rounds of the long-audio timing")
     args = parser.parse_args()
-    pinned_section("Front-end before and after", lambda: report(args.before, args.runs), args.out, HEAD)
+
+    def lines() -> list[str]:
+        extra = ["", *long_audio_report(args.before, args.long, args.long_runs)] if args.long else []
+        return [*report(args.before, args.runs), *extra]
+
+    pinned_section("Front-end before and after", lines, args.out, HEAD)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -261,8 +261,8 @@ class FrontEnd:
         if previous is not None:
             out[0] -= self.preemph * float(previous)
 
-    def _power(self, n_frames: int, frames: Callable[[int, int], np.ndarray]) -> np.ndarray:
-        """Raw |FFT|^2 (float32, ``(n_frames, bins)``) of pre-emphasized frames, windowed and zero-padded;
+    def _power(self, frames: Callable[[int, int], np.ndarray], power: np.ndarray) -> None:
+        """``power`` (float32, ``(n_frames, bins)``) = raw |FFT|^2 of pre-emphasized frames, windowed and zero-padded;
         ``frames(start, stop)`` gives frames ``start .. stop-1`` as a ``(stop - start, n_fft)`` array: each
         frame's samples and then whatever follows them, which the window's zero tail removes (samples are
         finite: audio input refuses others).
@@ -272,13 +272,14 @@ class FrontEnd:
         :data:`FFT_BLOCK` (made, windowed, transformed and squared while the block is in cache) in per-thread
         buffers, so repeated calls allocate nothing. Windowing whole ``n_fft`` rows (zero tail included) into
         a contiguous buffer is one product, faster than windowing ``frame_length`` columns of a zero-padded
-        one. The result is a view of such a buffer: use it before the next call on this thread.
+        one.
         """
-        n_fft, bins = self.n_fft, self.n_fft // 2 + 1
+        n_frames, n_fft, bins = len(power), self.n_fft, self.n_fft // 2 + 1
+        if not n_frames:
+            return
         block = min(n_frames, FFT_BLOCK)
         fft_in = _buffer(("fft_in",), (block, n_fft), np.float64)
         spec = _buffer(("spectrum",), (block, bins), np.complex128)
-        power = _buffer(("power",), (n_frames, bins), np.float32)
         for start in range(0, n_frames, block):
             stop = min(start + block, n_frames)
             rows = stop - start
@@ -290,20 +291,28 @@ class FrontEnd:
             parts = np.fft.rfft(fft_in[:rows], axis=-1, out=spec[:rows]).view(np.float64)
             np.square(parts, out=parts)  # re, im interleaved, squared in place (spec is scratch)
             np.add(parts[:, 0::2], parts[:, 1::2], out=power[start:stop], casting="same_kind")
-        return power
 
-    def frame_rows(self, samples: np.ndarray, previous: float | None = None, n_frames: int | None = None) -> np.ndarray:
+    def frame_rows(
+        self,
+        samples: np.ndarray,
+        previous: float | None = None,
+        n_frames: int | None = None,
+        pieces: Sequence[tuple[np.ndarray, float | None]] = (),
+    ) -> np.ndarray:
         """Per-frame features (a new float32 ``(frames, frame_width)`` array) of a spectral front-end.
 
         ``n_frames`` frames start at ``samples[0]``, one every ``frame_step``; the signal is zero beyond
         ``samples``. ``previous`` (the signal's sample before ``samples``, for pre-emphasis) and
         ``n_frames`` let a long signal be analysed piecewise into the frames it has as a whole; by
         default ``samples`` is a whole signal. For ``functionals`` the rows are the MFCC then the
-        log-mel bands of each frame, which :meth:`pool` summarizes.
+        log-mel bands of each frame, which :meth:`pool` summarizes. Each ``(samples, previous)`` of
+        ``pieces`` adds one row after those: the single frame starting at its ``samples[0]``, zero beyond
+        them (a window's own first or last frame, computed with the frames around it in one pass).
         """
         if n_frames is None:
             n_frames = self.analysis_frames(len(samples))
         step, width = self.frame_step, self.n_fft
+        power = _buffer(("power",), (n_frames + len(pieces), width // 2 + 1), np.float32)
 
         def frames(start: int, stop: int) -> np.ndarray:
             """The block's span of the signal, pre-emphasized into a small reused buffer, as ``n_fft``-wide frames."""
@@ -314,15 +323,13 @@ class FrontEnd:
             # the overlapping frames as a view (np.ndarray on the buffer: as_strided costs ~5 us a call)
             return np.ndarray((stop - start, width), np.float64, span, strides=(step * span.itemsize, span.itemsize))
 
-        return self._rows(self._power(n_frames, frames))
-
-    def single_frame_rows(self, pieces: list[tuple[np.ndarray, float | None]]) -> np.ndarray:
-        """Rows of single frames, one per ``(samples, previous)`` piece: the frame starting at ``samples[0]``
-        (zero beyond it), as :meth:`frame_rows` computes it, all in one pass."""
-        rows = _buffer(("pieces",), (len(pieces), self.n_fft), np.float64)
-        for row, (samples, previous) in zip(rows, pieces):
-            self._emphasize(samples, previous, row)
-        return self._rows(self._power(len(rows), lambda start, stop: rows[start:stop]))
+        self._power(frames, power[:n_frames])
+        if pieces:
+            rows = _buffer(("pieces",), (len(pieces), width), np.float64)
+            for row, (piece, before) in zip(rows, pieces):
+                self._emphasize(piece, before, row)
+            self._power(lambda start, stop: rows[start:stop], power[n_frames:])
+        return self._rows(power)
 
     def _rows(self, power: np.ndarray) -> np.ndarray:
         """Frame rows from the frames' raw power spectra. The filterbank product takes all frames at once,

@@ -40,10 +40,12 @@ class Cutter:
 
     With a spectral ``frontend`` each window comes with its frame rows (:meth:`FrontEnd.frame_rows`),
     and the frames are computed once for the whole signal, not once per overlapping window: a window
-    starting on the frame grid takes its inner rows from a shared cache, and only its first frame
-    (whose pre-emphasis starts afresh) and last frame (zero-padded at the window's end) are its own,
-    so the rows equal the window's own analysis. The cache grows by one hop of frames per window, so
-    what is computed does not depend on how the signal was split into blocks.
+    starting on the frame grid takes its inner rows from a shared cache, and only its last frame
+    (zero-padded at the window's end) and its first (whose pre-emphasis starts afresh, unless the
+    analysis window starts at zero, as Hann's does, which makes that difference vanish) are its own,
+    so the rows equal the window's own analysis. Each window grows the cache by one hop of frames,
+    computed in one pass with its own frames, so what is computed does not depend on how the signal
+    was split into blocks.
     """
 
     def __init__(self, window: int, hop: int, min_samples: int, frontend: FrontEnd | None = None) -> None:
@@ -54,6 +56,7 @@ class Cutter:
         if self.frontend is not None:
             self._frames = self.frontend.analysis_frames(window)
             self._shared = hop % self.frontend.frame_step == 0 and self._frames > 2
+            self._own_first = bool(self.frontend.frame_window[0] != 0)
         self._buffer = np.zeros(0, np.float32)
         self._buffer_start = 0  # signal index of _buffer[0]
         self._received = 0
@@ -109,24 +112,22 @@ class Cutter:
             rows = fe.frame_rows(samples)
             self._cache, self._cache_start = rows[1:-1], 1
             return Window(start, end, samples, rows)
-        inner = self._shared_rows(first + 1, first + self._frames - 1)
         last = (self._frames - 1) * step
-        edges = fe.single_frame_rows([(samples, None), (samples[last:], float(samples[last - 1]))])
-        return Window(start, end, samples, np.concatenate([edges[:1], inner, edges[1:]]))
+        pieces = [(samples, None)] * self._own_first + [(samples[last:], float(samples[last - 1]))]
+        inner, edges = self._shared_rows(first + self._own_first, first + self._frames - 1, pieces)
+        return Window(start, end, samples, np.concatenate([edges[:-1], inner, edges[-1:]]))
 
-    def _shared_rows(self, g0: int, g1: int) -> np.ndarray:
-        """Rows of signal frames ``g0 .. g1-1``, each computed once: the cache grows to ``g1``, is trimmed to ``g0``."""
+    def _shared_rows(self, g0: int, g1: int, pieces: list[tuple[np.ndarray, float | None]]) -> tuple[np.ndarray, ...]:
+        """Rows of signal frames ``g0 .. g1-1``, each computed once (the cache grows to ``g1``, is trimmed to
+        ``g0``), and the rows of the single frames ``pieces`` (see :meth:`FrontEnd.frame_rows`)."""
         fe, step, length = self.frontend, self.frontend.frame_step, self.frontend.frame_length
         end = self._cache_start + len(self._cache)
         if g0 > end:
             self._cache, self._cache_start, end = self._cache[:0], g0, g0
-        if g1 > end:
-            a, b = end * step, (g1 - 1) * step + length
-            previous = float(self._buffer[a - 1 - self._buffer_start]) if a > 0 else None
-            rows = fe.frame_rows(self._samples(a, b), previous, g1 - end)
-            self._cache = np.concatenate([self._cache[max(g0 - self._cache_start, 0) :], rows])
-            self._cache_start = max(g0, self._cache_start)
-        else:
-            self._cache = self._cache[g0 - self._cache_start :]
-            self._cache_start = g0
-        return self._cache[: g1 - g0]
+        grow = max(g1 - end, 0)
+        a, b = end * step, (g1 - 1) * step + length
+        previous = float(self._buffer[a - 1 - self._buffer_start]) if grow and a > 0 else None
+        rows = fe.frame_rows(self._samples(a, b) if grow else self._buffer[:0], previous, grow, pieces)
+        self._cache = np.concatenate([self._cache[max(g0 - self._cache_start, 0) :], rows[:grow]])
+        self._cache_start = max(g0, self._cache_start)
+        return self._cache[: g1 - g0], rows[grow:]

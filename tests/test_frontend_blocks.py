@@ -126,7 +126,23 @@ def test_samples_after_a_frame_do_not_reach_it(spec):
     loud = np.concatenate([frame, np.full(2 * fe.n_fft, 0.9, np.float32)])
     # each pair computed alike (same batch size and positions: BLAS rounding can depend on the batch)
     np.testing.assert_array_equal(
-        fe.single_frame_rows([(frame, None), (frame, 0.25)]), fe.single_frame_rows([(loud, None), (loud, 0.25)])
+        fe.frame_rows(x[:0], n_frames=0, pieces=[(frame, None), (frame, 0.25)]),
+        fe.frame_rows(x[:0], n_frames=0, pieces=[(loud, None), (loud, 0.25)]),
     )
     np.testing.assert_array_equal(fe.frame_rows(frame, n_frames=1), fe.frame_rows(loud, n_frames=1))
     assert fe.frame_window.shape == (fe.frame_length,)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_single_frames_after_the_frames_are_those_frames_analysed_alone(spec):
+    """``pieces`` add rows after a signal's frames: each the frame starting at its samples, zero beyond them,
+    with its own pre-emphasis start; the signal's rows are the same as without them (to BLAS rounding)."""
+    fe = FrontEnd(**spec)
+    x = voiced(1.0, seed=5)
+    pieces = [(x[100:300], None), (x[5000:], float(x[4999])), (x[-50:], 0.5)]
+    rows = fe.frame_rows(x[:4000], 0.1, 20, pieces)
+    assert rows.shape == (23, fe.frame_width)
+    np.testing.assert_allclose(rows[:20], fe.frame_rows(x[:4000], 0.1, 20), rtol=1e-5, atol=1e-5)
+    for row, (samples, previous) in zip(rows[20:], pieces):
+        alone = fe.frame_rows(samples[: fe.frame_length], previous, 1)[0]
+        np.testing.assert_allclose(row, alone, rtol=1e-5, atol=1e-5)
