@@ -267,7 +267,7 @@ class Recognizer:
         if not voiced:
             return self.window_prediction(None, 0, n_samples)
         ctc = {h.name for h in self._ctc}
-        if len(voiced) == 1:  # a clip of one window (up to 3 s): its scores are the mean, without np.mean's cost
+        if len(voiced) == 1:  # one voiced window (every clip up to 3 s): its scores are the mean, without np.mean
             mean = {head: p for head, p in voiced[0].items() if head not in ctc}
         else:
             mean = {head: np.mean([p[head] for p in voiced], axis=0) for head in voiced[0] if head not in ctc}
