@@ -38,13 +38,19 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def replace_section(path: Path, head: str, name: str, text: str) -> None:
-    """Write ``text`` (a ``## name ...`` section) into the Markdown file ``path``: it replaces the section of that
-    name, or is appended; a new file starts with ``head``."""
+def replace_section(path: Path, head: str, name: str, text: str, keep_older: bool = False) -> None:
+    """Write ``text`` (a ``## name ...`` section) into the Markdown file ``path``: it replaces the sections of that
+    name, or is appended; a new file starts with ``head``. With ``keep_older`` (dated measurements, a history) it
+    goes before the sections of that name, which stay."""
     old = path.read_text() if path.exists() else head
-    sections = [s for s in old.split("\n## ")[1:] if not s.startswith(f"{name} ")]
-    body = "".join("\n## " + s.rstrip("\n") + "\n" for s in sections)
-    write_atomic(path, old.split("\n## ")[0].rstrip("\n") + "\n" + body + "\n" + text)
+    sections = [s.rstrip("\n") + "\n" for s in old.split("\n## ")[1:]]
+    same = [i for i, s in enumerate(sections) if s.startswith(f"{name} ")]
+    new = text.removeprefix("## ").rstrip("\n") + "\n"
+    if keep_older and same:
+        sections.insert(same[0], new)
+    else:
+        sections = [s for i, s in enumerate(sections) if i not in same] + [new]
+    write_atomic(path, old.split("\n## ")[0].rstrip("\n") + "\n" + "".join("\n## " + s for s in sections))
 
 
 @contextlib.contextmanager
@@ -64,8 +70,8 @@ def one_core() -> Iterator[None]:
 
 def pinned_section(title: str, body: Callable[[], list[str]], out: Path | None, head: str) -> str:
     """Run ``body`` pinned to one core and report its lines as the Markdown section ``## title (date)``: the CPU,
-    numpy, the load average before and after, and this command line. Printed, and written into ``out`` in place
-    of its old section of that title (a new file starts with ``head``)."""
+    numpy, the load average before and after, and this command line. Printed, and written into ``out`` above its
+    earlier sections of that title, which stay (a dated history; a new file starts with ``head``)."""
     import numpy as np
 
     started, load = datetime.now(timezone.utc), os.getloadavg()
@@ -86,5 +92,5 @@ def pinned_section(title: str, body: Callable[[], list[str]], out: Path | None, 
     )
     print(text)
     if out:
-        replace_section(out, head, title, text + "\n")
+        replace_section(out, head, title, text + "\n", keep_older=True)
     return text

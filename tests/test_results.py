@@ -157,3 +157,20 @@ def test_mtl_weights_are_chosen_on_validation_only(tmp_path: Path):
     # the tuning run at the chosen weight is seed 0 of the "+ chars" ablation row; the others are not
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ravdess | + chars")]
     assert len(rows) == 1 and "| 10.0 ± 0.0 |" in rows[0] and "| 1 (0) |" in rows[0]
+
+
+def test_sections_are_replaced_or_kept_as_history(tmp_path: Path):
+    from benchmarks.report import replace_section
+
+    path = tmp_path / "r.md"
+    replace_section(path, "# Figures\n", "Speed", "## Speed (day 1)\n\nslow\n")
+    replace_section(path, "# Figures\n", "Memory", "## Memory (day 1)\n\nbig\n")
+    replace_section(path, "# Figures\n", "Speed", "## Speed (day 2)\n\nfast\n", keep_older=True)
+    text = path.read_text()
+    assert text.startswith("# Figures\n")
+    titles = [line for line in text.splitlines() if line.startswith("## ")]
+    assert titles == ["## Speed (day 2)", "## Speed (day 1)", "## Memory (day 1)"]
+    replace_section(path, "# Figures\n", "Speed", "## Speed (day 3)\n\nfaster\n")
+    titles = [line for line in path.read_text().splitlines() if line.startswith("## ")]
+    assert titles == ["## Memory (day 1)", "## Speed (day 3)"]
+    assert "\nfaster\n" in path.read_text() and "slow" not in path.read_text()
