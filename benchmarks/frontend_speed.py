@@ -125,30 +125,25 @@ def long_audio_report(ref: str, seconds: float, runs: int) -> list[str]:
     """``english``'s ``predict`` on ``seconds`` of audio, ms per audio-second, with ``ref``'s front-end and window
     cutter (``edge_ser/frontend.py`` and ``windows.py``) against this checkout's: frames once per signal, the
     windows' own edge frames and inference, the whole long-audio path."""
-    from edge_ser import Recognizer, recognizer, windows
+    from edge_ser import Recognizer
 
     old_frontend, old_windows = module_at(ref, "frontend"), module_at(ref, "windows")
-    rec = Recognizer("english")
-    before_fe = old_frontend.FrontEnd(**dataclasses.asdict(rec.contract.frontend))
+    after = Recognizer("english")
+    old_fe = old_frontend.FrontEnd(**dataclasses.asdict(after.contract.frontend))
 
-    class Before:  # what Recognizer.cutter reads from the windows module: the old cutter on the old front-end
-        @staticmethod
-        def Cutter(window: int, hop: int, min_samples: int, frontend: Any) -> Any:  # noqa: N802
-            return old_windows.Cutter(window, hop, min_samples, before_fe)
+    class Before(Recognizer):
+        """The same model, its windows cut and analysed by ``ref``'s cutter and front-end (the seam Stream uses)."""
 
+        def cutter(self) -> Any:
+            return old_windows.Cutter(self.window_samples, self.hop_samples, self.min_samples, old_fe)
+
+    before = Before("english")
     x = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * 16000))).astype(np.float32)
-
-    def run(module: Any, how: Callable) -> Any:
-        recognizer.windows = module
-        try:
-            return how(x, sample_rate=16000)
-        finally:
-            recognizer.windows = windows
-
-    old, new = run(Before, rec.predict_segments), run(windows, rec.predict_segments)
+    old, new = (rec.predict_segments(x, sample_rate=16000) for rec in (before, after))
     worst = max(abs(a - b) for o, n in zip(old, new) for a, b in zip(o.scores.values(), n.scores.values()))
     same = sum(o.label == n.label for o, n in zip(old, new))
-    ms = interleaved({k: lambda m=m: run(m, rec.predict) for k, m in (("before", Before), ("after", windows))}, runs, 2)
+    fns = {name: lambda r=rec: r.predict(x, sample_rate=16000) for name, rec in (("before", before), ("after", after))}
+    ms = interleaved(fns, runs, 2)
     return [
         f"`english` `predict` on {seconds:g} s of 16 kHz noise ({len(new)} windows), `{ref}`'s front-end "
         f"and window cutter (before) against this checkout's (after, `{revision()}`), CPU ms per audio-second, "

@@ -117,7 +117,9 @@ class Cutter:
         inner, edges = self._shared_rows(first + self._own_first, first + self._frames - 1, pieces)
         return Window(start, end, samples, np.concatenate([edges[:-1], inner, edges[-1:]]))
 
-    def _shared_rows(self, g0: int, g1: int, pieces: list[tuple[np.ndarray, float | None]]) -> tuple[np.ndarray, ...]:
+    def _shared_rows(
+        self, g0: int, g1: int, pieces: list[tuple[np.ndarray, float | None]]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rows of signal frames ``g0 .. g1-1``, each computed once (the cache grows to ``g1``, is trimmed to
         ``g0``), and the rows of the single frames ``pieces`` (see :meth:`FrontEnd.frame_rows`)."""
         fe, step, length = self.frontend, self.frontend.frame_step, self.frontend.frame_length
