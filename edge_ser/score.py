@@ -336,8 +336,9 @@ def score_ray(
     on_ready: Callable[[], None] | None = None,
 ) -> Iterator[list[Row]]:
     """Rows from Ray Data actors, one Recognizer each: ``map_batches`` over ``paths``, or over the
-    ``column`` of a ``manifest`` that Ray reads itself. ``address``: a Ray cluster (``auto``,
-    ``ray://host:10001``, ...); None starts a local Ray with ``workers`` CPUs (0: one per core).
+    ``column`` of a ``manifest`` that Ray reads itself. ``address``: a Ray cluster (``auto``: the one
+    ``ray start`` started on this machine or ``RAY_ADDRESS`` names; ``ray://host:10001``, ...); None
+    starts a new local Ray with ``workers`` CPUs (0: one per core), even beside a running cluster.
     ``workers`` is also the number of actors (0: one per CPU of the cluster). ``on_ready`` is called
     once Ray is up (to tell its start-up from the actors' and the scoring).
 
@@ -356,7 +357,8 @@ def score_ray(
     if started:
         local = {"num_cpus": workers or default_workers()} if address is None else {}
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+            # "local": a new instance; Ray's default (None) would join a running one, which refuses num_cpus
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, **local)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ScoreError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from None
     if on_ready is not None:
