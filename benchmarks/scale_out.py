@@ -1,7 +1,7 @@
 """Throughput of ``edge-ser score`` on generated clips: one process, a pool of two, and local Ray.
 
-    nice -n 10 python benchmarks/scale_out.py [--clips 1000] [--seconds 4] [--long-clips 500]
-        [--long-seconds 30] [--repeats 3] [--workers 2]
+    nice -n 10 python benchmarks/scale_out.py [--clips 1000] [--seconds 4] [--long-clips 1000]
+        [--long-seconds 30] [--repeats 3] [--workers 2] [--ray-cluster]
 
 Two sets of clips: ``--clips`` short ones (the issue's 1,000 clips of 4 s), then ``--long-clips``
 clips of ``--long-seconds`` (0: skipped), where fixed start-up costs weigh less. For each set, each
@@ -12,24 +12,28 @@ the scoring time the command reports itself (from opening the model, with the po
 starting, to the last row), the time until its first rows (start-up of the pool or of Ray and its
 actors, plus a first chunk), the throughput after those, which is what a long run sees, and the CPU
 seconds of the whole process tree (meaningful on a loaded machine too, where wall-time ratios are
-not). Every configuration must write the same rows. Targets (issue 24): two processes >= 1.8x one
-process; local Ray <= 20 % more time than the process pool.
+not). ``--ray-cluster`` adds a fourth configuration: a Ray cluster that ``ray start`` runs on this
+machine for the whole benchmark (so its idle processes run beside every configuration), joined with
+``--ray auto``: what a user with Ray already up pays. Every configuration must write the same rows.
+Targets (issue 24): two processes >= 1.8x one process; local Ray <= 20 % more time than the process pool.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -80,32 +84,38 @@ def _proc_table() -> dict[tuple[int, int], tuple[int, float]]:
 
 
 class TreeCPU:
-    """CPU seconds of a process and all its descendants (pool workers forked by a fork server, Ray's
-    raylet, actors and helper processes are not children it waits for, so rusage misses them),
-    sampled from /proc every ``period`` s: a process that ends loses at most its last period."""
+    """CPU seconds that processes and all their descendants spend from now on (pool workers forked by a
+    fork server, Ray's raylet, actors and helper processes are not children the command waits for, so
+    rusage misses them), sampled from /proc every ``period`` s: a process that ends loses at most its
+    last period. Processes of the tree that already run (a Ray cluster's) count from their CPU now."""
 
-    def __init__(self, pid: int, period: float = 0.1) -> None:
-        self.pid, self.period, self.cpu, self.done = pid, period, {}, threading.Event()
+    def __init__(self, pids: list[int], period: float = 0.1) -> None:
+        self.tree, self.period, self.done = set(pids), period, threading.Event()
+        self.before = self._update({})
+        self.cpu = dict(self.before)
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
+    def _update(self, cpu: dict) -> dict:
+        for (pid, started), (parent, used) in sorted(_proc_table().items(), key=lambda item: item[0][1]):
+            if pid in self.tree or parent in self.tree:  # by start time: parents come before their children
+                self.tree.add(pid)
+                cpu[(pid, started)] = max(used, cpu.get((pid, started), 0.0))
+        return cpu
+
     def _sample(self) -> None:
-        tree = {self.pid}
         while not self.done.wait(self.period):
-            table = _proc_table()
-            for (pid, started), (parent, cpu) in sorted(table.items(), key=lambda item: item[0][1]):
-                if pid in tree or parent in tree:  # by start time: parents come before their children
-                    tree.add(pid)
-                    self.cpu[(pid, started)] = max(cpu, self.cpu.get((pid, started), 0.0))
+            self._update(self.cpu)
 
     def stop(self) -> float:
         self.done.set()
         self.thread.join()
-        return sum(self.cpu.values())
+        return sum(used - self.before.get(key, 0.0) for key, used in self.cpu.items())
 
 
-def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
-    """One ``edge-ser score`` run into a new file."""
+def run_score(clips: Path, out: Path, model: str, extra: list[str], cluster: int | None = None) -> Run:
+    """One ``edge-ser score`` run into a new file; ``cluster``: the pid of the ``ray start`` that runs the
+    cluster ``--ray auto`` joins (its processes' CPU counts too)."""
     out.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
@@ -116,7 +126,8 @@ def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
     )
     # Ray's processes are not children the command reaps, so only a Ray run is sampled from /proc (the sampler
     # takes about a fifth of a core, which would otherwise slow the pool's two processes on two cores)
-    tree = TreeCPU(process.pid) if "--ray" in extra else None
+    joins = cluster is not None and "auto" in extra
+    tree = TreeCPU([process.pid, *([cluster] if joins else [])]) if "--ray" in extra else None
     stdout, stderr = process.communicate()
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
@@ -128,6 +139,30 @@ def run_score(clips: Path, out: Path, model: str, extra: list[str]) -> Run:
     cpu = max(tree.stop(), reaped) if tree is not None else reaped
     up = float(ray_up.group(1)) if ray_up else float("nan")
     return Run(wall, scoring, float(first.group(2)), int(first.group(1)), cpu, up, os.getloadavg()[0])
+
+
+@contextlib.contextmanager
+def ray_cluster(cpus: int) -> Iterator[int]:
+    """A Ray cluster with ``cpus`` CPUs that ``ray start --head --block`` runs on this machine until the
+    block ends (then only its own processes are stopped); yields that process's pid once Ray is up."""
+    ray = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray), "start", "--head", "--block", f"--num-cpus={cpus}", "--include-dashboard=false",
+         "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        seen = []
+        while not any("Ray runtime started" in line for line in seen):
+            line = head.stdout.readline()
+            if not line:
+                sys.exit("ray start ended:\n" + "".join(seen)[-3000:])
+            seen.append(line)
+        threading.Thread(target=head.stdout.read, daemon=True).start()  # keep its pipe drained
+        yield head.pid
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=120)
 
 
 def _summary(run: Run) -> tuple:
@@ -152,6 +187,9 @@ def bench(folder: Path, clips: int, seconds: float, args: argparse.Namespace) ->
         f"process pool (--workers {args.workers})": ["--workers", str(args.workers)],
         f"local Ray (--ray --workers {args.workers})": ["--workers", str(args.workers), "--ray"],
     }
+    if args.cluster is not None:
+        configs[f"Ray already running (--ray auto --workers {args.workers})"] = ["--workers", str(args.workers)]
+        configs[list(configs)[-1]] += ["--ray", "auto"]
     make_clips(folder / "clips", clips, seconds)
     load_before = os.getloadavg()
     times: dict[str, list[Run]] = {name: [] for name in configs}
@@ -160,7 +198,7 @@ def bench(folder: Path, clips: int, seconds: float, args: argparse.Namespace) ->
     for r in range(args.repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             out = folder / f"{len(rows)}-{r}.parquet"
-            times[name].append(run_score(folder / "clips", out, args.model, configs[name]))
+            times[name].append(run_score(folder / "clips", out, args.model, configs[name], args.cluster))
             rows.setdefault(name, sorted(read_results(out), key=lambda row: row["path"]))
             out.unlink()
             print(f"{clips} x {seconds:g} s, round {r + 1} {name}: {times[name][-1]}", file=sys.stderr)
@@ -175,7 +213,7 @@ def bench(folder: Path, clips: int, seconds: float, args: argparse.Namespace) ->
     first = {name: median(name, lambda t: t.first_after) for name in names}
     steady = {name: median(name, lambda t: (clips - t.first_rows) / (t.scoring - t.first_after)) for name in names}
     cpu_s = {name: median(name, lambda t: t.cpu) for name in names}
-    one, pool, ray = names
+    one, pool, ray, *running = names
     ray_up = median(ray, lambda t: t.ray_up)
     loads = sorted(t.load for n in names for t in times[n])
     run_load = statistics.median(loads)
@@ -224,8 +262,16 @@ def bench(folder: Path, clips: int, seconds: float, args: argparse.Namespace) ->
         f" idle cores it could run up to {args.workers * cpu_s[one] / cpu_s[pool]:.2f}x as fast (derived, not"
         f" measured); local Ray spends {cpu_s[ray] / cpu_s[pool]:.2f}x the pool's"
         f" ({1000 * (cpu_s[ray] - cpu_s[pool]) / clips:+.1f} ms per clip).",
-        f"- identical rows from every configuration: {'yes' if same else 'NO'}",
     ]
+    for name in running:  # the cluster's own start-up is not in these runs
+        lines.append(
+            f"- Ray already running vs pool: {100 * (wall[name] / wall[pool] - 1):+.0f} % time end to end,"
+            f" {100 * (steady[pool] / steady[name] - 1):+.0f} % after the first rows; joined after"
+            f" {median(name, lambda t: t.ray_up):.1f} s, first rows after {first[name]:.1f} s. Its CPU s count the"
+            f" cluster's processes (sampled) from the run's start: {cpu_s[name] / cpu_s[pool]:.2f}x the pool's"
+            f" ({1000 * (cpu_s[name] - cpu_s[pool]) / clips:+.1f} ms per clip)."
+        )
+    lines.append(f"- identical rows from every configuration: {'yes' if same else 'NO'}")
     if run_load > cores + 0.5:
         lines.append(
             f"- LOADED MACHINE: the load ({run_load:.1f}) exceeded its {cores} cores while this ran: every process"
@@ -244,13 +290,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of every clip")
-    parser.add_argument("--long-clips", type=int, default=500, help="clips of the second run (0: none)")
+    parser.add_argument("--long-clips", type=int, default=1000, help="clips of the second run (0: none)")
     parser.add_argument("--long-seconds", type=float, default=30.0, help="length of its clips (0: no second run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model", default="english")
+    parser.add_argument(
+        "--ray-cluster", action="store_true", help="also join a Ray cluster started (by ray start) before the runs"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale-out.md"))
     args = parser.parse_args()
+    args.cluster = None
     sets = [(args.clips, args.seconds)]
     if args.long_clips > 0 and args.long_seconds > 0:
         sets.append((args.long_clips, args.long_seconds))
@@ -261,16 +311,18 @@ def main() -> None:
         "",
         f"Command: `nice -n {os.nice(0)} python benchmarks/scale_out.py --clips {args.clips} --seconds {args.seconds:g}"
         f" --long-clips {args.long_clips} --long-seconds {args.long_seconds:g} --repeats {args.repeats}"
-        f" --workers {args.workers}` (model `{args.model}`; generated clips, 16 kHz PCM-16; one ONNX Runtime thread"
-        " per worker; the three configurations alternate, the order rotating each round; medians).",
+        f" --workers {args.workers}{' --ray-cluster' if args.ray_cluster else ''}` (model `{args.model}`; generated"
+        " clips, 16 kHz PCM-16; one ONNX Runtime thread per worker; the configurations alternate, the order rotating"
+        " each round; medians).",
         "",
         f"Machine: {cpu}, {cores} cores, shared with other jobs; Python {platform.python_version()};"
         f" niceness {os.nice(0)}.",
         "",
     ]
-    for clips, seconds in sets:
-        with tempfile.TemporaryDirectory() as tmp:
-            lines += bench(Path(tmp), clips, seconds, args)
+    with ray_cluster(args.workers) if args.ray_cluster else contextlib.nullcontext() as args.cluster:
+        for clips, seconds in sets:
+            with tempfile.TemporaryDirectory() as tmp:
+                lines += bench(Path(tmp), clips, seconds, args)
     text = "\n".join(lines)
     print(text)
     Path(args.out).write_text(text)
