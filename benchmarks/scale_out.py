@@ -142,12 +142,13 @@ def run_score(clips: Path, out: Path, model: str, extra: list[str], cluster: int
 
 
 @contextlib.contextmanager
-def ray_cluster(cpus: int) -> Iterator[int]:
+def ray_cluster(cpus: int, port: int = 6379) -> Iterator[int]:
     """A Ray cluster with ``cpus`` CPUs that ``ray start --head --block`` runs on this machine until the
-    block ends (then only its own processes are stopped); yields that process's pid once Ray is up."""
+    block ends (then only its own processes are stopped, where ``ray stop`` would stop every Ray on the
+    machine); yields that process's pid once Ray is up. Also the tests' cluster."""
     ray = Path(sys.executable).with_name("ray")
     head = subprocess.Popen(
-        [str(ray), "start", "--head", "--block", f"--num-cpus={cpus}", "--include-dashboard=false",
+        [str(ray), "start", "--head", "--block", f"--port={port}", f"--num-cpus={cpus}", "--include-dashboard=false",
          "--disable-usage-stats"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
@@ -156,7 +157,7 @@ def ray_cluster(cpus: int) -> Iterator[int]:
         while not any("Ray runtime started" in line for line in seen):
             line = head.stdout.readline()
             if not line:
-                sys.exit("ray start ended:\n" + "".join(seen)[-3000:])
+                raise RuntimeError("ray start ended:\n" + "".join(seen)[-3000:])
             seen.append(line)
         threading.Thread(target=head.stdout.read, daemon=True).start()  # keep its pipe drained
         yield head.pid
@@ -188,8 +189,8 @@ def bench(folder: Path, clips: int, seconds: float, args: argparse.Namespace) ->
         f"local Ray (--ray --workers {args.workers})": ["--workers", str(args.workers), "--ray"],
     }
     if args.cluster is not None:
-        configs[f"Ray already running (--ray auto --workers {args.workers})"] = ["--workers", str(args.workers)]
-        configs[list(configs)[-1]] += ["--ray", "auto"]
+        name = f"Ray already running (--ray auto --workers {args.workers})"
+        configs[name] = ["--workers", str(args.workers), "--ray", "auto"]
     make_clips(folder / "clips", clips, seconds)
     load_before = os.getloadavg()
     times: dict[str, list[Run]] = {name: [] for name in configs}

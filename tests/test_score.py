@@ -218,42 +218,18 @@ def test_ray_gives_exactly_the_single_process_rows(tiny_model, clips, tmp_path):
 
 @pytest.fixture
 def ray_head():
-    """A Ray cluster that ``ray start`` runs on this machine (two CPUs) for the test's duration, then
-    stopped by ending its own ``ray start --block`` (which takes down what it started), not ``ray stop``
-    (which would stop every Ray on the machine)."""
-    import selectors
-    import shutil
-    import signal
+    """A Ray cluster that ``ray start`` runs on this machine (two CPUs) for the test's duration."""
     import socket
-    import time
 
-    ray = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
-    if ray is None:
+    from benchmarks.scale_out import ray_cluster
+
+    if not Path(sys.executable).with_name("ray").exists():
         pytest.skip("the ray command is missing (the scale extra is not installed)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    head = subprocess.Popen(
-        [ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--disable-usage-stats"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        seen, deadline = [], time.monotonic() + 90
-        with selectors.DefaultSelector() as sel:
-            sel.register(head.stdout, selectors.EVENT_READ)
-            while not any("Ray runtime started" in line for line in seen):
-                assert time.monotonic() < deadline and head.poll() is None, "".join(seen)[-2000:]
-                if sel.select(timeout=1):
-                    seen.append(head.stdout.readline())
+    with ray_cluster(2, port):
         yield
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
 
 
 def test_ray_beside_a_running_cluster_starts_its_own_and_auto_joins_it(tiny_model, clips, tmp_path, ray_head):
