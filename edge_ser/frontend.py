@@ -261,36 +261,55 @@ class FrontEnd:
         if previous is not None:
             out[0] -= self.preemph * float(previous)
 
-    def _power(self, frames: Callable[[int, int], np.ndarray], power: np.ndarray) -> None:
-        """``power`` (float32, ``(n_frames, bins)``) = raw |FFT|^2 of pre-emphasized frames, windowed and zero-padded;
-        ``frames(start, stop)`` gives frames ``start .. stop-1`` as a ``(stop - start, n_fft)`` array: each
-        frame's samples and then whatever follows them, which the window's zero tail removes (samples are
-        finite: audio input refuses others).
+    def _power(
+        self,
+        frames: Callable[[int, int], np.ndarray],
+        pieces: Sequence[tuple[np.ndarray, float | None]],
+        power: np.ndarray,
+    ) -> None:
+        """``power`` (float32, ``(n_frames, bins)``) = raw |FFT|^2 of pre-emphasized frames, windowed and zero-padded:
+        first ``len(power) - len(pieces)`` signal frames, ``frames(start, stop)`` giving frames ``start .. stop-1``
+        as a ``(stop - start, n_fft)`` array (each frame's samples and then whatever follows them, which the
+        window's zero tail removes: samples are finite, audio input refuses others), then one frame per
+        ``(samples, previous)`` of ``pieces`` (see :meth:`frame_rows`), in the same pass.
 
         The FFT runs in float64: numpy's float64 FFT is several times faster than its float32 one, and as
         fast as scipy's float32 FFT without scipy's import time and memory. Frames go through in blocks of
         :data:`FFT_BLOCK` (made, windowed, transformed and squared while the block is in cache) in per-thread
         buffers, so repeated calls allocate nothing. Windowing whole ``n_fft`` rows (zero tail included) into
         a contiguous buffer is one product, faster than windowing ``frame_length`` columns of a zero-padded
-        one.
+        one. ``pieces`` ride in the signal frames' last block: no second pass with its own FFT call for a
+        window's own frame (each window of a long signal has one).
         """
         n_frames, n_fft, bins = len(power), self.n_fft, self.n_fft // 2 + 1
         if not n_frames:
             return
+        n_signal = n_frames - len(pieces)
         block = min(n_frames, FFT_BLOCK)
         fft_in = _buffer(("fft_in",), (block, n_fft), np.float64)
         spec = _buffer(("spectrum",), (block, bins), np.complex128)
         for start in range(0, n_frames, block):
             stop = min(start + block, n_frames)
             rows = stop - start
-            if self.window == "rect":  # a copy, then the zero padding: faster than a product with ones
-                np.copyto(fft_in[:rows], frames(start, stop))
-                fft_in[:rows, self.frame_length :] = 0.0
-            else:
-                np.multiply(frames(start, stop), self._fft_window, out=fft_in[:rows])
+            signal = max(min(stop, n_signal) - start, 0)  # this block's signal frames, then its pieces
+            if signal:
+                self._window(frames(start, start + signal), fft_in[:signal])
+            for row in range(signal, rows):
+                samples, previous = pieces[start + row - n_signal]
+                self._emphasize(samples, previous, fft_in[row])
+            if signal < rows:
+                self._window(fft_in[signal:rows], fft_in[signal:rows])
             parts = np.fft.rfft(fft_in[:rows], axis=-1, out=spec[:rows]).view(np.float64)
             np.square(parts, out=parts)  # re, im interleaved, squared in place (spec is scratch)
             np.add(parts[:, 0::2], parts[:, 1::2], out=power[start:stop], casting="same_kind")
+
+    def _window(self, frames: np.ndarray, out: np.ndarray) -> None:
+        """``out`` = ``frames`` times the window and its zero tail; ``out`` may be ``frames``."""
+        if self.window == "rect":  # a copy, then the zero padding: faster than a product with ones
+            np.copyto(out, frames)
+            out[:, self.frame_length :] = 0.0
+        else:
+            np.multiply(frames, self._fft_window, out=out)
 
     def frame_rows(
         self,
@@ -323,12 +342,7 @@ class FrontEnd:
             # the overlapping frames as a view (np.ndarray on the buffer: as_strided costs ~5 us a call)
             return np.ndarray((stop - start, width), np.float64, span, strides=(step * span.itemsize, span.itemsize))
 
-        self._power(frames, power[:n_frames])
-        if pieces:
-            rows = _buffer(("pieces",), (len(pieces), width), np.float64)
-            for row, (piece, before) in zip(rows, pieces):
-                self._emphasize(piece, before, row)
-            self._power(lambda start, stop: rows[start:stop], power[n_frames:])
+        self._power(frames, pieces, power)
         return self._rows(power)
 
     def _rows(self, power: np.ndarray) -> np.ndarray:

@@ -134,15 +134,18 @@ def test_samples_after_a_frame_do_not_reach_it(spec):
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_single_frames_after_the_frames_are_those_frames_analysed_alone(spec):
+@pytest.mark.parametrize("n_frames", [20, frontend.FFT_BLOCK - 1, frontend.FFT_BLOCK])
+def test_single_frames_after_the_frames_are_those_frames_analysed_alone(spec, n_frames):
     """``pieces`` add rows after a signal's frames: each the frame starting at its samples, zero beyond them,
-    with its own pre-emphasis start; the signal's rows are the same as without them (to BLAS rounding)."""
+    with its own pre-emphasis start; the signal's rows are the same as without them (to BLAS rounding). They
+    share the FFT pass of the signal's last block, or start the next one (``n_frames`` at the block's end)."""
     fe = FrontEnd(**spec)
-    x = voiced(1.0, seed=5)
+    x = voiced(2.0, seed=5)
     pieces = [(x[100:300], None), (x[5000:], float(x[4999])), (x[-50:], 0.5)]
-    rows = fe.frame_rows(x[:4000], 0.1, 20, pieces)
-    assert rows.shape == (23, fe.frame_width)
-    np.testing.assert_allclose(rows[:20], fe.frame_rows(x[:4000], 0.1, 20), rtol=1e-5, atol=1e-5)
-    for row, (samples, previous) in zip(rows[20:], pieces):
+    signal = x[: (n_frames - 1) * fe.frame_step + fe.frame_length]
+    rows = fe.frame_rows(signal, 0.1, n_frames, pieces)
+    assert rows.shape == (n_frames + 3, fe.frame_width)
+    np.testing.assert_allclose(rows[:n_frames], fe.frame_rows(signal, 0.1, n_frames), rtol=1e-5, atol=1e-5)
+    for row, (samples, previous) in zip(rows[n_frames:], pieces):
         alone = fe.frame_rows(samples[: fe.frame_length], previous, 1)[0]
         np.testing.assert_allclose(row, alone, rtol=1e-5, atol=1e-5)
