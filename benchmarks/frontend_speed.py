@@ -157,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default=BEFORE, help="git ref of the front-end to compare (default: %(default)s)")
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--out", type=Path, help="Markdown file to write the section into (replacing its old one)")
+    parser.add_argument("--out", type=Path, help="Markdown file for the section (above earlier ones, which stay)")
     parser.add_argument("--long", type=float, default=0, help="also time predict on this many seconds (default: no)")
     parser.add_argument("--long-runs", type=int, default=7, help="rounds of the long-audio timing")
     args = parser.parse_args()

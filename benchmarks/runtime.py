@@ -301,6 +301,7 @@ def long_audio_lines() -> list[str]:
     from edge_ser import Recognizer
     from edge_ser.model import OnnxModel
     from edge_ser.recognizer import BLOCK
+    from edge_ser.windows import plan
 
     rounds = 9
     rec, model = Recognizer(), OnnxModel("default")
@@ -334,7 +335,7 @@ def long_audio_lines() -> list[str]:
         f"600 s clip {per_s['600 s']:.3f} (wall: {ms['3 s'][1] / 3:.3f} and {ms['600 s'][1] / 600:.3f}; "
         f"features once per frame, one window per second; median of {rounds}). Where the 600 s go (medians of "
         "the same interleaved rounds, shares by difference, so within this machine's noise of a few per cent): "
-        f"the {len(windows())} windows cut and their frames analysed "
+        f"the {len(plan(len(clip), rec.window_samples, rec.hop_samples))} windows cut and their frames analysed "
         f"{per_s['windows']:.3f}, normalized and run through the model one by one "
         f"{per_s['windows and runs'] - per_s['windows']:.3f}, the rest of `predict` (silence check, window "
         f"bookkeeping, aggregation) {per_s['600 s'] - per_s['windows and runs']:.3f} ms per audio-second."
