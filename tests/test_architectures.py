@@ -76,6 +76,27 @@ def test_edge_cnn_stays_within_the_edge_budget() -> None:
     assert shapes == [(2, 128, 38, 4)]  # 299 frames x 64 bins -> time / 8, frequency / 16
 
 
+def test_edge_cnn_on_a_20_ms_hop_keeps_the_grid_and_the_weights() -> None:
+    """``stem_time_stride`` 1 on 20 ms frames reaches the 10 ms default's (38, 4) grid with the same parameters;
+    frame_lengths follows the strides (what CTC and masked pooling rely on)."""
+    config = default_config("edge_cnn", {"emotion": 8})
+    config["frontend"] = {**config["frontend"], "hop_length": 0.02}
+    config["backbone"] = {"stem_time_stride": 1}
+    model = build_model(config).eval()
+    frontend = FrontEnd.from_dict(config["frontend"])
+    default, _ = _model("edge_cnn", 8)
+    assert count_parameters(model) == count_parameters(default)
+    x = _input(frontend, 3.0)
+    assert x.shape[1] == 150
+    with torch.no_grad():
+        frames = model.backbone.frames(x)
+    assert tuple(frames.shape) == (2, 192, 38)
+    assert model.backbone.frame_lengths(torch.tensor([150, 75, 1])).tolist() == [38, 19, 1]
+    assert default.backbone.frame_lengths(torch.tensor([299, 150, 1])).tolist() == [38, 19, 1]
+    with pytest.raises(ValueError, match="stem_time_stride"):
+        build_model({**config, "backbone": {"stem_time_stride": 3}})
+
+
 def test_stream_net_stays_within_the_edge_budget(tmp_path) -> None:
     """<= 0.4M parameters and <= 30 M multiply-accumulates for 3 s, counted on the exported graph."""
     from edge_ser.macs import count_macs

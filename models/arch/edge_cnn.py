@@ -53,7 +53,10 @@ class EdgeCNN(nn.Module):
 
     ``channels``: the stem's width, then each stage's. A stage is a strided separable block and
     ``depth - 1`` residual ones; the first two stages halve time, every stage halves frequency
-    until 4 bins are left, so 3 s of 64 log-mel bins reach ``(38 frames, 4 bins)``.
+    until 4 bins are left, so 3 s of 64 log-mel bins reach ``(38 frames, 4 bins)``. ``stem_time_stride``
+    1 keeps the stem from halving time: for a front-end with a 20 ms hop, whose 150 frames per 3 s then
+    reach the same ``(38, 4)`` grid as the default on 10 ms frames, for the same compute after the stem and
+    half the front-end's.
     """
 
     input_kind = "features"
@@ -65,16 +68,21 @@ class EdgeCNN(nn.Module):
         depth: int = 2,
         temporal: int = 192,
         embedding: int = 128,
+        stem_time_stride: int = 2,
     ) -> None:
         super().__init__()
         if not n_features:
             raise ValueError("EdgeCNN needs a feature front-end (n_features)")
+        if stem_time_stride not in (1, 2):
+            raise ValueError(f"EdgeCNN's stem_time_stride is 1 or 2, got {stem_time_stride!r}")
         self.stem = nn.Sequential(
-            nn.Conv2d(1, channels[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()
+            nn.Conv2d(1, channels[0], 3, stride=(stem_time_stride, 2), padding=1, bias=False),
+            nn.BatchNorm2d(channels[0]),
+            nn.ReLU(),
         )
         bins = (n_features + 1) // 2
         blocks: list[nn.Module] = []
-        time_strides = [2]  # the stem's
+        time_strides = [stem_time_stride]  # the stem's
         for stage, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
             stride = (2 if stage < 2 else 1, 2 if bins > 4 else 1)
             bins = (bins + stride[1] - 1) // stride[1]
