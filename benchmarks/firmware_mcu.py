@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from firmware_build import mcu_run  # noqa: E402
 
-from benchmarks.firmware_frontend import cpu_model  # noqa: E402
+from benchmarks.report import cpu_name  # noqa: E402
 from edge_ser.audio import load_audio  # noqa: E402
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         print(name, json.dumps(results[name]), flush=True)
     record = {
         "command": "python benchmarks/firmware_mcu.py " + " ".join(argv or sys.argv[1:]),
-        "machine": cpu_model(),
+        "machine": cpu_name(),
         "target": "Cortex-M4F (QEMU 7.2 mps2-an386, -icount shift=0), arm-none-eabi-gcc -O2",
         "clip": "examples/english.wav, first 3 s at 16 kHz, int16 read in place from flash (not counted in RAM)",
         "models": results,
