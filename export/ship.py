@@ -95,9 +95,7 @@ EDGE_SPEED = replace(EDGE_LONG, augment=replace(SPEC_MASKS, speeds=(0.9, 1.0, 1.
 # that no longer halves time, so the stages see the same (38, 4) grid per 3 s; time masks of the same 200 ms
 # (benchmarks/results/session-2026-12-03-english-hop20.md, docs/teacher.md "A 20 ms hop").
 HOP20 = {"kind": "logmel", "n_mels": 64, "window": "hann", "hop_length": 0.02}
-EDGE_HOP20 = replace(
-    EDGE_SPEED, augment=replace(EDGE_SPEED.augment, time_mask=10), backbone={"stem_time_stride": 1}
-)
+EDGE_HOP20 = replace(EDGE_SPEED, augment=replace(EDGE_SPEED.augment, time_mask=10), backbone={"stem_time_stride": 1})
 DISTILLED = TrainConfig(
     epochs=30, patience=0, augment=SPEC_MASKS, label_smoothing=0.1, distill=DistillConfig("whisper-base:3")
 )
