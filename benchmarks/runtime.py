@@ -47,9 +47,9 @@ def interleaved(fns: dict[Any, Callable[[], object]], runs: int, warmup: int = 1
     return {name: tuple(1e3 * float(v) for v in np.median(np.array(t), axis=0)) for name, t in times.items()}
 
 
-def plain_numpy_logmel(x: np.ndarray, fb: np.ndarray) -> np.ndarray:
+def plain_numpy_logmel(x: np.ndarray, fb: np.ndarray, length: int = 400, step: int = 160) -> np.ndarray:
     """A straightforward numpy log-mel (strided frames, rfft, power, filterbank): the usual baseline."""
-    frames = np.lib.stride_tricks.sliding_window_view(x, 400)[::160] * np.hanning(400)
+    frames = np.lib.stride_tricks.sliding_window_view(x, length)[::step] * np.hanning(length)
     power = np.abs(np.fft.rfft(frames, n=512)) ** 2 / 512
     return np.log(power @ fb.T + 1e-10)
 
@@ -61,16 +61,24 @@ def frontend_table(runs: int) -> list[str]:
     x = (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32)
     english = Recognizer("english").contract.frontend
     chinese = Recognizer("chinese").contract.frontend
+    # The rows after `english`'s own compute its frames (its hop), so the ratios compare the same work.
+    hop, n = f"{1000 * english.hop_length:g} ms hop", english.analysis_frames(len(x))
     fb = mel_filterbank(64, 512, 16000)
-    fft_in = np.zeros((299, 512))
-    fft_out = np.empty((299, 257), np.complex128)  # reused, as the front-end's: a fresh 1.2 MB result each call
-    # would add page faults (interleaved with the allocating baselines, numpy's rfft took 0.87 ms instead of 0.30)
+    fft_in = np.zeros((n, 512))
+    fft_out = np.empty((n, 257), np.complex128)  # reused, as the front-end's: a fresh result each call (1.2 MB at
+    # 299 frames) would add page faults (interleaved with the allocating baselines, numpy's rfft took 0.87 ms
+    # instead of 0.30)
     fns = {
-        f"edge_ser log-mel ({english.n_mels} mel, hann): `english`": lambda: english(x),
-        f"edge_ser MFCC ({chinese.n_mfcc} of {chinese.n_mels} mel, rect): `chinese`": lambda: chinese(x),
-        "edge_ser log-power spectrogram (257 bins, hann)": lambda: FrontEnd("logspec", window="hann")(x),
-        "plain numpy log-mel, 64 mel (baseline)": lambda: plain_numpy_logmel(x, fb),
-        "numpy float64 rfft of the 299 frames alone, into a reused buffer (lower bound)": lambda: np.fft.rfft(
+        f"edge_ser log-mel ({english.n_mels} mel, hann, {hop}): `english`": lambda: english(x),
+        f"edge_ser MFCC ({chinese.n_mfcc} of {chinese.n_mels} mel, rect, {1000 * chinese.hop_length:g} ms hop): "
+        "`chinese`": lambda: chinese(x),
+        f"edge_ser log-power spectrogram (257 bins, hann, {hop})": lambda: FrontEnd(
+            "logspec", window="hann", hop_length=english.hop_length
+        )(x),
+        f"plain numpy log-mel, 64 mel, {hop} (baseline)": lambda: plain_numpy_logmel(
+            x, fb, english.frame_length, english.frame_step
+        ),
+        f"numpy float64 rfft of the {n} frames alone, into a reused buffer (lower bound)": lambda: np.fft.rfft(
             fft_in, out=fft_out
         ),
     }
@@ -78,7 +86,7 @@ def frontend_table(runs: int) -> list[str]:
         import scipy.fft
 
         fft_in32 = fft_in.astype(np.float32)
-        fns["scipy.fft float32 rfft of the 299 frames alone, a new result each call (not used: import cost below)"] = (
+        fns[f"scipy.fft float32 rfft of the {n} frames alone, a new result each call (not used: import cost below)"] = (
             lambda: scipy.fft.rfft(fft_in32)
         )
     except ImportError:
@@ -87,8 +95,8 @@ def frontend_table(runs: int) -> list[str]:
         import python_speech_features as psf
 
         x64 = x.astype(np.float64)
-        fns["python_speech_features log fbank, 64 mel, hann (reference)"] = lambda: np.log(
-            psf.fbank(x64, nfilt=64, winfunc=np.hanning)[0]
+        fns[f"python_speech_features log fbank, 64 mel, hann, {hop} (reference)"] = lambda: np.log(
+            psf.fbank(x64, winstep=english.hop_length, nfilt=64, winfunc=np.hanning)[0]
         )
     except ImportError:
         pass
@@ -297,15 +305,14 @@ def batching_table(runs: int) -> list[str]:
 
 def long_audio_lines() -> list[str]:
     """ms per audio-second of `predict` on 600 s (16 kHz) with the default model, against 3 s, and where the 600 s
-    go: the windows cut and their frames analysed (each frame once), one model run per window, the rest."""
+    go: the windows cut and their frames analysed (each frame once), the windows scored
+    (``Recognizer.score_windows``: silence check, normalization, one model run each), the rest."""
     from edge_ser import Recognizer
-    from edge_ser.model import OnnxModel
     from edge_ser.recognizer import BLOCK
     from edge_ser.windows import plan
 
     rounds = 9
-    rec, model = Recognizer(), OnnxModel("default")
-    c = rec.contract
+    rec = Recognizer()
     rng = np.random.default_rng(0)
     short = (0.1 * rng.standard_normal(48000)).astype(np.float32)
     clip = (0.1 * rng.standard_normal(600 * 16000)).astype(np.float32)
@@ -316,8 +323,7 @@ def long_audio_lines() -> list[str]:
         return cut + cutter.finish()
 
     def windows_and_runs() -> None:
-        for w in windows():
-            model.run(c.normalize(c.frontend.pool(w.rows))[None])
+        rec.score_windows(windows())
 
     ms = interleaved(
         {
@@ -336,9 +342,9 @@ def long_audio_lines() -> list[str]:
         f"features once per frame, one window per second; median of {rounds}). Where the 600 s go (medians of "
         "the same interleaved rounds, shares by difference, so within this machine's noise of a few per cent): "
         f"the {len(plan(len(clip), rec.window_samples, rec.hop_samples))} windows cut and their frames analysed "
-        f"{per_s['windows']:.3f}, normalized and run through the model one by one "
-        f"{per_s['windows and runs'] - per_s['windows']:.3f}, the rest of `predict` (silence check, window "
-        f"bookkeeping, aggregation) {per_s['600 s'] - per_s['windows and runs']:.3f} ms per audio-second."
+        f"{per_s['windows']:.3f}, scored one by one (silence check, normalization, one model run each) "
+        f"{per_s['windows and runs'] - per_s['windows']:.3f}, the rest of `predict` (window bookkeeping, "
+        f"aggregation) {per_s['600 s'] - per_s['windows and runs']:.3f} ms per audio-second."
     ]
 
 
