@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -157,7 +158,7 @@ def main() -> None:
             "",
             f"{cpu_name()} · Python {sys.version.split()[0]} · numpy {np.__version__} · interpreter `{sys.prefix}`",
             "",
-            "Command: `python -m benchmarks.predict_memory " + " ".join(sys.argv[1:]) + "`",
+            "Command: `python -m benchmarks.predict_memory " + shlex.join(sys.argv[1:]) + "`",
             "",
             *report(args.before, args.rounds, args.model),
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -85,7 +86,7 @@ def pinned_section(title: str, body: Callable[[], list[str]], out: Path | None, 
             f"{cpu_name()} · {os.cpu_count()} cores on the machine, pinned to 1 · numpy {np.__version__} · load "
             f"average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
             "",
-            f"Command: `python -m benchmarks.{module} " + " ".join(sys.argv[1:]) + "`",
+            f"Command: `python -m benchmarks.{module} " + shlex.join(sys.argv[1:]) + "`",
             "",
             *lines,
         ]
