@@ -25,7 +25,7 @@ from benchmarks.report import pinned_section
 from edge_ser import Recognizer
 from edge_ser.bench import bench_models
 
-BASE = Path("benchmarks/results/ship/ship-english-cv.json")
+BASE = Path(__file__).resolve().parent / "results" / "ship" / "ship-english-cv.json"
 HEAD = "# Architecture variants timed before training (`python -m benchmarks.arch_speed`)\n"
 
 
