@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks.report import pinned_section
 from edge_ser import Recognizer
-from edge_ser.bench import bench_models
+from edge_ser.bench import measure_latency
 
 BASE = Path(__file__).resolve().parent / "results" / "ship" / "ship-english-cv.json"
 HEAD = "# Architecture variants timed before training (`python -m benchmarks.arch_speed`)\n"
@@ -49,17 +49,17 @@ def variant_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 def export_variant(config: dict[str, Any], out: Path) -> Path:
     """The FP32 ONNX file (emotion head only) of ``config`` with freshly initialised weights."""
     from export.pipeline import ExportConfig, export
-    from models.arch.registry import build_model
+    from models.arch.registry import build_model, count_parameters
     from models.training.checkpoint import save_checkpoint
 
     model = build_model(config)
-    config = {**config, "parameters": sum(p.numel() for p in model.parameters())}
+    config = {**config, "parameters": count_parameters(model)}
     with tempfile.TemporaryDirectory() as tmp:
         save_checkpoint(tmp, model, config)
         return Path(export(ExportConfig(checkpoint=tmp, out=out)).model)
 
 
-def table(names: list[str], results: list[dict[str, Any]]) -> list[str]:
+def table(names: list[str], parameters: list[int], results: list[dict[str, Any]]) -> list[str]:
     """CPU time of the bench thread (time slices lost to other processes left out) and wall time, medians;
     ratios against the first row's CPU time."""
     ref = results[0]["cpu_ms"]["total"]["p50"]
@@ -68,10 +68,10 @@ def table(names: list[str], results: list[dict[str, Any]]) -> list[str]:
         " | total wall ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, r in zip(names, results):
+    for name, n, r in zip(names, parameters, results):
         c, w = r["cpu_ms"], r["latency_ms"]
         lines.append(
-            f"| {name} | {r['parameters']:,} | {c['frontend']['p50']:.3f} | {c['inference']['p50']:.3f} "
+            f"| {name} | {n:,} | {c['frontend']['p50']:.3f} | {c['inference']['p50']:.3f} "
             f"| {c['total']['p50']:.3f} | {c['total']['p50'] / ref:.2f} | {w['total']['p50']:.3f} |"
         )
     return lines
@@ -84,14 +84,14 @@ def measure(base: dict[str, Any], variants: dict[str, dict[str, Any]], reference
         for name, overrides in variants.items():
             print(f"arch_speed: exporting {name}", file=sys.stderr)
             paths.append(str(export_variant(variant_config(base, overrides), Path(tmp) / f"v{len(paths)}.onnx")))
-        options = argparse.Namespace(threads=1, seconds=3.0, runs=runs, warmup=20, fresh=1)
-        results = bench_models([Recognizer(p) for p in paths], options)
+        parameters = [Recognizer(p).contract.parameters for p in paths]
+        results = measure_latency(paths, threads=1, seconds=3.0, runs=runs, warmup=20)
     names = [f"`{reference}` (shipped)", *(f"{n}: `{json.dumps(o)}`" if o else n for n, o in variants.items())]
     return [
         f"One interleaved `edge-ser bench` run, {runs} calls each, 3 s of audio, one thread; variants exported with"
         " re-initialised weights (FP32, emotion head only). Medians; total is a whole `predict` call.",
         "",
-        *table(names, results),
+        *table(names, parameters, results),
     ]
 
 
