@@ -36,10 +36,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def interleaved(fns: dict[Any, Callable[[], object]], runs: int, warmup: int = 10) -> dict[Any, tuple[float, float]]:
     """Median ms of each function as ``(CPU time of this thread, wall-clock time)``, the functions called in
-    turn ``runs`` times. The machine is shared: wall-clock time includes time slices other jobs took."""
+    turn ``runs`` times, in an order shuffled each round (``edge_ser.bench.turns``): in a fixed order the first
+    function follows the last one's working set every round, which put the default session 7-10 % behind identical
+    ones. The machine is shared: wall-clock time includes time slices other jobs took."""
+    from edge_ser.bench import turns
+
+    names = list(fns)
     times: dict[Any, list[tuple[float, float]]] = {name: [] for name in fns}
-    for i in range(warmup + runs):
-        for name, fn in fns.items():
+    for i, turn in enumerate(turns(len(names), warmup + runs)):
+        for name in (names[k] for k in turn):
+            fn = fns[name]
             c, w = time.thread_time(), time.perf_counter()
             fn()
             if i >= warmup:
