@@ -5,7 +5,7 @@
 Pinned to one core (and one BLAS thread) so the figures mean "one core". Times are medians over
 ``--runs`` calls after warm-up, as CPU time of the measuring thread (the machine is shared: wall-clock
 time, shown beside it, includes other jobs' time slices); the rows of each table take turns call by
-call (one interleaved run, so their ratios hold).
+call, in an order shuffled each round (one interleaved run, so their ratios hold).
 """
 
 from __future__ import annotations
@@ -37,15 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def interleaved(fns: dict[Any, Callable[[], object]], runs: int, warmup: int = 10) -> dict[Any, tuple[float, float]]:
     """Median ms of each function as ``(CPU time of this thread, wall-clock time)``, the functions called in
     turn ``runs`` times, in an order shuffled each round (``edge_ser.bench.turns``): in a fixed order the first
-    function follows the last one's working set every round, which put the default session 7-10 % behind identical
-    ones. The machine is shared: wall-clock time includes time slices other jobs took."""
+    one follows the last one's working set every round, which put the default ONNX Runtime session 7-10 % behind
+    session options as fast as it. The machine is shared: wall-clock time includes time slices other jobs took."""
     from edge_ser.bench import turns
 
-    names = list(fns)
+    items = list(fns.items())
     times: dict[Any, list[tuple[float, float]]] = {name: [] for name in fns}
-    for i, turn in enumerate(turns(len(names), warmup + runs)):
-        for name in (names[k] for k in turn):
-            fn = fns[name]
+    for i, turn in enumerate(turns(len(items), warmup + runs)):
+        for name, fn in (items[k] for k in turn):
             c, w = time.thread_time(), time.perf_counter()
             fn()
             if i >= warmup:
