@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             aux=plan.aux,
             cfg=plan.cfg,
             out_dir=Path(run.out) / fold.name,
+            protocol=plan.protocol,
         )
         if result is None or result.test is None:
             continue

@@ -769,3 +769,40 @@ def test_backbone_options_build_a_smaller_edge_cnn_and_resume_only_with_the_same
     assert "edge_cnn's backbone takes no ['wings']" in capsys.readouterr().err
     assert main([*argv, "--backbone", "[1]", "--out", str(tmp_path / "bad")]) == 2
     assert "JSON object" in capsys.readouterr().err
+
+
+def test_init_starts_each_fold_from_the_same_fold_of_a_finished_run(tmp_path: Path, capsys) -> None:
+    """``--init RUN_DIR``: each fold starts from that run's weights of the same fold (with a zero learning rate the
+    kept weights are exactly the parent's; without --init they are not), recorded in the training settings; a
+    parent fold trained with another seed (another split), a model it does not fit, or a missing run is a clean
+    error before anything trains."""
+    _, argv = toy_pcnn_args(tmp_path)
+    argv = [*("edge_cnn" if a == "pcnn" else a for a in argv), "--folds", "0"]
+    assert main([*argv, "--out", str(tmp_path / "parent")]) == 0
+    fold = next((tmp_path / "parent").glob("*/config.json")).parent.name
+    parent_config = json.loads((tmp_path / "parent" / fold / "config.json").read_text())
+    weights = [name for name, _ in build_model(parent_config).named_parameters()]
+    parent = load_tensors(tmp_path / "parent" / fold / "model.pt")
+
+    def kept(name: str) -> dict[str, torch.Tensor]:
+        return load_tensors(tmp_path / name / fold / "model.pt")
+
+    frozen = [*argv, "--lr", "0"]
+    assert main([*frozen, "--init", str(tmp_path / "parent"), "--out", str(tmp_path / "child")]) == 0
+    assert main([*frozen, "--out", str(tmp_path / "fresh")]) == 0
+    assert all(torch.equal(kept("child")[w], parent[w]) for w in weights)
+    assert not all(torch.equal(kept("fresh")[w], parent[w]) for w in weights)
+    child = json.loads((tmp_path / "child" / fold / "config.json").read_text())
+    assert child["training"]["init"] == str((tmp_path / "parent").resolve())
+    assert "init" not in parent_config["training"]  # off: absent, as in older runs
+
+    refusals = {
+        "could have heard": ["--seed", "1", "--init", str(tmp_path / "parent")],
+        "does not fit this model": ["--backbone", '{"depth": 1}', "--init", str(tmp_path / "parent")],
+        "no finished fold": ["--init", str(tmp_path / "nowhere")],
+    }
+    for message, extra in refusals.items():
+        out = tmp_path / f"refused-{len(message)}"
+        assert main([*argv, *extra, "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+        assert not list(out.glob("*/model.pt"))

@@ -82,3 +82,32 @@ def load_checkpoint(
     model = build_model(config)
     model.load_state_dict(load_tensors(directory / WEIGHTS, map_location))
     return model.eval(), config
+
+
+def warm_start(
+    model: SERModel, run_dir: str | os.PathLike, *, corpus: str, protocol: str | None, fold: str, seed: int
+) -> None:
+    """Load into ``model`` the weights of fold ``fold`` of the finished run ``run_dir``: a fine-tuning start.
+
+    Refused (``ValueError``) unless that fold was trained on the same corpus and protocol, as the same fold, with
+    the same seed (the seed can change a protocol's split), so on the same training speakers: weights that heard
+    this fold's test or validation speakers would leak them into its scores. Its weights must also fit ``model``
+    exactly (the same architecture, backbone options and heads)."""
+    directory = Path(run_dir) / fold
+    try:
+        config = json.loads((directory / CONFIG).read_text())
+        state = load_tensors(directory / WEIGHTS)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"--init {run_dir}: no finished fold {fold!r} there ({exc})") from None
+    wanted = {"corpus": corpus, "protocol": protocol, "fold": fold, "seed": seed}
+    trained = {key: config.get("training", {}).get(key) for key in wanted}
+    if protocol is None or trained != wanted:
+        raise ValueError(
+            f"--init {run_dir}: fold {fold!r} was trained as {trained}, this run is {wanted}; "
+            "its weights could have heard this fold's test or validation speakers"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise ValueError(f"--init {run_dir}: its fold {fold!r} does not fit this model ({reason})") from None

@@ -109,6 +109,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--backbone",
         help="the backbone's keyword arguments as JSON, e.g. '{\"depth\": 1}' (edge_cnn without its residual blocks)",
     )
+    add(
+        "--init",
+        metavar="RUN_DIR",
+        help="start each fold from the weights of the same fold in this finished run (same corpus, protocol and "
+        "seed; same architecture and heads): fine-tuning, e.g. on another front-end",
+    )
     add("--epochs", type=int, default=30)
     add("--batch-size", type=int, default=32)
     add("--lr", type=float, default=1e-3)
@@ -233,6 +239,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         normalization=args.normalization,
         adversarial=tuple(_parse_aux(args.adversarial, "--adversarial")),
         backbone=_parse_backbone(args.backbone),
+        init=str(Path(args.init).resolve()) if args.init else None,
         distill=distill.DistillConfig(
             args.teacher,
             temperature=args.distill_temperature,

@@ -17,7 +17,7 @@ from . import distill
 
 # Settings added after runs had been saved: left out of :meth:`TrainConfig.to_dict` when off, and counted at
 # their defaults when a saved run lacks them (``models.training.loop.same_settings``).
-ABSENT_WHEN_OFF = ("extra_corpora", "ema", "adversarial", "backbone")
+ABSENT_WHEN_OFF = ("extra_corpora", "ema", "adversarial", "backbone", "init")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,10 @@ class TrainConfig:
     reversal: the head learns to tell its classes apart while the backbone learns an embedding that hides them
     (domain-adversarial training, Ganin and Lempitsky 2015), meant to make emotion cues speaker-independent.
     ``backbone``: keyword arguments of the architecture's backbone (e.g. ``{"depth": 1}``: edge_cnn without its
-    residual blocks), written into the model config that export rebuilds the model from.
+    residual blocks), written into the model config that export rebuilds the model from. ``init``: a finished run
+    directory whose fold of the same name (same corpus, protocol and seed, so the same training speakers) gives
+    each fold its starting weights instead of random ones: fine-tuning a trained network, e.g. on another
+    front-end (see :func:`models.training.checkpoint.warm_start`).
     """
 
     epochs: int = 30
@@ -68,6 +71,7 @@ class TrainConfig:
     extra_corpora: tuple[str, ...] = ()
     adversarial: tuple[str, ...] = ()
     backbone: Mapping[str, Any] = field(default_factory=dict)
+    init: str | None = None
     device: str = "auto"
     progress: bool = True
 

@@ -41,7 +41,7 @@ from ..data.batches import Batch, TrainBatches
 from ..data.features import Norms, fit_normalization, normalization_for
 from ..data.labels import head_labels, head_targets
 from . import distill, distributed, metrics
-from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, write_json
+from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, warm_start, write_json
 from .config import ABSENT_WHEN_OFF, FoldPlan, TrainConfig
 from .corpus_data import CorpusData, samples, speaker_normalization
 from .evaluate import eval_inputs, head_scores, transcribe
@@ -201,7 +201,8 @@ def train_fold(
         finished = finished_fold(out_dir, fold=fold, cfg=cfg)
         if finished is not None:
             return finished
-    run = prepare_fold(data, fold, fold_index=fold_index, arch=arch, aux=aux, cfg=cfg)
+    protocol = (meta or {}).get("protocol")
+    run = prepare_fold(data, fold, fold_index=fold_index, arch=arch, aux=aux, cfg=cfg, protocol=protocol)
     restore_state(run, out_dir=out_dir, resume=resume)
     for epoch in range(run.progress["epoch"], cfg.epochs):
         if run.stopped_early:
@@ -234,14 +235,16 @@ def evaluate_unfinished(
     aux: Mapping[str, float],
     cfg: TrainConfig,
     out_dir: str | Path,
+    protocol: str | None = None,
 ) -> FoldResult | None:
     """A fold still training in ``out_dir`` (a ``state.pt`` saved with these settings, no ``metrics.json``): its
     best epoch so far, as chosen by validation, scored on the test part; nothing is written. None when the fold
-    has no state (not started, or finished)."""
+    has no state (not started, or finished). ``protocol``: the run's, which a warm-started run (``cfg.init``)
+    needs."""
     out_dir = Path(out_dir)
     if (out_dir / METRICS).exists() or not (out_dir / STATE).exists():
         return None
-    run = prepare_fold(data, fold, fold_index=fold_index, arch=arch, aux=aux, cfg=cfg)
+    run = prepare_fold(data, fold, fold_index=fold_index, arch=arch, aux=aux, cfg=cfg, protocol=protocol)
     restore_state(run, out_dir=out_dir, resume=True)
     return evaluate_fold(run, data=data)
 
@@ -258,10 +261,18 @@ def finished_fold(out_dir: Path, *, fold: FoldPlan, cfg: TrainConfig) -> FoldRes
 
 
 def prepare_fold(
-    data: CorpusData, fold: FoldPlan, *, fold_index: int, arch: str, aux: Mapping[str, float], cfg: TrainConfig
+    data: CorpusData,
+    fold: FoldPlan,
+    *,
+    fold_index: int,
+    arch: str,
+    aux: Mapping[str, float],
+    cfg: TrainConfig,
+    protocol: str | None = None,
 ) -> FoldRun:
     """Everything a fold trains with: head labels and targets from its training part, normalization
-    statistics, a freshly seeded model, the teacher's targets, optimizer, schedule and batches."""
+    statistics, a freshly seeded model (or, with ``cfg.init``, the weights of the same fold of another run of
+    ``protocol``), the teacher's targets, optimizer, schedule and batches."""
     corpus, frontend = data.corpus, data.inputs.frontend
     if frontend.kind == "functionals":
         _check_functionals(cfg)
@@ -286,6 +297,8 @@ def prepare_fold(
     device = resolve_device(cfg.device)
     torch.manual_seed(_epoch_seed(cfg.seed, fold_index, -1))
     model = build_model(config).to(device)
+    if cfg.init:
+        warm_start(model, cfg.init, corpus=corpus.name, protocol=protocol, fold=fold.name, seed=cfg.seed)
     if cfg.pad == "zero" and not model.masks_padding:
         raise ValueError(
             f"--pad zero needs a backbone that leaves the padding out (edge_cnn); {arch} would learn the padding's "
