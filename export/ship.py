@@ -56,15 +56,26 @@ class Recipe:
     folds: str | None = None
     frontend: Mapping[str, Any] | None = None  # front-end override (FrontEnd.to_dict() form); None: the arch's own
     extra: Mapping[str, str] = field(default_factory=dict)  # other corpora (name -> folder under the data root)
+    parent: Recipe | None = None  # fine-tuning: every fold and the final model start from this recipe's (trained first)
 
-    def run(self, data: str | Path, out: Path, command: str, cache_dir: str | Path | None = None) -> RunConfig:
-        """The training run of this recipe on corpus root ``data`` into ``out`` (resumable, quiet)."""
+    def run(
+        self,
+        data: str | Path,
+        out: Path,
+        command: str,
+        cache_dir: str | Path | None = None,
+        init: Path | None = None,
+    ) -> RunConfig:
+        """The training run of this recipe on corpus root ``data`` into ``out`` (resumable, quiet); ``init``: the
+        parent's run whose folds it starts from."""
         return RunConfig(
             arch=self.arch,
             dataset=self.dataset,
             data=data,
             out=out,
-            training=replace(self.training, progress=False),
+            training=replace(
+                self.training, progress=False, init=str(Path(init).resolve()) if init is not None else None
+            ),
             protocol=self.protocol,
             folds=self.folds,
             aux=self.aux,
@@ -159,8 +170,15 @@ def ship(
     recipe = RECIPES[name]
     data = str(Path(data_root) / recipe.dataset)
     command = f"python -m export.ship {name}"
+    parent_cv = parent_final = None
+    if recipe.parent is not None:  # trained first, as a recipe of its own: its folds, then its all-speaker model
+        parent_cv, parent_final = runs / f"ship-{name}-parent-cv", runs / f"ship-{name}-parent-final"
+        parent_report = train(recipe.parent.run(data, parent_cv, command, cache_dir))
+        parent_run = recipe.parent.run(data, parent_final, command, cache_dir)
+        parent_epochs = final_epochs(fold.best_epoch for fold in parent_report.folds.values())
+        train(replace(parent_run, final=True, training=replace(parent_run.training, epochs=parent_epochs)))
     cv = runs / f"ship-{name}-cv"
-    report = train(recipe.run(data, cv, command, cache_dir))
+    report = train(recipe.run(data, cv, command, cache_dir, init=parent_cv))
     work = runs / "results-onnx"
     records = records or RECORDS
     record = results.record_run(cv, data, work, records, reuse=True)
@@ -174,7 +192,7 @@ def ship(
         adaptation.write_text(json.dumps(result, indent=1) + "\n")
     final = runs / f"ship-{name}-final"
     epochs = final_epochs(fold.best_epoch for fold in report.folds.values())
-    cv_run = recipe.run(data, final, command, cache_dir)
+    cv_run = recipe.run(data, final, command, cache_dir, init=parent_final)
     train(replace(cv_run, final=True, training=replace(cv_run.training, epochs=epochs)))
     assets.mkdir(parents=True, exist_ok=True)
     out = assets / SHIPPED[name]

@@ -1,6 +1,7 @@
 """export.ship: cross-validate -> record -> train on all speakers -> INT8 with card, on a toy corpus."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,40 @@ def test_a_recipe_passes_its_front_end_and_extra_corpora_to_the_run(tmp_path: Pa
     assert run.frontend == frontend
     assert dict(run.extra) == {"ravdess": tmp_path / "ravdess-copy"}
     assert ship.RECIPES["english"].run(tmp_path / "ravdess", tmp_path / "o", "c").extra == {}
+
+
+def test_a_fine_tuned_recipe_trains_its_parent_first_and_starts_from_it(tmp_path: Path, monkeypatch):
+    """A recipe with a parent: the parent's folds and all-speaker model train first, and each of the recipe's folds
+    (and its final model) starts from the parent's run of the same fold (``TrainConfig.init``)."""
+    corpus = make_corpus(tmp_path / "toy", per_speaker=3)
+    root = tmp_path / "datasets"
+    root.mkdir()
+    write_manifest(corpus, root / "csv")
+    training = TrainConfig(epochs=2, batch_size=8, window_seconds=0.5, hop_seconds=0.25)
+    folds = {"protocol": "loso", "folds": "0,1"}
+    parent = ship.Recipe("csv", "pcnn", training, (), "s0", **folds)
+    recipe = ship.Recipe("csv", "pcnn", replace(training, epochs=1, lr=3e-4), (), "s0", parent=parent, **folds)
+    monkeypatch.setitem(ship.RECIPES, "toy-tuned", recipe)
+    monkeypatch.setitem(ship.SHIPPED, "toy-tuned", "toy-tuned.int8.onnx")
+    runs = tmp_path / "runs"
+    out = ship.ship(
+        "toy-tuned",
+        str(root),
+        runs,
+        tmp_path / "assets",
+        tmp_path / "tests",
+        tmp_path / "records",
+        cache_dir=tmp_path / "cache",
+    )
+
+    assert Recognizer(out).contract.provenance["fold"] == "final"
+    for child, parent_run in (
+        ("ship-toy-tuned-cv", "ship-toy-tuned-parent-cv"),
+        ("ship-toy-tuned-final", "ship-toy-tuned-parent-final"),
+    ):
+        for config in (runs / child).glob("*/config.json"):
+            training_settings = json.loads(config.read_text())["training"]
+            assert training_settings["init"] == str((runs / parent_run).resolve())
+            assert training_settings["epochs"] <= 1 and training_settings["lr"] == 3e-4
+            assert (runs / parent_run / config.parent.name / "model.pt").is_file()
+    assert sorted(p.name for p in (runs / "ship-toy-tuned-cv").iterdir() if p.is_dir()) == ["s0", "s1"]
