@@ -73,9 +73,7 @@ class Recipe:
             dataset=self.dataset,
             data=data,
             out=out,
-            training=replace(
-                self.training, progress=False, init=str(Path(init).resolve()) if init is not None else None
-            ),
+            training=replace(self.training, progress=False, init=None if init is None else str(init)),
             protocol=self.protocol,
             folds=self.folds,
             aux=self.aux,
@@ -165,18 +163,22 @@ def ship(
     """Cross-validate, record, train on all speakers and export shipped model ``name``; returns its path."""
     from export import records as results
     from export.pipeline import ExportConfig, export
-    from models.training import train
+    from models.training import TrainReport, train
 
     recipe = RECIPES[name]
     data = str(Path(data_root) / recipe.dataset)
     command = f"python -m export.ship {name}"
+
+    def train_final(recipe: Recipe, report: TrainReport, out: Path, init: Path | None = None) -> None:
+        """The all-speaker model, trained for the median epoch the folds of ``report`` chose."""
+        run = recipe.run(data, out, command, cache_dir, init=init)
+        epochs = final_epochs(fold.best_epoch for fold in report.folds.values())
+        train(replace(run, final=True, training=replace(run.training, epochs=epochs)))
+
     parent_cv = parent_final = None
     if recipe.parent is not None:  # trained first, as a recipe of its own: its folds, then its all-speaker model
         parent_cv, parent_final = runs / f"ship-{name}-parent-cv", runs / f"ship-{name}-parent-final"
-        parent_report = train(recipe.parent.run(data, parent_cv, command, cache_dir))
-        parent_run = recipe.parent.run(data, parent_final, command, cache_dir)
-        parent_epochs = final_epochs(fold.best_epoch for fold in parent_report.folds.values())
-        train(replace(parent_run, final=True, training=replace(parent_run.training, epochs=parent_epochs)))
+        train_final(recipe.parent, train(recipe.parent.run(data, parent_cv, command, cache_dir)), parent_final)
     cv = runs / f"ship-{name}-cv"
     report = train(recipe.run(data, cv, command, cache_dir, init=parent_cv))
     work = runs / "results-onnx"
@@ -191,9 +193,7 @@ def ship(
         result["command"] = command
         adaptation.write_text(json.dumps(result, indent=1) + "\n")
     final = runs / f"ship-{name}-final"
-    epochs = final_epochs(fold.best_epoch for fold in report.folds.values())
-    cv_run = recipe.run(data, final, command, cache_dir, init=parent_final)
-    train(replace(cv_run, final=True, training=replace(cv_run.training, epochs=epochs)))
+    train_final(recipe, report, final, init=parent_final)
     assets.mkdir(parents=True, exist_ok=True)
     out = assets / SHIPPED[name]
     export(

@@ -239,7 +239,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         normalization=args.normalization,
         adversarial=tuple(_parse_aux(args.adversarial, "--adversarial")),
         backbone=_parse_backbone(args.backbone),
-        init=str(Path(args.init).resolve()) if args.init else None,
+        init=args.init,
         distill=distill.DistillConfig(
             args.teacher,
             temperature=args.distill_temperature,

@@ -90,6 +90,8 @@ class TrainConfig:
             raise ValueError("transcript_max_seconds must be positive")
         if not 0 < self.min_seconds <= self.window_seconds or not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
+        if self.init is not None:  # recorded absolute, so a resumed or shipped run compares it whatever its cwd
+            object.__setattr__(self, "init", str(Path(self.init).resolve()))
         if not isinstance(self.backbone, Mapping) or not all(isinstance(k, str) for k in self.backbone):
             raise ValueError("backbone must be a JSON object of the backbone's keyword arguments")
         if self.distill is not None:
