@@ -143,3 +143,30 @@ def test_a_fine_tuned_recipe_trains_its_parent_first_and_starts_from_it(tmp_path
             assert training_settings["epochs"] <= 1 and training_settings["lr"] == 3e-4
             assert (runs / parent_run / config.parent.name / "model.pt").is_file()
     assert sorted(p.name for p in (runs / "ship-toy-tuned-cv").iterdir() if p.is_dir()) == ["s0", "s1"]
+
+
+@pytest.mark.parametrize("name", [n for n, r in ship.RECIPES.items() if r.parent is not None])
+def test_a_shipped_fine_tuned_recipe_fits_its_parents_weights(name: str):
+    """Every shipped recipe that fine-tunes a parent builds a network whose weights are exactly the parent's
+    (``warm_start`` loads them strictly), on the same corpus and teacher, with a longer hop than the parent's."""
+    from models.arch.registry import build_model, default_config
+    from models.data.features import FrontEnd
+
+    recipe = ship.RECIPES[name]
+    parent = recipe.parent
+    assert (parent.dataset, parent.arch, dict(parent.aux), dict(parent.extra)) == (
+        recipe.dataset,
+        recipe.arch,
+        dict(recipe.aux),
+        dict(recipe.extra),
+    )
+    assert parent.training.distill == recipe.training.distill and parent.training.seed == recipe.training.seed
+
+    def config(r: ship.Recipe) -> dict:
+        heads = {"emotion": 6, **{aux: 30 for aux in r.aux}}
+        return default_config(r.arch, heads, frontend=r.frontend, backbone=r.training.backbone)
+
+    child, elder = config(recipe), config(parent)
+    shapes = [{k: tuple(v.shape) for k, v in build_model(c).state_dict().items()} for c in (child, elder)]
+    assert shapes[0] == shapes[1]
+    assert FrontEnd.from_dict(child["frontend"]).hop_length > FrontEnd.from_dict(elder["frontend"]).hop_length
