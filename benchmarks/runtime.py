@@ -59,6 +59,13 @@ def plain_numpy_logmel(x: np.ndarray, fb: np.ndarray, length: int = 400, step: i
     return np.log(power @ fb.T + 1e-10)
 
 
+def describe(frontend: Any) -> str:
+    """A shipped front-end as a table label, read from its contract (kind, bands, window, hop)."""
+    bands = f"{frontend.n_mfcc} of {frontend.n_mels} mel" if frontend.kind == "mfcc" else f"{frontend.n_mels} mel"
+    kind = {"logmel": "log-mel", "mfcc": "MFCC"}.get(frontend.kind, frontend.kind)
+    return f"{kind} ({bands}, {frontend.window}, {1000 * frontend.hop_length:g} ms hop)"
+
+
 def frontend_table(runs: int) -> list[str]:
     from edge_ser import Recognizer
     from edge_ser.frontend import FrontEnd, mel_filterbank
@@ -74,9 +81,8 @@ def frontend_table(runs: int) -> list[str]:
     # 299 frames) would add page faults (interleaved with the allocating baselines, numpy's rfft took 0.87 ms
     # instead of 0.30)
     fns = {
-        f"edge_ser log-mel ({english.n_mels} mel, hann, {hop}): `english`": lambda: english(x),
-        f"edge_ser MFCC ({chinese.n_mfcc} of {chinese.n_mels} mel, rect, {1000 * chinese.hop_length:g} ms hop): "
-        "`chinese`": lambda: chinese(x),
+        f"edge_ser {describe(english)}: `english`": lambda: english(x),
+        f"edge_ser {describe(chinese)}: `chinese`": lambda: chinese(x),
         f"edge_ser log-power spectrogram (257 bins, hann, {hop})": lambda: FrontEnd(
             "logspec", window="hann", hop_length=english.hop_length
         )(x),
