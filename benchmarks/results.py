@@ -35,6 +35,7 @@ import numpy as np
 
 from benchmarks.report import emit, one_core
 from edge_ser import Recognizer, bench
+from edge_ser.contract import fold_score_key
 from edge_ser.model import SHIPPED, resolve, shipped_models
 from export.records import export_fold, mean_std, record_run
 
@@ -110,13 +111,13 @@ def run_entries(
 
 
 def shipped_entries(options: argparse.Namespace) -> list[dict[str, Any]]:
-    """Shipped models, benched as installed; UA is the speaker-independent fold mean their contract records
-    (of the recipe's INT8 fold models when recorded)."""
+    """Shipped models, benched as installed; UA is the speaker-independent fold mean their contract records, of
+    the recipe's fold models exported as the file is (FP32 or INT8, :func:`edge_ser.contract.fold_score_key`)."""
     entries = []
     for name in [n for n in shipped_models() if n in SHIPPED]:
         rec = Recognizer(name)
         cv = (rec.contract.provenance or {}).get("cross_validation") or {}
-        key = "int8_ua" if "int8_ua_mean" in cv else "ua"  # the INT8 fold models' scores when recorded
+        key = fold_score_key(rec.contract.provenance or {})  # the fold models of the kind the file is
         ua = {"mean": cv[f"{key}_mean"], "std": cv.get(f"{key}_std", 0.0), "n": cv.get("folds", 0)} if cv else None
         entries.append(
             {

@@ -248,6 +248,54 @@ def session_options_lines(runs: int) -> list[str]:
     return lines
 
 
+def compute_rate_lines(runs: int, size: int = 256) -> list[str]:
+    """How close the default model's inference runs to what this core does on plain matrix products: its MACs per
+    window (counted by ``edge_ser.macs``) over its time per window, against one ONNX Runtime ``MatMul`` of
+    ``size`` x ``size`` by ``size`` x ``size`` (1 thread), the two taking turns; and the time the model's MACs alone
+    would take at the MatMul's rate (what a faster runtime could at most reach for this network)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_ser import Recognizer
+    from edge_ser.macs import count_macs
+
+    rec = Recognizer()
+    x = (0.1 * np.random.default_rng(0).standard_normal(rec.window_samples)).astype(np.float32)
+    feeds = {rec.contract.input_name: rec.contract.model_input(x)[None]}
+    macs = count_macs(rec.path, feeds)
+    weights = numpy_helper.from_array(np.random.default_rng(1).standard_normal((size, size)).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])],
+        initializer=[weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+    sessions = {
+        "model": ort.InferenceSession(rec.path, so, providers=["CPUExecutionProvider"]),
+        "matmul": ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]),
+    }
+    a = np.random.default_rng(2).standard_normal((size, size)).astype(np.float32)
+    ms = interleaved(
+        {"model": lambda: sessions["model"].run(None, feeds), "matmul": lambda: sessions["matmul"].run(None, {"a": a})},
+        runs,
+    )
+    rate = {"model": macs / ms["model"][0] / 1e6, "matmul": size**3 / ms["matmul"][0] / 1e6}  # GMAC/s (CPU time)
+    return [
+        f"Compute rate, `{Path(rec.path).name}` (median CPU time of {runs} interleaved runs): "
+        f"{macs / 1e6:.2f} M MACs per window in {ms['model'][0]:.3f} ms, {rate['model']:.1f} GMAC/s; "
+        f"a plain ONNX Runtime MatMul ({size}x{size} by {size}x{size}, 1 thread) {rate['matmul']:.1f} GMAC/s, so "
+        f"the model runs at {100 * rate['model'] / rate['matmul']:.0f} % of the MatMul rate. At that rate its MACs "
+        f"alone would take {macs / rate['matmul'] / 1e6:.3f} ms per window: inference cannot drop much below that "
+        "without fewer MACs."
+    ]
+
+
 def fresh_process_lines(repeats: int = 5) -> list[str]:
     """`edge-ser bench`'s fresh predict process with the default model, and the same child importing
     numpy.random as it did before (the generated signal), to show what that import added."""
@@ -466,6 +514,8 @@ def main() -> None:
         *frontend_table(args.runs),
         "",
         *session_options_lines(max(args.runs // 3, 20)),
+        "",
+        *compute_rate_lines(max(args.runs // 3, 20)),
         "",
         *batching_table(args.runs),
         "",

@@ -269,10 +269,14 @@ def _evaluation_lines(provenance: dict[str, Any]) -> list[str]:
     lines = []
     if isinstance(cv, dict):
         spread = f" ± {_percent(cv.get('ua_std'))}" if "ua_std" in cv else ""
-        int8 = f", INT8 {_percent(cv.get('int8_ua_mean'))}" if "int8_ua_mean" in cv else ""
+        from .contract import fold_score_key
+
+        shipped = fold_score_key(provenance)
+        kinds = [(k, name) for k, name in (("fp32_ua", "FP32"), ("int8_ua", "INT8")) if f"{k}_mean" in cv]
+        onnx = "".join(f", {name} {_percent(cv[k + '_mean'])}{' (this file)' * (k == shipped)}" for k, name in kinds)
         lines.append(
             f"evaluation  {cv.get('protocol', '?')}, {cv.get('folds', '?')} speaker-independent folds: "
-            f"UA {_percent(cv.get('ua_mean'))}{spread} %{int8}, WA {_percent(cv.get('wa_mean'))} %"
+            f"UA {_percent(cv.get('ua_mean'))}{spread} %{onnx}, WA {_percent(cv.get('wa_mean'))} %"
         )
         folds = cv.get("per_fold")
         if isinstance(folds, dict) and folds:

@@ -562,6 +562,19 @@ class ModelContract:
         return cls.from_json(metadata[METADATA_KEY])
 
 
+def fold_score_key(provenance: dict[str, Any]) -> str:
+    """Which fold-model score of ``provenance["cross_validation"]`` describes the file itself: ``fp32_ua`` when the
+    export rule kept the checkpoint's own FP32 export, ``int8_ua`` when the INT8 fold models were scored (an INT8
+    file, or the FP32 graph of INT8 weights), else ``ua`` (the PyTorch checkpoints)."""
+    cv = provenance.get("cross_validation")
+    cv = cv if isinstance(cv, dict) else {}
+    export = provenance.get("export")
+    export = export if isinstance(export, dict) else {}
+    if export.get("variant") == "fp32" and export.get("source") == "fp32" and "fp32_ua_mean" in cv:
+        return "fp32_ua"
+    return "int8_ua" if "int8_ua_mean" in cv else "ua"
+
+
 def _adaptation_fields(value: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, dict):
         return {"adaptation": "embedding", "embedding": EmbeddingAdaptation.from_dict(value)}

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser import Recognizer
+from edge_ser.contract import fold_score_key
 
 LICENCES = {
     "ravdess": "RAVDESS, CC BY-NC-SA 4.0 (Livingstone & Russo, 2018): this model inherits the non-commercial "
@@ -53,8 +54,9 @@ def fold_table(report: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def onnx_fold_table(cv: dict[str, Any] | None) -> list[str]:
-    """Per-fold UA of the fold models as exported ONNX FP32 and INT8 (from ``provenance.cross_validation``)."""
+def onnx_fold_table(cv: dict[str, Any] | None, shipped: str = "int8_ua") -> list[str]:
+    """Per-fold UA of the fold models as exported ONNX FP32 and INT8 (from ``provenance.cross_validation``), the
+    mean of the kind the shipped file is (``shipped``, see :func:`edge_ser.contract.fold_score_key`) in bold."""
     if not cv or "int8_ua_mean" not in cv:
         return []
     lines = [
@@ -69,8 +71,17 @@ def onnx_fold_table(cv: dict[str, Any] | None) -> list[str]:
             f"| {name} | {100 * f['ua']:.1f} | {100 * f['fp32_ua']:.1f} | {100 * f['int8_ua']:.1f} | "
             f"{100 * f['fp32_int8_top1_agreement']:.1f} |"
         )
-    lines.append(f"| **mean ± std** | | | **{100 * cv['int8_ua_mean']:.1f} ± {100 * cv['int8_ua_std']:.1f}** | |")
+    lines.append(fold_mean_row(cv, shipped))
     return lines
+
+
+def fold_mean_row(cv: dict[str, Any], shipped: str) -> str:
+    """The fold table's last row: FP32 and INT8 means, the shipped kind's in bold."""
+    cells = []
+    for key in ("fp32_ua", "int8_ua"):
+        cell = f"{100 * cv[key + '_mean']:.1f} ± {100 * cv[key + '_std']:.1f}" if key + "_mean" in cv else ""
+        cells.append(f"**{cell}**" if key == shipped and cell else cell)
+    return f"| **mean ± std** | | {cells[0]} | {cells[1]} | |"
 
 
 def adaptation_section(contract: Any) -> list[str]:
@@ -144,7 +155,7 @@ def write_card(
         "",
         "## Speaker-independent results (checkpoint, PyTorch)",
         *fold_table(report),
-        *onnx_fold_table(c.provenance.get("cross_validation")),
+        *onnx_fold_table(c.provenance.get("cross_validation"), fold_score_key(c.provenance)),
         *adaptation_section(c),
         "",
         "## Export parity",
@@ -187,6 +198,8 @@ def _precision(provenance: dict[str, Any]) -> str:
     when :func:`export.ship.apply_export_rule` replaced the file)."""
     rule = provenance.get("export", {}).get("variant")
     if rule == "fp32":
+        if provenance.get("export", {}).get("source") == "fp32":
+            return "FP32, the checkpoint's own export (the export rule's choice, see Variants)"
         return "FP32 graph of the INT8 export's weights (the export rule's choice, see Variants)"
     if rule is not None:
         return f"the export rule's `{rule}` variant of the INT8 export (see Variants)"

@@ -249,9 +249,10 @@ def cross_validation(record_path: Path) -> tuple[dict[str, Any], dict[str, Any]]
         "wa_mean": summary["wa_mean"],
         "per_fold": per_fold,
     }
-    int8 = [f["int8_ua"] for f in per_fold.values() if "int8_ua" in f]
-    if int8 and len(int8) == len(per_fold):
-        cv.update(int8_ua_mean=float(np.mean(int8)), int8_ua_std=float(np.std(int8)))
+    for key in ("fp32_ua", "int8_ua"):
+        scores = [f[key] for f in per_fold.values() if key in f]
+        if scores and len(scores) == len(per_fold):
+            cv.update({f"{key}_mean": float(np.mean(scores)), f"{key}_std": float(np.std(scores))})
     return report, cv
 
 

@@ -233,29 +233,34 @@ def ship(
             adaptation_record=adaptation,
         )
     )
-    out.with_suffix(".fp32.onnx").unlink()  # only the rule's variant ships
-    apply_export_rule(out, data, recipe.test_fold)
+    fp32 = out.with_suffix(".fp32.onnx")
+    apply_export_rule(out, data, recipe.test_fold, fp32=fp32)
+    fp32.unlink()  # only the rule's variant ships
     test_assets.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / cv.name / f"{recipe.test_fold}.onnx", test_assets / f"{name}-{recipe.test_fold}.int8.onnx")
     return out
 
 
-def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300) -> dict:
+def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300, fp32: Path | None = None) -> dict:
     """Replace the exported file ``out`` with the variant the export rule picks (every variant timed on this
     machine, scored on ``fold``'s test speakers -- which the all-speaker model heard, so UA there compares the
-    variants, not the model) and add the table to its card. Returns the rule's record."""
+    variants, not the model) and add the table to its card. The variants are built from ``fp32``, the checkpoint's
+    own FP32 export, when given (so the rule's ``fp32`` is exactly the checkpoint), else from the FP32 graph of
+    ``out``'s INT8 weights. Returns the rule's record."""
+    from edge_ser.contract import fold_score_key
     from edge_ser.model import OnnxModel
     from export import variants
-    from export.model_card import header_lines, machine
+    from export.model_card import fold_mean_row, header_lines, machine
     from export.quantize import Variant, variant_table
 
     contract = OnnxModel(out).contract
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = variants.fp32_graph(out, Path(tmp) / "source-fp32.onnx")
+        source = "fp32" if fp32 is not None else "int8"
+        fp32 = fp32 if fp32 is not None else variants.fp32_graph(out, Path(tmp) / "source-fp32.onnx")
         calibration, evaluation, labels = variants.held_out(contract, data, fold)
         where = f"fold {fold}'s test speakers (heard in training by this all-speaker model), {len(evaluation)} windows"
         record = variants.apply_rule(
-            fp32, contract, calibration, evaluation, labels, out, runs=runs, evaluated_on=where
+            fp32, contract, calibration, evaluation, labels, out, runs=runs, evaluated_on=where, source=source
         )
     table = [Variant(path=out, **row) for row in record["variants"]]
     shipped = next(v for v in table if v.name == record["variant"])
@@ -274,6 +279,11 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300) -> dict:
         lines = card.read_text().rstrip("\n").split("\n")
         if lines[2].startswith("File `"):  # the header described the file the rule replaced
             lines[2:4] = header_lines(out, int8=True, machine=machine())
+        provenance = OnnxModel(out).contract.provenance
+        cv = provenance.get("cross_validation")
+        for i, line in enumerate(lines):  # the fold table's mean row: the kind of file that now ships, in bold
+            if cv and line.startswith("| **mean ± std** | | "):
+                lines[i] = fold_mean_row(cv, fold_score_key(provenance))
         card.write_text("\n".join([*lines, *section]) + "\n")
     return record
 

@@ -76,9 +76,12 @@ def apply_rule(
     variant: str | None = None,
     runs: int = 300,
     evaluated_on: str = "",
+    source: str = "int8",
 ) -> dict[str, Any]:
     """The export rule on an FP32 file: every variant measured, the chosen one (or ``variant``) written to
-    ``out`` with ``contract`` and the table in its provenance (``export``). Returns that record."""
+    ``out`` with ``contract`` and the table in its provenance (``export``). ``source`` records what ``fp32`` is:
+    ``fp32``, the checkpoint's own FP32 export, or ``int8``, the FP32 graph of an INT8 file's weights
+    (:func:`fp32_graph`). Returns that record."""
     with tempfile.TemporaryDirectory() as tmp:
         chosen, table = choose_variant(fp32, calibration, Path(tmp), evaluation, labels, runs=runs)
         print("\n".join(variant_table(table, chosen)))
@@ -87,6 +90,7 @@ def apply_rule(
         record = {
             "variant": picked.name,
             "rule_choice": chosen.name,
+            "source": source,
             "evaluated_on": evaluated_on or f"{len(evaluation)} held-out windows",
             "variants": [v.row() for v in table],
         }

@@ -10,6 +10,7 @@ import pytest
 from conftest import voiced
 
 from edge_ser import Recognizer, SpeakerProfile
+from edge_ser.contract import fold_score_key
 from edge_ser.model import ASSETS, SHIPPED, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,15 +119,16 @@ def test_predict_batch_and_stream_agree_exactly(name):
 def test_readme_and_results_show_the_cards_figures(name):
     """README's model table and benchmarks/RESULTS.md quote the fold means the shipped file's contract records
     (the card is written from the same record), so a re-shipped model cannot leave stale figures behind."""
-    cv = Recognizer(name).contract.provenance["cross_validation"]
-    int8 = f"{100 * cv['int8_ua_mean']:.1f} ± {100 * cv['int8_ua_std']:.1f}"
+    provenance = Recognizer(name).contract.provenance
+    cv, key = provenance["cross_validation"], fold_score_key(provenance)  # the fold models of the file's kind
+    figure = f"{100 * cv[key + '_mean']:.1f} ± {100 * cv[key + '_std']:.1f}"
     card = (ASSETS / SHIPPED[name]).with_suffix(".md").read_text()
-    assert f"**{int8}**" in card
+    assert f"**{figure}**" in card
     (readme_row,) = [r for r in (ROOT / "README.md").read_text().splitlines() if r.startswith(f"| `{name}` ")]
-    assert f"| {int8} (" in readme_row and f"FP32 {100 * cv['ua_mean']:.1f}" in readme_row
+    assert f"| {figure} (" in readme_row
     (results_row,) = [
         r
         for r in (ROOT / "benchmarks" / "RESULTS.md").read_text().splitlines()
         if r.startswith(f"| {name} (shipped) |")
     ]
-    assert f"| {int8} |" in results_row
+    assert f"| {figure} |" in results_row
