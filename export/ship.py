@@ -170,6 +170,15 @@ RECIPES.update(
 )
 
 
+def ancestors(recipe: Recipe) -> list[tuple[str, Recipe]]:
+    """``recipe``'s parent, its parent's parent, ... with the names of their runs (``parent``, ``parent2``, ...)."""
+    chain, parent = [], recipe.parent
+    while parent is not None:
+        chain.append(("parent" if not chain else f"parent{len(chain) + 1}", parent))
+        parent = parent.parent
+    return chain
+
+
 def final_epochs(best_epochs: Iterable[int]) -> int:
     """The median over folds of the epoch validation selected: how long the all-speaker model trains."""
     return max(1, int(np.median(list(best_epochs))))
@@ -200,9 +209,11 @@ def ship(
         train(replace(run, final=True, training=replace(run.training, epochs=epochs)))
 
     parent_cv = parent_final = None
-    if recipe.parent is not None:  # trained first, as a recipe of its own: its folds, then its all-speaker model
-        parent_cv, parent_final = runs / f"ship-{name}-parent-cv", runs / f"ship-{name}-parent-final"
-        train_final(recipe.parent, train(recipe.parent.run(data, parent_cv, command, cache_dir)), parent_final)
+    for tag, ancestor in reversed(ancestors(recipe)):  # the eldest first, each a recipe of its own: folds, final model
+        cv_run, final_run = runs / f"ship-{name}-{tag}-cv", runs / f"ship-{name}-{tag}-final"
+        fit = train(ancestor.run(data, cv_run, command, cache_dir, init=parent_cv))
+        train_final(ancestor, fit, final_run, init=parent_final)
+        parent_cv, parent_final = cv_run, final_run
     cv = runs / f"ship-{name}-cv"
     report = train(recipe.run(data, cv, command, cache_dir, init=parent_cv))
     work = runs / "results-onnx"

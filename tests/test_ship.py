@@ -134,17 +134,21 @@ def test_a_recipe_passes_its_front_end_and_extra_corpora_to_the_run(tmp_path: Pa
     assert ship.RECIPES["english"].run(tmp_path / "ravdess", tmp_path / "o", "c").extra == {}
 
 
-def test_a_fine_tuned_recipe_trains_its_parent_first_and_starts_from_it(tmp_path: Path, monkeypatch):
-    """A recipe with a parent: the parent's folds and all-speaker model train first, and each of the recipe's folds
-    (and its final model) starts from the parent's run of the same fold (``TrainConfig.init``)."""
+def test_a_fine_tuned_recipe_trains_its_parents_first_and_starts_from_them(tmp_path: Path, monkeypatch):
+    """A recipe with a parent that has a parent: the eldest's folds and all-speaker model train first, then the
+    parent's from them, then the recipe's; each fold (and final model) starts from the run of the same fold one
+    generation up (``TrainConfig.init``)."""
     corpus = make_corpus(tmp_path / "toy", per_speaker=3)
     root = tmp_path / "datasets"
     root.mkdir()
     write_manifest(corpus, root / "csv")
     training = TrainConfig(epochs=2, batch_size=8, window_seconds=0.5, hop_seconds=0.25)
     folds = {"protocol": "loso", "folds": "0,1"}
-    parent = ship.Recipe("csv", "pcnn", training, (), "s0", **folds)
-    recipe = ship.Recipe("csv", "pcnn", replace(training, epochs=1, lr=3e-4), (), "s0", parent=parent, **folds)
+    tuned = replace(training, epochs=1, lr=3e-4)
+    grandparent = ship.Recipe("csv", "pcnn", training, (), "s0", **folds)
+    parent = ship.Recipe("csv", "pcnn", tuned, (), "s0", parent=grandparent, **folds)
+    recipe = ship.Recipe("csv", "pcnn", tuned, (), "s0", parent=parent, **folds)
+    assert [tag for tag, _ in ship.ancestors(recipe)] == ["parent", "parent2"]
     monkeypatch.setitem(ship.RECIPES, "toy-tuned", recipe)
     monkeypatch.setitem(ship.SHIPPED, "toy-tuned", "toy-tuned.int8.onnx")
     runs = tmp_path / "runs"
@@ -159,9 +163,13 @@ def test_a_fine_tuned_recipe_trains_its_parent_first_and_starts_from_it(tmp_path
     )
 
     assert Recognizer(out).contract.provenance["fold"] == "final"
+    eldest = list(runs.glob("ship-toy-tuned-parent2-*/*/config.json"))  # from random weights
+    assert len(eldest) == 3 and all(json.loads(c.read_text())["training"].get("init") is None for c in eldest)
     for child, parent_run in (
         ("ship-toy-tuned-cv", "ship-toy-tuned-parent-cv"),
         ("ship-toy-tuned-final", "ship-toy-tuned-parent-final"),
+        ("ship-toy-tuned-parent-cv", "ship-toy-tuned-parent2-cv"),
+        ("ship-toy-tuned-parent-final", "ship-toy-tuned-parent2-final"),
     ):
         for config in (runs / child).glob("*/config.json"):
             training_settings = json.loads(config.read_text())["training"]
@@ -173,26 +181,27 @@ def test_a_fine_tuned_recipe_trains_its_parent_first_and_starts_from_it(tmp_path
 
 @pytest.mark.parametrize("name", [n for n, r in ship.RECIPES.items() if r.parent is not None])
 def test_a_shipped_fine_tuned_recipe_fits_its_parents_weights(name: str):
-    """Every shipped recipe that fine-tunes a parent builds a network whose weights are exactly the parent's
-    (``warm_start`` loads them strictly), on the same corpus and teacher, with a longer hop than the parent's."""
+    """Every shipped recipe that fine-tunes a parent (and every parent that fine-tunes its own) builds a network whose
+    weights are exactly the parent's (``warm_start`` loads them strictly), on the same corpus and teacher, with a
+    longer hop than the parent's."""
     from models.arch.registry import build_model, default_config
     from models.data.features import FrontEnd
-
-    recipe = ship.RECIPES[name]
-    parent = recipe.parent
-    assert (parent.dataset, parent.arch, dict(parent.aux), dict(parent.extra)) == (
-        recipe.dataset,
-        recipe.arch,
-        dict(recipe.aux),
-        dict(recipe.extra),
-    )
-    assert parent.training.distill == recipe.training.distill and parent.training.seed == recipe.training.seed
 
     def config(r: ship.Recipe) -> dict:
         heads = {"emotion": 6, **{aux: 30 for aux in r.aux}}
         return default_config(r.arch, heads, frontend=r.frontend, backbone=r.training.backbone)
 
-    child, elder = config(recipe), config(parent)
-    shapes = [{k: tuple(v.shape) for k, v in build_model(c).state_dict().items()} for c in (child, elder)]
-    assert shapes[0] == shapes[1]
-    assert FrontEnd.from_dict(child["frontend"]).hop_length > FrontEnd.from_dict(elder["frontend"]).hop_length
+    recipe = ship.RECIPES[name]
+    for _, parent in ship.ancestors(recipe):
+        assert (parent.dataset, parent.arch, dict(parent.aux), dict(parent.extra)) == (
+            recipe.dataset,
+            recipe.arch,
+            dict(recipe.aux),
+            dict(recipe.extra),
+        )
+        assert parent.training.distill == recipe.training.distill and parent.training.seed == recipe.training.seed
+        child, elder = config(recipe), config(parent)
+        shapes = [{k: tuple(v.shape) for k, v in build_model(c).state_dict().items()} for c in (child, elder)]
+        assert shapes[0] == shapes[1]
+        assert FrontEnd.from_dict(child["frontend"]).hop_length > FrontEnd.from_dict(elder["frontend"]).hop_length
+        recipe = parent
