@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 import types
 from dataclasses import dataclass, field, replace
@@ -806,3 +807,31 @@ def test_init_starts_each_fold_from_the_same_fold_of_a_finished_run(tmp_path: Pa
         assert main([*argv, *extra, "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
         assert not list(out.glob("*/model.pt"))
+
+
+def test_a_run_cut_to_depth_one_starts_a_shallower_fine_tune(tmp_path: Path) -> None:
+    """``models.training.surgery``: each stage keeps its strided block (block ``2k`` of a depth-2 network becomes
+    block ``k``), everything else as trained; the cut run is accepted by ``--init`` for a depth-1 network of the same
+    folds (with a zero learning rate the child keeps exactly the cut weights); a depth-1 run cannot be cut again."""
+    from models.training.surgery import shallower_run
+
+    _, argv = toy_pcnn_args(tmp_path)
+    argv = [*("edge_cnn" if a == "pcnn" else a for a in argv), "--folds", "0"]
+    assert main([*argv, "--out", str(tmp_path / "parent")]) == 0
+    fold = next((tmp_path / "parent").glob("*/config.json")).parent.name
+    assert shallower_run(tmp_path / "parent", tmp_path / "cut") == [fold]
+    parent, cut = (load_tensors(tmp_path / run / fold / "model.pt") for run in ("parent", "cut"))
+    for key, value in cut.items():
+        block = re.match(r"backbone\.blocks\.(\d+)\.(.+)", key)
+        source = f"backbone.blocks.{2 * int(block.group(1))}.{block.group(2)}" if block else key
+        assert torch.equal(value, parent[source]), key
+    residual = [k for k in parent if re.match(r"backbone\.blocks\.[135]\.", k)]  # the three dropped blocks
+    assert residual and len(cut) == len(parent) - len(residual)
+    depth1 = [*argv, "--lr", "0", "--backbone", '{"depth": 1}', "--init", str(tmp_path / "cut")]
+    assert main([*depth1, "--out", str(tmp_path / "child")]) == 0
+    child = load_tensors(tmp_path / "child" / fold / "model.pt")
+    config = json.loads((tmp_path / "child" / fold / "config.json").read_text())
+    weights = [name for name, _ in build_model(config).named_parameters()]
+    assert weights and all(torch.equal(child[w], cut[w]) for w in weights)
+    with pytest.raises(ValueError, match="already depth 1"):
+        shallower_run(tmp_path / "child", tmp_path / "again")
