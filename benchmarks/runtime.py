@@ -181,6 +181,15 @@ def fft_import_lines(repeats: int = 5) -> list[str]:
     ]
 
 
+def one_thread_options() -> Any:
+    """ONNX Runtime session options for the timings here: one intra- and one inter-op thread, warnings off."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+    return so
+
+
 def session_options_lines(runs: int) -> list[str]:
     """ONNX Runtime session options on the default model: time per window (interleaved), outputs against
     the default session's, and where a profiled run spends its time by operator type."""
@@ -206,8 +215,7 @@ def session_options_lines(runs: int) -> list[str]:
     }
     sessions = {}
     for name, options in variants.items():
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+        so = one_thread_options()
         for key, value in options.items():
             if "." in key:
                 so.add_session_config_entry(key, value)
@@ -227,8 +235,7 @@ def session_options_lines(runs: int) -> list[str]:
     ]
     lines += [f"| {name} | {cpu:.3f} | {wall:.3f} | {same[name]} |" for name, (cpu, wall) in ms.items()]
     with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+        so = one_thread_options()
         so.enable_profiling, so.profile_file_prefix = True, str(Path(tmp) / "profile")
         session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         for _ in range(runs):
@@ -274,8 +281,7 @@ def compute_rate_lines(runs: int, size: int = 256) -> list[str]:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = 1, 1, 3
+    so = one_thread_options()
     sessions = {
         "model": ort.InferenceSession(rec.path, so, providers=["CPUExecutionProvider"]),
         "matmul": ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]),

@@ -54,7 +54,7 @@ def fold_table(report: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def onnx_fold_table(cv: dict[str, Any] | None, shipped: str = "int8_ua") -> list[str]:
+def onnx_fold_table(cv: dict[str, Any] | None, shipped: str) -> list[str]:
     """Per-fold UA of the fold models as exported ONNX FP32 and INT8 (from ``provenance.cross_validation``), the
     mean of the kind the shipped file is (``shipped``, see :func:`edge_ser.contract.fold_score_key`) in bold."""
     if not cv or "int8_ua_mean" not in cv:
@@ -71,17 +71,12 @@ def onnx_fold_table(cv: dict[str, Any] | None, shipped: str = "int8_ua") -> list
             f"| {name} | {100 * f['ua']:.1f} | {100 * f['fp32_ua']:.1f} | {100 * f['int8_ua']:.1f} | "
             f"{100 * f['fp32_int8_top1_agreement']:.1f} |"
         )
-    lines.append(fold_mean_row(cv, shipped))
-    return lines
-
-
-def fold_mean_row(cv: dict[str, Any], shipped: str) -> str:
-    """The fold table's last row: FP32 and INT8 means, the shipped kind's in bold."""
-    cells = []
+    means = []  # FP32 then INT8, the shipped kind's in bold
     for key in ("fp32_ua", "int8_ua"):
         cell = f"{100 * cv[key + '_mean']:.1f} ± {100 * cv[key + '_std']:.1f}" if key + "_mean" in cv else ""
-        cells.append(f"**{cell}**" if key == shipped and cell else cell)
-    return f"| **mean ± std** | | {cells[0]} | {cells[1]} | |"
+        means.append(f"**{cell}**" if key == shipped and cell else cell)
+    lines.append(f"| **mean ± std** | | {means[0]} | {means[1]} | |")
+    return lines
 
 
 def adaptation_section(contract: Any) -> list[str]:

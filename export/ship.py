@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from models.data.augment import Augment
 from models.data.features import DEFAULT_CACHE_DIR
 from models.training.config import RunConfig, TrainConfig
 from models.training.distill import DistillConfig
+
+if TYPE_CHECKING:
+    from export.pipeline import ExportReport
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_ASSETS = ROOT / "tests" / "assets"
@@ -195,7 +198,7 @@ def ship(
 ) -> Path:
     """Cross-validate, record, train on all speakers and export shipped model ``name``; returns its path."""
     from export import records as results
-    from export.pipeline import ExportConfig, export
+    from export.pipeline import ExportConfig, cross_validation, export
     from models.training import TrainReport, train
 
     recipe = RECIPES[name]
@@ -231,7 +234,7 @@ def ship(
     train_final(recipe, report, final, init=parent_final)
     assets.mkdir(parents=True, exist_ok=True)
     out = assets / SHIPPED[name]
-    export(
+    exported = export(
         ExportConfig(
             checkpoint=final / "final",
             out=out,
@@ -245,25 +248,33 @@ def ship(
         )
     )
     fp32 = out.with_suffix(".fp32.onnx")
-    apply_export_rule(out, data, recipe.test_fold, fp32=fp32)
+    apply_export_rule(exported, cross_validation(record)[0], data, recipe.test_fold, fp32=fp32)
     fp32.unlink()  # only the rule's variant ships
     test_assets.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / cv.name / f"{recipe.test_fold}.onnx", test_assets / f"{name}-{recipe.test_fold}.int8.onnx")
     return out
 
 
-def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300, fp32: Path | None = None) -> dict:
-    """Replace the exported file ``out`` with the variant the export rule picks (every variant timed on this
-    machine, scored on ``fold``'s test speakers -- which the all-speaker model heard, so UA there compares the
-    variants, not the model) and add the table to its card. The variants are built from ``fp32``, the checkpoint's
-    own FP32 export, when given (so the rule's ``fp32`` is exactly the checkpoint), else from the FP32 graph of
-    ``out``'s INT8 weights. Returns the rule's record."""
-    from edge_ser.contract import fold_score_key
+def apply_export_rule(
+    exported: ExportReport,
+    cv_report: dict[str, Any] | None,
+    data: str,
+    fold: str,
+    runs: int = 300,
+    fp32: Path | None = None,
+) -> dict:
+    """Replace the exported file with the variant the export rule picks (every variant timed on this machine,
+    scored on ``fold``'s test speakers -- which the all-speaker model heard, so UA there compares the variants, not
+    the model), then write its card again for the file that now ships, with the rule's table. The variants are built
+    from ``fp32``, the checkpoint's own FP32 export, when given (so the rule's ``fp32`` is exactly the checkpoint),
+    else from the FP32 graph of the INT8 export's weights. ``cv_report``: the cross-validation run report the card's
+    fold tables come from. Returns the rule's record."""
     from edge_ser.model import OnnxModel
     from export import variants
-    from export.model_card import fold_mean_row, header_lines, machine
+    from export.model_card import machine, write_card
     from export.quantize import Variant, variant_table
 
+    out = exported.model
     contract = OnnxModel(out).contract
     with tempfile.TemporaryDirectory() as tmp:
         source = "fp32" if fp32 is not None else "int8"
@@ -275,7 +286,7 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300, fp32: Pa
         )
     table = [Variant(path=out, **row) for row in record["variants"]]
     shipped = next(v for v in table if v.name == record["variant"])
-    card = out.with_suffix(".md")
+    card = write_card(out, exported.parity, cv_report, {"int8": True, "machine": machine()})
     section = [
         "",
         "## Variants (the export rule)",
@@ -286,16 +297,7 @@ def apply_export_rule(out: Path, data: str, fold: str, runs: int = 300, fp32: Pa
         "",
         *variant_table(table, shipped, mark="shipped"),
     ]
-    if card.exists():
-        lines = card.read_text().rstrip("\n").split("\n")
-        if lines[2].startswith("File `"):  # the header described the file the rule replaced
-            lines[2:4] = header_lines(out, int8=True, machine=machine())
-        provenance = OnnxModel(out).contract.provenance
-        cv = provenance.get("cross_validation")
-        for i, line in enumerate(lines):  # the fold table's mean row: the kind of file that now ships, in bold
-            if cv and line.startswith("| **mean ± std** | | "):
-                lines[i] = fold_mean_row(cv, fold_score_key(provenance))
-        card.write_text("\n".join([*lines, *section]) + "\n")
+    card.write_text(card.read_text().rstrip("\n") + "\n" + "\n".join(section) + "\n")
     return record
 
 

@@ -10,11 +10,16 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+import onnx  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
 from test_train import make_corpus, write_manifest  # noqa: E402
 
 from edge_ser import Recognizer  # noqa: E402
 from edge_ser.contract import fold_score_key  # noqa: E402
-from export import ship  # noqa: E402
+from export import (
+    quantize,  # noqa: E402
+    ship,  # noqa: E402
+)
 from export.quantize import SCHEMES  # noqa: E402
 from models.training import TrainConfig  # noqa: E402
 
@@ -33,12 +38,14 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     sources = []
     rule = ship.apply_export_rule
 
-    def keep_source(out, data, fold, runs=300, fp32=None):  # a copy of the FP32 export the rule starts from
+    def keep_source(exported, cv_report, data, fold, runs=300, fp32=None):  # a copy of the export the rule starts from
         sources.append(tmp_path / "source.onnx")
         sources[-1].write_bytes(fp32.read_bytes())
-        return rule(out, data, fold, runs, fp32)
+        return rule(exported, cv_report, data, fold, runs, fp32)
 
     monkeypatch.setattr(ship, "apply_export_rule", keep_source)
+    # timings where FP32 is the fastest variant (FP32 comes first), so the rule keeps it, as for the shipped files
+    monkeypatch.setattr(quantize, "measure_latency", lambda paths, x, runs: [1.0 + i for i in range(len(paths))])
     out = ship.ship("toy", str(root), tmp_path / "runs", assets, tests, records, cache_dir=tmp_path / "cache")
 
     assert sorted(p.name for p in assets.iterdir()) == ["toy.int8.md", "toy.int8.onnx"]  # FP32 file not shipped
@@ -54,21 +61,16 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     assert rule["variant"] == rule["rule_choice"] and rule["variant"] in {v["name"] for v in rule["variants"]}
     assert "fold s0" in rule["evaluated_on"]
     assert rule["source"] == "fp32" and len(sources) == 1  # variants built from the checkpoint's own FP32 export
-    if rule["variant"] == "fp32":  # then the shipped weights are exactly that export's
-        import onnx
-        from onnx import numpy_helper
-
-        def weights(path):
-            return {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
-
-        shipped, source = weights(out), weights(sources[0])
-        assert shipped.keys() == source.keys() and all(np.array_equal(shipped[k], source[k]) for k in source)
+    assert rule["variant"] == "fp32"  # the fastest here, so the shipped weights are exactly that export's
+    shipped, source = (
+        {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer} for path in (out, sources[0])
+    )
+    assert shipped.keys() == source.keys() and all(np.array_equal(shipped[k], source[k]) for k in source)
     cv = prov["cross_validation"]
     report = json.loads((tmp_path / "runs" / "ship-toy-cv" / "report.json").read_text())
     assert cv["folds"] == 2 and cv["ua_mean"] == report["summary"]["ua_mean"]
     assert set(cv["per_fold"]) == {"s0", "s1"} and "int8_ua_mean" in cv and "fp32_ua_mean" in cv
-    shown = "fp32_ua" if rule["variant"] == "fp32" else "int8_ua"  # the card's bold fold mean is the file's kind
-    assert fold_score_key(prov) == shown
+    assert fold_score_key(prov) == "fp32_ua"  # the card's bold fold mean is the file's kind
     final = json.loads((tmp_path / "runs" / "ship-toy-final" / "report.json").read_text())
     assert final["training"]["epochs"] == ship.final_epochs(f["best_epoch"] for f in report["folds"].values())
     assert report["command"] == final["command"] == "python -m export.ship toy"
@@ -77,9 +79,10 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     assert "## Variants (the export rule)" in card and "(shipped)" in card
     assert "export rule" in card.splitlines()[2]  # the header describes the shipped variant, not the INT8 export
     mean_row = next(line for line in card.splitlines() if line.startswith("| **mean ± std** | | "))
-    bold = f"**{100 * cv[shown + '_mean']:.1f} ± {100 * cv[shown + '_std']:.1f}**"
     cells = [cell.strip() for cell in mean_row.strip("|").split("|")]
-    assert cells[2 if shown == "fp32_ua" else 3] == bold
+    assert cells[2] == f"**{100 * cv['fp32_ua_mean']:.1f} ± {100 * cv['fp32_ua_std']:.1f}**"
+    assert cells[3] == f"{100 * cv['int8_ua_mean']:.1f} ± {100 * cv['int8_ua_std']:.1f}"
+    assert card.count("## Variants (the export rule)") == 1 and "FP32, the checkpoint's own export" in card
     kept = tests / "toy-s0.int8.onnx"
     assert kept.is_file() and (records / "ship-toy-cv.json").is_file()
     assert Recognizer(kept).contract.provenance["fold"] == "s0"

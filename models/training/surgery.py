@@ -13,14 +13,17 @@ same shallower network trained from scratch starts from nothing (``docs/teacher.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
 from pathlib import Path
 
+from models.arch.edge_cnn import EdgeCNN
+
 from .checkpoint import CONFIG, WEIGHTS, load_tensors, save_tensors
 
-DEFAULT_DEPTH = 2  # EdgeCNN's
+DEFAULT_DEPTH = inspect.signature(EdgeCNN).parameters["depth"].default  # a config without "depth" has EdgeCNN's
 _BLOCK = re.compile(r"^(backbone\.blocks)\.(\d+)\.(.+)$")
 
 
