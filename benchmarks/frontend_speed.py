@@ -5,7 +5,7 @@
 Both implementations run in one process, pinned to one core, and take turns call by call (one interleaved
 run: a loaded machine slows them alike, so their ratio holds); figures are medians of this thread's CPU
 time. Rows: the shipped ``english`` log-mel front-end (its contract's hop), the same with a 10 ms hop, the shipped
-``chinese`` MFCC, and numpy's float64 rfft of each one's frames alone (the FFT's share, which no change
+``chinese`` front-end, and numpy's float64 rfft of each one's frames alone (the FFT's share, which no change
 to the code around it removes). Before timing, each pair's features are compared. ``--long SECONDS`` adds
 ``predict`` on that much audio, with the earlier commit's front-end and window cutter against this checkout's.
 """
@@ -70,11 +70,11 @@ def report(ref: str, runs: int) -> list[str]:
     old = module_at(ref)
     english, chinese = (Recognizer(name).contract.frontend for name in ("english", "chinese"))
     configs = {
-        f"`english` log-mel, {1e3 * english.hop_length:g} ms hop (shipped)": english,
+        f"`english` {runtime.describe(english)} (shipped)": english,
         "`english` log-mel, 10 ms hop (the file shipped before 2026-12-03)": dataclasses.replace(
             english, hop_length=0.01
         ),
-        f"`chinese` MFCC, {1e3 * chinese.hop_length:g} ms hop (shipped)": chinese,
+        f"`chinese` {runtime.describe(chinese)} (shipped)": chinese,
     }
     x = (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32)
     fns, worst = {}, {}

@@ -4,8 +4,9 @@ This is the only feature implementation in edge-ser. Training imports it too, so
 never sees different features at training and at run time. MFCC and log-mel follow
 ``python_speech_features`` (``mfcc`` and ``logfbank``) exactly: same framing (zero-padded
 last frame), pre-emphasis, power spectrum, triangular mel filterbank, DCT-II and lifter.
-Frames go through numpy's float64 FFT in blocks of :data:`FFT_BLOCK` frames in reused buffers
-(no per-frame Python loop, no per-call scratch allocation).
+Frames are pre-emphasized and windowed in float32 (half the memory traffic of float64), then go through
+numpy's float64 FFT in blocks of :data:`FFT_BLOCK` frames in reused buffers (no per-frame Python loop, no
+per-call scratch allocation).
 ``functionals`` summarizes a whole window as one row: statistics over time of its MFCC and
 log-mel frames (see :func:`functionals`), the input of utterance-level models whose speaker
 adaptation normalizes those statistics.
@@ -42,7 +43,7 @@ MEL_BLOCK = 16  # mel bands per block of the filterbank product
 FFT_BLOCK = 150  # frames per FFT block: 1.5 s at a 10 ms hop, so 3 s take two blocks; bounded scratch (1.2 MB)
 # Multiply-adds per BLAS call, at most: OpenBLAS (numpy's wheels) splits a product of more than 4 * 65536 over
 # threads, which on a busy device wake late and then spin, stealing the core from inference (see _serial_matmul).
-SERIAL_MACS = 1 << 17
+SERIAL_MACS = 4 * 65536
 _EPS = float(np.finfo(float).eps)  # python_speech_features' floor for empty bands
 
 
@@ -197,12 +198,9 @@ class FrontEnd:
         return {"rect": np.ones(n), "hamming": np.hamming(n), "hann": np.hanning(n)}[self.window]
 
     @cached_property
-    def _fft_window(self) -> np.ndarray:
-        """:attr:`frame_window` then zeros, over ``n_fft`` samples: the FFT's zero padding (the samples that follow
-        a frame in the signal are multiplied by zero)."""
-        window = np.zeros(self.n_fft)
-        window[: self.frame_length] = self.frame_window
-        return window
+    def _window32(self) -> np.ndarray:
+        """:attr:`frame_window` in float32, for windowing float32 frames."""
+        return self.frame_window.astype(np.float32)
 
     @cached_property
     def _projection(self) -> np.ndarray:
@@ -244,42 +242,40 @@ class FrontEnd:
         return 1 if self.kind == "waveform" else int(self.n_features)
 
     def _emphasize(self, samples: np.ndarray, previous: float | None, out: np.ndarray) -> None:
-        """``out`` = the pre-emphasized ``samples`` (float64), zero beyond them; ``previous`` is the signal's
-        sample before ``samples[0]`` (``None``: the signal starts there)."""
+        """``out`` = the pre-emphasized ``samples`` (in ``out``'s dtype), zero beyond them; ``previous`` is the
+        signal's sample before ``samples[0]`` (``None``: the signal starts there). Two passes: the lagged samples
+        scaled into scratch, then subtracted."""
         used = min(len(samples), len(out))
         if used < len(out):
             out[used:] = 0.0
         if used == 0:
             return
         head = out[:used]
-        np.copyto(head, samples[:used])  # one cast, then same-type (SIMD) passes: faster than mixed-type ufuncs
         if not self.preemph:
+            np.copyto(head, samples[:used], casting="same_kind")
             return
-        lagged = _buffer(("lagged",), (used - 1,), np.float64)
-        np.multiply(head[:-1], self.preemph, out=lagged)
-        np.subtract(head[1:], lagged, out=head[1:])
-        if previous is not None:
-            out[0] -= self.preemph * float(previous)
+        lagged = _buffer(("lagged", out.dtype.char), (used,), out.dtype)
+        np.multiply(samples[: used - 1], self.preemph, out=lagged[1:], casting="same_kind")
+        # the first sample's lag in the same arithmetic as the others': a signal cut anywhere gives the same digits
+        lagged[0] = 0.0 if previous is None else samples.dtype.type(previous) * self.preemph
+        np.subtract(samples[:used], lagged, out=head, casting="same_kind")
 
     def _power(
         self,
-        frames: Callable[[int, int], np.ndarray],
+        frames: Callable[[int, int, np.ndarray], None],
         pieces: Sequence[tuple[np.ndarray, float | None]],
         power: np.ndarray,
     ) -> None:
         """``power`` (float32, ``(n_frames, bins)``) = raw |FFT|^2 of pre-emphasized frames, windowed and zero-padded:
-        first ``len(power) - len(pieces)`` signal frames, ``frames(start, stop)`` giving frames ``start .. stop-1``
-        as a ``(stop - start, n_fft)`` array (each frame's samples and then whatever follows them, which the
-        window's zero tail removes: samples are finite, audio input refuses others), then one frame per
-        ``(samples, previous)`` of ``pieces`` (see :meth:`frame_rows`), in the same pass.
+        first ``len(power) - len(pieces)`` signal frames, ``frames(start, stop, out)`` writing frames
+        ``start .. stop-1`` into the ``(stop - start, n_fft)`` rows ``out``, windowed and zero-padded, then one
+        frame per ``(samples, previous)`` of ``pieces`` (see :meth:`frame_rows`), in the same pass.
 
         The FFT runs in float64: numpy's float64 FFT is several times faster than its float32 one, and as
         fast as scipy's float32 FFT without scipy's import time and memory. Frames go through in blocks of
         :data:`FFT_BLOCK` (made, windowed, transformed and squared while the block is in cache) in per-thread
-        buffers, so repeated calls allocate nothing. Windowing whole ``n_fft`` rows (zero tail included) into
-        a contiguous buffer is one product, faster than windowing ``frame_length`` columns of a zero-padded
-        one. ``pieces`` ride in the signal frames' last block: no second pass with its own FFT call for a
-        window's own frame (each window of a long signal has one).
+        buffers, so repeated calls allocate nothing. ``pieces`` ride in the signal frames' last block: no second
+        pass with its own FFT call for a window's own frame (each window of a long signal has one).
         """
         n_frames, n_fft, bins = len(power), self.n_fft, self.n_fft // 2 + 1
         if not n_frames:
@@ -293,23 +289,25 @@ class FrontEnd:
             rows = stop - start
             signal = max(min(stop, n_signal) - start, 0)  # this block's signal frames, then its pieces
             if signal:
-                self._window(frames(start, start + signal), fft_in[:signal])
+                frames(start, start + signal, fft_in[:signal])
             for row in range(signal, rows):
                 samples, previous = pieces[start + row - n_signal]
-                self._emphasize(samples, previous, fft_in[row])
-            if signal < rows:
-                self._window(fft_in[signal:rows], fft_in[signal:rows])
+                piece = _buffer(("piece",), (1, self.frame_length), np.float32)
+                self._emphasize(samples, previous, piece[0])
+                self._window(piece, fft_in[row : row + 1])
             parts = np.fft.rfft(fft_in[:rows], axis=-1, out=spec[:rows]).view(np.float64)
             np.square(parts, out=parts)  # re, im interleaved, squared in place (spec is scratch)
             np.add(parts[:, 0::2], parts[:, 1::2], out=power[start:stop], casting="same_kind")
 
     def _window(self, frames: np.ndarray, out: np.ndarray) -> None:
-        """``out`` = ``frames`` times the window and its zero tail; ``out`` may be ``frames``."""
-        if self.window == "rect":  # a copy, then the zero padding: faster than a product with ones
-            np.copyto(out, frames)
-            out[:, self.frame_length :] = 0.0
+        """``out`` (float64 ``(rows, n_fft)``) = the float32 ``(rows, frame_length)`` ``frames`` times the window,
+        rounded in float32 (the C port rounds the same way), then zeros: the FFT's padding."""
+        length = self.frame_length
+        if self.window == "rect":
+            np.copyto(out[:, :length], frames)
         else:
-            np.multiply(frames, self._fft_window, out=out)
+            np.multiply(frames, self._window32, out=out[:, :length])  # float32 product, stored as float64
+        out[:, length:] = 0.0
 
     def frame_rows(
         self,
@@ -330,17 +328,18 @@ class FrontEnd:
         """
         if n_frames is None:
             n_frames = self.analysis_frames(len(samples))
-        step, width = self.frame_step, self.n_fft
-        power = _buffer(("power",), (n_frames + len(pieces), width // 2 + 1), np.float32)
+        step = self.frame_step
+        power = _buffer(("power",), (n_frames + len(pieces), self.n_fft // 2 + 1), np.float32)
 
-        def frames(start: int, stop: int) -> np.ndarray:
-            """The block's span of the signal, pre-emphasized into a small reused buffer, as ``n_fft``-wide frames."""
-            first = start * step
-            span = _buffer(("signal",), ((stop - start - 1) * step + width,), np.float64)
+        def frames(start: int, stop: int, out: np.ndarray) -> None:
+            """The block's span of the signal, pre-emphasized into a small reused float32 buffer, then windowed
+            into ``out``: float32 passes move half the bytes of float64 ones."""
+            first, length = start * step, self.frame_length
+            span = _buffer(("signal",), ((stop - start - 1) * step + length,), np.float32)
             before = previous if first == 0 else (float(samples[first - 1]) if first <= len(samples) else None)
             self._emphasize(samples[first:], before, span)
             # the overlapping frames as a view (np.ndarray on the buffer: as_strided costs ~5 us a call)
-            return np.ndarray((stop - start, width), np.float64, span, strides=(step * span.itemsize, span.itemsize))
+            self._window(np.ndarray((stop - start, length), np.float32, span, strides=(4 * step, 4)), out)
 
         self._power(frames, pieces, power)
         return self._rows(power)
@@ -407,7 +406,11 @@ def _serial_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     instead of 1.5 and ``predict`` 11.1 instead of 5.6 (the threads, spinning after the product, delay ONNX
     Runtime too); on an idle machine the threads saved 7 % of ``predict``'s wall time for twice its CPU time
     (``benchmarks/results/blas-threads.md``)."""
-    rows = max(1, SERIAL_MACS // max(1, a.shape[1] * b.shape[1]))
+    per_row = a.shape[1] * b.shape[1]
+    if len(a) * per_row <= SERIAL_MACS:  # the usual case: one call
+        np.matmul(a, b, out=out)
+        return
+    rows = max(1, SERIAL_MACS // max(1, per_row))
     for start in range(0, len(a), rows):
         np.matmul(a[start : start + rows], b, out=out[start : start + rows])
 

@@ -284,43 +284,53 @@ typedef struct {
     const int16_t *i;
 } esr_samples;
 
-static inline esr_acc sample_at(esr_samples x, size_t i) {
-    return x.f ? (esr_acc)x.f[i] : (esr_acc)((float)x.i[i] * (1.0f / 32768.0f));
+static inline float sample_at(esr_samples x, size_t i) {
+    return x.f ? x.f[i] : (float)x.i[i] * (1.0f / 32768.0f);
 }
 
-/* Pre-emphasized sample i of the zero-padded signal (python_speech_features' framing). */
-static esr_acc emphasized(esr_samples x, size_t n, size_t i, esr_acc preemph) {
+/* Pre-emphasized sample i of the zero-padded signal (python_speech_features' framing), in float32 as
+ * edge_ser.frontend computes it: the previous sample times the coefficient, rounded, then subtracted. */
+static float emphasized(esr_samples x, size_t n, size_t i, float preemph) {
+    float lag;
     if (i >= n) return 0;
     if (i == 0 || preemph == 0) return sample_at(x, i);
-    return sample_at(x, i - 1) * -preemph + sample_at(x, i);
+    lag = sample_at(x, i - 1) * preemph;
+    return sample_at(x, i) - lag;
 }
 
-/* |FFT|^2 of frame t into fe->power (float32, as numpy stores it). */
+/* |FFT|^2 of frame t into fe->power (float32, as numpy stores it). The frame is pre-emphasized and windowed
+ * in float32 (each product rounded, as numpy's float32 passes round it), then transformed in esr_acc. */
 static void frame_power(esr_fe *fe, esr_samples x, size_t n, size_t t) {
     size_t i, len = fe->sizes.frame_length, start = t * fe->sizes.frame_step, bins = (size_t)fe->cfg.n_fft / 2 + 1;
     kiss_fft_scalar *frame = (kiss_fft_scalar *)fe->frame;
     kiss_fft_cpx *spec = (kiss_fft_cpx *)fe->spectrum;
     const kiss_fft_scalar *w = (const kiss_fft_scalar *)(const void *)fe->window;
-    esr_acc preemph = (esr_acc)fe->cfg.preemph;
+    float preemph = (float)fe->cfg.preemph;
     if (start > 0 && start + len <= n && preemph != 0 && x.f) { /* the common case: no edge of the signal */
         const float *xs = x.f + start, *prev = x.f + start - 1;
         if (w) {
-            for (i = 0; i < len; ++i) frame[i] = ((esr_acc)prev[i] * -preemph + (esr_acc)xs[i]) * w[i];
+            for (i = 0; i < len; ++i) {
+                float lag = prev[i] * preemph, v = xs[i] - lag;
+                frame[i] = (kiss_fft_scalar)(v * (float)w[i]);
+            }
         } else {
-            for (i = 0; i < len; ++i) frame[i] = (esr_acc)prev[i] * -preemph + (esr_acc)xs[i];
+            for (i = 0; i < len; ++i) {
+                float lag = prev[i] * preemph;
+                frame[i] = (kiss_fft_scalar)(xs[i] - lag);
+            }
         }
     } else if (start > 0 && start + len <= n && preemph != 0) { /* the same from int16 samples */
         const int16_t *xs = x.i + start;
-        esr_acc before = (esr_acc)((float)xs[-1] * (1.0f / 32768.0f));
+        float before = (float)xs[-1] * (1.0f / 32768.0f);
         for (i = 0; i < len; ++i) {
-            esr_acc now = (esr_acc)((float)xs[i] * (1.0f / 32768.0f)), v = before * -preemph + now;
-            frame[i] = w ? v * w[i] : v;
+            float now = (float)xs[i] * (1.0f / 32768.0f), lag = before * preemph, v = now - lag;
+            frame[i] = (kiss_fft_scalar)(w ? v * (float)w[i] : v);
             before = now;
         }
     } else {
         for (i = 0; i < len; ++i) {
-            esr_acc v = emphasized(x, n, start + i, preemph);
-            frame[i] = w ? v * w[i] : v;
+            float v = emphasized(x, n, start + i, preemph);
+            frame[i] = (kiss_fft_scalar)(w ? v * (float)w[i] : v);
         }
     }
     for (; i < (size_t)fe->cfg.n_fft; ++i) frame[i] = 0;
