@@ -1,6 +1,6 @@
 """Front-end time per 3 s of audio, this checkout's ``edge_ser/frontend.py`` against an earlier commit's.
 
-    python -m benchmarks.frontend_speed [--before REF] [--runs 1000] [--long 600] [--out benchmarks/results/runtime.md]
+    python -m benchmarks.frontend_speed [--before REF] [--runs 1000] [--long 600] [--corpus DIR] [--out FILE.md]
 
 Both implementations run in one process, pinned to one core, and take turns call by call (one interleaved
 run: a loaded machine slows them alike, so their ratio holds); figures are medians of this thread's CPU
@@ -144,6 +144,54 @@ def long_audio_report(ref: str, seconds: float, runs: int) -> list[str]:
     ]
 
 
+def corpus_report(ref: str, root: Path, clips: int) -> list[str]:
+    """Each shipped model's features and ``predict`` scores on real speech, ``ref``'s front-end and window cutter
+    against this checkout's: ``clips`` files drawn (fixed seed) from each corpus folder under ``root``. Generated
+    signals (the tables above) do not show what a change of arithmetic does in the quiet bands of recordings."""
+    from edge_ser import Recognizer
+    from edge_ser.audio import load_audio
+
+    old_frontend, old_windows = module_at(ref, "frontend"), module_at(ref, "windows")
+    rng = np.random.default_rng(0)
+    corpora = sorted(d for d in root.iterdir() if d.is_dir())
+    files = {}
+    for corpus in corpora:
+        found = sorted(f for f in corpus.rglob("*") if f.suffix.lower() in (".wav", ".flac"))
+        files[corpus.name] = [found[i] for i in rng.choice(len(found), min(clips, len(found)), replace=False)]
+    lines = [
+        f"Real speech, `{ref}` (before) against this checkout (after), {clips} clips drawn from each of "
+        f"{', '.join(files)} (`--corpus {root}`), whole clips through `predict`:",
+        "",
+        "| model | clips | max abs feature difference, lowest mel band | the other bands | max abs score difference | "
+        "top class changed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("english", "chinese"):
+        after = Recognizer(name)
+        old_fe = old_frontend.FrontEnd(**dataclasses.asdict(after.contract.frontend))
+
+        class Before(Recognizer):
+            old_frontend = old_fe
+
+            def cutter(self) -> Any:
+                return old_windows.Cutter(self.window_samples, self.hop_samples, self.min_samples, self.old_frontend)
+
+        before = Before(name)
+        band0 = rest = score = 0.0
+        changed = total = 0
+        for paths in files.values():
+            for path in paths:
+                x = load_audio(path, target_rate=after.sample_rate)[0]
+                diff = np.abs(after.contract.frontend(x).astype(np.float64) - old_fe(x))
+                band0, rest = max(band0, float(diff[:, 0].max())), max(rest, float(diff[:, 1:].max()))
+                a, b = after.predict(x, sample_rate=after.sample_rate), before.predict(x, sample_rate=after.sample_rate)
+                score = max(score, max(abs(a.scores[k] - b.scores[k]) for k in a.scores))
+                changed += a.label != b.label
+                total += 1
+        lines.append(f"| `{name}` | {total} | {band0:.1e} | {rest:.1e} | {score:.1e} | {changed} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default=BEFORE, help="git ref of the front-end to compare (default: %(default)s)")
@@ -151,10 +199,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="Markdown file for the section (above earlier ones, which stay)")
     parser.add_argument("--long", type=float, default=0, help="also time predict on this many seconds (default: no)")
     parser.add_argument("--long-runs", type=int, default=7, help="rounds of the long-audio timing")
+    parser.add_argument("--corpus", type=Path, help="also compare features and scores on clips of the corpora here")
+    parser.add_argument("--clips", type=int, default=100, help="clips per corpus for --corpus")
     args = parser.parse_args()
 
     def lines() -> list[str]:
         extra = ["", *long_audio_report(args.before, args.long, args.long_runs)] if args.long else []
+        if args.corpus:
+            extra += ["", *corpus_report(args.before, args.corpus, args.clips)]
         return [*report(args.before, args.runs), *extra]
 
     pinned_section("Front-end before and after", lines, args.out, HEAD)
