@@ -118,3 +118,17 @@ def test_fold_ensemble_gives_each_run_back_and_averages_them(tmp_path: Path) -> 
         assert [float(v) for v in row.split("|")[2:-2]] == [round(v, 1) for v in recorded]
     assert any(line.startswith("| all, probabilities averaged |") for line in lines)
     assert any(line.startswith("| pairs, mean UA |") for line in lines)
+
+
+def test_averaged_folds_table_sets_the_average_beside_the_child(tmp_path: Path) -> None:
+    """benchmarks/averaged_folds.py: the child's own test UA per fold (from its metrics) beside the averaged
+    network's FP32 UA through the runtime, means over the folds each row has."""
+    from benchmarks.averaged_folds import child_scores, table
+
+    _fold(tmp_path / "child", "f1", 0.40)
+    _fold(tmp_path / "child", "f2", 0.50)
+    assert child_scores(tmp_path / "child") == {"f1": 40.0, "f2": 50.0}
+    folds = {"f1": {"child": 40.0, "averaged_fp32": 44.0}, "f2": {"child": 50.0, "averaged_fp32": 48.0}}
+    text = table({"seed0": {"alpha": 0.5, "folds": folds}})
+    assert "| seed0: the child | 40.0 | 50.0 | **45.0** |" in text
+    assert "| seed0: averaged (alpha 0.5), FP32 | 44.0 | 48.0 | **46.0** |" in text
