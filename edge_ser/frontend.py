@@ -2,7 +2,7 @@
 
 This is the only feature implementation in edge-ser. Training imports it too, so a model
 never sees different features at training and at run time. MFCC and log-mel follow
-``python_speech_features`` (``mfcc`` and ``logfbank``) exactly: same framing (zero-padded
+``python_speech_features``' definitions (``mfcc`` and ``logfbank``): same framing (zero-padded
 last frame), pre-emphasis, power spectrum, triangular mel filterbank, DCT-II and lifter.
 Frames are pre-emphasized and windowed in float32 (half the memory traffic of float64; the C port rounds
 the same products), then go through numpy's float64 FFT in blocks of :data:`FFT_BLOCK` frames in reused
@@ -259,7 +259,8 @@ class FrontEnd:
         lagged = _buffer(("lagged", out.dtype.char), (used,), out.dtype)
         np.multiply(samples[: used - 1], self.preemph, out=lagged[1:], casting="same_kind")
         # the first sample's lag in the same arithmetic as the others': a signal cut anywhere gives the same digits
-        lagged[0] = 0.0 if previous is None else samples.dtype.type(previous) * self.preemph
+        as_sample = samples.dtype.type if samples.dtype.kind == "f" else float  # the dtype numpy computes in
+        lagged[0] = 0.0 if previous is None else as_sample(previous) * self.preemph
         np.subtract(samples[:used], lagged, out=head, casting="same_kind")
 
     def _power(
