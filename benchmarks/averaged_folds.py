@@ -3,10 +3,11 @@
     python benchmarks/averaged_folds.py LABEL=PARENT_RUN:CHILD_RUN [...] --data CORPUS_ROOT --alpha 0.5 \\
         --work DIR [--out benchmarks/results/NAME]
 
-For each pair, ``models.training.interpolate`` writes ``(1 - alpha) * parent + alpha * child`` of every fold into
-``DIR/LABEL``, and ``export.records.record_run`` exports each averaged fold (FP32 and static INT8) and scores it on
-its fold's test speakers through ``edge_ser``. The table sets the averaged network's FP32 UA beside the child's own
-(its checkpoint's test UA, which its FP32 export reproduces) per fold; the mean is over the folds.
+For each pair, ``models.training.surgery`` (``--average-with``) writes ``(1 - alpha) * parent + alpha * child`` of
+every fold into ``DIR/LABEL``, and ``export.records.record_run`` exports each averaged fold (FP32 and static INT8)
+and scores it on its fold's test speakers through ``edge_ser``. The table sets the averaged network's FP32 UA
+beside the child's own (its checkpoint's test UA, which its FP32 export reproduces) per fold; the mean is over
+the folds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.records import record_run  # noqa: E402
-from models.training.interpolate import interpolate_run  # noqa: E402
+from models.training.surgery import averaged_run  # noqa: E402
 
 
 def child_scores(child: Path) -> dict[str, float]:
@@ -33,7 +34,7 @@ def child_scores(child: Path) -> dict[str, float]:
 def score_pair(label: str, parent: Path, child: Path, data: str, alpha: float, work: Path) -> dict:
     """Average ``parent`` and ``child``, export and score every fold; both networks' UA per fold."""
     averaged = work / label
-    interpolate_run(parent, child, averaged, alpha)
+    averaged_run(parent, child, averaged, alpha)
     record = json.loads(record_run(averaged, data, work / "onnx", work / "records", reuse=True).read_text())
     own = child_scores(child)
     folds = {

@@ -838,10 +838,11 @@ def test_a_run_cut_to_depth_one_starts_a_shallower_fine_tune(tmp_path: Path) -> 
 
 
 def test_a_fine_tune_averaged_with_its_parent(tmp_path: Path) -> None:
-    """``models.training.interpolate``: each fold's floating-point tensors are ``(1 - alpha) * parent + alpha *
-    child`` (alpha 0 and 1 give either network back), counters and configuration are the child's, the child's test
-    scores are left out; a parent trained on other speakers (another seed) or with other shapes is refused."""
-    from models.training import interpolate
+    """``models.training.surgery --average-with``: each fold's floating-point tensors are ``(1 - alpha) * parent +
+    alpha * child`` (alpha 0 and 1 give either network back), counters and configuration are the child's, the
+    child's test scores are left out; a parent trained on other speakers (another seed) or with other shapes is
+    refused."""
+    from models.training import surgery
 
     _, argv = toy_pcnn_args(tmp_path)
     argv = [*("edge_cnn" if a == "pcnn" else a for a in argv), "--folds", "0"]
@@ -853,7 +854,7 @@ def test_a_fine_tune_averaged_with_its_parent(tmp_path: Path) -> None:
     assert moved  # the fine-tune changed weights
     for alpha in (0.0, 0.25, 1.0):
         out = tmp_path / f"avg-{alpha}"
-        assert interpolate.interpolate_run(tmp_path / "parent", tmp_path / "child", out, alpha) == [fold]
+        assert surgery.averaged_run(tmp_path / "parent", tmp_path / "child", out, alpha) == [fold]
         avg = load_tensors(out / fold / "model.pt")
         for key, value in child.items():
             want = (1 - alpha) * parent[key] + alpha * value if value.is_floating_point() else value
@@ -862,16 +863,18 @@ def test_a_fine_tune_averaged_with_its_parent(tmp_path: Path) -> None:
     child_config = json.loads((tmp_path / "child" / fold / "config.json").read_text())
     assert config["metrics"] == {} and child_config["metrics"]
     assert config["frontend"] == child_config["frontend"]
-    assert "models.training.interpolate" in config["training"]["derived_from"]
+    assert "weights averaged" in config["training"]["derived_from"]
     report = json.loads((tmp_path / "avg-0.25" / "report.json").read_text())
     assert list(report["folds"]) == [fold] and report["protocol"] == child_config["training"]["protocol"]
     assert build_model(config).load_state_dict(load_tensors(tmp_path / "avg-0.25" / fold / "model.pt"))
 
     assert main([*argv, "--seed", "1", "--out", str(tmp_path / "other-seed")]) == 0
     with pytest.raises(ValueError, match="trained as"):
-        interpolate.interpolate_run(tmp_path / "other-seed", tmp_path / "child", tmp_path / "refused", 0.5)
+        surgery.averaged_run(tmp_path / "other-seed", tmp_path / "child", tmp_path / "refused", 0.5)
     assert main([*argv, "--backbone", '{"depth": 1}', "--out", str(tmp_path / "depth1")]) == 0
     with pytest.raises(ValueError, match="differ in tensors"):
-        interpolate.interpolate_run(tmp_path / "depth1", tmp_path / "child", tmp_path / "refused", 0.5)
-    runs = [str(tmp_path / name) for name in ("parent", "child", "x")]
-    assert interpolate.main([*runs, "--alpha", "2"]) == 2
+        surgery.averaged_run(tmp_path / "depth1", tmp_path / "child", tmp_path / "refused", 0.5)
+    assert surgery.main([str(tmp_path / "child"), str(tmp_path / "x"), "--average-with", str(tmp_path / "parent")]) == 0
+    assert json.loads((tmp_path / "x" / "report.json").read_text())["folds"] == {fold: {"fold": fold}}
+    runs = [str(tmp_path / "child"), str(tmp_path / "y"), "--average-with", str(tmp_path / "parent")]
+    assert surgery.main([*runs, "--alpha", "2"]) == 2
