@@ -112,23 +112,28 @@ def report(ref: str, runs: int) -> list[str]:
     return lines
 
 
+def recognizers_before_and_after(ref: str, name: str) -> tuple[Any, Any, Any]:
+    """Shipped model ``name`` twice: its windows cut and analysed by ``ref``'s cutter and front-end (``edge_ser/
+    windows.py`` and ``frontend.py``, through the seam Stream uses), and by this checkout's; and ``ref``'s
+    front-end itself."""
+    from edge_ser import Recognizer
+
+    old_frontend, old_windows = module_at(ref, "frontend"), module_at(ref, "windows")
+    after = Recognizer(name)
+    old_fe = old_frontend.FrontEnd(**dataclasses.asdict(after.contract.frontend))
+
+    class Before(Recognizer):
+        def cutter(self) -> Any:
+            return old_windows.Cutter(self.window_samples, self.hop_samples, self.min_samples, old_fe)
+
+    return Before(name), after, old_fe
+
+
 def long_audio_report(ref: str, seconds: float, runs: int) -> list[str]:
     """``english``'s ``predict`` on ``seconds`` of audio, ms per audio-second, with ``ref``'s front-end and window
     cutter (``edge_ser/frontend.py`` and ``windows.py``) against this checkout's: frames once per signal, the
     windows' own edge frames and inference, the whole long-audio path."""
-    from edge_ser import Recognizer
-
-    old_frontend, old_windows = module_at(ref, "frontend"), module_at(ref, "windows")
-    after = Recognizer("english")
-    old_fe = old_frontend.FrontEnd(**dataclasses.asdict(after.contract.frontend))
-
-    class Before(Recognizer):
-        """The same model, its windows cut and analysed by ``ref``'s cutter and front-end (the seam Stream uses)."""
-
-        def cutter(self) -> Any:
-            return old_windows.Cutter(self.window_samples, self.hop_samples, self.min_samples, old_fe)
-
-    before = Before("english")
+    before, after, _ = recognizers_before_and_after(ref, "english")
     x = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * 16000))).astype(np.float32)
     old, new = (rec.predict_segments(x, sample_rate=16000) for rec in (before, after))
     worst = max(abs(a - b) for o, n in zip(old, new) for a, b in zip(o.scores.values(), n.scores.values()))
@@ -148,10 +153,8 @@ def corpus_report(ref: str, root: Path, clips: int) -> list[str]:
     """Each shipped model's features and ``predict`` scores on real speech, ``ref``'s front-end and window cutter
     against this checkout's: ``clips`` files drawn (fixed seed) from each corpus folder under ``root``. Generated
     signals (the tables above) do not show what a change of arithmetic does in the quiet bands of recordings."""
-    from edge_ser import Recognizer
     from edge_ser.audio import load_audio
 
-    old_frontend, old_windows = module_at(ref, "frontend"), module_at(ref, "windows")
     rng = np.random.default_rng(0)
     corpora = sorted(d for d in root.iterdir() if d.is_dir())
     files = {}
@@ -167,16 +170,7 @@ def corpus_report(ref: str, root: Path, clips: int) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name in ("english", "chinese"):
-        after = Recognizer(name)
-        old_fe = old_frontend.FrontEnd(**dataclasses.asdict(after.contract.frontend))
-
-        class Before(Recognizer):
-            old_frontend = old_fe
-
-            def cutter(self) -> Any:
-                return old_windows.Cutter(self.window_samples, self.hop_samples, self.min_samples, self.old_frontend)
-
-        before = Before(name)
+        before, after, old_fe = recognizers_before_and_after(ref, name)
         band0 = rest = score = 0.0
         changed = total = 0
         for paths in files.values():
