@@ -245,8 +245,8 @@ class FrontEnd:
 
     def _emphasize(self, samples: np.ndarray, previous: float | None, out: np.ndarray) -> None:
         """``out`` = the pre-emphasized ``samples`` (in ``out``'s dtype), zero beyond them; ``previous`` is the
-        signal's sample before ``samples[0]`` (``None``: the signal starts there). Two passes: the lagged samples
-        scaled into scratch, then subtracted."""
+        signal's sample before ``samples[0]`` (``None``: the signal starts there). Two passes over ``out`` alone:
+        the lagged samples scaled into it, then subtracted from the samples in place."""
         used = min(len(samples), len(out))
         if used < len(out):
             out[used:] = 0.0
@@ -256,12 +256,11 @@ class FrontEnd:
         if not self.preemph:
             np.copyto(head, samples[:used], casting="same_kind")
             return
-        lagged = _buffer(("lagged", out.dtype.char), (used,), out.dtype)
-        np.multiply(samples[: used - 1], self.preemph, out=lagged[1:], casting="same_kind")
+        np.multiply(samples[: used - 1], self.preemph, out=head[1:], casting="same_kind")  # the lagged samples
         # the first sample's lag in the same arithmetic as the others': a signal cut anywhere gives the same digits
         as_sample = samples.dtype.type if samples.dtype.kind == "f" else float  # the dtype numpy computes in
-        lagged[0] = 0.0 if previous is None else as_sample(previous) * self.preemph
-        np.subtract(samples[:used], lagged, out=head, casting="same_kind")
+        head[0] = 0.0 if previous is None else as_sample(previous) * self.preemph
+        np.subtract(samples[:used], head, out=head, casting="same_kind")  # element by element: in place is exact
 
     def _power(
         self,
@@ -285,7 +284,7 @@ class FrontEnd:
             return
         n_signal = n_frames - len(pieces)
         block = min(n_frames, FFT_BLOCK)
-        fft_in = _buffer(("fft_in",), (block, n_fft), np.float64)
+        fft_in = _buffer(("fft_in", n_fft, self.frame_length), (block, n_fft), np.float64, zeroed=True)
         spec = _buffer(("spectrum",), (block, bins), np.complex128)
         for start in range(0, n_frames, block):
             stop = min(start + block, n_frames)
@@ -304,13 +303,13 @@ class FrontEnd:
 
     def _window(self, frames: np.ndarray, out: np.ndarray) -> None:
         """``out`` (float64 ``(rows, n_fft)``) = the float32 ``(rows, frame_length)`` ``frames`` times the window,
-        rounded in float32 (the C port rounds the same way), then zeros: the FFT's padding."""
+        rounded in float32 (the C port rounds the same way). The columns after ``frame_length`` are the FFT's zero
+        padding: ``out`` is a zeroed buffer whose rows only ever get their first ``frame_length`` columns written."""
         length = self.frame_length
         if self.window == "rect":
             np.copyto(out[:, :length], frames)
         else:
             np.multiply(frames, self._window32, out=out[:, :length])  # float32 product, stored as float64
-        out[:, length:] = 0.0
 
     def frame_rows(
         self,
@@ -421,20 +420,29 @@ def _serial_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 _workspace = threading.local()
 
 
-def _buffer(key: tuple, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    """A reusable per-thread scratch array of ``shape`` (contents undefined)."""
-    buffers = _workspace.__dict__.setdefault("buffers", {})
+def _buffer(key: tuple, shape: tuple[int, ...], dtype: type, zeroed: bool = False) -> np.ndarray:
+    """A reusable per-thread scratch array of ``shape`` (contents undefined). ``zeroed``: it starts as zeros, for a
+    caller that keeps part of it zero by never writing there (``key`` must then pin that part's layout). The view
+    last handed out under ``key`` is kept, so that a call on input of the same length makes no new array object."""
+    try:
+        buffers, views = _workspace.buffers, _workspace.views
+    except AttributeError:
+        buffers, views = _workspace.buffers, _workspace.views = {}, {}
+    last = views.get(key)
+    if last is not None and last.shape == shape and last.dtype == dtype:
+        return last
     size = math.prod(shape)
     buf = buffers.get(key)
     if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = buffers[key] = np.empty(max(size, 1), dtype)
-    return buf[:size].reshape(shape)
+        buf = buffers[key] = (np.zeros if zeroed else np.empty)(max(size, 1), dtype)
+    view = views[key] = buf[:size].reshape(shape)
+    return view
 
 
 def _floor(a: np.ndarray) -> np.ndarray:
     """Replace exact zeros by machine epsilon before a log, as python_speech_features does. Energies are
     never negative, so a positive minimum (one fast reduction) means there is nothing to replace."""
-    if not a.min() > 0:
+    if not np.minimum.reduce(a, axis=None) > 0:  # the ufunc itself: ndarray.min's Python wrapper costs a microsecond
         a[a == 0] = _EPS
     return a
 

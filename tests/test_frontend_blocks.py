@@ -2,6 +2,7 @@
 size, and no per-call scratch allocation (runtime only: no python_speech_features needed)."""
 
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -104,6 +105,28 @@ def test_repeated_calls_reuse_their_scratch(spec):
         tracemalloc.stop()
     spectrum = len(out) * (fe.n_fft // 2 + 1) * 4  # one float32 power spectrum of all frames
     assert peak < out.nbytes + spectrum < len(out) * fe.n_fft * 8
+
+
+def test_front_ends_taking_turns_keep_their_fft_padding_zero():
+    """The FFT input's zero padding is written once per scratch buffer, not per call: front-ends with other frame
+    lengths (some filling the whole ``n_fft``) taking turns in one thread each get the features they get alone."""
+    ends = [FrontEnd(kind="logmel", n_mels=40, win_length=w) for w in (0.032, 0.025, 0.02, 0.025, 0.032)]
+    x = voiced(1.7, seed=3)
+
+    def alone(fe: FrontEnd) -> np.ndarray:
+        with ThreadPoolExecutor(1) as pool:  # a new thread: new scratch, zeroed when made
+            return pool.submit(fe, x).result()
+
+    expected = [alone(fe) for fe in ends]
+    for _ in range(2):
+        for fe, want in zip(ends, expected):
+            np.testing.assert_array_equal(fe(x), want)
+            np.testing.assert_array_equal(fe(x[: len(x) // 3]), fe.pool(alone_rows(fe, x[: len(x) // 3])))
+
+
+def alone_rows(fe: FrontEnd, x: np.ndarray) -> np.ndarray:
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fe.frame_rows, x).result()
 
 
 @pytest.mark.parametrize("spec", SPECS)
