@@ -79,6 +79,47 @@ def onnx_fold_table(cv: dict[str, Any] | None, shipped: str) -> list[str]:
     return lines
 
 
+def error_lines(report: dict[str, Any] | None, labels: tuple[str, ...]) -> list[str]:
+    """Where each fold's checkpoint goes wrong on its test speakers (from the run report's confusion matrices):
+    the class it gave most often and that class's share of the speaker's utterances, and the class it recognized
+    worst. A share far above one class's would show a per-speaker bias, which a speaker profile can correct."""
+    folds = {
+        name: np.asarray(f["test"]["emotion"]["confusion"])
+        for name, f in ((report or {}).get("folds") or {}).items()
+        if "confusion" in ((f.get("test") or {}).get("emotion") or {})
+    }
+    folds = {name: m for name, m in folds.items() if m.shape == (len(labels), len(labels)) and m.sum()}
+    if not folds:
+        return []
+    lines = [
+        "",
+        "### Where the errors go",
+        "Per fold, the class the checkpoint gave its test speakers most often, with its share of their utterances "
+        "beside that class's share of their true labels, and the class it recognized worst (its recall).",
+        "",
+        "| fold | most predicted | share of the predictions | share of the true labels | worst recognized | recall |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    for name, m in folds.items():
+        given, support = m.sum(axis=0), m.sum(axis=1)
+        recall = np.where(support > 0, np.diag(m) / np.maximum(support, 1), np.inf)
+        top, worst = int(np.argmax(given)), int(np.argmin(recall))
+        lines.append(
+            f"| {name} | {labels[top]} | {100 * given[top] / m.sum():.0f} % | {100 * support[top] / m.sum():.0f} % | "
+            f"{labels[worst]} | {100 * recall[worst]:.0f} % |"
+        )
+    total = sum(folds.values())
+    lines += [
+        "",
+        "Confusion summed over the folds (rows: true class, columns: predicted):",
+        "",
+        "| true \\ predicted | " + " | ".join(labels) + " |",
+        "|---|" + "---:|" * len(labels),
+        *(f"| {t} | " + " | ".join(str(int(v)) for v in row) + " |" for t, row in zip(labels, total)),
+    ]
+    return lines
+
+
 def adaptation_section(contract: Any) -> list[str]:
     """How to use a model trained for speaker adaptation, and what it gains as a profile fills."""
     if contract.adaptation != "speaker":
@@ -151,6 +192,7 @@ def write_card(
         "## Speaker-independent results (checkpoint, PyTorch)",
         *fold_table(report),
         *onnx_fold_table(c.provenance.get("cross_validation"), fold_score_key(c.provenance)),
+        *error_lines(report, c.heads[0].labels),
         *adaptation_section(c),
         "",
         "## Export parity",

@@ -322,6 +322,26 @@ def test_card_names_every_extra_corpus_with_its_terms() -> None:
     assert extra_corpora_lines({"training": {}}) == [] == extra_corpora_lines(None)
 
 
+def test_card_shows_where_each_folds_errors_go() -> None:
+    """The card's error section reads the run report's confusion matrices: a speaker whose utterances all went to one
+    class shows that class and its share, and the class recognized worst."""
+    from export.model_card import error_lines
+
+    def fold(confusion):
+        return {"test": {"emotion": {"ua": 0.5, "confusion": confusion}}}
+
+    report = {
+        "folds": {"spk1": fold([[2, 0, 0], [3, 0, 1], [4, 0, 0]]), "spk2": fold([[4, 0, 0], [0, 4, 0], [0, 0, 4]])}
+    }
+    lines = error_lines(report, ("a", "b", "c"))
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| spk")}
+    assert rows["spk1"] == "| spk1 | a | 90 % | 20 % | b | 0 % |"  # 9 of 10 given a; b never recognized
+    assert rows["spk2"].startswith("| spk2 | a | 33 % | 33 % |") and rows["spk2"].endswith("| 100 % |")
+    assert "| c | 4 | 0 | 4 |" in lines  # summed over the folds
+    assert error_lines({"folds": {"spk1": {"test": {"emotion": {"ua": 0.5}}}}}, ("a", "b", "c")) == []
+    assert error_lines(report, ("a", "b")) == [] == error_lines(None, ("a",))
+
+
 def _relu_graph() -> onnx.ModelProto:
     """A graph with Relu nodes where a QDQ file's FP32 graph has them: some on values that cannot be negative."""
     from onnx import TensorProto, helper, numpy_helper
