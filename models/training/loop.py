@@ -279,49 +279,19 @@ def prepare_fold(
     train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (fold.train, fold.val, fold.test))
     labels = head_labels(corpus, train_idx, aux)
     targets = head_targets(corpus, labels)
-    per_utterance = None
-    if cfg.normalization == "utterance":
-        normalization = Normalization("utterance")
-    else:
-        normalization = fit_normalization(data.inputs, train_idx)
-        if cfg.normalization == "speaker":
-            per_utterance = speaker_normalization(data, train_idx, val_idx, test_idx)
-    config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict(), cfg.backbone)
-    if cfg.adversarial:
-        config["adversarial"] = list(cfg.adversarial)
-    config.update(
+    normalization, per_utterance = _fold_normalization(data, cfg, train_idx, val_idx, test_idx)
+    config, model, device = _fold_model(
+        data,
+        fold,
+        fold_index=fold_index,
+        arch=arch,
+        aux=aux,
+        cfg=cfg,
+        protocol=protocol,
         labels=labels,
-        normalization=normalization.to_dict(),
-        window={"seconds": cfg.window_seconds, "hop_seconds": cfg.hop_seconds, "min_seconds": cfg.min_seconds},
+        normalization=normalization,
     )
-    device = resolve_device(cfg.device)
-    torch.manual_seed(_epoch_seed(cfg.seed, fold_index, -1))
-    model = build_model(config).to(device)
-    if cfg.init:
-        warm_start(model, cfg.init, corpus=corpus.name, protocol=protocol, fold=fold.name, seed=cfg.seed)
-    if cfg.pad == "zero" and not model.masks_padding:
-        raise ValueError(
-            f"--pad zero needs a backbone that leaves the padding out (edge_cnn); {arch} would learn the padding's "
-            "length (the utterance's duration) as a cue: use --pad repeat"
-        )
-    config["parameters"] = count_parameters(model)
-    teacher, projector = None, None
-    if cfg.distill is not None:
-        teacher = distill.fold_targets(
-            corpus,
-            train_idx,
-            targets[PRIMARY],
-            len(labels[PRIMARY]),
-            cfg.distill,
-            cfg.teacher_views,
-            cfg.seed,
-            per_speaker=cfg.normalization == "speaker",
-            extra=data.extra_sources,
-        )
-        projector = torch.nn.Linear(model.backbone.embedding_dim, teacher.dim).to(device)
-    frame_teacher = None
-    if cfg.distill is not None and cfg.distill.frame_weight > 0:
-        frame_teacher = frame_teacher_for(data, model, train_idx, targets[PRIMARY], cfg, device)
+    teacher, projector, frame_teacher = _fold_teachers(data, cfg, model, train_idx, targets, labels, device)
     trainable = [
         *model.parameters(),
         *(projector.parameters() if projector is not None else ()),
@@ -372,6 +342,88 @@ def prepare_fold(
         progress={"epoch": 0, "best_ua": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []},
         best_state=_snapshot(model),
     )
+
+
+def _fold_normalization(
+    data: CorpusData, cfg: TrainConfig, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray
+) -> tuple[Normalization, Norms | None]:
+    """The normalization the model file records (each input's own for ``utterance``, else the training part's
+    statistics), and for ``speaker`` normalization each utterance's own speaker statistics, which training uses."""
+    if cfg.normalization == "utterance":
+        return Normalization("utterance"), None
+    normalization = fit_normalization(data.inputs, train_idx)
+    if cfg.normalization == "speaker":
+        return normalization, speaker_normalization(data, train_idx, val_idx, test_idx)
+    return normalization, None
+
+
+def _fold_model(
+    data: CorpusData,
+    fold: FoldPlan,
+    *,
+    fold_index: int,
+    arch: str,
+    aux: Mapping[str, float],
+    cfg: TrainConfig,
+    protocol: str | None,
+    labels: dict[str, list[str]],
+    normalization: Normalization,
+) -> tuple[dict[str, Any], SERModel, torch.device]:
+    """The model's config (saved with its weights), and the model on its device: seeded for the fold, or with
+    ``cfg.init`` the weights of the same fold of another run of ``protocol``."""
+    frontend = data.inputs.frontend
+    config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict(), cfg.backbone)
+    if cfg.adversarial:
+        config["adversarial"] = list(cfg.adversarial)
+    config.update(
+        labels=labels,
+        normalization=normalization.to_dict(),
+        window={"seconds": cfg.window_seconds, "hop_seconds": cfg.hop_seconds, "min_seconds": cfg.min_seconds},
+    )
+    device = resolve_device(cfg.device)
+    torch.manual_seed(_epoch_seed(cfg.seed, fold_index, -1))
+    model = build_model(config).to(device)
+    if cfg.init:
+        warm_start(model, cfg.init, corpus=data.corpus.name, protocol=protocol, fold=fold.name, seed=cfg.seed)
+    if cfg.pad == "zero" and not model.masks_padding:
+        raise ValueError(
+            f"--pad zero needs a backbone that leaves the padding out (edge_cnn); {arch} would learn the padding's "
+            "length (the utterance's duration) as a cue: use --pad repeat"
+        )
+    config["parameters"] = count_parameters(model)
+    return config, model, device
+
+
+def _fold_teachers(
+    data: CorpusData,
+    cfg: TrainConfig,
+    model: SERModel,
+    train_idx: np.ndarray,
+    targets: dict[str, np.ndarray],
+    labels: dict[str, list[str]],
+    device: torch.device,
+) -> tuple[distill.Targets | None, torch.nn.Module | None, distill.FrameTeacher | None]:
+    """When the run distills: the teacher's targets for the fold's training part (cross-fitted soft labels and
+    pooled features), the projection of the student's embedding onto those features, and the frame-level targets
+    (``--distill-frames``). Built after the model, in this order, so a seed gives the same weights as before."""
+    if cfg.distill is None:
+        return None, None, None
+    teacher = distill.fold_targets(
+        data.corpus,
+        train_idx,
+        targets[PRIMARY],
+        len(labels[PRIMARY]),
+        cfg.distill,
+        cfg.teacher_views,
+        cfg.seed,
+        per_speaker=cfg.normalization == "speaker",
+        extra=data.extra_sources,
+    )
+    projector = torch.nn.Linear(model.backbone.embedding_dim, teacher.dim).to(device)
+    frame_teacher = None
+    if cfg.distill.frame_weight > 0:
+        frame_teacher = frame_teacher_for(data, model, train_idx, targets[PRIMARY], cfg, device)
+    return teacher, projector, frame_teacher
 
 
 def frame_teacher_for(
