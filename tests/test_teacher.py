@@ -184,6 +184,26 @@ def test_feature_cache_resumes_and_reports_bad_files(tmp_path, capsys):
 
 
 @needs_teacher
+def test_filling_the_cache_leaves_the_callers_random_state_alone(tmp_path):
+    """Computing teacher features or frames (which builds the encoder) draws nothing from torch's global random
+    state: a training run that fills the cache trains exactly as the same run reading it."""
+    import soundfile as sf
+
+    from models.data.corpora import load_corpus
+    from models.teachers.cache import teacher_features, teacher_frames
+
+    sf.write(tmp_path / "c0.wav", clip(1.0, seed=0), 16000)
+    (tmp_path / "list.csv").write_text("path,emotion,speaker\nc0.wav,a,s0\n")
+    corpus = load_corpus("csv", tmp_path / "list.csv", check_audio=False)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    teacher_features(corpus, "whisper-tiny.en", cache_dir=tmp_path / "cache", progress=False)
+    teacher_frames(corpus, "whisper-tiny.en", cache_dir=tmp_path / "cache", progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@needs_teacher
 def test_base_tier_exports_a_self_describing_batch_independent_file(tmp_path):
     from edge_ser import Recognizer
     from export.base_tier import export_base
