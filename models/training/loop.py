@@ -281,15 +281,7 @@ def prepare_fold(
     targets = head_targets(corpus, labels)
     normalization, per_utterance = _fold_normalization(data, cfg, train_idx, val_idx, test_idx)
     config, model, device = _fold_model(
-        data,
-        fold,
-        fold_index=fold_index,
-        arch=arch,
-        aux=aux,
-        cfg=cfg,
-        protocol=protocol,
-        labels=labels,
-        normalization=normalization,
+        data, cfg, arch, aux, labels, normalization, fold=(fold.name, fold_index), protocol=protocol
     )
     teacher, projector, frame_teacher = _fold_teachers(data, cfg, model, train_idx, targets, labels, device)
     trainable = [
@@ -359,18 +351,18 @@ def _fold_normalization(
 
 def _fold_model(
     data: CorpusData,
-    fold: FoldPlan,
-    *,
-    fold_index: int,
+    cfg: TrainConfig,
     arch: str,
     aux: Mapping[str, float],
-    cfg: TrainConfig,
-    protocol: str | None,
     labels: dict[str, list[str]],
     normalization: Normalization,
+    *,
+    fold: tuple[str, int],
+    protocol: str | None,
 ) -> tuple[dict[str, Any], SERModel, torch.device]:
-    """The model's config (saved with its weights), and the model on its device: seeded for the fold, or with
-    ``cfg.init`` the weights of the same fold of another run of ``protocol``."""
+    """The model's config (saved with its weights), and the model on its device: seeded for ``fold`` (its name and
+    index), or with ``cfg.init`` the weights of the same fold of another run of ``protocol``."""
+    fold_name, fold_index = fold
     frontend = data.inputs.frontend
     config = default_config(arch, {h: len(v) for h, v in labels.items()}, aux, frontend.to_dict(), cfg.backbone)
     if cfg.adversarial:
@@ -384,7 +376,7 @@ def _fold_model(
     torch.manual_seed(_epoch_seed(cfg.seed, fold_index, -1))
     model = build_model(config).to(device)
     if cfg.init:
-        warm_start(model, cfg.init, corpus=data.corpus.name, protocol=protocol, fold=fold.name, seed=cfg.seed)
+        warm_start(model, cfg.init, corpus=data.corpus.name, protocol=protocol, fold=fold_name, seed=cfg.seed)
     if cfg.pad == "zero" and not model.masks_padding:
         raise ValueError(
             f"--pad zero needs a backbone that leaves the padding out (edge_cnn); {arch} would learn the padding's "
