@@ -86,14 +86,6 @@ def _names(corpus: Corpus) -> list[tuple[str, int]]:
     return out
 
 
-def _encoder(name: str) -> WhisperTeacher:
-    """The teacher, loaded without touching torch's global random state: building its layers draws random initial
-    weights (then replaced by the pretrained ones), which would otherwise make a training run that fills the cache
-    draw other student weights and batches than the same run reading it."""
-    with torch.random.fork_rng(devices=[]):
-        return load_encoder(name)
-
-
 def _save(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
@@ -137,7 +129,7 @@ def teacher_features(
         if not compute:
             raise EdgeSERError(f"teacher features {path} are not cached; run python -m models.teachers.cache")
         if model is None:
-            model = _encoder(encoder)
+            model = load_encoder(encoder)
         rows, good = [], []
         for i, (name, _) in enumerate(part):
             u = corpus.utterances[start + i]
@@ -200,7 +192,7 @@ def teacher_frames(
         path = folder / f"shard{start // SHARD:04d}-{key}.npz"
         if not path.exists():
             if model is None:
-                model = _encoder(encoder)
+                model = load_encoder(encoder)
             rows, n, good = [], [], []
             for i, (name, _) in enumerate(part):
                 u = corpus.utterances[start + i]

@@ -258,7 +258,11 @@ def _verified(name: str) -> tuple[EncoderSpec, tuple[Path, ...]]:
 
 
 def load_encoder(name: str = "whisper-base", blocks: int | None = None) -> WhisperTeacher:
-    """The verified encoder ``name`` (see :data:`ENCODERS`), optionally cut after ``blocks`` blocks, in eval mode."""
+    """The verified encoder ``name`` (see :data:`ENCODERS`), optionally cut after ``blocks`` blocks, in eval mode.
+
+    Building the layers draws random initial weights, which the pretrained ones then replace; that happens under
+    a forked random state, so loading the teacher leaves the caller's draws (a student's weights and batches) as
+    they were: a run that fills a teacher cache trains exactly as one that reads it."""
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     spec, paths = _verified(name)
@@ -272,6 +276,7 @@ def load_encoder(name: str = "whisper-base", blocks: int | None = None) -> Whisp
         return parts[0] == "encoder" and (not _BLOCK.fullmatch(parts[1]) or parts[1] in wanted)
 
     _, arrays = read_ct2(list(paths), keep)
-    encoder = WhisperEncoder(_encoder_config(spec, layers))
+    with torch.random.fork_rng(devices=[]):
+        encoder = WhisperEncoder(_encoder_config(spec, layers))
     encoder.load_state_dict(_state_dict(arrays, layers, spec.d_model), strict=True)
     return WhisperTeacher(spec, encoder.eval(), spec.sha256).eval()
