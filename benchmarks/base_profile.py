@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import cpu_name
+
 PARTS = (
     ("log-mel front-end", re.compile(r"^/logmel/")),
     ("conv stem", re.compile(r"^/conv[12]/")),
@@ -94,7 +96,7 @@ def markdown(rows: list[dict], seconds: float, runs: int, command: str) -> str:
         f"# Where the base tier's time goes ({seconds:g} s of audio, one thread, ONNX Runtime profiler)",
         "",
         f"Kernel ms per run, mean of {runs} runs (share of the profiled total); `{command}`; "
-        f"{platform.machine()} {_cpu()}, load average {os.getloadavg()[0]:.1f} at the end.",
+        f"{platform.machine()} {cpu_name()}, load average {os.getloadavg()[0]:.1f} at the end.",
         "",
         "| part | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(rows),
@@ -114,13 +116,6 @@ def markdown(rows: list[dict], seconds: float, runs: int, command: str) -> str:
         top = ", ".join(f"{op} {ms:.2f}" for op, ms in list(r["ops"].items())[:8])
         lines.append(f"- `{name}`: {top}")
     return "\n".join(lines) + "\n"
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:

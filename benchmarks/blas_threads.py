@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from benchmarks.report import emit  # noqa: E402
+from benchmarks.report import cpu_name, emit  # noqa: E402
 from edge_ser import Recognizer, frontend  # noqa: E402
 
 VARIANTS = {"chunked products (shipped)": frontend.SERIAL_MACS, "one product per block (before)": 1 << 62}
@@ -94,14 +93,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.machine(),
-    )
+    cpu = cpu_name()
     rec = Recognizer("english")
     x = (0.1 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
     lines = [

@@ -165,7 +165,7 @@ def main() -> None:
     )
     print(text)
     if args.out:
-        replace_section(args.out, HEAD, "Predict-process memory", text + "\n")
+        replace_section(args.out, HEAD, "Predict-process memory", text + "\n", keep_older=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from benchmarks.report import emit
+from benchmarks.report import cpu_name, emit
 from benchmarks.runtime import interleaved
 from edge_ser import Recognizer
 from edge_ser.model import session_options
@@ -54,14 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.machine(),
-    )
+    cpu = cpu_name()
     load = os.getloadavg()[0]
     body = [rows(name, args.runs) for name in ("english", "chinese")]
     emit(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import shlex
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+
+from edge_ser.bench import cpu_description
 
 
 def emit(lines: list[str], out: Path | None) -> str:
@@ -31,12 +32,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo; the platform's processor or machine elsewhere)."""
-    info = Path("/proc/cpuinfo")
-    for line in info.read_text().splitlines() if info.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    """The CPU as the runtime's ``edge-ser bench`` names it: model, family and the instruction sets that change
+    the figures (two "AMD EPYC" can differ by half)."""
+    return cpu_description()
 
 
 def replace_section(path: Path, head: str, name: str, text: str, keep_older: bool = False) -> None:

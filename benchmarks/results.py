@@ -35,6 +35,7 @@ import numpy as np
 
 from benchmarks.report import emit, one_core
 from edge_ser import Recognizer, bench
+from edge_ser.bench import cpu_description
 from edge_ser.contract import fold_score_key
 from edge_ser.model import SHIPPED, resolve, shipped_models
 from export.records import export_fold, mean_std, record_run
@@ -192,32 +193,17 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-ISA_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"))
-
-
 def machine() -> dict[str, Any]:
     """CPU model, cores and the versions that shape the figures."""
     import numpy
     import onnxruntime
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        info = dict(
-            (key.strip(), value.strip())
-            for key, _, value in (line.partition(":") for line in Path("/proc/cpuinfo").read_text().splitlines())
-            if key.strip() in ("model name", "cpu family", "model", "flags")
-        )
-        flags = set(info.get("flags", "").split())
-        # two "AMD EPYC" can differ by 1.8x, and INT8 kernels by instruction set: name both
-        isa = ", ".join(f"{'' if f in flags else 'no '}{name}" for f, name in ISA_FLAGS)
-        cpu = f"{info.get('model name', cpu)} (family {info.get('cpu family', '?')} model {info.get('model', '?')}"
-        cpu += f"; {isa})" if flags else ")"
     versions = {"python": platform.python_version(), "numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__}
     for module in ("torch", "onnx"):
         with contextlib.suppress(ImportError):
             versions[module] = __import__(module).__version__
     return {
-        "cpu": cpu,
+        "cpu": cpu_description(),
         "cores": os.cpu_count(),
         "os": platform.platform(),
         "versions": versions,

@@ -29,7 +29,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.report import emit  # noqa: E402
+from benchmarks.report import cpu_name, emit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -510,11 +510,7 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_name()
     started, load = datetime.now(timezone.utc), os.getloadavg()
     body = [
         *frontend_table(args.runs),

@@ -40,6 +40,8 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
+from benchmarks.report import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -306,7 +308,7 @@ def main() -> None:
     if args.long_clips > 0 and args.long_seconds > 0:
         sets.append((args.long_clips, args.long_seconds))
     cores = os.cpu_count() or 1
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_name()
     lines = [
         "# `edge-ser score` throughput: one process, process pool, local Ray",
         "",

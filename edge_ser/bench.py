@@ -12,7 +12,8 @@ real-time factor (total p50 / audio duration); and, from fresh processes that ma
 the cold start in-process (import, load, predict) and as a whole process
 (interpreter start to first prediction, wall clock, and that process's CPU time), and the child's peak
 resident memory (``VmHWM``, read by the child itself: Linux carries a parent's ``ru_maxrss`` across fork
-and exec), and the load average at the start (the machine's other work, which slows the figures). With
+and exec), the CPU (:func:`cpu_description`: model, family and the instruction sets ONNX Runtime's kernels
+choose by) and the load average at the start (the machine's other work, which slows the figures). With
 ``--data DIR --dataset NAME`` (the training side, ``benchmarks.accuracy``) also UA/WA on that corpus.
 Needs only the runtime.
 
@@ -46,6 +47,11 @@ PERCENTILES = (50, 90, 99)
 PARTS = ("frontend", "inference", "total")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 FRESH_RUNS = 5  # fresh processes per model; the median is reported
+# Instruction sets that change which ONNX Runtime and numpy kernels run (and so the figures): (cpuinfo flag, name).
+ISA_FLAGS = {
+    "flags": (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI")),
+    "Features": (("asimddp", "dot product"), ("i8mm", "I8MM"), ("sve", "SVE")),
+}
 
 # A fresh interpreter, argv = model path, threads, signal (.npy), rate: one prediction, then its own figures.
 # The parent writes the signal, so the child loads only what a predict process loads (numpy.random alone,
@@ -236,7 +242,7 @@ def bench_models(
 ) -> list[dict[str, Any]]:
     """Every figure for each model, as JSON-ready objects; latencies from one interleaved run
     (``score(rec, corpus)``: UA/WA, given a corpus)."""
-    load = _load_average()
+    load, cpu = _load_average(), cpu_description()
     timings = measure_latency([rec.path for rec in recognizers], args.threads, args.seconds, args.runs, args.warmup)
     results = []
     for rec, timing in zip(recognizers, timings):
@@ -259,6 +265,7 @@ def bench_models(
                 **fresh,
                 "accuracy": score(rec, corpus) if corpus is not None else None,
                 "load_average": load,
+                "cpu": cpu,
             }
         )
     return results
@@ -305,7 +312,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     head += ["UA %", "WA %"] if scored else []
     lines = [
         f"`edge-ser bench`: {r0['seconds']:g} s of audio, threads {r0['threads']}, {r0['runs']} runs after "
-        f"{r0['warmup']} warm-up; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{r0['warmup']} warm-up; {r0.get('cpu') or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, "
         f"onnxruntime {_ort_version()}"
         + (f"; load average {r0['load_average'][0]:.2f} at the start." if r0.get("load_average") else "."),
         "",
@@ -329,6 +337,35 @@ def markdown(results: list[dict[str, Any]]) -> str:
             cells += [f"{100 * acc['ua']:.1f}", f"{100 * acc['wa']:.1f}"] if acc else ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The CPU as a figure's label: its model name, family and model (x86) or implementer and part (Arm), and
+    which of :data:`ISA_FLAGS` it has. Two CPUs sold under one name ("AMD EPYC") can differ by half in these
+    figures, and INT8 kernels by instruction set. ``cpuinfo``: the text of ``/proc/cpuinfo`` (read if ``None``;
+    where there is none, the platform's own name)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    info: dict[str, str] = {}
+    for line in cpuinfo.splitlines():  # the first processor's entries
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    name = info.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+    if "cpu family" in info:
+        ids = f"family {info['cpu family']} model {info.get('model', '?')}"
+    elif "CPU implementer" in info:
+        ids = f"implementer {info['CPU implementer']} part {info.get('CPU part', '?')}"
+    else:
+        return name
+    for key, isa in ISA_FLAGS.items():
+        if key in info:
+            flags = set(info[key].split())
+            return f"{name} ({ids}; " + ", ".join(f"{'' if f in flags else 'no '}{n}" for f, n in isa) + ")"
+    return f"{name} ({ids})"
 
 
 def _load_average() -> list[float] | None:

@@ -142,6 +142,7 @@ def test_json_fields_and_sane_figures(report, tiny_model, waveform_model):
         assert r["rtf"] > 0 and r["rtf"] == pytest.approx(r["latency_ms"]["total"]["p50"] / 1e3)
         assert r["cold_start_ms"] > r["in_process_ms"] > 0 and r["peak_rss_mb"] > 10
         assert r["runs"] == 20 and r["seconds"] == 1.0 and r["accuracy"] is None
+        assert r["cpu"] == bench.cpu_description()
 
 
 @pytest.fixture
@@ -162,6 +163,34 @@ def test_csv_and_markdown_one_row_per_model(tiny_model, waveform_model, no_subpr
     assert code == 0
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 2 and table[2].startswith(f"| {tiny_model.name} |")
+    assert f"warm-up; {bench.cpu_description()}, " in out  # the figures name the CPU they came from
+
+
+ZEN3 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx avx2 fma bmi2
+
+processor\t: 1
+model name\t: something else
+"""
+ZEN4 = ZEN3.replace("model\t\t: 1", "model\t\t: 17").replace("bmi2", "bmi2 avx512f avx512_vnni")
+ARM = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes asimddp sve
+CPU implementer\t: 0x41
+CPU part\t: 0xd40
+"""
+
+
+def test_cpu_description_tells_apart_cpus_sold_under_one_name():
+    assert bench.cpu_description(ZEN3) == "AMD EPYC (family 25 model 1; AVX2, no AVX-512, no AVX-512 VNNI, no AVX-VNNI)"
+    assert bench.cpu_description(ZEN4) == "AMD EPYC (family 25 model 17; AVX2, AVX-512, AVX-512 VNNI, no AVX-VNNI)"
+    arm = bench.cpu_description(ARM)
+    assert arm.endswith("(implementer 0x41 part 0xd40; dot product, no I8MM, SVE)")
+    assert bench.cpu_description("") == bench.cpu_description("no colon here\n")  # no cpuinfo: the platform's name
 
 
 def test_accuracy_on_a_csv_corpus(tiny_model, tmp_path, no_subprocess):

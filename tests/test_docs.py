@@ -73,3 +73,21 @@ def test_readme_speed_figures_are_those_of_results():
     assert f"(`english` {ratio:.2f}x as fast)" in speed
     day, clock = results["machine"]["date"].removesuffix(" UTC").split()
     assert f"{day}T{clock}Z" in speed
+    family, model = results["machine"]["cpu"].split("(family ")[1].split(";")[0].split(" model ")
+    assert f"family {family} model {model}" in speed  # the CPU the figures came from
+
+
+def test_readme_speed_figures_of_the_earlier_cpu_are_those_of_its_table():
+    """The README's figures for the AVX2-only EPYC are those of the RESULTS.json kept from that run."""
+    kept = json.loads((ROOT / "benchmarks" / "results" / "results-2026-12-04-zen3.json").read_text())
+    entries = {(e["name"], e["precision"]): e for e in kept["entries"]}
+    (speed,) = [p for p in (ROOT / "README.md").read_text().split("\n\n") if p.startswith("**Speed.**")]
+    speed = " ".join(speed.split())
+    english, chinese = (
+        entries[(f"{n} (shipped)", "fp32")]["bench"]["latency_ms"]["total"]["p50"] for n in ("english", "chinese")
+    )
+    ratio = entries[("english (shipped)", "fp32")]["speedup"]["audio_resnet"][0]
+    assert f"gave `english` {english:.2f} ms and `chinese` {chinese:.2f} ms, `english` {ratio:.2f}x as fast" in speed
+    day, clock = kept["machine"]["date"].removesuffix(" UTC").split()
+    assert f"{day}T{clock}Z" in speed
+    assert "family 25 model 1," in speed and "family 25 model 1;" in kept["machine"]["cpu"]
