@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import platform
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from edge_ser.contract import EmbeddingAdaptation, Head, ModelContract
 from edge_ser.frontend import FrontEnd, Normalization
 from edge_ser.model import ASSETS, SHIPPED
 
+from . import model_card
 from .base_variants import HEAD, REFIT, VARIANTS, choose, embeddings, latency_table, make_variant
 from .onnx_export import git_commit, to_onnx
 
@@ -589,19 +589,8 @@ def ship(name: str, data_root: str, work: Path) -> Path:
         refit = folded(fit_head(xq[ok], y[ok], c))
     make_variant(fp32, chosen, calibration, out, refit)
     keep_fold_head(fold_dir / f"{recipe.test_fold}.{chosen}.onnx", TEST_ASSETS / f"{name}-{recipe.test_fold}.head.npz")
-    machine = f"{platform.machine()} {_cpu()}"
-    write_card(out, recipe, cv, latency, chosen, machine)
+    write_card(out, recipe, cv, latency, chosen, model_card.machine())
     return out
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser import Recognizer
+from edge_ser.bench import cpu_description
 from edge_ser.contract import fold_score_key
 
 LICENCES = {
@@ -213,8 +213,9 @@ def write_card(
 
 
 def machine() -> str:
-    """The building machine as cards name it (architecture and core count)."""
-    return f"{platform.machine()}, {os.cpu_count()} cores"
+    """The building machine as cards name it: the CPU as ``edge-ser bench`` names it (model, family, instruction
+    sets) and its core count."""
+    return f"{cpu_description()}, {os.cpu_count()} cores"
 
 
 def header_lines(model_path: str | os.PathLike, int8: bool, machine: str = "this machine") -> list[str]:

@@ -15,6 +15,7 @@ from onnx import numpy_helper  # noqa: E402
 from test_train import make_corpus, write_manifest  # noqa: E402
 
 from edge_ser import Recognizer  # noqa: E402
+from edge_ser.bench import cpu_description  # noqa: E402
 from edge_ser.contract import fold_score_key  # noqa: E402
 from export import (
     quantize,  # noqa: E402
@@ -78,6 +79,7 @@ def test_ship_builds_a_self_describing_int8_model_with_its_fold_results(tmp_path
     assert "python -m export.ship toy" in card and "ONNX INT8 UA" in card and "all speakers" in card
     assert "## Variants (the export rule)" in card and "(shipped)" in card
     assert "export rule" in card.splitlines()[2]  # the header describes the shipped variant, not the INT8 export
+    assert f"included; {cpu_description()}, " in card  # its latency names the CPU, as `edge-ser bench` does
     mean_row = next(line for line in card.splitlines() if line.startswith("| **mean ± std** | | "))
     cells = [cell.strip() for cell in mean_row.strip("|").split("|")]
     assert cells[2] == f"**{100 * cv['fp32_ua_mean']:.1f} ± {100 * cv['fp32_ua_std']:.1f}**"
