@@ -70,10 +70,18 @@ print(json.dumps(stages))
 """
 
 
+def _child_environment() -> dict[str, str]:
+    """This environment for a measured child: no PYTHONPATH (each kind sets its own), one thread everywhere, and
+    Python's bytecode cache on, as in an installed predict process (the same as ``edge-ser bench``'s children)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
+    env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+    return env
+
+
 def stage_lines(path: str, signal: Path, rounds: int, cwd: Path) -> list[str]:
     """Medians over ``rounds`` fresh processes of :data:`_STAGES`, as Markdown lines."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(dict.fromkeys(THREAD_VARIABLES, "1"), PYTHONPATH=str(ROOT))
+    env = _child_environment()
+    env["PYTHONPATH"] = str(ROOT)
     runs = []
     for _ in range(rounds):
         out = subprocess.run(
@@ -106,8 +114,7 @@ def export(ref: str, into: Path) -> Path:
 def peak(code: str, argv: list[str], root: Path | None, cwd: Path) -> float:
     """VmHWM (MiB) of a fresh interpreter running ``code``, one thread everywhere, ``root`` importable. It runs
     in ``cwd``, a folder without ``edge_ser``: ``python -c`` puts the working directory first on ``sys.path``."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+    env = _child_environment()
     if root is not None:
         env["PYTHONPATH"] = str(root)
     out = subprocess.run(

@@ -182,8 +182,12 @@ def latency(paths: list[str], threads: int, seconds: float, runs: int, warmup: i
 
 
 def _environment(threads: int) -> dict[str, str]:
-    """This environment, with this edge_ser importable and numpy's thread pools capped at ``threads``."""
+    """This environment, with this edge_ser importable and numpy's thread pools capped at ``threads``, and Python's
+    bytecode cache on: an installed package has its ``.pyc`` files, so a predict process does not compile edge_ser
+    from source at every start (with ``PYTHONDONTWRITEBYTECODE`` kept, a source checkout's children did, which
+    added to their cold start)."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     if threads > 0:

@@ -212,10 +212,16 @@ def test_accuracy_on_a_csv_corpus(tiny_model, tmp_path, no_subprocess):
     assert acc["wa"] == pytest.approx(hits / 5) and 0 <= acc["ua"] <= 1
 
 
-def test_fresh_processes_cap_numpy_threads_and_use_this_edge_ser():
-    code = "import json, os, edge_ser as e; print(json.dumps({'n': os.environ['OMP_NUM_THREADS'], 'at': e.__file__}))"
+def test_fresh_processes_cap_numpy_threads_and_use_this_edge_ser(monkeypatch):
+    """The child imports this edge_ser with numpy's threads capped, and keeps Python's bytecode cache on as an
+    installed predict process does, whatever the caller's ``PYTHONDONTWRITEBYTECODE``."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    code = (
+        "import json, os, sys, edge_ser as e; "
+        "print(json.dumps({'n': os.environ['OMP_NUM_THREADS'], 'at': e.__file__, 'nopyc': sys.dont_write_bytecode}))"
+    )
     out, _ = bench.in_fresh_process(code, ["unused"], threads=1)
-    assert out == {"n": "1", "at": edge_ser.__file__}
+    assert out == {"n": "1", "at": edge_ser.__file__, "nopyc": False}
 
 
 def test_peak_memory_is_the_childs_own(tiny_model):
