@@ -33,7 +33,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def cpu_name() -> str:
     """The CPU as the runtime's ``edge-ser bench`` names it: model, family and the instruction sets that change
-    the figures (two "AMD EPYC" can differ by half)."""
+    the figures (two CPUs that both call themselves "AMD EPYC" took 1.25 and 0.93 ms for `english` here)."""
     return cpu_description()
 
 

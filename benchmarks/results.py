@@ -33,9 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.report import emit, one_core
+from benchmarks.report import cpu_name, emit, one_core
 from edge_ser import Recognizer, bench
-from edge_ser.bench import cpu_description
 from edge_ser.contract import fold_score_key
 from edge_ser.model import SHIPPED, resolve, shipped_models
 from export.records import export_fold, mean_std, record_run
@@ -203,7 +202,7 @@ def machine() -> dict[str, Any]:
         with contextlib.suppress(ImportError):
             versions[module] = __import__(module).__version__
     return {
-        "cpu": cpu_description(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "os": platform.platform(),
         "versions": versions,

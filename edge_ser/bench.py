@@ -345,7 +345,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 def cpu_description(cpuinfo: str | None = None) -> str:
     """The CPU as a figure's label: its model name, family and model (x86) or implementer and part (Arm), and
-    which of :data:`ISA_FLAGS` it has. Two CPUs sold under one name ("AMD EPYC") can differ by half in these
+    which of :data:`ISA_FLAGS` it has. Two CPUs sold under one name ("AMD EPYC") differed by a third in these
     figures, and INT8 kernels by instruction set. ``cpuinfo``: the text of ``/proc/cpuinfo`` (read if ``None``;
     where there is none, the platform's own name)."""
     if cpuinfo is None:
