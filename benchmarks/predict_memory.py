@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 
 from benchmarks.frontend_speed import BEFORE, HEAD, revision
 from benchmarks.report import cpu_name, replace_section
-from edge_ser.bench import _FRESH, THREAD_VARIABLES, bench_signal
+from edge_ser.bench import _FRESH, _environment, bench_signal
 from edge_ser.model import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +70,10 @@ print(json.dumps(stages))
 
 
 def _child_environment() -> dict[str, str]:
-    """This environment for a measured child: no PYTHONPATH (each kind sets its own), one thread everywhere, and
-    Python's bytecode cache on, as in an installed predict process (the same as ``edge-ser bench``'s children)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
-    env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+    """``edge-ser bench``'s environment for its children (one thread everywhere, Python's bytecode cache on) without
+    its PYTHONPATH: each kind of process here sets its own."""
+    env = _environment(1)
+    del env["PYTHONPATH"]
     return env
 
 
