@@ -110,7 +110,7 @@ def test_transfer_targets_come_from_the_fold_training_speakers_only(monkeypatch)
         mean, std = tables["main"]["clean"][train].mean(0), tables["main"]["clean"][train].std(0) + 1e-6
         expected = (tables["other"][view][known] - mean) / std
         assert np.allclose(feats[known], expected, atol=1e-5)  # the fold's training statistics, not the other's
-    soft, feats = t.lookup(np.array([0, 1]), np.array([0.9, 1.0]))
+    soft, feats = t.lookup(np.array([0, 1]), np.array(["speed0.9", "clean"], dtype=object))
     assert np.allclose(feats[0], t.features["speed0.9"][0]) and np.allclose(feats[1], t.features["clean"][1])
 
 
@@ -162,8 +162,9 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
         "whisper-tiny.en:1",
         "--speed",
         "0.9,1.0,1.1",
+        "--pitch=-3,3",
         "--aug-prob",
-        "1.0",
+        "0.5",  # crops from augmented views and clean ones (the frame targets are the clean clips')
         "--distill-frames",
         "1.0",
         "--transfer",
@@ -184,8 +185,10 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
     assert all(h["transfer_soft"] > 0 and h["transfer_features"] > 0 for h in history)  # the transfer set trained
     assert all(h["teacher_frames"] > 0 for h in history)  # frame-level targets of the clean crops
     assert list((tmp_path / "teacher").glob("*/*-frames/*.npz"))  # the teacher's frames cached
-    views = {p.name.split("-")[-1] for p in (tmp_path / "teacher").glob("*/*")}
-    assert {"clean", "speed0.9", "speed1.1"} <= views  # augmented copies got their own teacher features
+    views = {p.name.split("-", 1)[1] for p in (tmp_path / "teacher").glob("*/*")}  # <corpus>-<view>
+    assert {"clean", "speed0.9", "speed1.1", "pitch-3", "pitch+3"} <= views  # augmented copies: their own features
+    settings = json.loads((fold / "config.json").read_text())["training"]
+    assert settings["augment"]["pitches"] == [-3.0, 3.0]
 
 
 def test_a_transfer_corpus_too_small_for_a_batch_is_refused(monkeypatch):
@@ -259,7 +262,7 @@ def test_mixup_with_a_teacher_mixes_inputs_and_every_target():
     inputs = rng.standard_normal((n, frames, 64)).astype(np.float32)
     labels = np.array([0, 1, 2, 0, 1, 2])
     lengths = np.full(n, 8000, dtype=np.int64)
-    batch = Batch(inputs, {"emotion": labels}, lengths, None, np.arange(n), np.ones(n))
+    batch = Batch(inputs, {"emotion": labels}, lengths, None, np.arange(n), np.array(["clean"] * n, dtype=object))
     soft = rng.dirichlet(np.ones(3), size=n)
     teacher = distill.Targets({"clean": soft}, {"clean": rng.standard_normal((n, 4))})
     cfg = TrainConfig(mixup=0.4, label_smoothing=0.1, distill=distill.DistillConfig("whisper-base:3"), device="cpu")
@@ -285,7 +288,9 @@ def test_mixup_with_a_teacher_mixes_inputs_and_every_target():
     y = torch.from_numpy(labels)
     ce = lam * model.loss(logits, {"emotion": y}, 0.1, model.frame_lengths(lens))[0]
     ce = ce + (1 - lam) * model.loss(logits, {"emotion": y[perm]}, 0.1, model.frame_lengths(lens))[0]
-    t_soft, t_feats = mix_targets(*(torch.from_numpy(a) for a in teacher.lookup(np.arange(n), np.ones(n))), lam, perm)
+    t_soft, t_feats = mix_targets(
+        *(torch.from_numpy(a) for a in teacher.lookup(np.arange(n), ["clean"] * n)), lam, perm
+    )
     expected = ce + distill.soft_label_loss(logits["emotion"], t_soft, 4.0)
     expected = expected + distill.feature_loss(projector(embedding), t_feats)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4)

@@ -26,7 +26,17 @@ from edge_ser.frontend import FrontEnd, Normalization
 from models.arch.heads import IGNORE, ctc_loss
 from models.arch.registry import build_model, count_parameters, default_config
 from models.data import features
-from models.data.augment import Augment, add_noise, freq_warp, spec_augment, speed_perturb
+from models.data.augment import (
+    Augment,
+    add_noise,
+    apply_view,
+    check_view,
+    freq_warp,
+    pitch_view,
+    spec_augment,
+    speed_perturb,
+    speed_view,
+)
 from models.data.batches import TrainBatches, crop
 from models.training import FoldResult, RunConfig, TrainReport, train
 from models.training.checkpoint import load_checkpoint, load_tensors, save_checkpoint
@@ -263,6 +273,63 @@ def test_batches_are_seeded_and_waveform_augmentation_feeds_feature_models(corpu
         TrainBatches(table, np.arange(12), targets, norm, 8000, aug)
     with pytest.raises(ValueError, match="band features"):  # MFCC are cepstra: no frequency axis to warp
         TrainBatches(table, np.arange(12), targets, norm, 8000, Augment(freq_warp=0.1))
+
+
+def test_views_name_and_make_their_augmented_copies() -> None:
+    """apply_view: a pitch view moves a tone by its semitones at the same length (tempo kept); bad names refused."""
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 200 * t).astype(np.float32)
+    for semitones in (-3.0, 3.0):
+        shifted = apply_view(tone, pitch_view(semitones), seed=0)
+        assert shifted.shape == tone.shape and shifted.dtype == np.float32
+        peak = np.abs(np.fft.rfft(shifted * np.hanning(len(shifted)))).argmax()  # 1 Hz bins
+        assert peak == pytest.approx(200 * 2 ** (semitones / 12), abs=4)  # 168 or 238 Hz, not 200
+    assert pitch_view(3) == "pitch+3" and pitch_view(-1.5) == "pitch-1.5" and speed_view(0.9) == "speed0.9"
+    assert speed_view(1.0) == "clean" and apply_view(tone, "clean", 0) is tone
+    assert len(apply_view(tone, "speed1.1", 0)) == pytest.approx(16000 / 1.1, abs=2)
+    for bad in ("pitch0", "pitch+13", "pitchx", "speed", "echo3", ""):
+        with pytest.raises(ValueError, match="unknown view"):
+            check_view(bad)
+    with pytest.raises(ValueError, match="semitones"):
+        Augment(pitches=(0.0,))
+    aug = Augment(pitches=(-3.0, 3.0))
+    assert aug.pitch_views == ("pitch-3", "pitch+3") and not aug.on_waveform
+    assert Augment.from_dict(json.loads(json.dumps(aug.to_dict()))) == aug
+    assert "pitches" not in Augment().to_dict()  # absent when off: runs recorded before it resume
+
+
+def test_pitch_shifts_read_their_cached_views(corpus: Corpus, tmp_path: Path) -> None:
+    """Crops with a pitch shift come from that view's cached table (computed on the shifted clips), say so in
+    Batch.views, and keep the RNG stream of a recipe without pitch shifts."""
+    fe = FrontEnd(kind="logmel", n_mels=16, window="hann")
+    table = features.load_features(corpus, fe, tmp_path)
+    views = {v: features.load_features(corpus, fe, tmp_path, view=v) for v in ("pitch-3", "pitch+3")}
+    assert len({table.path, *(t.path for t in views.values())}) == 3  # one cache file per view
+    assert features.load_features(corpus, fe, tmp_path).path == table.path  # the clean key is unchanged
+    assert not np.allclose(views["pitch+3"].data, table.data)
+    np.testing.assert_array_equal(np.diff(views["pitch+3"].offsets), np.diff(table.offsets))  # same frames
+    targets = {"emotion": np.arange(len(corpus.utterances)) % 2}
+    norm = Normalization()
+    n = len(corpus.utterances)
+    long = 4 * max(len(table[i]) for i in range(n)) * fe.frame_step  # every crop a whole (tiled) utterance
+    plain = TrainBatches(table, np.arange(n), targets, norm, long, Augment())
+    pitched = TrainBatches(table, np.arange(n), targets, norm, long, Augment(pitches=(-3, 3)), views=views)
+    seen = set()
+    for batch in pitched.epoch(4, np.random.default_rng(5)):
+        assert batch.views.dtype == object and len(batch.views) == len(batch.index)
+        for x, i, view, t in zip(batch.inputs, batch.index, batch.views, batch.times):
+            source = table if view == "clean" else views[view]
+            rows = source[int(i)]
+            assert any(np.array_equal(x[:2], np.roll(rows, -k, axis=0)[:2]) for k in range(len(rows)))  # a tiled crop
+            assert np.isnan(t).all() == (view != "clean")  # frame targets are the clean clip's
+            seen.add(view)
+    assert seen == {"clean", "pitch-3", "pitch+3"}
+    assert all(set(b.views) == {"clean"} for b in plain.epoch(4, np.random.default_rng(5)))
+    with pytest.raises(ValueError, match="pitch-3"):
+        TrainBatches(table, np.arange(n), targets, norm, long, Augment(pitches=(-3,)))
+    other = {"pitch-3": features.load_features(corpus, FrontEnd(kind="logmel", n_mels=8), tmp_path, view="pitch-3")}
+    with pytest.raises(ValueError, match="does not match"):
+        TrainBatches(table, np.arange(n), targets, norm, long, Augment(pitches=(-3,)), views=other)
 
 
 # -- training ---------------------------------------------------------------------------

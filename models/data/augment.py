@@ -1,4 +1,5 @@
-"""Training-time augmentation: waveform noise, gain, time shift and speed; frequency warping and SpecAugment masks.
+"""Training-time augmentation: waveform noise, gain, time shift and speed; frequency warping and SpecAugment masks;
+and the deterministic augmented copies (*views*) of a clip that are computed once and cached (:func:`apply_view`).
 
 Every function draws from a caller-supplied ``numpy.random.Generator``, so a seeded run
 augments identically every time. Waveform augmentations work on 1-D float32 signals;
@@ -22,8 +23,10 @@ class Augment:
 
     ``noise_snr``: (low, high) dB range of additive white noise; ``gain_db``: random gain in
     +-``gain_db``; ``shift``: largest time shift in seconds (zero-filled); ``speeds``: speed
-    factors to pick from uniformly (resampling, so pitch moves too); ``prob``: the chance that
-    each enabled waveform augmentation hits a given example. ``time_mask``/``freq_mask``: the
+    factors to pick from uniformly (resampling, so pitch moves too); ``pitches``: semitone shifts to pick from
+    uniformly when no speed factor was picked (pitch and formants move, tempo does not); their copies are cached
+    views (:func:`pitch_view`), not computed per step; ``prob``: the chance that
+    each enabled waveform augmentation (and a pitch shift) hits a given example. ``time_mask``/``freq_mask``: the
     widest SpecAugment mask in frames/feature bins, ``n_masks`` of each per example. ``freq_warp``: largest
     relative stretch of the feature (band) axis, as vocal tract length perturbation does (e.g. 0.1: factors
     0.9-1.1), applied with chance ``prob``; for band features (log-mel, log-spectrogram), not cepstra.
@@ -33,6 +36,7 @@ class Augment:
     gain_db: float = 0.0
     shift: float = 0.0
     speeds: tuple[float, ...] = ()
+    pitches: tuple[float, ...] = ()
     prob: float = 0.5
     time_mask: int = 0
     freq_mask: int = 0
@@ -42,11 +46,18 @@ class Augment:
     def __post_init__(self) -> None:
         if not 0.0 <= self.freq_warp < 0.5:
             raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
+        if any(not 0 < abs(p) <= MAX_SEMITONES for p in self.pitches):
+            raise ValueError(f"pitch shifts must be non-zero and within +-{MAX_SEMITONES} semitones: {self.pitches}")
 
     @property
     def on_waveform(self) -> bool:
         """Whether any augmentation needs the waveform (so feature models compute features on the fly)."""
         return bool(self.noise_snr or self.gain_db or self.shift or any(s != 1.0 for s in self.speeds))
+
+    @property
+    def pitch_views(self) -> tuple[str, ...]:
+        """The cached views the pitch shifts read (:func:`pitch_view`)."""
+        return tuple(pitch_view(p) for p in self.pitches)
 
     @property
     def on_features(self) -> bool:
@@ -56,6 +67,9 @@ class Augment:
         d = asdict(self)
         d["noise_snr"] = list(self.noise_snr) if self.noise_snr else None
         d["speeds"] = list(self.speeds)
+        d["pitches"] = list(self.pitches)
+        if not d["pitches"]:  # absent when off, as before it existed: older runs resume
+            del d["pitches"]
         return d
 
     @classmethod
@@ -63,7 +77,70 @@ class Augment:
         d = dict(d)
         d["noise_snr"] = tuple(d["noise_snr"]) if d.get("noise_snr") else None
         d["speeds"] = tuple(d.get("speeds", ()))
+        d["pitches"] = tuple(d.get("pitches", ()))
         return cls(**d)
+
+
+MAX_SEMITONES = 12.0
+VIEWS = ("clean", "speed0.9", "speed1.1", "noise10", "noise20", "pitch-3", "pitch+3")
+
+
+def speed_view(factor: float) -> str:
+    """The view name of a speed factor: ``speed0.9``; ``clean`` for 1."""
+    return "clean" if factor == 1.0 else f"speed{factor:g}"
+
+
+def pitch_view(semitones: float) -> str:
+    """The view name of a pitch shift: ``pitch+3``, ``pitch-1.5``."""
+    return f"pitch{semitones:+g}"
+
+
+def parse_view(view: str) -> tuple[str, float]:
+    """``view``'s kind (``clean``, ``speed``, ``noise``, ``pitch``) and value, or ``ValueError`` if unknown."""
+    if view == "clean":
+        return "clean", 0.0
+    kind = view[:5]
+    try:
+        value = float(view[5:])
+    except ValueError:
+        value = float("nan")
+    valid = {"speed": 0 < value < 10, "noise": -50 <= value <= 100, "pitch": 0 < abs(value) <= MAX_SEMITONES}
+    if not valid.get(kind, False):
+        raise ValueError(f"unknown view {view!r}; known: clean, speedF, noiseS, pitchS (e.g. {', '.join(VIEWS)})")
+    return kind, value
+
+
+def check_view(view: str) -> str:
+    """``view`` if :func:`apply_view` knows it (for argument parsers), else ``ValueError``."""
+    parse_view(view)
+    return view
+
+
+def apply_view(x: np.ndarray, view: str, seed: int, sample_rate: int = 16000) -> np.ndarray:
+    """The deterministic augmented copy ``view`` of a clip (``seed``: per utterance, for the noise).
+
+    ``speedF``: resampled to play F times faster (pitch and tempo both move); ``noiseS``: white noise at S dB SNR;
+    ``pitchS``: shifted by S semitones with the tempo kept (librosa's phase vocoder and resampling; formants move
+    with the pitch, as between a longer and a shorter vocal tract).
+    """
+    kind, value = parse_view(view)
+    if kind == "speed":
+        return speed_perturb(x, value)
+    if kind == "noise":
+        return add_noise(x, value, np.random.default_rng(seed))
+    if kind == "pitch":
+        return pitch_shift(x, value, sample_rate)
+    return x
+
+
+def pitch_shift(x: np.ndarray, semitones: float, sample_rate: int) -> np.ndarray:
+    """``x`` shifted by ``semitones``, same length and tempo (``librosa.effects.pitch_shift``)."""
+    if not 0 < abs(semitones) <= MAX_SEMITONES:
+        raise ValueError(f"pitch shift must be non-zero and within +-{MAX_SEMITONES} semitones, got {semitones}")
+    import librosa  # training only; its first call compiles numba kernels
+
+    y = librosa.effects.pitch_shift(np.asarray(x, np.float32), sr=sample_rate, n_steps=semitones)
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:

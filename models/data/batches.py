@@ -28,7 +28,7 @@ import numpy as np
 from edge_ser.frontend import FrontEnd
 
 from ..arch.heads import IGNORE
-from .augment import Augment, augment_waveform, spec_augment, speed_perturb
+from .augment import Augment, augment_waveform, pitch_view, spec_augment, speed_perturb, speed_view
 from .features import FeatureTable, Norms, normalization_for
 
 PADS = ("repeat", "zero")
@@ -46,17 +46,18 @@ class WholeView(NamedTuple):
 class Batch(NamedTuple):
     """One training batch: model ``inputs`` (crops), ``targets`` per classification head, the audio
     ``lengths`` of each crop, ``whole`` (None unless the model has transcript heads), which corpus
-    utterances (``index``) at which speed factor (``speeds``) the crops came from (for per-utterance teacher
-    targets, see :mod:`models.training.distill`), and ``times`` ``(batch, rows)``: the time in seconds, within its
-    utterance, of the middle of each input row (NaN for padding and for speed-perturbed crops; frame-level
-    teacher targets)."""
+    utterances (``index``) and which of their views (``views``: ``clean``, a speed view such as ``speed0.9`` or a
+    pitch view such as ``pitch+3``) the crops came from (for per-utterance teacher targets, see
+    :mod:`models.training.distill`), and ``times`` ``(batch, rows)``: the time in seconds, within its
+    utterance, of the middle of each input row (NaN for padding and for crops of an augmented view: the frame-level
+    teacher targets are the clean clip's)."""
 
     inputs: np.ndarray
     targets: dict[str, np.ndarray]
     lengths: np.ndarray
     whole: WholeView | None
     index: np.ndarray | None = None
-    speeds: np.ndarray | None = None
+    views: np.ndarray | None = None
     times: np.ndarray | None = None
 
 
@@ -100,6 +101,9 @@ class TrainBatches:
     class index per corpus utterance (-100 where unknown), or for a transcript (CTC) head to a
     token row per utterance (2-D). ``transcript_samples``: the longest utterance (in samples)
     whose transcript trains the CTC heads (default: all); longer ones would make every batch long.
+    ``views``: the tables of the cached copies that ``augment.pitches`` picks from, by view name
+    (:meth:`Augment.pitch_views`), of the same kind as the table the crops come from (``waves`` when they come
+    from the waveform, else ``inputs``); transcript heads' whole utterances stay unshifted.
     """
 
     shard: tuple[int, int] = (0, 1)
@@ -115,6 +119,7 @@ class TrainBatches:
         waves: FeatureTable | None = None,
         pad: str = "repeat",
         transcript_samples: int | None = None,
+        views: Mapping[str, FeatureTable] | None = None,
     ) -> None:
         if pad not in PADS:
             raise ValueError(f"pad must be one of {PADS}")
@@ -128,6 +133,15 @@ class TrainBatches:
             if waves is None:
                 raise ValueError("waveform augmentation of a feature model needs the waveform table")
         self.inputs, self.waves = inputs, waves
+        self.views = dict(views or {})
+        missing = [v for v in augment.pitch_views if v not in self.views]
+        if missing:
+            raise ValueError(f"pitch shifts need the tables of their cached views: {', '.join(missing)}")
+        source = self.waves if self.from_waves else self.inputs
+        for name in augment.pitch_views:
+            table = self.views[name]
+            if table.frontend != source.frontend or not np.array_equal(np.diff(table.offsets), np.diff(source.offsets)):
+                raise ValueError(f"view {name!r} does not match the table the crops come from (front-end, lengths)")
         self.indices = np.asarray(indices, dtype=np.int64)
         self.targets = {name: np.asarray(t, dtype=np.int64) for name, t in targets.items()}
         self.normalization = normalization
@@ -160,31 +174,48 @@ class TrainBatches:
         x, rows, *_ = self._example(i, rng)
         return x, rows
 
-    def _example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int, float, np.ndarray]:
-        """:meth:`example`, the speed factor it applied and the time of each of its rows (see :class:`Batch`)."""
+    def _pitch(self, rng: np.random.Generator) -> str:
+        """The view a crop comes from after no speed factor was picked: a pitch view or ``clean``."""
+        aug = self.augment
+        if aug.pitches and rng.random() < aug.prob:
+            return pitch_view(float(rng.choice(aug.pitches)))
+        return "clean"
+
+    def _source(self, table: FeatureTable, view: str) -> FeatureTable:
+        return table if view == "clean" or view.startswith("speed") else self.views[view]
+
+    def _example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int, str, np.ndarray]:
+        """:meth:`example`, the view it came from and the time of each of its rows (see :class:`Batch`)."""
         aug, fe = self.augment, self.frontend
         if not self.from_waves:
-            x, start = crop_at(self.inputs[i], self.crop_frames, rng, self.pad)
-            rows = source_rows(np.arange(self.crop_frames), start, len(self.inputs[i]), self.pad)
+            view = self._pitch(rng)
+            source = self._source(self.inputs, view)
+            x, start = crop_at(source[i], self.crop_frames, rng, self.pad)
+            rows = source_rows(np.arange(self.crop_frames), start, len(source[i]), self.pad)
             x = normalization_for(self.normalization, i)(x)
-            valid = min(len(self.inputs[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames
-            return x, valid, 1.0, self._times(rows * fe.frame_step)
+            valid = min(len(source[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames
+            times = self._times(rows * fe.frame_step)
+            if view != "clean":
+                times[:] = np.nan
+            return x, valid, view, times
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
-        x, start = crop_at(self.waves[i], math.ceil(self.crop_samples * speed), rng, self.pad)
+        view = speed_view(speed) if speed != 1.0 else self._pitch(rng)
+        source = self._source(self.waves, view)
+        x, start = crop_at(source[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]
         n_rows = self.crop_samples if fe.kind == "waveform" else self.crop_frames
         step = 1 if fe.kind == "waveform" else fe.frame_step
         times = self._times(source_rows(np.arange(n_rows) * step, start, len(self.waves[i]), self.pad))
-        if speed != 1.0:
+        if view != "clean":
             times[:] = np.nan
         valid = min(round(len(self.waves[i]) / speed), self.crop_samples) if self.pad == "zero" else self.crop_samples
         if len(x) < self.crop_samples:
             x = np.pad(x, (0, self.crop_samples - len(x)))
         x = augment_waveform(x, aug, fe.sample_rate, rng)
         if fe.kind == "waveform":
-            return normalization_for(self.normalization, i)(x), valid, speed, times
+            return normalization_for(self.normalization, i)(x), valid, view, times
         rows = fe.num_frames(valid) if valid < self.crop_samples else self.crop_frames
-        return normalization_for(self.normalization, i)(fe(x)), rows, speed, times
+        return normalization_for(self.normalization, i)(fe(x)), rows, view, times
 
     def _times(self, first_samples: np.ndarray) -> np.ndarray:
         """Seconds at the middle of rows that start at sample ``first_samples`` of their utterance (-1: padding)."""
@@ -237,8 +268,8 @@ class TrainBatches:
             lengths = np.array([e[1] for e in examples], dtype=np.int64)
             targets = {name: t[idx] for name, t in self.targets.items() if name not in self.transcript_heads}
             whole = self._whole_view(idx, rng) if self.transcript_heads else None
-            speeds, times = np.array([e[2] for e in examples]), np.stack([e[3] for e in examples])
-            yield Batch(x, targets, lengths, whole, idx, speeds, times)
+            views, times = np.array([e[2] for e in examples], dtype=object), np.stack([e[3] for e in examples])
+            yield Batch(x, targets, lengths, whole, idx, views, times)
 
     def n_batches(self, batch_size: int) -> int:
         full, rest = divmod(len(self.indices), batch_size)

@@ -26,6 +26,8 @@ from edge_ser import windows as window_plan
 from edge_ser.audio import load_audio
 from edge_ser.frontend import FrontEnd, Normalization
 
+from .augment import apply_view
+
 CACHE_VERSION = 1
 DEFAULT_CACHE_DIR = Path("~/.cache/edge-ser/features")
 
@@ -35,7 +37,7 @@ def utterance_path(corpus: Any, utterance: Any) -> Path:
     return Path(corpus.root) / utterance.path
 
 
-def _key(corpus: Any, frontend: FrontEnd) -> str:
+def _key(corpus: Any, frontend: FrontEnd, view: str = "clean") -> str:
     """Hash of everything the cached features depend on; paths relative to the root, so a moved corpus still hits."""
     root, files = Path(corpus.root), []
     for u in corpus.utterances:
@@ -43,6 +45,8 @@ def _key(corpus: Any, frontend: FrontEnd) -> str:
         name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         files.append([name, path.stat().st_size if path.exists() else -1])
     payload = {"version": CACHE_VERSION, "corpus": corpus.name, "frontend": frontend.to_dict(), "files": files}
+    if view != "clean":  # the clean key is what it was before views existed, so those caches still hit
+        payload["view"] = view
     return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -86,18 +90,25 @@ class FeatureTable:
 
 
 def load_features(
-    corpus: Any, frontend: FrontEnd, cache_dir: str | os.PathLike | None = None, progress: bool = False
+    corpus: Any,
+    frontend: FrontEnd,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    view: str = "clean",
 ) -> FeatureTable:
-    """Features of every utterance of ``corpus``, from the cache or computed (and cached) now."""
+    """Features of every utterance of ``corpus``, from the cache or computed (and cached) now; ``view``: of that
+    augmented copy of each clip (:func:`models.data.augment.apply_view`, seeded by the utterance's index)."""
     root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
-    path = root / corpus.name / f"{frontend.kind}-{_key(corpus, frontend)}.npz"
+    path = root / corpus.name / f"{frontend.kind}-{_key(corpus, frontend, view)}.npz"
     if path.exists():
         with np.load(path) as z:
             if len(z["offsets"]) == len(corpus.utterances) + 1:
                 return FeatureTable(frontend, z["data"], z["offsets"], z["n_samples"], z["peaks"], path, True)
     parts, n_samples, peaks = [], [], []
-    for u in tqdm(corpus.utterances, desc=f"{corpus.name} {frontend.kind}", disable=not progress, leave=False):
+    desc = f"{corpus.name} {frontend.kind}" + ("" if view == "clean" else f" {view}")
+    for i, u in enumerate(tqdm(corpus.utterances, desc=desc, disable=not progress, leave=False)):
         signal, _ = load_audio(utterance_path(corpus, u), target_rate=frontend.sample_rate)
+        signal = apply_view(signal, view, seed=i, sample_rate=frontend.sample_rate)
         parts.append(frontend(signal))
         n_samples.append(len(signal))
         peaks.append(float(np.abs(signal).max()))

@@ -26,28 +26,13 @@ from tqdm import tqdm
 from edge_ser.audio import load_audio
 from edge_ser.errors import EdgeSERError
 
-from ..data.augment import add_noise, speed_perturb
+from ..data.augment import apply_view, check_view
 from ..data.corpora import Corpus, load_corpus
 from ..data.features import utterance_path
 from .whisper import MAX_SECONDS, SAMPLE_RATE, WhisperTeacher, get_spec, load_encoder
 
 DEFAULT_TEACHER_CACHE = Path("~/.cache/edge-ser/teacher")
 SHARD = 200
-VIEWS = ("clean", "speed0.9", "speed1.1", "noise10", "noise20")
-
-
-def apply_view(x: np.ndarray, view: str, seed: int) -> np.ndarray:
-    """The deterministic augmented copy ``view`` of a 16 kHz clip (``seed``: per utterance, for the noise).
-
-    ``speedF``: resampled to play F times faster (pitch and tempo both move); ``noiseS``: white noise at S dB SNR.
-    """
-    if view == "clean":
-        return x
-    if view.startswith("speed"):
-        return speed_perturb(x, float(view[5:]))
-    if view.startswith("noise"):
-        return add_noise(x, float(view[5:]), np.random.default_rng(seed))
-    raise ValueError(f"unknown view {view!r}; known: {', '.join(VIEWS)}")
 
 
 @dataclass
@@ -135,7 +120,7 @@ def teacher_features(
             u = corpus.utterances[start + i]
             try:
                 x, _ = load_audio(str(utterance_path(corpus, u)), target_rate=SAMPLE_RATE)
-                x = apply_view(x, view, seed=start + i)[: int(MAX_SECONDS * SAMPLE_RATE)]
+                x = apply_view(x, view, seed=start + i, sample_rate=SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
                 if len(x) < 2 * 320:
                     raise EdgeSERError(f"{name}: shorter than two encoder frames")
                 with torch.inference_mode():
@@ -229,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.teachers.cache", description=__doc__.split("\n")[0])
     p.add_argument("--encoder", nargs="+", default=["whisper-base"])
     p.add_argument("--corpus", nargs="+", required=True, help="NAME=ROOT, e.g. ravdess=../shared/datasets/ravdess")
-    p.add_argument("--view", nargs="+", default=["clean"], choices=VIEWS)
+    p.add_argument(
+        "--view", nargs="+", default=["clean"], type=check_view, help="clean, speedF, noiseS or pitchS, e.g. pitch-3"
+    )
     p.add_argument("--frames", action="store_true", help="also cache every frame's hidden states (clean view)")
     p.add_argument("--cache-dir", default=str(DEFAULT_TEACHER_CACHE))
     p.add_argument("--threads", type=int, default=1)

@@ -136,6 +136,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--gain-db", type=float, default=0.0, help="random gain within +-DB")
     add("--shift", type=float, default=0.0, help="random time shift up to +-SECONDS")
     add("--speed", metavar="F1,F2,...", help="speed perturbation factors, e.g. 0.9,1.0,1.1")
+    add(
+        "--pitch",
+        metavar="S1,S2,...",
+        help="pitch shifts in semitones, e.g. --pitch=-3,3 (tempo kept; cached copies and teacher views)",
+    )
     add("--aug-prob", type=float, default=0.5, help="chance of each waveform augmentation per example")
     add("--time-mask", type=int, default=0, help="SpecAugment: widest time mask in frames")
     add("--freq-mask", type=int, default=0, help="SpecAugment: widest frequency mask in feature bins")
@@ -213,6 +218,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         gain_db=args.gain_db,
         shift=args.shift,
         speeds=tuple(float(s) for s in args.speed.split(",")) if args.speed else (),
+        pitches=tuple(float(s) for s in args.pitch.split(",")) if args.pitch else (),
         prob=args.aug_prob,
         time_mask=args.time_mask,
         freq_mask=args.freq_mask,

@@ -111,8 +111,9 @@ class TrainConfig:
 
     @property
     def teacher_views(self) -> tuple[str, ...]:
-        """The cached teacher views distillation reads: clean, and one per speed factor trained on."""
-        return tuple(dict.fromkeys(["clean", *(distill.SPEED_VIEWS[float(s)] for s in self.augment.speeds)]))
+        """The cached teacher views distillation reads: clean, and one per speed factor and pitch shift trained on."""
+        speeds = (distill.SPEED_VIEWS[float(s)] for s in self.augment.speeds)
+        return tuple(dict.fromkeys(["clean", *speeds, *self.augment.pitch_views]))
 
     @property
     def crop(self) -> float:

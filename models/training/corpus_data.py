@@ -5,7 +5,7 @@ their relabelled utterances appended as training data (:mod:`models.data.label_m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ class CorpusData:
     never validate or test. ``corpus`` then holds the corpus' own utterances first, the extra ones after them.
     ``extra_sources``: where those come from, in order: each extra corpus as loaded (its own name, root and
     labels, which its caches are keyed on, e.g. the teacher's features) and the indices of its utterances kept.
+    ``views``: per cached augmented view the pitch shifts read (``--pitch``), the table the training crops come
+    from (``waves`` if there are any, else ``inputs``) computed on that copy of every clip.
     """
 
     corpus: Corpus
@@ -44,6 +46,7 @@ class CorpusData:
     transfer: tuple[CorpusData, ...] = ()
     extra_train: tuple[int, ...] = ()
     extra_sources: tuple[tuple[Corpus, tuple[int, ...]], ...] = ()
+    views: dict[str, FeatureTable] = field(default_factory=dict)
 
 
 def samples(seconds: float, rate: int) -> int:
@@ -69,16 +72,22 @@ def prepare_data(
     waves = None
     if cfg.augment.on_waveform and frontend.kind != "waveform":
         waves = load_features(corpus, FrontEnd(kind="waveform", sample_rate=rate), cache_dir, cfg.progress)
+    crops = (waves or inputs).frontend  # the table training crops come from
+
+    def views(c: Corpus) -> dict[str, FeatureTable]:
+        return {v: load_features(c, crops, cache_dir, cfg.progress, view=v) for v in cfg.augment.pitch_views}
+
     others = tuple(
         CorpusData(
             other,
             load_features(other, frontend, cache_dir, cfg.progress),
             None,
             None if waves is None else load_features(other, waves.frontend, cache_dir, cfg.progress),
+            views=views(other),
         )
         for other in transfer
     )
-    data = CorpusData(corpus, inputs, windows, waves, others)
+    data = CorpusData(corpus, inputs, windows, waves, others, views=views(corpus))
     return with_extra(data, extra, cache_dir, cfg.progress) if extra else data
 
 
@@ -91,9 +100,9 @@ def with_extra(
     kept = [(other, label_map.relabel(other, corpus)) for other in extra]
     utterances = [*corpus.utterances, *(u for _, pairs in kept for _, u in pairs)]
 
-    def joined(table: FeatureTable) -> FeatureTable:
+    def joined(table: FeatureTable, view: str = "clean") -> FeatureTable:
         parts = [(table, range(n_own))]
-        parts += [(load_features(o, table.frontend, cache_dir, progress), [i for i, _ in p]) for o, p in kept]
+        parts += [(load_features(o, table.frontend, cache_dir, progress, view), [i for i, _ in p]) for o, p in kept]
         return concat_tables(parts)
 
     return replace(
@@ -101,6 +110,7 @@ def with_extra(
         corpus=replace(corpus, utterances=utterances),
         inputs=joined(data.inputs),
         waves=None if data.waves is None else joined(data.waves),
+        views={view: joined(table, view) for view, table in data.views.items()},
         extra_train=tuple(range(n_own, len(utterances))),
         extra_sources=tuple((o, tuple(i for i, _ in p)) for o, p in kept),
     )

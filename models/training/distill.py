@@ -11,8 +11,8 @@ Per fold, :func:`fold_targets` turns the teacher's cached pooled features of one
   which the student regresses through a linear projection of its own utterance embedding.
 
 Test (and validation) speakers never enter: not the teacher head, not the statistics. Augmented views
-(``speed0.9``, ``speed1.1``) have their own cached teacher features and labels, so a student trained on a
-sped-up copy learns what the teacher said of that copy.
+(``speed0.9``, ``speed1.1``, pitch shifts such as ``pitch+3``) have their own cached teacher features and labels,
+so a student trained on a sped-up or pitch-shifted copy learns what the teacher said of that copy.
 
 **Extra corpora** (``--extra-corpus``: other corpora's utterances, relabelled to the corpus' classes, in every
 fold's training part) keep their own cached teacher features (the same encoder and block, computed for that
@@ -107,10 +107,10 @@ class Targets:
     def dim(self) -> int:
         return next(iter(self.features.values())).shape[1]
 
-    def lookup(self, index: np.ndarray, speeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Soft labels and features of utterances ``index`` as the student heard them (speed factor per row)."""
-        soft = np.stack([self.soft[SPEED_VIEWS[float(s)]][i] for i, s in zip(index, speeds)])
-        feats = np.stack([self.features[SPEED_VIEWS[float(s)]][i] for i, s in zip(index, speeds)])
+    def lookup(self, index: np.ndarray, views: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Soft labels and features of utterances ``index`` as the student heard them (the view of each row)."""
+        soft = np.stack([self.soft[v][i] for i, v in zip(index, views)])
+        feats = np.stack([self.features[v][i] for i, v in zip(index, views)])
         return soft.astype(np.float32), feats.astype(np.float32)
 
 

@@ -302,6 +302,7 @@ def prepare_fold(
         data.waves,
         cfg.pad,
         None if cfg.transcript_max_seconds is None else samples(cfg.transcript_max_seconds, frontend.sample_rate),
+        data.views,
     )
     batches.shard = distributed.shard()
     val_inputs = eval_inputs(data.inputs, data.windows, val_idx, norm) if len(val_idx) else None
@@ -519,7 +520,9 @@ def transfer_sources(
         rows = np.flatnonzero(~np.isnan(targets.features["clean"]).any(axis=1))
         if len(rows) < 2 * distributed.shard()[1]:  # too few for one batch: its stream would never yield
             raise ValueError(f"transfer corpus {other.corpus.name!r} has {len(rows)} utterances the teacher read")
-        batches = TrainBatches(other.inputs, rows, {}, normalization, crop, cfg.augment, other.waves, cfg.pad)
+        batches = TrainBatches(
+            other.inputs, rows, {}, normalization, crop, cfg.augment, other.waves, cfg.pad, views=other.views
+        )
         batches.shard = distributed.shard()
         sources.append((batches, targets))
     return sources

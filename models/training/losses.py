@@ -94,7 +94,7 @@ def distill_step(
     frames = model.frame_lengths(lengths[:n])
     loss, parts = model.loss(logits, t, cfg.label_smoothing, frames)
     projected = projector(embedding)
-    soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.speeds))
+    soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.views))
     if mix is not None:
         loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
         parts = {h: lam * parts[h] + (1.0 - lam) * parts_b[h] for h in parts}
@@ -108,7 +108,7 @@ def distill_step(
         loss = loss + d.frame_weight * parts["teacher_frames"]
     if transfer is not None:
         other, targets = transfer
-        soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.speeds))
+        soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.views))
         parts["transfer_soft"] = distill.soft_label_loss(outputs[0][n:], soft, d.temperature)
         parts["transfer_features"] = distill.feature_loss(projected[n:], feats)
         extra = d.soft_weight * parts["transfer_soft"] + d.feature_weight * parts["transfer_features"]
