@@ -537,7 +537,8 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     corpora = types.ModuleType("models.data.corpora")
     corpora.load_corpus = lambda name, root: corpus
     protocols = types.ModuleType("models.data.protocols")
-    protocols.make_folds = lambda c, protocol="default", seed=0: [fold_of(c), Split("other", (0, 1), (), (2, 3))]
+    other = Split("s2", by_speaker(corpus, "s0", "s1"), by_speaker(corpus, "s3"), by_speaker(corpus, "s2"))
+    protocols.make_folds = lambda c, protocol="default", seed=0: [fold_of(c), other]
     protocols.default_protocol = lambda name: "speaker-kfold"
     for name, module in (("corpora", corpora), ("protocols", protocols)):
         monkeypatch.setattr(models.training.run, name, module)
@@ -579,6 +580,12 @@ def test_cli(corpus: Corpus, tmp_path: Path, monkeypatch, capsys) -> None:
     training = json.loads((out / "s3" / "config.json").read_text())["training"]
     assert training["protocol"] == "speaker-kfold" and training["command"]  # export and model cards read these
     assert main([*args, "--resume"]) == 0  # finished folds are not retrained
+    assert main([*args, "--folds", "s2"]) == 0  # the other fold, as a second process would train it
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["folds"]) == ["s3", "s2"]  # both folds of the folder, in the protocol's order
+    assert report["summary"]["folds"] == 2
+    assert main([*args, "--folds", "s2", "--epochs", "2"]) == 0  # retrained with other settings
+    assert list(json.loads((out / "report.json").read_text())["folds"]) == ["s2"]  # s3 is not this run's
     assert main([*args, "--final", "--out", str(tmp_path / "final")]) == 0
     assert (tmp_path / "final" / "final" / "model.pt").exists()
     assert main([*args, "--folds", "9"]) == 2

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +30,22 @@ from . import distributed
 from .checkpoint import jsonable, write_json
 from .config import FoldPlan, RunConfig, Split, TrainConfig
 from .corpus_data import CorpusData, prepare_data
-from .loop import train_fold
+from .loop import FoldResult, finished_fold, train_fold
 from .report import REPORT, TrainReport, skipped_summary, summarize_folds
 
 
 @dataclass
 class PreparedRun:
     """What a run trains on, before any fold trains: the corpus data, the ``(index, fold)`` plans, the settings
-    as every checkpoint records them, the heads and the protocol's name."""
+    as every checkpoint records them, the heads and the protocol's name; ``others``: the protocol's folds that
+    ``--folds`` left out (another process may train them into the same folder)."""
 
     data: CorpusData
     folds: list[tuple[int, FoldPlan]]
     cfg: TrainConfig
     aux: dict[str, float]
     protocol: str
+    others: list[tuple[int, FoldPlan]] = field(default_factory=list)
 
 
 def train(run: RunConfig) -> TrainReport:
@@ -60,6 +62,7 @@ def train(run: RunConfig) -> TrainReport:
         command=run.command,
         dataset=run.dataset,
         protocol=plan.protocol,
+        others=plan.others,
     )
 
 
@@ -89,14 +92,17 @@ def prepare_run(run: RunConfig) -> PreparedRun:
         cfg = replace(cfg, extra_corpora=tuple(run.extra))
     with distributed.main_first():  # rank 0 computes the feature cache, the other ranks read it
         data = prepare_data(corpus, frontend, cfg, run.cache_dir, transfer, extra)
+    others: list[tuple[int, FoldPlan]] = []
     if run.final:
         protocol = "final"
         folds: list[tuple[int, FoldPlan]] = [(0, Split("final", tuple(range(len(data.corpus.utterances))), (), ()))]
     else:
         protocol = protocols.default_protocol(corpus.name) if run.protocol == "default" else run.protocol
-        chosen = select_folds(protocols.make_folds(corpus, protocol, seed=cfg.seed), run.folds)
+        plan = protocols.make_folds(corpus, protocol, seed=cfg.seed)
+        chosen = select_folds(plan, run.folds)
         folds = [(i, with_training(fold, data.extra_train)) for i, fold in chosen]
-    return PreparedRun(data, folds, cfg, aux, protocol)
+        others = [(i, with_training(fold, data.extra_train)) for i, fold in enumerate(plan) if i not in dict(chosen)]
+    return PreparedRun(data, folds, cfg, aux, protocol, others)
 
 
 def train_folds(
@@ -111,18 +117,25 @@ def train_folds(
     command: str | None = None,
     dataset: str | None = None,
     protocol: str | None = None,
+    others: Sequence[tuple[int, FoldPlan]] = (),
 ) -> TrainReport:
-    """Train every ``(index, fold)`` into ``out/<fold name>/`` and write ``out/report.json``."""
+    """Train every ``(index, fold)`` into ``out/<fold name>/`` and write ``out/report.json``.
+
+    The report also counts the folds of ``others`` (the protocol's folds not trained here) that are already
+    finished in ``out`` with the same settings, in the protocol's order: two processes that train a run's folds
+    between them (``--folds 0,1`` and ``--folds 2,3`` into one folder) leave a report of every fold, whichever
+    finishes last. A fold finished with other settings is left out of it."""
     out = Path(out)
     command = command if command is not None else invocation()
     extra: dict[str, Any] = {k: v for k, v in (("dataset", dataset), ("protocol", protocol)) if v is not None}
     meta = {"command": command, **extra}
-    results = [
-        train_fold(
+    trained = {
+        i: train_fold(
             data, fold, fold_index=i, arch=arch, aux=aux, cfg=cfg, out_dir=out / fold.name, resume=resume, meta=meta
         )
         for i, fold in folds
-    ]
+    }
+    results = [r for _, r in sorted({**_finished_elsewhere(out, others, cfg), **trained}.items())]
     summary, aux_summary = summarize_folds(results)
     report = TrainReport(
         command=command,
@@ -147,6 +160,19 @@ def train_folds(
     )
     write_json(out / REPORT, report.to_dict())
     return report
+
+
+def _finished_elsewhere(out: Path, others: Sequence[tuple[int, FoldPlan]], cfg: TrainConfig) -> dict[int, FoldResult]:
+    """The folds of ``others`` already finished in ``out`` with the settings ``cfg`` (by index)."""
+    found = {}
+    for i, fold in others:
+        try:
+            result = finished_fold(out / fold.name, fold=fold, cfg=cfg)
+        except ValueError:  # finished with other settings: not this run's
+            continue
+        if result is not None:
+            found[i] = result
+    return found
 
 
 def select_folds(folds: Sequence[FoldPlan], spec: str | None) -> list[tuple[int, FoldPlan]]:
