@@ -121,6 +121,19 @@ def test_distill_config_rejects_bad_teacher_names():
     assert (cfg.encoder, cfg.block) == ("whisper-tiny.en", 2)
 
 
+def test_every_speed_factor_and_pitch_shift_trained_on_has_its_teacher_view():
+    """The views distillation reads: clean first, then one per speed factor (1.0 is clean) and per pitch shift."""
+    from models.data.augment import Augment, check_view
+    from models.training.config import TrainConfig
+
+    aug = Augment(speeds=(0.95, 1.0, 1.1), pitches=(-3.0, 2.5))
+    cfg = TrainConfig(augment=aug, distill=distill.DistillConfig("whisper-tiny.en:2"))
+    assert cfg.teacher_views == ("clean", "speed0.95", "speed1.1", "pitch-3", "pitch+2.5")
+    assert all(check_view(v) == v for v in cfg.teacher_views)  # python -m models.teachers.cache computes each
+    with pytest.raises(ValueError, match="speed factors"):
+        Augment(speeds=(0.0,))
+
+
 def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monkeypatch):
     """edge-ser train --teacher on a generated corpus: teacher features (and frames) cached, soft, feature and
     frame losses trained."""

@@ -46,6 +46,8 @@ class Augment:
     def __post_init__(self) -> None:
         if not 0.0 <= self.freq_warp < 0.5:
             raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
+        if any(not 0 < s < 10 for s in self.speeds):
+            raise ValueError(f"speed factors must be in (0, 10): {self.speeds}")
         if any(not 0 < abs(p) <= MAX_SEMITONES for p in self.pitches):
             raise ValueError(f"pitch shifts must be non-zero and within +-{MAX_SEMITONES} semitones: {self.pitches}")
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..data.augment import Augment
+from ..data.augment import Augment, speed_view
 from ..data.batches import PADS
 from ..data.features import DEFAULT_CACHE_DIR
 from ..data.protocols import Fold
@@ -94,10 +94,6 @@ class TrainConfig:
             object.__setattr__(self, "init", str(Path(self.init).resolve()))
         if not isinstance(self.backbone, Mapping) or not all(isinstance(k, str) for k in self.backbone):
             raise ValueError("backbone must be a JSON object of the backbone's keyword arguments")
-        if self.distill is not None:
-            unknown = [s for s in self.augment.speeds if float(s) not in distill.SPEED_VIEWS]
-            if unknown:
-                raise ValueError(f"with --teacher, speeds must be among {sorted(distill.SPEED_VIEWS)}: {unknown}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -112,7 +108,7 @@ class TrainConfig:
     @property
     def teacher_views(self) -> tuple[str, ...]:
         """The cached teacher views distillation reads: clean, and one per speed factor and pitch shift trained on."""
-        speeds = (distill.SPEED_VIEWS[float(s)] for s in self.augment.speeds)
+        speeds = (speed_view(float(s)) for s in self.augment.speeds)
         return tuple(dict.fromkeys(["clean", *speeds, *self.augment.pitch_views]))
 
     @property

@@ -48,7 +48,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-SPEED_VIEWS = {0.9: "speed0.9", 1.0: "clean", 1.1: "speed1.1"}
 TEACHER_FRAME_RATE = 50  # Whisper's encoder frames per second
 
 
