@@ -77,10 +77,8 @@ def features(module, files: list[str], cache: Path) -> np.ndarray:
 
 def probe_folds(x: np.ndarray, corpus) -> dict[str, float]:
     """Per fold, the test speakers' UA of the head chosen and fit as ``export.base_tier.cross_validate`` does."""
-    from edge_ser.frontend import Normalization
-    from export.base_tier import _kept
     from models.data.protocols import make_folds
-    from models.teachers.probe import choose_c
+    from models.teachers.probe import choose_fold_c
     from models.training.metrics import scores
 
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
@@ -89,10 +87,9 @@ def probe_folds(x: np.ndarray, corpus) -> dict[str, float]:
     n = len(corpus.emotions)
     out = {}
     for fold in make_folds(corpus, "default", seed=0):
-        train, val, test = (np.asarray(i) for i in (fold.train, fold.val, fold.test))
-        train, val = train[ok[train]], val[ok[val]]
+        test = np.asarray(fold.test)
         xs = np.where(ok[:, None], x, 0.0)
-        c, _ = choose_c(Normalization.fit([xs[train]])(xs), y, speakers, _kept(fold, train, val), n)
+        c, train, val = choose_fold_c(xs, y, speakers, fold, n, ok)
         rest = np.concatenate([train, val])
         mean, std, coef, intercept = fit_head(xs[rest], y[rest], c)
         logits = ((xs[test] - mean) / std) @ coef.T + intercept

@@ -20,14 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.frontend import Normalization
-from models.teachers.probe import choose_c, fit
+from models.teachers.probe import choose_fold_c, fit
 from models.training.metrics import scores
 
 
-def fold_errors(x: np.ndarray, y: np.ndarray, speakers: np.ndarray, fold, n_classes: int) -> dict:
-    """One fold's head: ``C``, test UA, and the share of the test utterances given each class."""
-    train, val, test = (np.asarray(i, dtype=np.int64) for i in (fold.train, fold.val, fold.test))
-    c, _ = choose_c(Normalization.fit([x[train]])(x), y, speakers, fold, n_classes)
+def fold_errors(
+    x: np.ndarray, y: np.ndarray, speakers: np.ndarray, fold, n_classes: int, ok: np.ndarray | None = None
+) -> dict:
+    """One fold's head: ``C``, test UA, and the share of the test utterances given each class (rows the teacher
+    could not read, ``ok`` false, left out)."""
+    c, train, val = choose_fold_c(x, y, speakers, fold, n_classes, ok)
+    test = np.asarray(fold.test, dtype=np.int64)
+    test = test if ok is None else test[ok[test]]
     rest = np.concatenate([train, val])
     z = Normalization.fit([x[rest]])(x)
     predicted = fit(z[rest], y[rest], c).predict(z[test])
@@ -78,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     x = table.block(args.block).astype(np.float64)
     per_fold = {}
     for fold in protocols.make_folds(corpus, protocol):
-        kept = type(fold)(
-            fold.name,
-            *(tuple(i for i in part if table.ok[i]) for part in (fold.train, fold.val, fold.test)),
-            fold.val_by_speaker,
-        )
-        per_fold[fold.name] = fold_errors(x, y, speakers, kept, len(corpus.emotions))
+        per_fold[fold.name] = fold_errors(x, y, speakers, fold, len(corpus.emotions), table.ok)
     title = f"{args.encoder} block {args.block} on {corpus.name} ({protocol}, {len(per_fold)} folds)"
     text = markdown(title, list(corpus.emotions), y[keep], per_fold)
     command = "python benchmarks/teacher_errors.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -211,11 +211,6 @@ def score(path: Path, files: list[str], y: np.ndarray, n_classes: int) -> float:
     return scores(y, np.clip(pred, 0, None), n_classes)["ua"]
 
 
-def _kept(fold, train: np.ndarray, val: np.ndarray):
-    """``fold`` with only the utterances the teacher could read in its training parts."""
-    return type(fold)(fold.name, tuple(train), tuple(val), fold.test, fold.val_by_speaker)
-
-
 def load_teacher(recipe: BaseRecipe, data_root: str | Path, work: Path):
     """The recipe's encoder cut after its block, its feed-forward pruned when the recipe says so; the importance
     statistics (:func:`models.teachers.slim.importance_statistics`, other corpora only) are cached in ``work``."""
@@ -260,7 +255,7 @@ def recipe_features(recipe: BaseRecipe, corpus, teacher, work: Path) -> tuple[np
 def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -> dict:
     """Per fold and variant, the test speakers' UA through the runtime (cached per fold in ``work``)."""
     from models.data.protocols import make_folds
-    from models.teachers.probe import choose_c
+    from models.teachers.probe import choose_fold_c
 
     x, ok = recipe_features(recipe, corpus, teacher, work)
     y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
@@ -275,9 +270,8 @@ def cross_validate(name: str, recipe: BaseRecipe, corpus, teacher, work: Path) -
         if len(ua) == len(recipe.variants):
             result["folds"][fold.name], result["cs"][fold.name] = ua, saved["C"]
             continue
-        train, val, test = (np.asarray(i) for i in (fold.train, fold.val, fold.test))
-        train, val = train[ok[train]], val[ok[val]]
-        c, _ = choose_c(Normalization.fit([x[train]])(x), y, speakers, _kept(fold, train, val), len(corpus.emotions))
+        c, train, val = choose_fold_c(x, y, speakers, fold, len(corpus.emotions), ok)
+        test = np.asarray(fold.test)
         rest = np.concatenate([train, val])
         head = fit_head(x[rest], y[rest], c)
         fp32 = work / f"{fold.name}.torch.onnx"

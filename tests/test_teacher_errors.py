@@ -35,3 +35,20 @@ def test_a_voice_offset_shows_as_one_class_taking_the_speaker():
     assert clean["ua"] > 0.9 and max(clean["share"]) < 0.5
     text = teacher_errors.markdown("toy", ["x", "y", "z"], y, {"t": biased})
     assert "| t | " in text and "| y | " in text and "33 % of the corpus" in text
+
+
+def test_fold_c_is_chosen_on_the_readable_training_rows_only():
+    """choose_fold_c drops rows the teacher could not read from the training parts, then picks C as choose_c does."""
+    from edge_ser.frontend import Normalization
+    from models.teachers.probe import choose_c, choose_fold_c
+
+    x, y, speakers, fold = voices(offset_class=1)
+    ok = np.ones(len(y), dtype=bool)
+    ok[[0, 5, fold.val[0]]] = False
+    x[~ok] = np.nan  # an unreadable row would poison any statistic it entered
+    c, train, val = choose_fold_c(x, y, speakers, fold, 3, ok)
+    assert set(train) == set(fold.train) - {0, 5} and set(val) == set(fold.val) - {fold.val[0]}
+    kept = Fold(fold.name, tuple(train), tuple(val), fold.test, fold.val_by_speaker)
+    assert c == choose_c(Normalization.fit([x[train]])(x), y, speakers, kept, 3)[0]
+    errors = teacher_errors.fold_errors(x, y, speakers, fold, 3, ok)
+    assert np.isfinite(errors["ua"]) and np.argmax(errors["share"]) == 1

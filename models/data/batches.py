@@ -181,15 +181,12 @@ class TrainBatches:
             return pitch_view(float(rng.choice(aug.pitches)))
         return "clean"
 
-    def _source(self, table: FeatureTable, view: str) -> FeatureTable:
-        return table if view == "clean" or view.startswith("speed") else self.views[view]
-
     def _example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int, str, np.ndarray]:
         """:meth:`example`, the view it came from and the time of each of its rows (see :class:`Batch`)."""
         aug, fe = self.augment, self.frontend
         if not self.from_waves:
             view = self._pitch(rng)
-            source = self._source(self.inputs, view)
+            source = self.views.get(view, self.inputs)  # clean: the inputs themselves
             x, start = crop_at(source[i], self.crop_frames, rng, self.pad)
             rows = source_rows(np.arange(self.crop_frames), start, len(source[i]), self.pad)
             x = normalization_for(self.normalization, i)(x)
@@ -200,7 +197,7 @@ class TrainBatches:
             return x, valid, view, times
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
         view = speed_view(speed) if speed != 1.0 else self._pitch(rng)
-        source = self._source(self.waves, view)
+        source = self.views.get(view, self.waves)  # clean and speed views crop the waveform itself
         x, start = crop_at(source[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]
         n_rows = self.crop_samples if fe.kind == "waveform" else self.crop_frames

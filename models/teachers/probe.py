@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_ser.frontend import Normalization
 from models.training.metrics import scores
 
 C_GRID = (0.01, 0.1)
@@ -44,3 +45,16 @@ def choose_c(z: np.ndarray, y: np.ndarray, speakers: np.ndarray, fold, n_classes
     val_ua = {c: selection_ua(z, y, speakers, fold, c, n_classes) for c in C_GRID}
     c = max(C_GRID, key=lambda k: (val_ua[k], -k))
     return c, val_ua[c]
+
+
+def choose_fold_c(
+    x: np.ndarray, y: np.ndarray, speakers: np.ndarray, fold, n_classes: int, ok: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(C, train, val)``: the fold's training and validation rows the teacher could read (``ok``; all without it),
+    and the ``C`` :func:`choose_c` picks on them, features standardized with the training rows' statistics."""
+    train, val = (np.asarray(part, dtype=np.int64) for part in (fold.train, fold.val))
+    if ok is not None:
+        train, val = train[ok[train]], val[ok[val]]
+    kept = type(fold)(fold.name, tuple(train), tuple(val), fold.test, fold.val_by_speaker)
+    c, _ = choose_c(Normalization.fit([x[train]])(x), y, speakers, kept, n_classes)
+    return c, train, val

@@ -72,7 +72,7 @@ def prepare_data(
     waves = None
     if cfg.augment.on_waveform and frontend.kind != "waveform":
         waves = load_features(corpus, FrontEnd(kind="waveform", sample_rate=rate), cache_dir, cfg.progress)
-    crops = (waves or inputs).frontend  # the table training crops come from
+    crops = (inputs if waves is None else waves).frontend  # the table training crops come from
 
     def views(c: Corpus) -> dict[str, FeatureTable]:
         return {v: load_features(c, crops, cache_dir, cfg.progress, view=v) for v in cfg.augment.pitch_views}

@@ -101,7 +101,8 @@ def prepare_run(run: RunConfig) -> PreparedRun:
         plan = protocols.make_folds(corpus, protocol, seed=cfg.seed)
         chosen = select_folds(plan, run.folds)
         folds = [(i, with_training(fold, data.extra_train)) for i, fold in chosen]
-        others = [(i, with_training(fold, data.extra_train)) for i, fold in enumerate(plan) if i not in dict(chosen)]
+        trained = {i for i, _ in chosen}
+        others = [(i, with_training(fold, data.extra_train)) for i, fold in enumerate(plan) if i not in trained]
     return PreparedRun(data, folds, cfg, aux, protocol, others)
 
 
