@@ -117,6 +117,8 @@ def test_transfer_targets_come_from_the_fold_training_speakers_only(monkeypatch)
 def test_distill_config_rejects_bad_teacher_names():
     with pytest.raises(ValueError, match="ENCODER:BLOCK"):
         distill.DistillConfig("whisper-base")
+    with pytest.raises(ValueError, match="--distill-heads"):
+        distill.DistillConfig("whisper-base:3", heads="extra")
     cfg = distill.DistillConfig("whisper-tiny.en:2")
     assert (cfg.encoder, cfg.block) == ("whisper-tiny.en", 2)
 

@@ -271,6 +271,43 @@ def test_extra_corpora_get_teacher_targets_from_their_own_features_and_the_folds
             np.testing.assert_allclose(adapted.features["clean"][rows].mean(0), 0.0, atol=1e-4)
 
 
+def test_teacher_heads_with_the_extra_corpora_never_label_what_they_fit(pair, tmp_path: Path, monkeypatch) -> None:
+    """``--distill-heads all``: the heads that label the corpus' own training rows fit on the extra clips too, the
+    head that labels the extra clips fits on the own rows only (one extra corpus), and no head sees a test speaker or
+    labels a speaker it fit."""
+    from models.training import distill
+
+    target, extra = pair
+    _toy_teacher(monkeypatch, pair)
+    seen = _spy_on_heads(monkeypatch)
+    cfg = small_config(distill=distill.DistillConfig("whisper-base:3", heads="all"), extra_corpora=("ravdess",))
+    data = prepare_data(
+        target, FrontEnd(kind="logmel", n_mels=64, window="hann"), cfg, tmp_path / "cache", extra=[extra]
+    )
+    own = len(target.utterances)
+    y = np.array([target.emotions.index(u.emotion) for u in data.corpus.utterances])
+    speakers = np.array([u.speaker for u in data.corpus.utterances])
+    for fold in (with_training(f, data.extra_train) for f in protocols.make_folds(target, "loso")):
+        train, test = np.asarray(fold.train), np.asarray(fold.test)
+        own_train, extra_train = train[(train < own) & (train != 1)], train[train >= own]
+        seen.clear()
+        t = distill.fold_targets(data.corpus, train, y, 2, cfg.distill, ("clean",), 0, extra=data.extra_sources)
+        assert seen and all(not set(speakers[r]) & set(speakers[test]) for r in seen)
+        readable_extra = extra_train[~np.isnan(t.features["clean"][extra_train, 0])]
+        own_heads = [r for r in seen if (r >= own).any()]
+        assert len(own_heads) == len(seen) - 1 and all(set(readable_extra) <= set(r) for r in own_heads)
+        assert [set(r) for r in seen if (r < own).all()] == [set(own_train)]  # the extra clips' head
+        for r in own_heads:
+            fitted = set(speakers[r[r < own]])
+            assert fitted < set(speakers[own_train])  # some own speakers left out: the ones it labels
+        assert np.isfinite(t.soft["clean"][own_train]).all() and np.isfinite(t.soft["clean"][readable_extra]).all()
+        plain = distill.fold_targets(
+            data.corpus, train, y, 2, distill.DistillConfig("whisper-base:3"), ("clean",), 0, extra=data.extra_sources
+        )
+        np.testing.assert_allclose(plain.soft["clean"][readable_extra], t.soft["clean"][readable_extra], rtol=1e-5)
+        assert not np.allclose(plain.soft["clean"][own_train], t.soft["clean"][own_train])
+
+
 class Cut(Exception):
     """Stands for the machine stopping a run."""
 

@@ -186,6 +186,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "(cache them with python -m models.teachers.cache --frames); 0: off",
     )
     add(
+        "--distill-heads",
+        choices=distill.HEADS,
+        default="own",
+        help="what the teacher heads that give soft labels fit on: the corpus' own training speakers, or all "
+        "training utterances including --extra-corpus ones (each clip still labelled by a head that never heard it)",
+    )
+    add(
         "--transfer",
         nargs="*",
         default=[],
@@ -252,6 +259,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             soft_weight=args.distill_soft,
             feature_weight=args.distill_features,
             frame_weight=args.distill_frames,
+            heads=args.distill_heads,
             transfer_weight=args.transfer_weight,
         )
         if args.teacher

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 TEACHER_FRAME_RATE = 50  # Whisper's encoder frames per second
+HEADS = ("own", "all")  # what the soft-label heads fit on: DistillConfig.heads
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ class DistillConfig:
     ``soft_weight``/``feature_weight``: weights of the soft-label and feature-regression losses; ``groups``:
     cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization; ``transfer``: names
     of other corpora whose utterances join as a transfer set (teacher losses only), weighted ``transfer_weight``;
-    ``frame_weight``: weight of the frame-level loss (0: off)."""
+    ``frame_weight``: weight of the frame-level loss (0: off); ``heads``: what the teacher heads that give soft
+    labels fit on, ``"own"`` (the corpus' own training speakers) or ``"all"`` (with the extra corpora's training
+    utterances too, see :func:`fold_targets`)."""
 
     teacher: str
     temperature: float = 4.0
@@ -68,6 +71,7 @@ class DistillConfig:
     transfer: tuple[str, ...] = ()
     transfer_weight: float = 1.0
     frame_weight: float = 0.0
+    heads: str = "own"
 
     def __post_init__(self) -> None:
         encoder, _, block = self.teacher.partition(":")
@@ -79,6 +83,8 @@ class DistillConfig:
             raise ValueError("transfer corpora must be distinct and transfer_weight >= 0")
         if not self.frame_weight >= 0:
             raise ValueError("--distill-frames takes a weight >= 0")
+        if self.heads not in HEADS:
+            raise ValueError(f"--distill-heads is one of {', '.join(HEADS)}, got {self.heads!r}")
 
     @property
     def encoder(self) -> str:
@@ -187,18 +193,21 @@ def cross_fitted_soft_labels(
     groups: int = 4,
     c: float = 0.1,
     seed: int = 0,
+    shared: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per view, soft labels of the ``train`` rows from heads that never saw the row's speaker.
 
     ``x`` maps view names to ``(utterances, dim)`` teacher features ("clean" must be there: heads train on clean
-    features of the other groups' clips). Rows outside ``train`` stay NaN.
+    features of the other groups' clips). ``shared``: rows that join every head's training set and get no label
+    here (other corpora's, none of whose speakers is in ``train``). Rows outside ``train`` stay NaN.
     """
     group_of = speaker_groups(speakers[train], groups, seed)
     group = np.array([group_of[str(s)] for s in speakers[train]])
+    shared = np.zeros(0, np.int64) if shared is None else shared
     out = {view: np.full((len(y), n_classes), np.nan, np.float32) for view in x}
     for g in np.unique(group):
         label_rows = train[group == g]
-        mean, std, clf = fit_head(x["clean"], y, train[group != g], c)
+        mean, std, clf = fit_head(x["clean"], y, np.concatenate([train[group != g], shared]), c)
         for view, feats in x.items():
             out[view][label_rows] = _soft(clf, (feats[label_rows] - mean) / std, n_classes, temperature)
     return out
@@ -318,22 +327,33 @@ def fold_targets(
     ``extra``: the other corpora whose relabelled utterances are the last rows of ``corpus`` (``--extra-corpus``,
     ``CorpusData.extra_sources``); those of them in ``train`` get soft labels from one head fit on the corpus' own
     training rows, never from a head they trained, on their features aligned per corpus (per speaker with
-    ``per_speaker``) to the corpus' own training rows."""
+    ``per_speaker``) to the corpus' own training rows. With ``cfg.heads == "all"`` every head fits on the extra
+    corpora's training rows too: the cross-fitted heads of the corpus' own rows on all of them, and an extra
+    corpus' rows are labelled by a head fit on the corpus' own training rows and the *other* extra corpora's."""
     feats, ok = _joined_views(corpus, extra, cfg, views)
     train = train[ok[train] & (y[train] >= 0)]
     _, n_own = _own_part(corpus, extra)
     own, extra_rows = train[train < n_own], train[train >= n_own]
     speakers = np.array([u.speaker for u in corpus.utterances])
+    source = np.repeat(np.arange(len(extra) + 1), [n_own, *(len(rows) for _, rows in extra)])
     if per_speaker:
         feats = per_speaker_standardized(feats, speakers, train)
     elif len(extra_rows):
-        source = np.repeat(np.arange(len(extra) + 1), [n_own, *(len(rows) for _, rows in extra)])
         feats = _aligned(feats, source, extra_rows, own)
-    soft = cross_fitted_soft_labels(feats, y, speakers, own, n_classes, cfg.temperature, cfg.groups, cfg.c, seed)
-    if len(extra_rows):
-        labelled = _labelled_by(fit_head(feats["clean"], y, own, cfg.c), feats, extra_rows, n_classes, cfg.temperature)
+    shared = extra_rows if cfg.heads == "all" else None
+    soft = cross_fitted_soft_labels(
+        feats, y, speakers, own, n_classes, cfg.temperature, cfg.groups, cfg.c, seed, shared=shared
+    )
+    if cfg.heads == "all":  # each extra corpus labelled by a head on the others' rows
+        parts = [(source[extra_rows] == k, source[extra_rows] != k) for k in np.unique(source[extra_rows])]
+    else:
+        parts = [(np.ones(len(extra_rows), bool), np.zeros(len(extra_rows), bool))] if len(extra_rows) else []
+    for labelled_part, fit_part in parts:
+        head = fit_head(feats["clean"], y, np.concatenate([own, extra_rows[fit_part]]), cfg.c)
+        rows = extra_rows[labelled_part]
+        labelled = _labelled_by(head, feats, rows, n_classes, cfg.temperature)
         for view in soft:
-            soft[view][extra_rows] = labelled[view][extra_rows]
+            soft[view][rows] = labelled[view][rows]
     mean, std = feats["clean"][own].mean(0), feats["clean"][own].std(0) + 1e-6
     return Targets(soft, _standardized(feats, train, mean, std))
 
