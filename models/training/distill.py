@@ -17,11 +17,13 @@ so a student trained on a sped-up or pitch-shifted copy learns what the teacher 
 **Extra corpora** (``--extra-corpus``: other corpora's utterances, relabelled to the corpus' classes, in every
 fold's training part) keep their own cached teacher features (the same encoder and block, computed for that
 corpus); their soft labels come from one head fit on all the fold's training utterances of the corpus itself --
-the extra clips never fit a teacher head. Each corpus is standardized with its own statistics, as each speaker is
-for a speaker-adaptive student: an extra corpus' features are moved from their own mean and std to those of the
-fold's training utterances (:func:`_aligned`), then standardized like the corpus' own. Taken with the target's
-statistics instead, a corpus offset reads as emotion: on CASIA's first fold (whisper-base:3) the head then gives
-RAVDESS clips their mapped label 18 % of the time at 0.96 mean confidence, against 37 % aligned (Emo-DB 37 / 50 %).
+the extra clips never fit a teacher head (with ``DistillConfig.heads == "all"`` they do: every head fits on them
+too, and each extra corpus is labelled by a head fit on the others, :func:`fold_targets`). Each corpus is
+standardized with its own statistics, as each speaker is for a speaker-adaptive student: an extra corpus' features
+are moved from their own mean and std to those of the fold's training utterances (:func:`_aligned`), then
+standardized like the corpus' own. Taken with the target's statistics instead, a corpus offset reads as emotion: on
+CASIA's first fold (whisper-base:3) the head then gives RAVDESS clips their mapped label 18 % of the time at 0.96
+mean confidence, against 37 % aligned (Emo-DB 37 / 50 %).
 
 **Frame-level targets** (``--distill-frames WEIGHT``, as DistilHuBERT-style students learn): besides the pooled
 features, the student's output frames regress the teacher's frames of the same block (:func:`fold_frame_targets`,
