@@ -346,13 +346,11 @@ def fold_targets(
     soft = cross_fitted_soft_labels(
         feats, y, speakers, own, n_classes, cfg.temperature, cfg.groups, cfg.c, seed, shared=shared
     )
-    if cfg.heads == "all":  # each extra corpus labelled by a head on the others' rows
-        parts = [(source[extra_rows] == k, source[extra_rows] != k) for k in np.unique(source[extra_rows])]
-    else:
-        parts = [(np.ones(len(extra_rows), bool), np.zeros(len(extra_rows), bool))] if len(extra_rows) else []
-    for labelled_part, fit_part in parts:
-        head = fit_head(feats["clean"], y, np.concatenate([own, extra_rows[fit_part]]), cfg.c)
-        rows = extra_rows[labelled_part]
+    # heads "all": each extra corpus labelled by a head that also fit the other extra corpora; "own": one head
+    groups = source[extra_rows] if cfg.heads == "all" else np.zeros(len(extra_rows), np.int64)
+    for k in np.unique(groups):
+        head = fit_head(feats["clean"], y, np.concatenate([own, extra_rows[groups != k]]), cfg.c)
+        rows = extra_rows[groups == k]
         labelled = _labelled_by(head, feats, rows, n_classes, cfg.temperature)
         for view in soft:
             soft[view][rows] = labelled[view][rows]
