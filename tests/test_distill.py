@@ -114,11 +114,42 @@ def test_transfer_targets_come_from_the_fold_training_speakers_only(monkeypatch)
     assert np.allclose(feats[0], t.features["speed0.9"][0]) and np.allclose(feats[1], t.features["clean"][1])
 
 
+def test_targets_standardized_per_speaker_carry_no_speaker_offset(monkeypatch):
+    """``standardize="speaker"``: each training speaker's teacher features are standardized with its own statistics
+    before heads and feature targets, so a speaker's offset leaves the targets; validation and test stay NaN."""
+    from models.data.corpora import Corpus, Utterance
+    from models.data.protocols import make_folds
+
+    utts = [Utterance(f"s{s}/{k}.wav", "ab"[k % 2], f"s{s}", "f", None, "toy") for s in range(6) for k in range(8)]
+    corpus = Corpus("toy", "/nonexistent", ("a", "b"), utts)
+    y = np.array([corpus.emotions.index(u.emotion) for u in corpus.utterances])
+    speakers = np.array([u.speaker for u in corpus.utterances])
+    rng = np.random.default_rng(0)
+    offsets = 5.0 * rng.standard_normal((6, 4))  # each voice moves every feature far more than its emotion does
+    x = offsets[np.repeat(np.arange(6), 8)] + y[:, None] + 0.3 * rng.standard_normal((48, 4))
+    monkeypatch.setattr(distill, "_teacher_views", lambda c, cfg, views: ({"clean": x}, np.ones(48, bool)))
+    fold = make_folds(corpus, "speaker-kfold", k=3)[0]
+    train = np.asarray(fold.train)
+    spread = {}
+    for standardize in distill.STANDARDIZE:
+        cfg = distill.DistillConfig("whisper-base:3", groups=2, standardize=standardize)
+        t = distill.fold_targets(corpus, train, y, 2, cfg, ("clean",), seed=0)
+        feats, soft = t.features["clean"], t.soft["clean"]
+        held_out = np.setdiff1d(np.arange(48), train)
+        assert np.isnan(feats[held_out]).all() and np.isnan(soft[held_out]).all()
+        assert np.allclose(soft[train].sum(1), 1.0)
+        means = np.stack([feats[train][speakers[train] == s].mean(0) for s in np.unique(speakers[train])])
+        spread[standardize] = np.abs(means).max()
+    assert spread["speaker"] < 1e-4 < 0.5 < spread["training"]
+
+
 def test_distill_config_rejects_bad_teacher_names():
     with pytest.raises(ValueError, match="ENCODER:BLOCK"):
         distill.DistillConfig("whisper-base")
     with pytest.raises(ValueError, match="--distill-heads"):
         distill.DistillConfig("whisper-base:3", heads="extra")
+    with pytest.raises(ValueError, match="--distill-standardize"):
+        distill.DistillConfig("whisper-base:3", standardize="corpus")
     cfg = distill.DistillConfig("whisper-tiny.en:2")
     assert (cfg.encoder, cfg.block) == ("whisper-tiny.en", 2)
 

@@ -193,6 +193,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "training utterances including --extra-corpus ones (each clip still labelled by a head that never heard it)",
     )
     add(
+        "--distill-standardize",
+        choices=distill.STANDARDIZE,
+        default="training",
+        help="the teacher's features standardized with the fold's training statistics, or each training speaker with "
+        "its own (targets without the speaker's offset, as a speaker-adaptive student gets them)",
+    )
+    add(
         "--transfer",
         nargs="*",
         default=[],
@@ -260,6 +267,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             feature_weight=args.distill_features,
             frame_weight=args.distill_frames,
             heads=args.distill_heads,
+            standardize=args.distill_standardize,
             transfer_weight=args.transfer_weight,
         )
         if args.teacher

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 TEACHER_FRAME_RATE = 50  # Whisper's encoder frames per second
 HEADS = ("own", "all")  # what the soft-label heads fit on: DistillConfig.heads
+STANDARDIZE = ("training", "speaker")  # how the teacher's features are standardized: DistillConfig.standardize
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ class DistillConfig:
     of other corpora whose utterances join as a transfer set (teacher losses only), weighted ``transfer_weight``;
     ``frame_weight``: weight of the frame-level loss (0: off); ``heads``: what the teacher heads that give soft
     labels fit on, ``"own"`` (the corpus' own training speakers) or ``"all"`` (with the extra corpora's training
-    utterances too, see :func:`fold_targets`)."""
+    utterances too, see :func:`fold_targets`); ``standardize``: the teacher's features standardized with the fold's
+    training statistics (``"training"``, each corpus aligned to the own one) or each training speaker with its own
+    (``"speaker"``, as for a speaker-adaptive student, :func:`per_speaker_standardized`): the targets then carry no
+    speaker's offset, so a student with global normalization is taught what an adapted teacher would say."""
 
     teacher: str
     temperature: float = 4.0
@@ -74,6 +78,7 @@ class DistillConfig:
     transfer_weight: float = 1.0
     frame_weight: float = 0.0
     heads: str = "own"
+    standardize: str = "training"
 
     def __post_init__(self) -> None:
         encoder, _, block = self.teacher.partition(":")
@@ -87,6 +92,8 @@ class DistillConfig:
             raise ValueError("--distill-frames takes a weight >= 0")
         if self.heads not in HEADS:
             raise ValueError(f"--distill-heads is one of {', '.join(HEADS)}, got {self.heads!r}")
+        if self.standardize not in STANDARDIZE:
+            raise ValueError(f"--distill-standardize is one of {', '.join(STANDARDIZE)}, got {self.standardize!r}")
 
     @property
     def encoder(self) -> str:
@@ -323,8 +330,9 @@ def fold_targets(
     per_speaker: bool = False,
     extra: Sequence[tuple[Any, Sequence[int]]] = (),
 ) -> Targets:
-    """The distillation targets of one fold (see the module docstring); ``per_speaker``: the teacher's features are
-    first standardized per training speaker (:func:`per_speaker_standardized`), for a speaker-adaptive student.
+    """The distillation targets of one fold (see the module docstring); ``per_speaker`` (a speaker-adaptive student)
+    or ``cfg.standardize == "speaker"``: the teacher's features are first standardized per training speaker
+    (:func:`per_speaker_standardized`).
 
     ``extra``: the other corpora whose relabelled utterances are the last rows of ``corpus`` (``--extra-corpus``,
     ``CorpusData.extra_sources``); those of them in ``train`` get soft labels from one head fit on the corpus' own
@@ -338,7 +346,7 @@ def fold_targets(
     own, extra_rows = train[train < n_own], train[train >= n_own]
     speakers = np.array([u.speaker for u in corpus.utterances])
     source = np.repeat(np.arange(len(extra) + 1), [n_own, *(len(rows) for _, rows in extra)])
-    if per_speaker:
+    if per_speaker or cfg.standardize == "speaker":
         feats = per_speaker_standardized(feats, speakers, train)
     elif len(extra_rows):
         feats = _aligned(feats, source, extra_rows, own)
