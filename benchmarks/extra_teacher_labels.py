@@ -2,7 +2,7 @@
 
     python benchmarks/extra_teacher_labels.py --teacher whisper-base:3 --corpus casia=../shared/datasets/casia \
         --extra ravdess=../shared/datasets/ravdess emodb=../shared/datasets/emodb --heads own all \
-        --out benchmarks/results/extra-teacher-labels.md
+        --standardize training speaker --out benchmarks/results/extra-teacher-labels.md
 
 Per fold of the target corpus, the targets training reads (:func:`models.training.distill.fold_targets`: soft
 labels of the extra clips from one head fit on the fold's own training utterances, each extra corpus' features
@@ -10,14 +10,16 @@ aligned to them by its own statistics) against the same head fed the extra featu
 target's training statistics (no alignment). For each: how often the soft label's argmax is the clip's mapped
 label (accuracy, UA) and the mean probability of that label and of the top class at temperature 1. The head's UA
 on the fold's test speaker is the reference for what it knows. ``--heads``: the ``DistillConfig.heads`` settings
-to compare (``all``: the teacher heads fit on the extra corpora's clips too); each also gives the agreement of the
-target corpus' own training clips, whose soft labels come from the cross-fitted heads, and a last table the mean
-over folds.
+to compare (``all``: the teacher heads fit on the extra corpora's clips too), ``--standardize`` the
+``DistillConfig.standardize`` ones (``speaker``: each training speaker's features standardized with its own
+statistics); each also gives the agreement of the target corpus' own training clips, whose soft labels come from
+the cross-fitted heads, and a last table the mean over folds.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", required=True, help="NAME=ROOT of the target corpus")
     p.add_argument("--extra", nargs="+", required=True, help="NAME=ROOT of each extra corpus")
     p.add_argument("--heads", nargs="+", choices=distill.HEADS, default=["own"], help="DistillConfig.heads to compare")
+    p.add_argument(
+        "--standardize",
+        nargs="+",
+        choices=distill.STANDARDIZE,
+        default=["training"],
+        help="DistillConfig.standardize settings to compare (each with every --heads)",
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     name, _, root = args.corpus.partition("=")
@@ -82,15 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         test = test[ok[test]]
         predicted = clf.predict((raw["clean"][test] - mean) / std)
         head_ua = np.mean([np.mean(predicted[y[test] == c] == c) for c in np.unique(y[test])])
-        for heads in args.heads:
-            heads_cfg = replace(cfg, heads=heads)
+        for heads, standardize in itertools.product(args.heads, args.standardize):
+            variant = replace(cfg, heads=heads, standardize=standardize)
             targets = distill.fold_targets(
-                joined, train, y, len(target.emotions), heads_cfg, ("clean",), 0, extra=sources
+                joined, train, y, len(target.emotions), variant, ("clean",), 0, extra=sources
             )
+            per_speaker = ", per speaker" if standardize == "speaker" else ""
             for corpus_name, rows in blocks:
                 rows = np.intersect1d(rows[ok[rows]], train)
-                compared = [(f"training, heads {heads}", targets.soft["clean"][rows])]
-                if heads == "own" and corpus_name != name:
+                compared = [(f"training, heads {heads}{per_speaker}", targets.soft["clean"][rows])]
+                if heads == "own" and standardize == "training" and corpus_name != name:
                     unaligned = distill._soft(
                         clf, (raw["clean"][rows] - mean) / std, len(target.emotions), cfg.temperature
                     )
