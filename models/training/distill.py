@@ -25,6 +25,11 @@ standardized like the corpus' own. Taken with the target's statistics instead, a
 CASIA's first fold (whisper-base:3) the head then gives RAVDESS clips their mapped label 18 % of the time at 0.96
 mean confidence, against 37 % aligned (Emo-DB 37 / 50 %).
 
+With ``DistillConfig.standardize == "speaker"`` (``--distill-standardize speaker``) every training speaker's teacher
+features, of every corpus, are standardized with that speaker's own statistics first, as for a speaker-adaptive
+student (:func:`per_speaker_standardized`): heads and feature targets then see no speaker's offset, while the
+student keeps its global normalization.
+
 **Frame-level targets** (``--distill-frames WEIGHT``, as DistilHuBERT-style students learn): besides the pooled
 features, the student's output frames regress the teacher's frames of the same block (:func:`fold_frame_targets`,
 :class:`FrameTargets`): each student frame the mean of the teacher frames (50 per second) under the input rows it
