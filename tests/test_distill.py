@@ -143,6 +143,34 @@ def test_targets_standardized_per_speaker_carry_no_speaker_offset(monkeypatch):
     assert spread["speaker"] < 1e-4 < 0.5 < spread["training"]
 
 
+def test_a_speaker_adaptive_student_always_gets_per_speaker_teacher_targets(monkeypatch):
+    """Training asks for the teacher's targets per speaker when ``--distill-standardize speaker`` says so, and always
+    for a student normalized per speaker (``--normalization speaker``), whatever the option says."""
+    from types import SimpleNamespace
+
+    from models.training import loop
+    from models.training.config import TrainConfig
+
+    asked = []
+
+    def spy(corpus, train, y, n_classes, cfg, views, seed, extra=()):
+        asked.append(cfg.standardize)
+        return distill.Targets({"clean": np.zeros((4, 2))}, {"clean": np.zeros((4, 3))})
+
+    monkeypatch.setattr(distill, "fold_targets", spy)
+    data = SimpleNamespace(corpus=None, extra_sources=())
+    model = SimpleNamespace(backbone=SimpleNamespace(embedding_dim=5))
+    for normalization, standardize in [("global", "training"), ("global", "speaker"), ("speaker", "training")]:
+        cfg = TrainConfig(
+            normalization=normalization, distill=distill.DistillConfig("whisper-base:3", standardize=standardize)
+        )
+        teacher, projector, _ = loop._fold_teachers(
+            data, cfg, model, np.arange(4), {"emotion": np.zeros(4, int)}, {"emotion": ["a", "b"]}, torch.device("cpu")
+        )
+        assert teacher.dim == 3 and projector.in_features == 5
+    assert asked == ["training", "speaker", "speaker"]
+
+
 def test_distill_config_rejects_bad_teacher_names():
     with pytest.raises(ValueError, match="ENCODER:BLOCK"):
         distill.DistillConfig("whisper-base")

@@ -263,9 +263,8 @@ def test_extra_corpora_get_teacher_targets_from_their_own_features_and_the_folds
         seen.clear()
         distill.transfer_targets(data.corpus, train, y, 2, cfg.distill, ("clean",), extra, data.extra_sources)
         assert len(seen) == 1 and set(seen[0]) == set(own_train)  # a transfer set's head: the corpus' own rows too
-        adapted = distill.fold_targets(
-            data.corpus, train, y, 2, cfg.distill, ("clean",), 0, per_speaker=True, extra=data.extra_sources
-        )
+        per_speaker = replace(cfg.distill, standardize="speaker")
+        adapted = distill.fold_targets(data.corpus, train, y, 2, per_speaker, ("clean",), 0, extra=data.extra_sources)
         for s in set(speakers[readable]):  # a speaker-adaptive student's extra speakers: their own statistics
             rows = readable[speakers[readable] == s]
             np.testing.assert_allclose(adapted.features["clean"][rows].mean(0), 0.0, atol=1e-4)

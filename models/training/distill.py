@@ -332,26 +332,25 @@ def fold_targets(
     cfg: DistillConfig,
     views: tuple[str, ...],
     seed: int,
-    per_speaker: bool = False,
     extra: Sequence[tuple[Any, Sequence[int]]] = (),
 ) -> Targets:
-    """The distillation targets of one fold (see the module docstring); ``per_speaker`` (a speaker-adaptive student)
-    or ``cfg.standardize == "speaker"``: the teacher's features are first standardized per training speaker
+    """The distillation targets of one fold (see the module docstring); with ``cfg.standardize == "speaker"`` (which a
+    speaker-adaptive student always uses) the teacher's features are first standardized per training speaker
     (:func:`per_speaker_standardized`).
 
     ``extra``: the other corpora whose relabelled utterances are the last rows of ``corpus`` (``--extra-corpus``,
     ``CorpusData.extra_sources``); those of them in ``train`` get soft labels from one head fit on the corpus' own
     training rows, never from a head they trained, on their features aligned per corpus (per speaker with
-    ``per_speaker``) to the corpus' own training rows. With ``cfg.heads == "all"`` every head fits on the extra
-    corpora's training rows too: the cross-fitted heads of the corpus' own rows on all of them, and an extra
-    corpus' rows are labelled by a head fit on the corpus' own training rows and the *other* extra corpora's."""
+    ``standardize == "speaker"``) to the corpus' own training rows. With ``cfg.heads == "all"`` every head fits on
+    the extra corpora's training rows too: the cross-fitted heads of the corpus' own rows on all of them, and an
+    extra corpus' rows are labelled by a head fit on the corpus' own training rows and the *other* extra corpora's."""
     feats, ok = _joined_views(corpus, extra, cfg, views)
     train = train[ok[train] & (y[train] >= 0)]
     _, n_own = _own_part(corpus, extra)
     own, extra_rows = train[train < n_own], train[train >= n_own]
     speakers = np.array([u.speaker for u in corpus.utterances])
     source = np.repeat(np.arange(len(extra) + 1), [n_own, *(len(rows) for _, rows in extra)])
-    if per_speaker or cfg.standardize == "speaker":
+    if cfg.standardize == "speaker":
         feats = per_speaker_standardized(feats, speakers, train)
     elif len(extra_rows):
         feats = _aligned(feats, source, extra_rows, own)

@@ -23,7 +23,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -401,15 +401,16 @@ def _fold_teachers(
     (``--distill-frames``). Built after the model, in this order, so a seed gives the same weights as before."""
     if cfg.distill is None:
         return None, None, None
+    # a speaker-adaptive student (per-speaker normalization) always gets the teacher's side per speaker too
+    teacher_cfg = replace(cfg.distill, standardize="speaker") if cfg.normalization == "speaker" else cfg.distill
     teacher = distill.fold_targets(
         data.corpus,
         train_idx,
         targets[PRIMARY],
         len(labels[PRIMARY]),
-        cfg.distill,
+        teacher_cfg,
         cfg.teacher_views,
         cfg.seed,
-        per_speaker=cfg.normalization == "speaker",
         extra=data.extra_sources,
     )
     projector = torch.nn.Linear(model.backbone.embedding_dim, teacher.dim).to(device)
