@@ -332,6 +332,63 @@ def test_pitch_shifts_read_their_cached_views(corpus: Corpus, tmp_path: Path) ->
         TrainBatches(table, np.arange(n), targets, norm, long, Augment(pitches=(-3,)), views=other)
 
 
+def test_speaker_swap_moves_a_clip_to_another_training_voice_of_its_corpus_level() -> None:
+    """The swap adds another training speaker's voice offset in place of the clip's own: offsets are each
+    speaker's mean minus its corpus' mean over speakers, fit on the training indices only; off, it draws
+    nothing, so recipes without it keep their random stream."""
+    n_feat, frames = 6, 10
+    rng = np.random.default_rng(0)
+    corpus_level = {"a": np.full(n_feat, 3.0), "b": np.full(n_feat, -2.0)}
+    voice = {v: rng.normal(size=n_feat) for v in ("a1", "a2", "a3", "b1", "b2")}
+    voice["a4"] = np.full(n_feat, 100.0)  # a held-out speaker: must never become an offset
+    for c in "ab":  # the designed offsets are zero-mean within each corpus, as the swap's are
+        names = [v for v in voice if v[0] == c and v != "a4"]
+        mean = np.mean([voice[v] for v in names], axis=0)
+        for v in names:
+            voice[v] = voice[v] - mean
+    speakers = ["a1", "a2", "a3", "b1", "b2", "a4"] * 3
+    emotion = {v: 0.1 * rng.normal(size=n_feat) for v in voice}  # -1, 0, +1 times it: a speaker's mean is its voice
+    rows = [corpus_level[v[0]] + voice[v] + emotion[v] * (k // 6 - 1) for k, v in enumerate(speakers)]
+    data = np.concatenate([np.tile(r, (frames, 1)) for r in rows]).astype(np.float32)
+    offsets = np.arange(len(rows) + 1) * frames
+    table = features.FeatureTable(
+        FrontEnd(kind="logmel", n_mels=n_feat), data, offsets, offsets, offsets, Path("x"), False
+    )
+    voices = [(v[0], v) for v in speakers]
+    train = np.array([k for k, v in enumerate(speakers) if v != "a4"])
+    norm = Normalization("global", mean=(0.0,) * n_feat, std=(1.0,) * n_feat)
+    targets = {"emotion": np.zeros(len(rows), dtype=np.int64)}
+    crop_samples = table.frontend.frame_step * (frames - 1) + table.frontend.frame_length
+    batches = TrainBatches(table, train, targets, norm, crop_samples, Augment(speaker_swap=1.0), voices=voices)
+    swap = batches.swap
+    assert swap is not None and len(swap.offsets) == 5 and np.abs(swap.offsets).max() < 10
+    for k in train:
+        np.testing.assert_allclose(swap.offsets[swap.speaker[int(k)]], voice[speakers[k]], atol=1e-5)
+    moved = set()
+    for batch in batches.epoch(4, np.random.default_rng(1)):
+        for x, k in zip(batch.inputs, batch.index):
+            shift = x - rows[int(k)]
+            np.testing.assert_allclose(shift, np.tile(shift[0], (len(x), 1)), atol=1e-5)  # one offset per clip
+            other = [v for v in voice if v != "a4" and np.allclose(shift[0], voice[v] - voice[speakers[k]], atol=1e-4)]
+            assert len(other) == 1 and other[0] != speakers[k]
+            moved.add(other[0])
+    assert moved == {"a1", "a2", "a3", "b1", "b2"}
+    plain = TrainBatches(table, train, targets, norm, crop_samples, Augment(), voices=voices)
+    unswapped = TrainBatches(table, train, targets, norm, crop_samples, Augment(speaker_swap=0.0), voices=voices)
+    for a, b in zip(plain.epoch(4, np.random.default_rng(1)), unswapped.epoch(4, np.random.default_rng(1))):
+        np.testing.assert_array_equal(a.inputs, b.inputs)
+    with pytest.raises(ValueError, match="speaker"):
+        TrainBatches(table, train, targets, norm, crop_samples, Augment(speaker_swap=0.5))
+    with pytest.raises(ValueError, match="global"):
+        TrainBatches(
+            table, train, targets, Normalization("utterance"), crop_samples, Augment(speaker_swap=0.5), voices=voices
+        )
+    with pytest.raises(ValueError, match="chance"):
+        Augment(speaker_swap=1.5)
+    assert "speaker_swap" not in Augment().to_dict()  # absent when off: runs recorded before it resume
+    assert Augment.from_dict(json.loads(json.dumps(Augment(speaker_swap=0.5).to_dict()))).speaker_swap == 0.5
+
+
 # -- training ---------------------------------------------------------------------------
 
 

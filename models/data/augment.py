@@ -30,6 +30,10 @@ class Augment:
     widest SpecAugment mask in frames/feature bins, ``n_masks`` of each per example. ``freq_warp``: largest
     relative stretch of the feature (band) axis, as vocal tract length perturbation does (e.g. 0.1: factors
     0.9-1.1), applied with chance ``prob``; for band features (log-mel, log-spectrogram), not cepstra.
+    ``speaker_swap``: the chance that an example's voice offset -- its speaker's mean normalized feature minus
+    its corpus' mean over speakers -- is swapped for another training speaker's
+    (:class:`models.data.batches.SpeakerSwap`): an unheard voice shifts every feature by about as much as emotion
+    does, and a corpus of a few voices lets a network learn each voice's level instead of the emotion.
     """
 
     noise_snr: tuple[float, float] | None = None
@@ -42,8 +46,11 @@ class Augment:
     freq_mask: int = 0
     n_masks: int = 2
     freq_warp: float = 0.0
+    speaker_swap: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.speaker_swap <= 1.0:
+            raise ValueError(f"speaker_swap is a chance in [0, 1], got {self.speaker_swap}")
         if not 0.0 <= self.freq_warp < 0.5:
             raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
         if any(not 0 < s < 10 for s in self.speeds):
@@ -70,8 +77,9 @@ class Augment:
         d["noise_snr"] = list(self.noise_snr) if self.noise_snr else None
         d["speeds"] = list(self.speeds)
         d["pitches"] = list(self.pitches)
-        if not d["pitches"]:  # absent when off, as before it existed: older runs resume
-            del d["pitches"]
+        for name in ("pitches", "speaker_swap"):  # absent when off, as before they existed: older runs resume
+            if not d[name]:
+                del d[name]
         return d
 
     @classmethod

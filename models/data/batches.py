@@ -20,18 +20,62 @@ nothing else about the recipe.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from edge_ser.frontend import FrontEnd
+from edge_ser.frontend import FrontEnd, Normalization
 
 from ..arch.heads import IGNORE
 from .augment import Augment, augment_waveform, pitch_view, spec_augment, speed_perturb, speed_view
-from .features import FeatureTable, Norms, normalization_for
+from .features import FeatureTable, Norms, fit_normalization, normalization_for
 
 PADS = ("repeat", "zero")
+
+
+class SpeakerSwap:
+    """Each training speaker's voice offset, and its swap for another's (``Augment.speaker_swap``).
+
+    A speaker's offset is the mean of their training utterances' normalized features minus the mean of those
+    means over the speakers of the same corpus (so the corpus' own recording level and channel stay put, and a
+    clip takes on another voice of any corpus). Fit on the training part only: validation and test speakers
+    never contribute.
+    """
+
+    def __init__(
+        self,
+        inputs: FeatureTable,
+        indices: np.ndarray,
+        voices: Sequence[tuple[str, str]],
+        normalization: Normalization,
+        chance: float,
+    ) -> None:
+        if normalization.mode != "global":
+            raise ValueError("a speaker swap shifts globally normalized features: use --normalization global")
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i in indices:
+            groups.setdefault(tuple(voices[int(i)]), []).append(int(i))
+        if len(groups) < 2:
+            raise ValueError("a speaker swap needs at least two training speakers")
+        names = sorted(groups)
+        mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
+        means = np.stack([(np.asarray(fit_normalization(inputs, groups[v]).mean) - mean) / std for v in names])
+        corpora = np.array([v[0] for v in names])
+        for c in set(corpora):
+            means[corpora == c] -= means[corpora == c].mean(axis=0)
+        self.offsets = means.astype(np.float32)
+        self.speaker = {i: k for k, v in enumerate(names) for i in groups[v]}
+        self.chance = chance
+
+    def __call__(self, x: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
+        """Normalized input ``x`` of training utterance ``i``, with chance ``chance`` moved to another voice."""
+        if rng.random() >= self.chance:
+            return x
+        other = int(rng.integers(len(self.offsets) - 1))
+        own = self.speaker[i]
+        other += other >= own  # any speaker but its own
+        return x + (self.offsets[other] - self.offsets[own]).reshape(x.shape[1:])
 
 
 class WholeView(NamedTuple):
@@ -103,7 +147,8 @@ class TrainBatches:
     whose transcript trains the CTC heads (default: all); longer ones would make every batch long.
     ``views``: the tables of the cached copies that ``augment.pitches`` picks from, by view name
     (:meth:`Augment.pitch_views`), of the same kind as the table the crops come from (``waves`` when they come
-    from the waveform, else ``inputs``); transcript heads' whole utterances stay unshifted.
+    from the waveform, else ``inputs``); transcript heads' whole utterances stay unshifted. ``voices``: each
+    corpus utterance's ``(corpus, speaker)``, which ``augment.speaker_swap`` needs (:class:`SpeakerSwap`).
     """
 
     shard: tuple[int, int] = (0, 1)
@@ -120,6 +165,7 @@ class TrainBatches:
         pad: str = "repeat",
         transcript_samples: int | None = None,
         views: Mapping[str, FeatureTable] | None = None,
+        voices: Sequence[tuple[str, str]] | None = None,
     ) -> None:
         if pad not in PADS:
             raise ValueError(f"pad must be one of {PADS}")
@@ -149,6 +195,11 @@ class TrainBatches:
         self.crop_frames = self.frontend.num_frames(crop_samples)
         self.augment = augment
         self.pad = pad
+        self.swap: SpeakerSwap | None = None
+        if augment.speaker_swap:
+            if voices is None or not isinstance(normalization, Normalization) or self.frontend.kind == "waveform":
+                raise ValueError("a speaker swap needs each utterance's speaker, global normalization and features")
+            self.swap = SpeakerSwap(inputs, self.indices, voices, normalization, augment.speaker_swap)
         self.transcript_heads = tuple(name for name, t in self.targets.items() if t.ndim == 2)
         if self.transcript_heads and transcript_samples is not None:
             self._drop_long_transcripts(transcript_samples)
@@ -189,7 +240,7 @@ class TrainBatches:
             source = self.views.get(view, self.inputs)  # clean: the inputs themselves
             x, start = crop_at(source[i], self.crop_frames, rng, self.pad)
             rows = source_rows(np.arange(self.crop_frames), start, len(source[i]), self.pad)
-            x = normalization_for(self.normalization, i)(x)
+            x = self._normalized(x, i, rng)
             valid = min(len(source[i]), self.crop_frames) if self.pad == "zero" else self.crop_frames
             times = self._times(rows * fe.frame_step)
             if view != "clean":
@@ -212,7 +263,12 @@ class TrainBatches:
         if fe.kind == "waveform":
             return normalization_for(self.normalization, i)(x), valid, view, times
         rows = fe.num_frames(valid) if valid < self.crop_samples else self.crop_frames
-        return normalization_for(self.normalization, i)(fe(x)), rows, view, times
+        return self._normalized(fe(x), i, rng), rows, view, times
+
+    def _normalized(self, x: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
+        """Features ``x`` of utterance ``i`` normalized, then moved to another voice if the speaker swap draws it."""
+        x = normalization_for(self.normalization, i)(x)
+        return x if self.swap is None else self.swap(x, i, rng)
 
     def _times(self, first_samples: np.ndarray) -> np.ndarray:
         """Seconds at the middle of rows that start at sample ``first_samples`` of their utterance (-1: padding)."""

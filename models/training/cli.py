@@ -152,6 +152,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="stretch band features' frequency axis by a factor within 1 +- this (vocal tract length "
         "perturbation on log-mel), with chance --aug-prob",
     )
+    add(
+        "--speaker-swap",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="chance per example that its voice offset (its speaker's mean normalized feature minus its corpus' "
+        "mean) is swapped for another training speaker's",
+    )
     add("--label-smoothing", type=float, default=0.0, help="label smoothing of every head's cross-entropy")
     add("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
     add(
@@ -238,6 +246,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         freq_mask=args.freq_mask,
         n_masks=args.masks,
         freq_warp=args.freq_warp,
+        speaker_swap=args.speaker_swap,
     )
     return TrainConfig(
         epochs=args.epochs,

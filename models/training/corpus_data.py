@@ -49,6 +49,11 @@ class CorpusData:
     views: dict[str, FeatureTable] = field(default_factory=dict)
 
 
+def voices(data: CorpusData) -> list[tuple[str, str]]:
+    """Each utterance's ``(corpus, speaker)``: who speaks it, and on which corpus' recordings."""
+    return [(u.corpus, u.speaker) for u in data.corpus.utterances]
+
+
 def samples(seconds: float, rate: int) -> int:
     """``seconds`` as a number of samples, rounded as the Recognizer converts the contract's window."""
     return round(seconds * rate)

@@ -43,7 +43,7 @@ from ..data.labels import head_labels, head_targets
 from . import distill, distributed, metrics
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, warm_start, write_json
 from .config import ABSENT_WHEN_OFF, FoldPlan, TrainConfig
-from .corpus_data import CorpusData, samples, speaker_normalization
+from .corpus_data import CorpusData, samples, speaker_normalization, voices
 from .evaluate import eval_inputs, head_scores, transcribe
 from .losses import batch_loss
 
@@ -303,6 +303,7 @@ def prepare_fold(
         cfg.pad,
         None if cfg.transcript_max_seconds is None else samples(cfg.transcript_max_seconds, frontend.sample_rate),
         data.views,
+        voices(data),
     )
     batches.shard = distributed.shard()
     val_inputs = eval_inputs(data.inputs, data.windows, val_idx, norm) if len(val_idx) else None
@@ -522,7 +523,16 @@ def transfer_sources(
         if len(rows) < 2 * distributed.shard()[1]:  # too few for one batch: its stream would never yield
             raise ValueError(f"transfer corpus {other.corpus.name!r} has {len(rows)} utterances the teacher read")
         batches = TrainBatches(
-            other.inputs, rows, {}, normalization, crop, cfg.augment, other.waves, cfg.pad, views=other.views
+            other.inputs,
+            rows,
+            {},
+            normalization,
+            crop,
+            cfg.augment,
+            other.waves,
+            cfg.pad,
+            views=other.views,
+            voices=voices(other),
         )
         batches.shard = distributed.shard()
         sources.append((batches, targets))
