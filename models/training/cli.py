@@ -30,6 +30,7 @@ from ..data.batches import PADS
 from ..data.features import DEFAULT_CACHE_DIR
 from . import distill, distributed
 from .config import RunConfig, TrainConfig
+from .ensemble import EnsembleConfig
 from .report import REPORT
 from .run import train
 
@@ -217,6 +218,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add("--transfer-weight", type=float, default=1.0, help="weight of the transfer set's teacher losses")
     add(
+        "--ensemble-teacher",
+        nargs="+",
+        metavar="RUN",
+        help="finished runs of the same corpus and protocol whose same fold teaches the student their averaged "
+        "probabilities on its own crops (models.training.ensemble)",
+    )
+    add("--ensemble-weight", type=float, default=1.0, help="weight of the ensemble teacher's loss")
+    add("--ensemble-temperature", type=float, default=2.0, help="temperature of the ensemble teacher's probabilities")
+    add(
         "--extra-corpus",
         nargs="*",
         default=[],
@@ -280,6 +290,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             transfer_weight=args.transfer_weight,
         )
         if args.teacher
+        else None,
+        ensemble=EnsembleConfig(tuple(args.ensemble_teacher), args.ensemble_weight, args.ensemble_temperature)
+        if args.ensemble_teacher
         else None,
         device=args.device,
         progress=not args.no_progress,

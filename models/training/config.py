@@ -14,10 +14,11 @@ from ..data.batches import PADS
 from ..data.features import DEFAULT_CACHE_DIR
 from ..data.protocols import Fold
 from . import distill
+from .ensemble import EnsembleConfig
 
 # Settings added after runs had been saved: left out of :meth:`TrainConfig.to_dict` when off, and counted at
 # their defaults when a saved run lacks them (``models.training.loop.same_settings``).
-ABSENT_WHEN_OFF = ("extra_corpora", "ema", "adversarial", "backbone", "init")
+ABSENT_WHEN_OFF = ("extra_corpora", "ema", "adversarial", "backbone", "init", "ensemble")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class TrainConfig:
     residual blocks), written into the model config that export rebuilds the model from. ``init``: a finished run
     directory whose fold of the same name (same corpus, protocol and seed, so the same training speakers) gives
     each fold its starting weights instead of random ones: fine-tuning a trained network, e.g. on another
-    front-end (see :func:`models.training.checkpoint.warm_start`).
+    front-end (see :func:`models.training.checkpoint.warm_start`). ``ensemble``: finished runs whose same fold
+    teaches the student their averaged probabilities on its own crops (:mod:`models.training.ensemble`).
     """
 
     epochs: int = 30
@@ -72,6 +74,7 @@ class TrainConfig:
     adversarial: tuple[str, ...] = ()
     backbone: Mapping[str, Any] = field(default_factory=dict)
     init: str | None = None
+    ensemble: EnsembleConfig | None = None
     device: str = "auto"
     progress: bool = True
 
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ValueError("need 0 < min_seconds <= window_seconds and 0 < hop_seconds <= window_seconds")
         if self.init is not None:  # recorded absolute, so a resumed or shipped run compares it whatever its cwd
             object.__setattr__(self, "init", str(Path(self.init).resolve()))
+        if self.ensemble is not None and self.mixup and self.distill is None:
+            raise ValueError("the ensemble teacher with mixup needs --teacher too (it mixes the teacher's targets)")
         if not isinstance(self.backbone, Mapping) or not all(isinstance(k, str) for k in self.backbone):
             raise ValueError("backbone must be a JSON object of the backbone's keyword arguments")
 
@@ -99,6 +104,7 @@ class TrainConfig:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
         d["distill"] = self.distill.to_dict() if self.distill else None
+        d["ensemble"] = self.ensemble.to_dict() if self.ensemble else None
         d["backbone"] = dict(self.backbone)
         for name in ABSENT_WHEN_OFF:  # absent when off, as before they existed: older states resume
             if not d[name]:

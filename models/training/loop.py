@@ -40,7 +40,7 @@ from ..data import transcripts
 from ..data.batches import Batch, TrainBatches
 from ..data.features import Norms, fit_normalization, normalization_for
 from ..data.labels import head_labels, head_targets
-from . import distill, distributed, metrics
+from . import distill, distributed, ensemble, metrics
 from .checkpoint import CONFIG, jsonable, load_tensors, save_checkpoint, save_tensors, warm_start, write_json
 from .config import ABSENT_WHEN_OFF, FoldPlan, TrainConfig
 from .corpus_data import CorpusData, samples, speaker_normalization, voices
@@ -115,6 +115,7 @@ class FoldRun:
     projector: torch.nn.Module | None
     transfer: list[tuple[TrainBatches, distill.Targets]]  # transfer-set batches and their teacher targets
     frame_teacher: distill.FrameTeacher | None  # frame-level teacher targets (``--distill-frames``)
+    ensemble: ensemble.EnsembleTeacher | None  # finished runs' same fold as a teacher (``--ensemble-teacher``)
     optimizer: torch.optim.Optimizer
     averaged: AveragedModel | None  # the weights' moving average (``cfg.ema``), which validation scores
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -284,6 +285,18 @@ def prepare_fold(
         data, cfg, arch, aux, labels, normalization, fold=(fold.name, fold_index), protocol=protocol
     )
     teacher, projector, frame_teacher = _fold_teachers(data, cfg, model, train_idx, targets, labels, device)
+    members = None
+    if cfg.ensemble is not None:
+        members = ensemble.fold_ensemble(
+            cfg.ensemble,
+            corpus=corpus.name,
+            protocol=protocol,
+            fold=fold.name,
+            frontend=frontend,
+            normalization=normalization,
+            labels=labels[PRIMARY],
+            device=device,
+        )
     trainable = [
         *model.parameters(),
         *(projector.parameters() if projector is not None else ()),
@@ -327,6 +340,7 @@ def prepare_fold(
         projector=projector,
         transfer=transfer_sources(data, train_idx, targets[PRIMARY], len(labels[PRIMARY]), normalization, cfg),
         frame_teacher=frame_teacher,
+        ensemble=members,
         optimizer=optimizer,
         averaged=AveragedModel(model, multi_avg_fn=_warmed_up_ema(cfg.ema), use_buffers=True) if cfg.ema else None,
         scheduler=scheduler,
@@ -585,6 +599,7 @@ def train_epoch(run: FoldRun, *, epoch: int) -> EpochRecord:
             projector=run.projector,
             transfer=next(transfer) if transfer is not None else None,
             frame_teacher=run.frame_teacher,
+            ensemble=run.ensemble,
         )
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -14,6 +14,7 @@ from ..arch.heads import PRIMARY, SERModel
 from ..data.batches import Batch, WholeView
 from . import distill
 from .config import TrainConfig
+from .ensemble import EnsembleTeacher
 
 Losses = tuple[torch.Tensor, dict[str, torch.Tensor]]  # the total, and each part by name (for the epoch's log)
 
@@ -29,18 +30,26 @@ def batch_loss(
     projector: torch.nn.Module | None = None,
     transfer: tuple[Batch, distill.Targets] | None = None,
     frame_teacher: distill.FrameTeacher | None = None,
+    ensemble: EnsembleTeacher | None = None,
 ) -> Losses:
     """The loss to minimize on ``batch``: plain, with mixup or with the teacher (and a ``transfer`` batch, and
-    frame-level targets), plus the transcript heads'."""
+    frame-level targets), plus the transcript heads'; with an ``ensemble`` teacher, plus its loss on the same
+    (mixed) inputs."""
     x, lengths = torch.from_numpy(batch.inputs).to(device), torch.from_numpy(batch.lengths).to(device)
     t = {h: torch.from_numpy(v).to(device) for h, v in batch.targets.items()}
     if teacher is not None and projector is not None:
         mix = mixing(len(x), cfg.mixup, rng, x.device) if cfg.mixup else None
-        loss, parts = distill_step(model, projector, teacher, batch, x, t, lengths, cfg, transfer, mix, frame_teacher)
+        loss, parts = distill_step(
+            model, projector, teacher, batch, x, t, lengths, cfg, transfer, mix, frame_teacher, ensemble
+        )
     elif cfg.mixup:
         loss, parts = mixup_step(model, x, t, lengths, cfg, rng)
     else:
-        loss, parts = model.loss(model(x, lengths), t, cfg.label_smoothing, model.frame_lengths(lengths))
+        logits = model(x, lengths)
+        loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths))
+        if ensemble is not None and cfg.ensemble is not None:
+            parts["ensemble"] = ensemble.loss(logits[PRIMARY], x, lengths)
+            loss = loss + cfg.ensemble.weight * parts["ensemble"]
     if batch.whole is not None:
         whole_loss, whole_parts = transcript_loss(model, batch.whole, device)
         loss, parts = loss + whole_loss, {**parts, **whole_parts}
@@ -68,6 +77,7 @@ def distill_step(
     transfer: tuple[Batch, distill.Targets] | None = None,
     mix: tuple[float, torch.Tensor] | None = None,
     frame_teacher: distill.FrameTeacher | None = None,
+    ensemble: EnsembleTeacher | None = None,
 ) -> Losses:
     """The usual losses plus the teacher's: soft labels on the emotion logits, features from the embedding, and
     with a ``frame_teacher`` the teacher's frames from the backbone's frames (``--distill-frames``).
@@ -78,7 +88,8 @@ def distill_step(
 
     A ``transfer`` batch (other corpora's audio with this fold's teacher targets) joins the same forward pass,
     so that batch norm's statistics in training are those of the mixture its running statistics will hold; it
-    adds only the teacher's losses, weighted ``transfer_weight``."""
+    adds only the teacher's losses, weighted ``transfer_weight``. An ``ensemble`` teacher scores the student's own
+    (mixed) inputs, not the transfer batch's."""
     n, d = len(x), cfg.distill
     if mix is not None:
         lam, perm = mix
@@ -106,6 +117,9 @@ def distill_step(
     if frame_teacher is not None:
         parts["teacher_frames"] = frame_teacher.loss(student_frames[:n], batch.index, batch.times, mix)
         loss = loss + d.frame_weight * parts["teacher_frames"]
+    if ensemble is not None and cfg.ensemble is not None:
+        parts["ensemble"] = ensemble.loss(logits[PRIMARY], x[:n], lengths[:n])
+        loss = loss + cfg.ensemble.weight * parts["ensemble"]
     if transfer is not None:
         other, targets = transfer
         soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.views))
