@@ -49,11 +49,15 @@ class EnsembleConfig:
 
 
 class EnsembleTeacher:
-    """A fold's members, each with the affine map from the student's normalized inputs to its own."""
+    """A fold's members, each with the affine map from the student's normalized inputs to its own; ``weight``: of
+    its loss among the student's."""
 
-    def __init__(self, members: Sequence[tuple[SERModel, torch.Tensor, torch.Tensor]], temperature: float) -> None:
+    def __init__(
+        self, members: Sequence[tuple[SERModel, torch.Tensor, torch.Tensor]], temperature: float, weight: float = 1.0
+    ) -> None:
         self.members = list(members)
         self.temperature = temperature
+        self.weight = weight
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -106,7 +110,7 @@ def fold_ensemble(
         if own.mode != "global":
             raise ValueError(f"--ensemble-teacher {run}: its members must use global normalization")
         members.append((model.to(device).eval(), *renormalization(normalization, own)))
-    return EnsembleTeacher(members, cfg.temperature)
+    return EnsembleTeacher(members, cfg.temperature, cfg.weight)
 
 
 def renormalization(student: Normalization, member: Normalization) -> tuple[torch.Tensor, torch.Tensor]:

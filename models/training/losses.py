@@ -47,9 +47,9 @@ def batch_loss(
     else:
         logits = model(x, lengths)
         loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths))
-        if ensemble is not None and cfg.ensemble is not None:
+        if ensemble is not None:
             parts["ensemble"] = ensemble.loss(logits[PRIMARY], x, lengths)
-            loss = loss + cfg.ensemble.weight * parts["ensemble"]
+            loss = loss + ensemble.weight * parts["ensemble"]
     if batch.whole is not None:
         whole_loss, whole_parts = transcript_loss(model, batch.whole, device)
         loss, parts = loss + whole_loss, {**parts, **whole_parts}
@@ -117,9 +117,9 @@ def distill_step(
     if frame_teacher is not None:
         parts["teacher_frames"] = frame_teacher.loss(student_frames[:n], batch.index, batch.times, mix)
         loss = loss + d.frame_weight * parts["teacher_frames"]
-    if ensemble is not None and cfg.ensemble is not None:
+    if ensemble is not None:
         parts["ensemble"] = ensemble.loss(logits[PRIMARY], x[:n], lengths[:n])
-        loss = loss + cfg.ensemble.weight * parts["ensemble"]
+        loss = loss + ensemble.weight * parts["ensemble"]
     if transfer is not None:
         other, targets = transfer
         soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.views))
