@@ -84,6 +84,27 @@ def load_checkpoint(
     return model.eval(), config
 
 
+def trained_fold(
+    run_dir: str | os.PathLike, fold: str, *, option: str, wanted: dict[str, Any], leak: str
+) -> tuple[dict[str, Any], Any]:
+    """The config and weights of fold ``fold`` of the finished run ``run_dir``, refused (``ValueError`` naming
+    ``option``) unless its training settings hold ``wanted`` (e.g. the same corpus, protocol and fold): weights
+    trained on another split could have heard ``leak`` (what this run keeps out)."""
+    directory = Path(run_dir) / fold
+    try:
+        config = json.loads((directory / CONFIG).read_text())
+        state = load_tensors(directory / WEIGHTS)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{option} {run_dir}: no finished fold {fold!r} there ({exc})") from None
+    trained = {key: config.get("training", {}).get(key) for key in wanted}
+    if wanted.get("protocol") is None or trained != wanted:
+        raise ValueError(
+            f"{option} {run_dir}: fold {fold!r} was trained as {trained}, this run is {wanted}; "
+            f"its weights could have heard {leak}"
+        )
+    return config, state
+
+
 def warm_start(
     model: SERModel, run_dir: str | os.PathLike, *, corpus: str, protocol: str | None, fold: str, seed: int
 ) -> None:
@@ -93,19 +114,9 @@ def warm_start(
     the same seed (the seed can change a protocol's split), so on the same training speakers: weights that heard
     this fold's test or validation speakers would leak them into its scores. Its weights must also fit ``model``
     exactly (the same architecture, backbone options and heads)."""
-    directory = Path(run_dir) / fold
-    try:
-        config = json.loads((directory / CONFIG).read_text())
-        state = load_tensors(directory / WEIGHTS)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"--init {run_dir}: no finished fold {fold!r} there ({exc})") from None
     wanted = {"corpus": corpus, "protocol": protocol, "fold": fold, "seed": seed}
-    trained = {key: config.get("training", {}).get(key) for key in wanted}
-    if protocol is None or trained != wanted:
-        raise ValueError(
-            f"--init {run_dir}: fold {fold!r} was trained as {trained}, this run is {wanted}; "
-            "its weights could have heard this fold's test or validation speakers"
-        )
+    leak = "this fold's test or validation speakers"
+    _, state = trained_fold(run_dir, fold, option="--init", wanted=wanted, leak=leak)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -21,10 +21,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from edge_ser.errors import EdgeSERError
 from edge_ser.frontend import FrontEnd, Normalization
 
 from ..arch.heads import PRIMARY, SERModel
-from .checkpoint import load_checkpoint
+from ..arch.registry import build_model
+from .checkpoint import trained_fold
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class EnsembleTeacher:
         """The members' emotion probabilities at the temperature, averaged, for the student's batch ``x``."""
         total = None
         for model, scale, shift in self.members:
-            logits = model(x * scale.to(x.device) + shift.to(x.device), lengths)[PRIMARY]
+            logits = model(x * scale + shift, lengths)[PRIMARY]
             p = F.softmax(logits / self.temperature, dim=1)
             total = p if total is None else total + p
         return total / len(self.members)
@@ -93,23 +95,25 @@ def fold_ensemble(
         raise ValueError("the ensemble teacher needs the student's global normalization")
     members = []
     for run in cfg.runs:
-        try:
-            model, config = load_checkpoint(Path(run) / fold)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise ValueError(f"--ensemble-teacher {run}: no finished fold {fold!r} there ({exc})") from None
         wanted = {"corpus": corpus, "protocol": protocol, "fold": fold}
-        trained = {key: config.get("training", {}).get(key) for key in wanted}
-        if protocol is None or trained != wanted:
+        config, state = trained_fold(
+            run, fold, option="--ensemble-teacher", wanted=wanted, leak="this fold's test speakers"
+        )
+        try:
+            same = FrontEnd.from_dict(config["frontend"]) == frontend and config["labels"][PRIMARY] == list(labels)
+            own = Normalization.from_dict(config["normalization"])
+            model = build_model(config)
+            model.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, EdgeSERError) as exc:
             raise ValueError(
-                f"--ensemble-teacher {run}: fold {fold!r} was trained as {trained}, this run is {wanted}; "
-                "it could have heard this fold's test speakers"
-            )
-        if FrontEnd.from_dict(config["frontend"]) != frontend or list(config["labels"][PRIMARY]) != list(labels):
+                f"--ensemble-teacher {run}: its fold {fold!r} is not a model this can read ({exc})"
+            ) from None
+        if not same:
             raise ValueError(f"--ensemble-teacher {run}: its front-end or emotion classes differ from this run's")
-        own = Normalization.from_dict(config["normalization"])
         if own.mode != "global":
             raise ValueError(f"--ensemble-teacher {run}: its members must use global normalization")
-        members.append((model.to(device).eval(), *renormalization(normalization, own)))
+        scale, shift = renormalization(normalization, own)
+        members.append((model.to(device).eval(), scale.to(device), shift.to(device)))
     return EnsembleTeacher(members, cfg.temperature, cfg.weight)
 
 
