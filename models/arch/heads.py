@@ -64,6 +64,10 @@ class SERModel(nn.Module):
             raise ValueError(
                 f"adversarial heads {sorted(adversarial)} must be auxiliary classification heads of {order}"
             )
+        if ctc and getattr(backbone, "members", 1) != 1:
+            raise ValueError(
+                f"CTC heads {list(ctc)} read one network's frames; a backbone of packed members has several"
+            )
         if ctc and not (hasattr(backbone, "frames") and hasattr(backbone, "embed_frames")):
             raise ValueError(
                 f"{type(backbone).__name__} pools time away inside; CTC heads need a backbone with frame output "
@@ -80,6 +84,12 @@ class SERModel(nn.Module):
             }
         )
         self.loss_weights = {name: float(weights.get(name, 1.0)) for name in order}
+
+    @property
+    def members(self) -> int:
+        """Packed members of the backbone (:class:`models.arch.edge_cnn.EdgeCNN`): training, the outputs have
+        this many rows per input row, each member's in turn, and the losses repeat their targets to match."""
+        return int(getattr(self.backbone, "members", 1))
 
     @property
     def head_names(self) -> tuple[str, ...]:

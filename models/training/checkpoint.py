@@ -84,6 +84,27 @@ def load_checkpoint(
     return model.eval(), config
 
 
+def member_model(model: SERModel, config: dict[str, Any], member: int) -> tuple[SERModel, dict[str, Any]]:
+    """Packed member ``member`` of ``model`` (an edge_cnn with backbone ``members`` > 1) as a network of its own,
+    in eval mode, and its config: to score the members alone beside their average. Each per-member tensor is its
+    member's rows; the heads, which the members share, are copied."""
+    members = model.members
+    if not 0 <= member < members:
+        raise ValueError(f"member {member!r} of a model with {members} packed members")
+    backbone = {k: v for k, v in (config.get("backbone") or {}).items() if k != "members"}
+    single_config = {**config, "backbone": backbone}
+    single = build_model(single_config)
+    packed = model.state_dict()
+    state = {}
+    for name, tensor in single.state_dict().items():
+        source = packed[name]
+        if source.shape != tensor.shape:
+            source = source.chunk(members)[member].reshape(tensor.shape)
+        state[name] = source.clone()
+    single.load_state_dict(state)
+    return single.eval(), single_config
+
+
 def trained_fold(
     run_dir: str | os.PathLike, fold: str, *, option: str, wanted: dict[str, Any], leak: str
 ) -> tuple[dict[str, Any], Any]:

@@ -99,6 +99,10 @@ class TrainConfig:
             raise ValueError("the ensemble teacher with mixup needs --teacher too (it mixes the teacher's targets)")
         if not isinstance(self.backbone, Mapping) or not all(isinstance(k, str) for k in self.backbone):
             raise ValueError("backbone must be a JSON object of the backbone's keyword arguments")
+        if self.backbone.get("members", 1) != 1 and (self.ensemble or (self.distill and self.distill.frame_weight)):
+            raise ValueError(
+                "packed members (backbone members > 1) train without --ensemble-teacher and --distill-frames"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

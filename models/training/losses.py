@@ -19,6 +19,13 @@ from .ensemble import EnsembleTeacher
 Losses = tuple[torch.Tensor, dict[str, torch.Tensor]]  # the total, and each part by name (for the epoch's log)
 
 
+def per_member(model: SERModel, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``targets`` of a batch, each row repeated for every packed member of ``model`` (its training outputs'
+    rows), so each member learns from the whole batch on its own."""
+    k = model.members
+    return targets if k == 1 else {h: v.repeat_interleave(k, dim=0) for h, v in targets.items()}
+
+
 def batch_loss(
     model: SERModel,
     batch: Batch,
@@ -46,7 +53,7 @@ def batch_loss(
         loss, parts = mixup_step(model, x, t, lengths, cfg, rng)
     else:
         logits = model(x, lengths)
-        loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths))
+        loss, parts = model.loss(logits, per_member(model, t), cfg.label_smoothing, model.frame_lengths(lengths))
         if ensemble is not None:
             parts["ensemble"] = ensemble.loss(logits[PRIMARY], x, lengths)
             loss = loss + ensemble.weight * parts["ensemble"]
@@ -89,8 +96,10 @@ def distill_step(
     A ``transfer`` batch (other corpora's audio with this fold's teacher targets) joins the same forward pass,
     so that batch norm's statistics in training are those of the mixture its running statistics will hold; it
     adds only the teacher's losses, weighted ``transfer_weight``. An ``ensemble`` teacher scores the student's own
-    (mixed) inputs, not the transfer batch's."""
+    (mixed) inputs, not the transfer batch's. Packed members (:attr:`SERModel.members`) each learn every target.
+    """
     n, d = len(x), cfg.distill
+    rows = n * model.members  # the outputs' rows of the batch (the transfer batch's follow)
     if mix is not None:
         lam, perm = mix
         x, lengths = lam * x + (1.0 - lam) * x[perm], torch.maximum(lengths, lengths[perm])
@@ -101,18 +110,20 @@ def distill_step(
         outputs, embedding, student_frames = model.outputs_embedding_frames(x, model.head_names, lengths)
     else:
         outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
-    logits = {name: out[:n] for name, out in zip(model.head_names, outputs)}
+    logits = {name: out[:rows] for name, out in zip(model.head_names, outputs)}
     frames = model.frame_lengths(lengths[:n])
-    loss, parts = model.loss(logits, t, cfg.label_smoothing, frames)
+    loss, parts = model.loss(logits, per_member(model, t), cfg.label_smoothing, frames)
     projected = projector(embedding)
     soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.views))
     if mix is not None:
-        loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
+        t_b = per_member(model, {h: v[perm] for h, v in t.items()})
+        loss_b, parts_b = model.loss(logits, t_b, cfg.label_smoothing, frames)
         parts = {h: lam * parts[h] + (1.0 - lam) * parts_b[h] for h in parts}
         loss = lam * loss + (1.0 - lam) * loss_b
         soft, feats = mix_targets(soft, feats, lam, perm)
+    soft, feats = per_member(model, {"soft": soft, "feats": feats}).values()
     parts["teacher_soft"] = distill.soft_label_loss(logits[PRIMARY], soft, d.temperature)
-    parts["teacher_features"] = distill.feature_loss(projected[:n], feats)
+    parts["teacher_features"] = distill.feature_loss(projected[:rows], feats)
     loss = loss + d.soft_weight * parts["teacher_soft"] + d.feature_weight * parts["teacher_features"]
     if frame_teacher is not None:
         parts["teacher_frames"] = frame_teacher.loss(student_frames[:n], batch.index, batch.times, mix)
@@ -123,8 +134,9 @@ def distill_step(
     if transfer is not None:
         other, targets = transfer
         soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.views))
-        parts["transfer_soft"] = distill.soft_label_loss(outputs[0][n:], soft, d.temperature)
-        parts["transfer_features"] = distill.feature_loss(projected[n:], feats)
+        soft, feats = per_member(model, {"soft": soft, "feats": feats}).values()
+        parts["transfer_soft"] = distill.soft_label_loss(outputs[0][rows:], soft, d.temperature)
+        parts["transfer_features"] = distill.feature_loss(projected[rows:], feats)
         extra = d.soft_weight * parts["transfer_soft"] + d.feature_weight * parts["transfer_features"]
         loss = loss + d.transfer_weight * extra
     return loss, parts
@@ -159,7 +171,8 @@ def mixup_step(
     lengths = torch.maximum(lengths, lengths[perm])
     logits = model(lam * x + (1.0 - lam) * x[perm], lengths)
     frames = model.frame_lengths(lengths)
-    loss_a, parts_a = model.loss(logits, t, cfg.label_smoothing, frames)
-    loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
+    loss_a, parts_a = model.loss(logits, per_member(model, t), cfg.label_smoothing, frames)
+    t_b = per_member(model, {h: v[perm] for h, v in t.items()})
+    loss_b, parts_b = model.loss(logits, t_b, cfg.label_smoothing, frames)
     parts = {h: lam * parts_a[h] + (1.0 - lam) * parts_b[h] for h in parts_a}
     return lam * loss_a + (1.0 - lam) * loss_b, parts
