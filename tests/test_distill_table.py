@@ -132,3 +132,32 @@ def test_averaged_folds_table_sets_the_average_beside_the_child(tmp_path: Path) 
     text = table({"seed0": {"alpha": 0.5, "folds": folds}})
     assert "| seed0: the child | 40.0 | 50.0 | **45.0** |" in text
     assert "| seed0: averaged (alpha 0.5), FP32 | 44.0 | 48.0 | **46.0** |" in text
+
+
+def test_fold_ensemble_scores_packed_members_alone_beside_their_average(tmp_path: Path) -> None:
+    """A packed edge_cnn run (``--backbone '{"members": 2, ...}'``, trained end to end through ``edge-ser train``):
+    its row is the UA its metrics recorded (the members averaged), and ``--members`` adds each member alone."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from test_train import toy_pcnn_args
+
+    from benchmarks import fold_ensemble
+    from models.training.cli import main as train
+
+    manifest, common = toy_pcnn_args(tmp_path)
+    common[common.index("pcnn")] = "edge_cnn"
+    packed = '{"members": 2, "channels": [8, 16, 24, 32], "temporal": 24, "embedding": 16}'
+    run = tmp_path / "packed"
+    assert train([*common, "--protocol", "loso", "--folds", "0", "--backbone", packed, "--out", str(run)]) == 0
+    out = tmp_path / "members.md"
+    argv = ["packed=" + str(run), "--dataset", "csv", "--data", str(manifest), "--members", "--out", str(out)]
+    assert fold_ensemble.main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    lines = out.read_text().splitlines()
+    (fold,) = [p.parent.name for p in run.glob("*/metrics.json")]
+    recorded = 100 * json.loads((run / fold / "metrics.json").read_text())["test"]["emotion"]["ua"]
+    row = next(line for line in lines if line.startswith("| packed |"))
+    assert float(row.split("|")[2]) == round(recorded, 1)
+    for m in (0, 1):
+        member = next(line for line in lines if line.startswith(f"| packed member {m} |"))
+        assert 0.0 <= float(member.split("|")[2]) <= 100.0
