@@ -16,10 +16,10 @@ from models.training.losses import distill_step
 SMALL = {"channels": [8, 16, 24, 32], "temporal": 24, "embedding": 16}
 
 
-def packed(members: int = 2, seed: int = 0):
+def packed(members: int = 2, seed: int = 0, shared: int = 0):
     """A packed edge_cnn with random weights and batch-norm statistics (so evaluation is no identity)."""
     torch.manual_seed(seed)
-    config = default_config("edge_cnn", {"emotion": 4}, backbone={**SMALL, "members": members})
+    config = default_config("edge_cnn", {"emotion": 4}, backbone={**SMALL, "members": members, "shared": shared})
     config["dropout"] = 0.0
     model = build_model(config)
     with torch.no_grad():
@@ -35,8 +35,9 @@ def inputs(rows: int = 3, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(rows, 60, 64, generator=g), torch.tensor([60, 45, 30][:rows])
 
 
-def test_packed_members_are_independent_networks_averaged_in_evaluation() -> None:
-    model, config = packed(members=3)
+@pytest.mark.parametrize("shared", [0, 3])  # 3: the stem and the first two blocks are one trunk the members read
+def test_packed_members_are_independent_networks_averaged_in_evaluation(shared: int) -> None:
+    model, config = packed(members=3, shared=shared)
     singles = [member_model(model, config, m)[0] for m in range(3)]
     x, lengths = inputs()
     with torch.no_grad():
@@ -51,6 +52,8 @@ def test_packed_members_are_independent_networks_averaged_in_evaluation() -> Non
             torch.testing.assert_close(trained[m::3], single.train()(x, lengths)["emotion"], atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="member 3"):
         member_model(model, config, 3)
+    if shared:  # one trunk: fewer parameters than three whole networks
+        assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in singles[0].parameters()) * 3 - 500
 
 
 class FakeTeacher:
@@ -115,3 +118,7 @@ def test_packed_members_refuse_what_reads_one_network() -> None:
         build_model(config)
     with pytest.raises(ValueError, match="members"):
         build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"members": 0}))
+    with pytest.raises(ValueError, match="shared"):
+        build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"members": 2, "shared": 8}))
+    with pytest.raises(ValueError, match="shared"):
+        build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"shared": 1}))

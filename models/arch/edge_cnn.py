@@ -94,7 +94,9 @@ class EdgeCNN(nn.Module):
     operators of one network. Training, each input row gives ``members`` embedding rows, its members' in turn
     (``(batch * members, embedding)``), so that each member learns from every loss on its own (the losses repeat
     their targets, :attr:`models.arch.heads.SERModel.members`); in evaluation (and in an exported file) the
-    embedding is the members' mean, so a linear head outputs their averaged logits.
+    embedding is the members' mean, so a linear head outputs their averaged logits. ``shared`` > 0: the stem and
+    the first ``shared - 1`` blocks are one network's, which every member reads (a shared trunk: the large early
+    feature maps, most of the time per 3 s, computed once); the members start after it.
     """
 
     input_kind = "features"
@@ -108,17 +110,26 @@ class EdgeCNN(nn.Module):
         embedding: int = 128,
         stem_time_stride: int = 2,
         members: int = 1,
+        shared: int = 0,
     ) -> None:
         super().__init__()
         if members < 1:
             raise ValueError(f"EdgeCNN's members is at least 1, got {members!r}")
+        n_blocks = depth * (len(channels) - 1)
+        if not 0 <= shared <= n_blocks + 1 or (shared and members == 1):
+            raise ValueError(f"EdgeCNN's shared is 0 to {n_blocks + 1} layers, and only with members > 1")
         if not n_features:
             raise ValueError("EdgeCNN needs a feature front-end (n_features)")
         if stem_time_stride not in (1, 2):
             raise ValueError(f"EdgeCNN's stem_time_stride is 1 or 2, got {stem_time_stride!r}")
+
+        def copies(layer: int) -> int:
+            """How many copies of layer ``layer`` (0: the stem, then the blocks) the network holds."""
+            return 1 if layer < shared else members
+
         self.stem = nn.Sequential(
-            nn.Conv2d(1, members * channels[0], 3, stride=(stem_time_stride, 2), padding=1, bias=False),
-            nn.BatchNorm2d(members * channels[0]),
+            nn.Conv2d(1, copies(0) * channels[0], 3, stride=(stem_time_stride, 2), padding=1, bias=False),
+            nn.BatchNorm2d(copies(0) * channels[0]),
             nn.ReLU(),
         )
         bins = (n_features + 1) // 2
@@ -127,9 +138,9 @@ class EdgeCNN(nn.Module):
         for stage, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
             stride = (2 if stage < 2 else 1, 2 if bins > 4 else 1)
             bins = (bins + stride[1] - 1) // stride[1]
-            blocks.append(SeparableBlock(c_in, c_out, stride, members))
+            blocks.append(SeparableBlock(c_in, c_out, stride, copies(len(blocks) + 1)))
             time_strides.append(stride[0])
-            blocks += [SeparableBlock(c_out, c_out, (1, 1), members) for _ in range(depth - 1)]
+            blocks += [SeparableBlock(c_out, c_out, (1, 1), copies(len(blocks) + 1 + i)) for i in range(depth - 1)]
         self.blocks = nn.Sequential(*blocks)
         self.time_strides = tuple(time_strides)
         self.temporal = nn.Sequential(
@@ -141,13 +152,18 @@ class EdgeCNN(nn.Module):
         linear = nn.Linear(temporal, embedding) if members == 1 else GroupedLinear(temporal, embedding, members)
         self.project = nn.Sequential(linear, nn.BatchNorm1d(members * embedding), nn.ReLU())
         self.members = members
+        self.shared = shared
         self.embedding_dim = embedding
         self.frame_dim = members * temporal
         self.min_frames = 1
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """Frame-level features ``(batch, temporal, frames / 8)``, what CTC heads read."""
-        h = self.blocks(self.stem(x.unsqueeze(1)))  # (batch, channels, frames', bins')
+        h = self.stem(x.unsqueeze(1))  # (batch, channels, frames', bins')
+        for layer, block in enumerate(self.blocks, start=1):
+            h = block(h.repeat(1, self.members, 1, 1) if layer == self.shared else h)  # the trunk's end
+        if self.shared == len(self.blocks) + 1:
+            h = h.repeat(1, self.members, 1, 1)
         return self.temporal(h.transpose(2, 3).flatten(1, 2))  # 1x1 conv over (channels * bins'), member by member
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

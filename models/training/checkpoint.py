@@ -91,7 +91,7 @@ def member_model(model: SERModel, config: dict[str, Any], member: int) -> tuple[
     members = model.members
     if not 0 <= member < members:
         raise ValueError(f"member {member!r} of a model with {members} packed members")
-    backbone = {k: v for k, v in (config.get("backbone") or {}).items() if k != "members"}
+    backbone = {k: v for k, v in (config.get("backbone") or {}).items() if k not in ("members", "shared")}
     single_config = {**config, "backbone": backbone}
     single = build_model(single_config)
     packed = model.state_dict()
