@@ -87,7 +87,7 @@ def load_checkpoint(
 def member_model(model: SERModel, config: dict[str, Any], member: int) -> tuple[SERModel, dict[str, Any]]:
     """Packed member ``member`` of ``model`` (an edge_cnn with backbone ``members`` > 1) as a network of its own,
     in eval mode, and its config: to score the members alone beside their average. Each per-member tensor is its
-    member's rows; the heads, which the members share, are copied."""
+    member's rows; the heads and a shared trunk (``shared``), which the members share, are copied."""
     members = model.members
     if not 0 <= member < members:
         raise ValueError(f"member {member!r} of a model with {members} packed members")
