@@ -116,8 +116,9 @@ def test_packed_members_refuse_what_reads_one_network() -> None:
     config = default_config("edge_cnn", {"emotion": 4, "chars": 30}, backbone={**SMALL, "members": 2})
     with pytest.raises(ValueError, match="packed members|CTC"):
         build_model(config)
-    with pytest.raises(ValueError, match="members"):
-        build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"members": 0}))
+    for bad in (0, "2", 2.0):
+        with pytest.raises(ValueError, match="members"):
+            build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"members": bad}))
     with pytest.raises(ValueError, match="shared"):
         build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"members": 2, "shared": 8}))
     with pytest.raises(ValueError, match="shared"):

@@ -113,10 +113,10 @@ class EdgeCNN(nn.Module):
         shared: int = 0,
     ) -> None:
         super().__init__()
-        if members < 1:
-            raise ValueError(f"EdgeCNN's members is at least 1, got {members!r}")
+        if not isinstance(members, int) or members < 1:
+            raise ValueError(f"EdgeCNN's members is a whole number of at least 1, got {members!r}")
         n_blocks = depth * (len(channels) - 1)
-        if not 0 <= shared <= n_blocks + 1 or (shared and members == 1):
+        if not isinstance(shared, int) or not 0 <= shared <= n_blocks + 1 or (shared and members == 1):
             raise ValueError(f"EdgeCNN's shared is 0 to {n_blocks + 1} layers, and only with members > 1")
         if not n_features:
             raise ValueError("EdgeCNN needs a feature front-end (n_features)")
@@ -158,7 +158,7 @@ class EdgeCNN(nn.Module):
         self.min_frames = 1
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Frame-level features ``(batch, temporal, frames / 8)``, what CTC heads read."""
+        """Frame-level features ``(batch, members * temporal, frames / 8)``, what CTC heads read (one member)."""
         h = self.stem(x.unsqueeze(1))  # (batch, channels, frames', bins')
         for layer, block in enumerate(self.blocks, start=1):
             h = block(h.repeat(1, self.members, 1, 1) if layer == self.shared else h)  # the trunk's end

@@ -101,7 +101,7 @@ class TrainConfig:
             raise ValueError("backbone must be a JSON object of the backbone's keyword arguments")
         if self.backbone.get("members", 1) != 1 and (self.ensemble or (self.distill and self.distill.frame_weight)):
             raise ValueError(
-                "packed members (backbone members > 1) train without --ensemble-teacher and --distill-frames"
+                "packed members (backbone members > 1) cannot train with --ensemble-teacher or --distill-frames"
             )
 
     def to_dict(self) -> dict[str, Any]:
