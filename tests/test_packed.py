@@ -8,10 +8,11 @@ import torch
 
 from models.arch.registry import build_model, default_config
 from models.data.batches import Batch
-from models.training.checkpoint import member_model
+from models.training.checkpoint import member_model, save_checkpoint
 from models.training.config import TrainConfig
 from models.training.distill import DistillConfig
 from models.training.losses import distill_step
+from models.training.surgery import shallower_run
 
 SMALL = {"channels": [8, 16, 24, 32], "temporal": 24, "embedding": 16}
 
@@ -110,7 +111,7 @@ def test_each_packed_member_learns_every_target_as_if_trained_alone() -> None:
         torch.testing.assert_close(parts[name].detach(), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_packed_members_refuse_what_reads_one_network() -> None:
+def test_packed_members_refuse_what_reads_one_network(tmp_path) -> None:
     with pytest.raises(ValueError, match="packed members"):
         TrainConfig(backbone={"members": 2}, distill=DistillConfig("whisper-base:3", frame_weight=1.0))
     config = default_config("edge_cnn", {"emotion": 4, "chars": 30}, backbone={**SMALL, "members": 2})
@@ -123,3 +124,7 @@ def test_packed_members_refuse_what_reads_one_network() -> None:
         build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"members": 2, "shared": 8}))
     with pytest.raises(ValueError, match="shared"):
         build_model(default_config("edge_cnn", {"emotion": 4}, backbone={"shared": 1}))
+    model, config = packed(members=2, shared=3)
+    save_checkpoint(tmp_path / "run" / "fold", model, config)
+    with pytest.raises(ValueError, match="not packed members"):  # cutting blocks would misplace the trunk's end
+        shallower_run(tmp_path / "run", tmp_path / "cut")

@@ -93,6 +93,8 @@ def shallower_run(run_dir: str | Path, out_dir: str | Path) -> list[str]:
         if config.get("arch") != "edge_cnn":
             raise ValueError(f"{fold}: an edge_cnn run is needed, this is {config.get('arch')!r}")
         backbone = dict(config.get("backbone") or {})
+        if backbone.get("members", 1) != 1:
+            raise ValueError(f"{fold}: a single network is cut, not packed members ({backbone})")
         depth = int(backbone.get("depth", DEFAULT_DEPTH))
         if depth < 2:
             raise ValueError(f"{fold}: the network is already depth {depth}")
