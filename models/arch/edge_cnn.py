@@ -160,10 +160,11 @@ class EdgeCNN(nn.Module):
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """Frame-level features ``(batch, members * temporal, frames / 8)``, what CTC heads read (one member)."""
         h = self.stem(x.unsqueeze(1))  # (batch, channels, frames', bins')
-        for layer, block in enumerate(self.blocks, start=1):
-            h = block(h.repeat(1, self.members, 1, 1) if layer == self.shared else h)  # the trunk's end
-        if self.shared == len(self.blocks) + 1:
-            h = h.repeat(1, self.members, 1, 1)
+        if self.shared:  # the trunk's blocks, its output once per member, then the members' blocks
+            trunk = self.shared - 1
+            h = self.blocks[trunk:](self.blocks[:trunk](h).repeat(1, self.members, 1, 1))
+        else:
+            h = self.blocks(h)
         return self.temporal(h.transpose(2, 3).flatten(1, 2))  # 1x1 conv over (channels * bins'), member by member
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
