@@ -47,6 +47,9 @@ def test_packed_members_are_independent_networks_averaged_in_evaluation(shared: 
         assert averaged.shape == (3, 4)
         torch.testing.assert_close(averaged, torch.stack(alone).mean(dim=0), atol=1e-5, rtol=1e-4)
         assert (alone[0] - alone[1]).abs().max() > 0.05  # different networks, so the average is no copy
+        labels = {"emotion": torch.tensor([0, 1, 3])}
+        scored = model.loss({"emotion": averaged}, labels)[0]  # evaluation: one row per input, targets as they are
+        torch.testing.assert_close(scored, torch.nn.functional.cross_entropy(averaged, labels["emotion"]))
         trained = model.train()(x, lengths)["emotion"]  # training: each input row gives each member's row in turn
         assert trained.shape == (9, 4)
         for m, single in enumerate(singles):

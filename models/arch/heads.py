@@ -88,8 +88,15 @@ class SERModel(nn.Module):
     @property
     def members(self) -> int:
         """Packed members of the backbone (:class:`models.arch.edge_cnn.EdgeCNN`): training, the outputs have
-        this many rows per input row, each member's in turn, and the losses repeat their targets to match."""
+        this many rows per input row, each member's in turn (see :meth:`per_member`)."""
         return int(getattr(self.backbone, "members", 1))
+
+    def per_member(self, *rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-input-row tensors (targets) laid out as this model's outputs are: in training, each row repeated for
+        every packed member, so each member learns from the whole batch on its own; otherwise as they are."""
+        if self.members == 1 or not self.training:
+            return rows
+        return tuple(r.repeat_interleave(self.members, dim=0) for r in rows)
 
     @property
     def head_names(self) -> tuple[str, ...]:
@@ -164,11 +171,13 @@ class SERModel(nn.Module):
         CTC heads: CTC loss (mean over utterances of the loss per target token); a target row
         starting with ``IGNORE`` is skipped. A head with no known target in the batch
         contributes zero. ``label_smoothing`` is passed to every cross-entropy; ``frame_lengths``
-        (:meth:`frame_lengths`) limits each CTC alignment to the frames of its utterance.
+        (:meth:`frame_lengths`) limits each CTC alignment to the frames of its utterance. Packed members: each
+        member's outputs against every target (:meth:`per_member`).
         """
         parts: dict[str, torch.Tensor] = {}
         total = next(iter(logits.values())).new_zeros(())
         for name, target in targets.items():
+            (target,) = self.per_member(target)
             if name in self.ctc_heads:
                 parts[name] = ctc_loss(logits[name], target, frame_lengths)
                 total = total + self.loss_weights[name] * parts[name]

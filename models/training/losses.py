@@ -19,13 +19,6 @@ from .ensemble import EnsembleTeacher
 Losses = tuple[torch.Tensor, dict[str, torch.Tensor]]  # the total, and each part by name (for the epoch's log)
 
 
-def per_member(model: SERModel, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``targets`` of a batch, each row repeated for every packed member of ``model`` (its training outputs'
-    rows), so each member learns from the whole batch on its own."""
-    k = model.members
-    return targets if k == 1 else {h: v.repeat_interleave(k, dim=0) for h, v in targets.items()}
-
-
 def batch_loss(
     model: SERModel,
     batch: Batch,
@@ -53,7 +46,7 @@ def batch_loss(
         loss, parts = mixup_step(model, x, t, lengths, cfg, rng)
     else:
         logits = model(x, lengths)
-        loss, parts = model.loss(logits, per_member(model, t), cfg.label_smoothing, model.frame_lengths(lengths))
+        loss, parts = model.loss(logits, t, cfg.label_smoothing, model.frame_lengths(lengths))
         if ensemble is not None:
             parts["ensemble"] = ensemble.loss(logits[PRIMARY], x, lengths)
             loss = loss + ensemble.weight * parts["ensemble"]
@@ -112,16 +105,15 @@ def distill_step(
         outputs, embedding = model.outputs_and_embedding(x, model.head_names, lengths)
     logits = {name: out[:rows] for name, out in zip(model.head_names, outputs)}
     frames = model.frame_lengths(lengths[:n])
-    loss, parts = model.loss(logits, per_member(model, t), cfg.label_smoothing, frames)
+    loss, parts = model.loss(logits, t, cfg.label_smoothing, frames)
     projected = projector(embedding)
     soft, feats = (torch.from_numpy(a).to(x.device) for a in teacher.lookup(batch.index, batch.views))
     if mix is not None:
-        t_b = per_member(model, {h: v[perm] for h, v in t.items()})
-        loss_b, parts_b = model.loss(logits, t_b, cfg.label_smoothing, frames)
+        loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
         parts = {h: lam * parts[h] + (1.0 - lam) * parts_b[h] for h in parts}
         loss = lam * loss + (1.0 - lam) * loss_b
         soft, feats = mix_targets(soft, feats, lam, perm)
-    soft, feats = per_member(model, {"soft": soft, "feats": feats}).values()
+    soft, feats = model.per_member(soft, feats)
     parts["teacher_soft"] = distill.soft_label_loss(logits[PRIMARY], soft, d.temperature)
     parts["teacher_features"] = distill.feature_loss(projected[:rows], feats)
     loss = loss + d.soft_weight * parts["teacher_soft"] + d.feature_weight * parts["teacher_features"]
@@ -134,7 +126,7 @@ def distill_step(
     if transfer is not None:
         other, targets = transfer
         soft, feats = (torch.from_numpy(a).to(x.device) for a in targets.lookup(other.index, other.views))
-        soft, feats = per_member(model, {"soft": soft, "feats": feats}).values()
+        soft, feats = model.per_member(soft, feats)
         parts["transfer_soft"] = distill.soft_label_loss(outputs[0][rows:], soft, d.temperature)
         parts["transfer_features"] = distill.feature_loss(projected[rows:], feats)
         extra = d.soft_weight * parts["transfer_soft"] + d.feature_weight * parts["transfer_features"]
@@ -171,8 +163,7 @@ def mixup_step(
     lengths = torch.maximum(lengths, lengths[perm])
     logits = model(lam * x + (1.0 - lam) * x[perm], lengths)
     frames = model.frame_lengths(lengths)
-    loss_a, parts_a = model.loss(logits, per_member(model, t), cfg.label_smoothing, frames)
-    t_b = per_member(model, {h: v[perm] for h, v in t.items()})
-    loss_b, parts_b = model.loss(logits, t_b, cfg.label_smoothing, frames)
+    loss_a, parts_a = model.loss(logits, t, cfg.label_smoothing, frames)
+    loss_b, parts_b = model.loss(logits, {h: v[perm] for h, v in t.items()}, cfg.label_smoothing, frames)
     parts = {h: lam * parts_a[h] + (1.0 - lam) * parts_b[h] for h in parts_a}
     return lam * loss_a + (1.0 - lam) * loss_b, parts
