@@ -182,14 +182,15 @@ def test_distill_config_rejects_bad_teacher_names():
     assert (cfg.encoder, cfg.block) == ("whisper-tiny.en", 2)
 
 
-def test_every_speed_factor_and_pitch_shift_trained_on_has_its_teacher_view():
-    """The views distillation reads: clean first, then one per speed factor (1.0 is clean) and per pitch shift."""
+def test_every_speed_factor_pitch_shift_and_noise_copy_trained_on_has_its_teacher_view():
+    """The views distillation reads: clean first, then one per speed factor (1.0 is clean), pitch shift and noise
+    SNR; fresh noise drawn each step (noise_snr) has none: its crops keep the clean clip's targets."""
     from models.data.augment import Augment, check_view
     from models.training.config import TrainConfig
 
-    aug = Augment(speeds=(0.95, 1.0, 1.1), pitches=(-3.0, 2.5))
+    aug = Augment(speeds=(0.95, 1.0, 1.1), pitches=(-3.0, 2.5), noises=(10.0, 20.0), noise_snr=(5.0, 30.0))
     cfg = TrainConfig(augment=aug, distill=distill.DistillConfig("whisper-tiny.en:2"))
-    assert cfg.teacher_views == ("clean", "speed0.95", "speed1.1", "pitch-3", "pitch+2.5")
+    assert cfg.teacher_views == ("clean", "speed0.95", "speed1.1", "pitch-3", "pitch+2.5", "noise10", "noise20")
     assert all(check_view(v) == v for v in cfg.teacher_views)  # python -m models.teachers.cache computes each
     with pytest.raises(ValueError, match="speed factors"):
         Augment(speeds=(0.0,))
@@ -237,6 +238,8 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
         "--speed",
         "0.9,1.0,1.1",
         "--pitch=-3,3",
+        "--noise-views",
+        "10",
         "--aug-prob",
         "0.5",  # crops from augmented views and clean ones (the frame targets are the clean clips')
         "--distill-frames",
@@ -260,9 +263,9 @@ def test_training_with_a_teacher_records_the_distillation_losses(tmp_path, monke
     assert all(h["teacher_frames"] > 0 for h in history)  # frame-level targets of the clean crops
     assert list((tmp_path / "teacher").glob("*/*-frames/*.npz"))  # the teacher's frames cached
     views = {p.name.split("-", 1)[1] for p in (tmp_path / "teacher").glob("*/*")}  # <corpus>-<view>
-    assert {"clean", "speed0.9", "speed1.1", "pitch-3", "pitch+3"} <= views  # augmented copies: their own features
+    assert {"clean", "speed0.9", "speed1.1", "pitch-3", "pitch+3", "noise10"} <= views  # copies: their own features
     settings = json.loads((fold / "config.json").read_text())["training"]
-    assert settings["augment"]["pitches"] == [-3.0, 3.0]
+    assert settings["augment"]["pitches"] == [-3.0, 3.0] and settings["augment"]["noises"] == [10.0]
 
 
 def test_a_transfer_corpus_too_small_for_a_batch_is_refused(monkeypatch):

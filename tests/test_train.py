@@ -32,6 +32,7 @@ from models.data.augment import (
     apply_view,
     check_view,
     freq_warp,
+    noise_view,
     pitch_view,
     spec_augment,
     speed_perturb,
@@ -292,19 +293,28 @@ def test_views_name_and_make_their_augmented_copies() -> None:
             check_view(bad)
     with pytest.raises(ValueError, match="semitones"):
         Augment(pitches=(0.0,))
-    aug = Augment(pitches=(-3.0, 3.0))
-    assert aug.pitch_views == ("pitch-3", "pitch+3") and not aug.on_waveform
+    with pytest.raises(ValueError, match="noise SNRs"):
+        Augment(noises=(150.0,))
+    aug = Augment(pitches=(-3.0, 3.0), noises=(10.0, 20.0))
+    assert aug.cached_views == ("pitch-3", "pitch+3", "noise10", "noise20") and not aug.on_waveform
     assert Augment.from_dict(json.loads(json.dumps(aug.to_dict()))) == aug
-    assert "pitches" not in Augment().to_dict()  # absent when off: runs recorded before it resume
+    assert not {"pitches", "noises"} & set(Augment().to_dict())  # absent when off: runs recorded before resume
+    assert noise_view(10.0) == "noise10" and noise_view(-5) == "noise-5"
+    noisy = apply_view(tone, "noise10", seed=3)
+    snr = 10 * np.log10(np.mean(tone**2) / np.mean((noisy - tone) ** 2))
+    assert noisy.shape == tone.shape and snr == pytest.approx(10.0, abs=0.3)  # 16,000 samples of noise
+    np.testing.assert_array_equal(apply_view(tone, "noise10", seed=3), noisy)  # the same copy each time it is made
+    assert not np.array_equal(apply_view(tone, "noise10", seed=4), noisy)  # another utterance, other noise
 
 
-def test_pitch_shifts_read_their_cached_views(corpus: Corpus, tmp_path: Path) -> None:
-    """Crops with a pitch shift come from that view's cached table (computed on the shifted clips), say so in
-    Batch.views, and keep the RNG stream of a recipe without pitch shifts."""
+def test_pitch_shifts_and_noise_copies_read_their_cached_views(corpus: Corpus, tmp_path: Path) -> None:
+    """Crops with a pitch shift or a noise copy come from that view's cached table (computed on the augmented
+    clips), say so in Batch.views, and keep the RNG stream of a recipe without them."""
     fe = FrontEnd(kind="logmel", n_mels=16, window="hann")
     table = features.load_features(corpus, fe, tmp_path)
-    views = {v: features.load_features(corpus, fe, tmp_path, view=v) for v in ("pitch-3", "pitch+3")}
-    assert len({table.path, *(t.path for t in views.values())}) == 3  # one cache file per view
+    views = {v: features.load_features(corpus, fe, tmp_path, view=v) for v in ("pitch-3", "pitch+3", "noise10")}
+    assert len({table.path, *(t.path for t in views.values())}) == 4  # one cache file per view
+    assert not np.allclose(views["noise10"].data, table.data)
     assert features.load_features(corpus, fe, tmp_path).path == table.path  # the clean key is unchanged
     assert not np.allclose(views["pitch+3"].data, table.data)
     np.testing.assert_array_equal(np.diff(views["pitch+3"].offsets), np.diff(table.offsets))  # same frames
@@ -313,7 +323,9 @@ def test_pitch_shifts_read_their_cached_views(corpus: Corpus, tmp_path: Path) ->
     n = len(corpus.utterances)
     long = 4 * max(len(table[i]) for i in range(n)) * fe.frame_step  # every crop a whole (tiled) utterance
     plain = TrainBatches(table, np.arange(n), targets, norm, long, Augment())
-    pitched = TrainBatches(table, np.arange(n), targets, norm, long, Augment(pitches=(-3, 3)), views=views)
+    pitched = TrainBatches(
+        table, np.arange(n), targets, norm, long, Augment(pitches=(-3, 3), noises=(10,)), views=views
+    )
     seen = set()
     for batch in pitched.epoch(4, np.random.default_rng(5)):
         assert batch.views.dtype == object and len(batch.views) == len(batch.index)
@@ -323,10 +335,12 @@ def test_pitch_shifts_read_their_cached_views(corpus: Corpus, tmp_path: Path) ->
             assert any(np.array_equal(x[:2], np.roll(rows, -k, axis=0)[:2]) for k in range(len(rows)))  # a tiled crop
             assert np.isnan(t).all() == (view != "clean")  # frame targets are the clean clip's
             seen.add(view)
-    assert seen == {"clean", "pitch-3", "pitch+3"}
+    assert seen == {"clean", "pitch-3", "pitch+3", "noise10"}
     assert all(set(b.views) == {"clean"} for b in plain.epoch(4, np.random.default_rng(5)))
     with pytest.raises(ValueError, match="pitch-3"):
         TrainBatches(table, np.arange(n), targets, norm, long, Augment(pitches=(-3,)))
+    with pytest.raises(ValueError, match="noise20"):
+        TrainBatches(table, np.arange(n), targets, norm, long, Augment(noises=(20,)), views=views)
     other = {"pitch-3": features.load_features(corpus, FrontEnd(kind="logmel", n_mels=8), tmp_path, view="pitch-3")}
     with pytest.raises(ValueError, match="does not match"):
         TrainBatches(table, np.arange(n), targets, norm, long, Augment(pitches=(-3,)), views=other)

@@ -23,10 +23,12 @@ class Augment:
 
     ``noise_snr``: (low, high) dB range of additive white noise; ``gain_db``: random gain in
     +-``gain_db``; ``shift``: largest time shift in seconds (zero-filled); ``speeds``: speed
-    factors to pick from uniformly (resampling, so pitch moves too); ``pitches``: semitone shifts to pick from
-    uniformly when no speed factor was picked (pitch and formants move, tempo does not); their copies are cached
-    views (:func:`pitch_view`), not computed per step; ``prob``: the chance that
-    each enabled waveform augmentation (and a pitch shift) hits a given example. ``time_mask``/``freq_mask``: the
+    factors to pick from uniformly (resampling, so pitch moves too); ``pitches``: semitone shifts (pitch and
+    formants move, tempo does not) and ``noises``: white-noise SNRs in dB, picked uniformly among them when no speed
+    factor was picked; their copies are cached views (:func:`pitch_view`, :func:`noise_view`), not computed per
+    step, so that each has the teacher's features of that copy (``noise_snr`` instead draws fresh noise every step,
+    and its crops keep the clean clip's teacher targets); ``prob``: the chance that
+    each enabled waveform augmentation (and a cached view) hits a given example. ``time_mask``/``freq_mask``: the
     widest SpecAugment mask in frames/feature bins, ``n_masks`` of each per example. ``freq_warp``: largest
     relative stretch of the feature (band) axis, as vocal tract length perturbation does (e.g. 0.1: factors
     0.9-1.1), applied with chance ``prob``; for band features (log-mel, log-spectrogram), not cepstra.
@@ -41,6 +43,7 @@ class Augment:
     shift: float = 0.0
     speeds: tuple[float, ...] = ()
     pitches: tuple[float, ...] = ()
+    noises: tuple[float, ...] = ()
     prob: float = 0.5
     time_mask: int = 0
     freq_mask: int = 0
@@ -57,6 +60,8 @@ class Augment:
             raise ValueError(f"speed factors must be in (0, 10): {self.speeds}")
         if any(not 0 < abs(p) <= MAX_SEMITONES for p in self.pitches):
             raise ValueError(f"pitch shifts must be non-zero and within +-{MAX_SEMITONES} semitones: {self.pitches}")
+        if any(not MIN_SNR <= s <= MAX_SNR for s in self.noises):
+            raise ValueError(f"noise SNRs must be within {MIN_SNR:g}..{MAX_SNR:g} dB: {self.noises}")
 
     @property
     def on_waveform(self) -> bool:
@@ -64,9 +69,9 @@ class Augment:
         return bool(self.noise_snr or self.gain_db or self.shift or any(s != 1.0 for s in self.speeds))
 
     @property
-    def pitch_views(self) -> tuple[str, ...]:
-        """The cached views the pitch shifts read (:func:`pitch_view`)."""
-        return tuple(pitch_view(p) for p in self.pitches)
+    def cached_views(self) -> tuple[str, ...]:
+        """The cached views the pitch shifts and noise SNRs read (:func:`pitch_view`, :func:`noise_view`)."""
+        return tuple(dict.fromkeys([*(pitch_view(p) for p in self.pitches), *(noise_view(s) for s in self.noises)]))
 
     @property
     def on_features(self) -> bool:
@@ -77,7 +82,8 @@ class Augment:
         d["noise_snr"] = list(self.noise_snr) if self.noise_snr else None
         d["speeds"] = list(self.speeds)
         d["pitches"] = list(self.pitches)
-        for name in ("pitches", "speaker_swap"):  # absent when off, as before they existed: older runs resume
+        d["noises"] = list(self.noises)
+        for name in ("pitches", "noises", "speaker_swap"):  # absent when off, as before they existed: older runs resume
             if not d[name]:
                 del d[name]
         return d
@@ -88,10 +94,12 @@ class Augment:
         d["noise_snr"] = tuple(d["noise_snr"]) if d.get("noise_snr") else None
         d["speeds"] = tuple(d.get("speeds", ()))
         d["pitches"] = tuple(d.get("pitches", ()))
+        d["noises"] = tuple(d.get("noises", ()))
         return cls(**d)
 
 
 MAX_SEMITONES = 12.0
+MIN_SNR, MAX_SNR = -50.0, 100.0
 VIEWS = ("clean", "speed0.9", "speed1.1", "noise10", "noise20", "pitch-3", "pitch+3")
 
 
@@ -105,6 +113,11 @@ def pitch_view(semitones: float) -> str:
     return f"pitch{semitones:+g}"
 
 
+def noise_view(snr_db: float) -> str:
+    """The view name of white noise at an SNR: ``noise10``, ``noise-5``."""
+    return f"noise{snr_db:g}"
+
+
 def parse_view(view: str) -> tuple[str, float]:
     """``view``'s kind (``clean``, ``speed``, ``noise``, ``pitch``) and value, or ``ValueError`` if unknown."""
     if view == "clean":
@@ -114,7 +127,7 @@ def parse_view(view: str) -> tuple[str, float]:
         value = float(view[5:])
     except ValueError:
         value = float("nan")
-    valid = {"speed": 0 < value < 10, "noise": -50 <= value <= 100, "pitch": 0 < abs(value) <= MAX_SEMITONES}
+    valid = {"speed": 0 < value < 10, "noise": MIN_SNR <= value <= MAX_SNR, "pitch": 0 < abs(value) <= MAX_SEMITONES}
     if not valid.get(kind, False):
         raise ValueError(f"unknown view {view!r}; known: clean, speedF, noiseS, pitchS (e.g. {', '.join(VIEWS)})")
     return kind, value

@@ -28,7 +28,7 @@ import numpy as np
 from edge_ser.frontend import FrontEnd, Normalization
 
 from ..arch.heads import IGNORE
-from .augment import Augment, augment_waveform, pitch_view, spec_augment, speed_perturb, speed_view
+from .augment import Augment, augment_waveform, spec_augment, speed_perturb, speed_view
 from .features import FeatureTable, Norms, fit_normalization, normalization_for
 
 PADS = ("repeat", "zero")
@@ -90,11 +90,11 @@ class WholeView(NamedTuple):
 class Batch(NamedTuple):
     """One training batch: model ``inputs`` (crops), ``targets`` per classification head, the audio
     ``lengths`` of each crop, ``whole`` (None unless the model has transcript heads), which corpus
-    utterances (``index``) and which of their views (``views``: ``clean``, a speed view such as ``speed0.9`` or a
-    pitch view such as ``pitch+3``) the crops came from (for per-utterance teacher targets, see
-    :mod:`models.training.distill`), and ``times`` ``(batch, rows)``: the time in seconds, within its
-    utterance, of the middle of each input row (NaN for padding and for crops of an augmented view: the frame-level
-    teacher targets are the clean clip's)."""
+    utterances (``index``) and which of their views (``views``: ``clean``, a speed view such as ``speed0.9``, a
+    pitch view such as ``pitch+3`` or a noise view such as ``noise10``) the crops came from (for per-utterance
+    teacher targets, see :mod:`models.training.distill`), and ``times`` ``(batch, rows)``: the time in seconds,
+    within its utterance, of the middle of each input row (NaN for padding and for crops of an augmented view: the
+    frame-level teacher targets are the clean clip's)."""
 
     inputs: np.ndarray
     targets: dict[str, np.ndarray]
@@ -145,8 +145,8 @@ class TrainBatches:
     class index per corpus utterance (-100 where unknown), or for a transcript (CTC) head to a
     token row per utterance (2-D). ``transcript_samples``: the longest utterance (in samples)
     whose transcript trains the CTC heads (default: all); longer ones would make every batch long.
-    ``views``: the tables of the cached copies that ``augment.pitches`` picks from, by view name
-    (:meth:`Augment.pitch_views`), of the same kind as the table the crops come from (``waves`` when they come
+    ``views``: the tables of the cached copies that ``augment.pitches`` and ``augment.noises`` pick from, by view
+    name (:attr:`Augment.cached_views`), of the same kind as the table the crops come from (``waves`` when they come
     from the waveform, else ``inputs``); transcript heads' whole utterances stay unshifted. ``voices``: each
     corpus utterance's ``(corpus, speaker)``, which ``augment.speaker_swap`` needs (:class:`SpeakerSwap`).
     """
@@ -180,11 +180,13 @@ class TrainBatches:
                 raise ValueError("waveform augmentation of a feature model needs the waveform table")
         self.inputs, self.waves = inputs, waves
         self.views = dict(views or {})
-        missing = [v for v in augment.pitch_views if v not in self.views]
+        missing = [v for v in augment.cached_views if v not in self.views]
         if missing:
-            raise ValueError(f"pitch shifts need the tables of their cached views: {', '.join(missing)}")
+            raise ValueError(
+                f"pitch shifts and noise copies need the tables of their cached views: {', '.join(missing)}"
+            )
         source = self.waves if self.from_waves else self.inputs
-        for name in augment.pitch_views:
+        for name in augment.cached_views:
             table = self.views[name]
             if table.frontend != source.frontend or not np.array_equal(np.diff(table.offsets), np.diff(source.offsets)):
                 raise ValueError(f"view {name!r} does not match the table the crops come from (front-end, lengths)")
@@ -225,18 +227,18 @@ class TrainBatches:
         x, rows, *_ = self._example(i, rng)
         return x, rows
 
-    def _pitch(self, rng: np.random.Generator) -> str:
-        """The view a crop comes from after no speed factor was picked: a pitch view or ``clean``."""
-        aug = self.augment
-        if aug.pitches and rng.random() < aug.prob:
-            return pitch_view(float(rng.choice(aug.pitches)))
+    def _cached_view(self, rng: np.random.Generator) -> str:
+        """The view a crop comes from after no speed factor was picked: a cached view (pitch, noise) or ``clean``."""
+        views = self.augment.cached_views
+        if views and rng.random() < self.augment.prob:
+            return str(rng.choice(views))
         return "clean"
 
     def _example(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, int, str, np.ndarray]:
         """:meth:`example`, the view it came from and the time of each of its rows (see :class:`Batch`)."""
         aug, fe = self.augment, self.frontend
         if not self.from_waves:
-            view = self._pitch(rng)
+            view = self._cached_view(rng)
             source = self.views.get(view, self.inputs)  # clean: the inputs themselves
             x, start = crop_at(source[i], self.crop_frames, rng, self.pad)
             rows = source_rows(np.arange(self.crop_frames), start, len(source[i]), self.pad)
@@ -247,7 +249,7 @@ class TrainBatches:
                 times[:] = np.nan
             return x, valid, view, times
         speed = float(rng.choice(aug.speeds)) if aug.speeds and rng.random() < aug.prob else 1.0
-        view = speed_view(speed) if speed != 1.0 else self._pitch(rng)
+        view = speed_view(speed) if speed != 1.0 else self._cached_view(rng)
         source = self.views.get(view, self.waves)  # clean and speed views crop the waveform itself
         x, start = crop_at(source[i], math.ceil(self.crop_samples * speed), rng, self.pad)
         x = speed_perturb(x, speed)[: self.crop_samples]

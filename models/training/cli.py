@@ -142,6 +142,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="S1,S2,...",
         help="pitch shifts in semitones, e.g. --pitch=-3,3 (tempo kept; cached copies and teacher views)",
     )
+    add(
+        "--noise-views",
+        metavar="SNR1,SNR2,...",
+        help="white noise at these SNRs in dB, e.g. 10,20, as cached copies each with its own teacher views "
+        "(--noise-snr draws fresh noise every step, and its crops keep the clean clip's teacher targets)",
+    )
     add("--aug-prob", type=float, default=0.5, help="chance of each waveform augmentation per example")
     add("--time-mask", type=int, default=0, help="SpecAugment: widest time mask in frames")
     add("--freq-mask", type=int, default=0, help="SpecAugment: widest frequency mask in feature bins")
@@ -251,6 +257,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         shift=args.shift,
         speeds=tuple(float(s) for s in args.speed.split(",")) if args.speed else (),
         pitches=tuple(float(s) for s in args.pitch.split(",")) if args.pitch else (),
+        noises=tuple(float(s) for s in args.noise_views.split(",")) if args.noise_views else (),
         prob=args.aug_prob,
         time_mask=args.time_mask,
         freq_mask=args.freq_mask,

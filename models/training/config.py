@@ -117,9 +117,9 @@ class TrainConfig:
 
     @property
     def teacher_views(self) -> tuple[str, ...]:
-        """The cached teacher views distillation reads: clean, and one per speed factor and pitch shift trained on."""
+        """The cached teacher views distillation reads: clean, and one per speed factor, pitch shift and noise SNR."""
         speeds = (speed_view(float(s)) for s in self.augment.speeds)
-        return tuple(dict.fromkeys(["clean", *speeds, *self.augment.pitch_views]))
+        return tuple(dict.fromkeys(["clean", *speeds, *self.augment.cached_views]))
 
     @property
     def crop(self) -> float:

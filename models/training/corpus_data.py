@@ -80,7 +80,7 @@ def prepare_data(
     crops = (inputs if waves is None else waves).frontend  # the table training crops come from
 
     def views(c: Corpus) -> dict[str, FeatureTable]:
-        return {v: load_features(c, crops, cache_dir, cfg.progress, view=v) for v in cfg.augment.pitch_views}
+        return {v: load_features(c, crops, cache_dir, cfg.progress, view=v) for v in cfg.augment.cached_views}
 
     others = tuple(
         CorpusData(
