@@ -97,14 +97,15 @@ def test_edge_cnn_on_a_20_ms_hop_keeps_the_grid_and_the_weights() -> None:
         build_model({**config, "backbone": {"stem_time_stride": 3}})
 
 
-def test_stream_net_stays_within_the_edge_budget(tmp_path) -> None:
+@pytest.mark.parametrize("arch", ["edge_cnn", "stream_net"])
+def test_students_stay_within_the_edge_budget(arch, tmp_path) -> None:
     """<= 0.4M parameters and <= 30 M multiply-accumulates for 3 s, counted on the exported graph."""
     from edge_ser.macs import count_macs
 
-    model, frontend = _model("stream_net", 8)
+    model, frontend = _model(arch, 8)
     assert count_parameters(model) <= 0.4e6
     x = _input(frontend, 3.0, batch=1)
-    path = tmp_path / "stream_net.onnx"
+    path = tmp_path / f"{arch}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model.backbone, (x,), str(path), input_names=["x"], dynamo=False)

@@ -57,6 +57,23 @@ def test_shipped_model_loads_with_its_contract_and_card(name):
     assert rec.predict(np.zeros(16000, np.float32), sample_rate=16000).silent
 
 
+@pytest.mark.parametrize("name", PRESENT)
+def test_shipped_model_stays_within_the_tiny_tier(name):
+    """Issue 20's budget, on the file itself: <= 0.4M parameters (the graph's weights and the contract's count)
+    and <= 30 M multiply-accumulates for 3 s of audio (counted by ONNX Runtime on the windows it runs)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_ser.macs import macs_per_second
+
+    path = ASSETS / SHIPPED[name]
+    weights = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
+    in_graph = sum(w.size for w in weights if w.size > 1)  # scalars: quantization scales, shapes, constants
+    contract = Recognizer(name).contract
+    assert 0.05e6 < in_graph <= 0.4e6 and 0.05e6 < contract.parameters <= 0.4e6
+    assert 0.05e6 < macs_per_second(path, contract, 3.0) * 3.0 <= 30e6
+
+
 @pytest.mark.parametrize("name", [n for n in PRESENT if n.endswith("-adaptive")])
 def test_adaptive_models_learn_their_user(name):
     profile = SpeakerProfile(min_utterances=1, prior=3)
