@@ -56,7 +56,8 @@ def row(folder: Path) -> tuple[str, dict]:
     run, settings = load_run(folder), _settings(folder)
     arch, training = settings["arch"], settings["training"]
     metric, paper, before = PAPERS.get(settings["arch"], ("UA", float("nan"), float("nan")))
-    record: dict = {"arch": arch, "paper_metric": metric, "paper": paper, "before_12_epochs": before}
+    record: dict = {"arch": arch, "dataset": training.get("dataset"), "paper_metric": metric, "paper": paper}
+    record["before_12_epochs"] = before
     record.update(planned_epochs=training["epochs"], lr=training["lr"], command=run["command"])
     if run["folds"]:
         m = next(iter(run["folds"].values()))

@@ -85,6 +85,23 @@ def test_results_from_a_run(tmp_path: Path, monkeypatch):
     assert again[0]["timed_graph"] == "same graph, re-initialised weights"
     assert again[1]["bench"]["parameters"] == int8["bench"]["parameters"]
     assert again[1]["bench"]["macs_per_second"] == int8["bench"]["macs_per_second"]
+    # A seed reproduction trained to convergence on the random split replaces the 12-epoch record's column.
+    converged = tmp_path / "reproductions.json"
+    unfinished = {"arch": "pcnn", "dataset": "csv", "finished": False}
+    converged.write_text(
+        json.dumps({"pcnn": unfinished, "other": {**unfinished, "arch": "x", "finished": True, "test_ua": 50.0}})
+    )
+    assert results.main([*argv, "--reproductions", str(converged)]) == 0
+    fp32_again = next(
+        e for e in json.loads(out.with_suffix(".json").read_text())["entries"] if e["name"] == "pcnn (csv)"
+    )
+    assert fp32_again["random_split_ua"] == fp32["random_split_ua"]  # nothing finished for pcnn: the record's
+    converged.write_text(json.dumps({"pcnn": {**unfinished, "finished": True, "test_ua": 61.0}}))
+    assert results.main([*argv, "--reproductions", str(converged)]) == 0
+    fp32_again = next(
+        e for e in json.loads(out.with_suffix(".json").read_text())["entries"] if e["name"] == "pcnn (csv)"
+    )
+    assert fp32_again["random_split_ua"] == pytest.approx(0.61) and "| 61.0 |" in out.read_text()
 
 
 def test_training_table_reads_records(tmp_path: Path):
