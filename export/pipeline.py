@@ -18,11 +18,12 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_ser import Recognizer
+from edge_ser.contract import ModelContract
 from edge_ser.errors import ModelError
 from edge_ser.windows import plan
 from models.arch.heads import PRIMARY
@@ -31,8 +32,12 @@ from . import parity
 from .model_card import latency_ms, machine, write_card
 from .onnx_export import example_input, export_module, make_contract, provenance_from, to_onnx
 
+if TYPE_CHECKING:
+    from models.arch.heads import SERModel
+    from models.data.corpora import Utterance
 
-def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
+
+def _load(checkpoint: str) -> tuple[SERModel, dict[str, Any]]:
     from models.training.checkpoint import CONFIG, WEIGHTS, load_checkpoint
 
     directory = Path(checkpoint)
@@ -45,7 +50,9 @@ def _load(checkpoint: str) -> tuple[Any, dict[str, Any]]:
         raise ModelError(f"{directory}: checkpoint config does not fit its weights ({exc})") from None
 
 
-def _split(config: dict[str, Any], data: str, protocol: str, seed: int) -> tuple[list[Any], list[Any], list[Any]]:
+def _split(
+    config: dict[str, Any], data: str, protocol: str, seed: int
+) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
     """(calibration utterances from the fold's training part, its validation utterances -- unseen by the
     weights, so INT8 settings are chosen on them --, evaluation utterances from its test speakers)."""
     from models.data.corpora import load_corpus
@@ -65,14 +72,14 @@ def _split(config: dict[str, Any], data: str, protocol: str, seed: int) -> tuple
     return train, [utts[i] for i in fold.val], [utts[i] for i in fold.test]
 
 
-def _windows(contract: Any, signal: np.ndarray) -> list[np.ndarray]:
+def _windows(contract: ModelContract, signal: np.ndarray) -> list[np.ndarray]:
     """Model inputs of ``signal`` cut into analysis windows as the runtime cuts them."""
     window = int(contract.window_seconds * contract.sample_rate)
     hop = int(contract.hop_seconds * contract.sample_rate)
     return [contract.model_input(signal[s:e]) for s, e in plan(len(signal), window, hop)]
 
 
-def _calibration_inputs(contract: Any, utterances: list[Any], count: int) -> list[np.ndarray]:
+def _calibration_inputs(contract: ModelContract, utterances: list[Utterance], count: int) -> list[np.ndarray]:
     from edge_ser.audio import load_audio
 
     inputs = []
@@ -85,7 +92,7 @@ SELECTION_SPEEDS = (0.85, 1.15)
 SELECTION_SNR_DB = 10.0
 
 
-def _selection_inputs(contract: Any, utterances: list[Any]) -> list[np.ndarray]:
+def _selection_inputs(contract: ModelContract, utterances: list[Utterance]) -> list[np.ndarray]:
     """Windows of the validation utterances, and of speed-perturbed (0.85, 1.15) and noisy (10 dB SNR)
     copies: the model is as unsure of those as of an unseen speaker, which the plain validation
     utterances (training speakers) do not show -- on a CASIA P-CNN fold, static INT8 agreed with FP32

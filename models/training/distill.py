@@ -49,11 +49,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
+
+    from ..data.corpora import Corpus
+
+Head = tuple[np.ndarray, np.ndarray, "LogisticRegression"]  # (mean, std, classifier), from fit_head
+Extra = Sequence[tuple["Corpus", Sequence[int]]]  # each extra corpus and its rows in the joined corpus
 
 TEACHER_FRAME_RATE = 50  # Whisper's encoder frames per second
 HEADS = ("own", "all")  # what the soft-label heads fit on: DistillConfig.heads
@@ -172,7 +180,9 @@ class FrameTeacher:
     targets: FrameTargets
     projector: torch.nn.Module
 
-    def loss(self, frames: torch.Tensor, index: np.ndarray, times: np.ndarray, mix: Any = None) -> torch.Tensor:
+    def loss(
+        self, frames: torch.Tensor, index: np.ndarray, times: np.ndarray, mix: tuple[float, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """:func:`frame_loss` of the student's ``frames`` ``(batch, channels, n)`` against the targets of the crops
         (``mix``: ``(lam, perm)`` of mixed inputs, whose targets mix alike)."""
         target = torch.from_numpy(self.targets.lookup(index, times, frames.shape[-1])).to(frames.device)
@@ -189,7 +199,7 @@ def speaker_groups(speakers: np.ndarray, groups: int, seed: int) -> dict[str, in
     return {str(s): i % n for i, s in enumerate(unique)}
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, rows: np.ndarray, c: float):
+def fit_head(x: np.ndarray, y: np.ndarray, rows: np.ndarray, c: float) -> Head:
     """A standardized logistic regression on ``x[rows]``: ``(mean, std, classifier)``."""
     from sklearn.linear_model import LogisticRegression
 
@@ -227,7 +237,9 @@ def cross_fitted_soft_labels(
     return out
 
 
-def _teacher_views(corpus: Any, cfg: DistillConfig, views: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _teacher_views(
+    corpus: Corpus, cfg: DistillConfig, views: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The teacher's pooled block features of ``corpus`` per view (clean first), and which utterances it read."""
     from ..teachers.cache import teacher_features
 
@@ -239,7 +251,7 @@ def _teacher_views(corpus: Any, cfg: DistillConfig, views: tuple[str, ...]) -> t
     return feats, ok
 
 
-def _own_part(corpus: Any, extra: Sequence[tuple[Any, Sequence[int]]]) -> tuple[Any, int]:
+def _own_part(corpus: Corpus, extra: Extra) -> tuple[Corpus, int]:
     """``corpus`` without the ``extra`` corpora's utterances that follow its own (``CorpusData.extra_sources``: each
     such corpus as loaded and the indices of its utterances, in order), and the number of its own."""
     n_own = len(corpus.utterances) - sum(len(rows) for _, rows in extra)
@@ -247,7 +259,7 @@ def _own_part(corpus: Any, extra: Sequence[tuple[Any, Sequence[int]]]) -> tuple[
 
 
 def _joined_views(
-    corpus: Any, extra: Sequence[tuple[Any, Sequence[int]]], cfg: DistillConfig, views: tuple[str, ...]
+    corpus: Corpus, extra: Extra, cfg: DistillConfig, views: tuple[str, ...]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """:func:`_teacher_views` of every row of ``corpus``, whose last rows are the ``extra`` corpora's utterances
     (see :func:`_own_part`): each corpus' features come from its own cache (the same encoder and block)."""
@@ -259,7 +271,7 @@ def _joined_views(
 
 
 def _labelled_by(
-    head: tuple[np.ndarray, np.ndarray, Any], feats: dict[str, np.ndarray], rows: np.ndarray, n_classes: int, t: float
+    head: Head, feats: dict[str, np.ndarray], rows: np.ndarray, n_classes: int, t: float
 ) -> dict[str, np.ndarray]:
     """Per view, the soft labels at temperature ``t`` that a :func:`fit_head` head gives ``rows``; NaN elsewhere."""
     mean, std, clf = head
@@ -299,7 +311,7 @@ def _standardized(
     return out
 
 
-def _soft(clf: Any, x: np.ndarray, n_classes: int, temperature: float) -> np.ndarray:
+def _soft(clf: LogisticRegression, x: np.ndarray, n_classes: int, temperature: float) -> np.ndarray:
     """Softmax at ``temperature`` of a fitted head's logits; a class the head never saw gets no mass."""
     logits = clf.decision_function(x)
     full = np.full((len(x), n_classes), -1e9)
@@ -325,14 +337,14 @@ def per_speaker_standardized(
 
 
 def fold_targets(
-    corpus: Any,
+    corpus: Corpus,
     train: np.ndarray,
     y: np.ndarray,
     n_classes: int,
     cfg: DistillConfig,
     views: tuple[str, ...],
     seed: int,
-    extra: Sequence[tuple[Any, Sequence[int]]] = (),
+    extra: Extra = (),
 ) -> Targets:
     """The distillation targets of one fold (see the module docstring); with ``cfg.standardize == "speaker"`` (which a
     speaker-adaptive student always uses) the teacher's features are first standardized per training speaker
@@ -371,14 +383,14 @@ def fold_targets(
 
 
 def transfer_targets(
-    corpus: Any,
+    corpus: Corpus,
     train: np.ndarray,
     y: np.ndarray,
     n_classes: int,
     cfg: DistillConfig,
     views: tuple[str, ...],
-    other: Any,
-    extra: Sequence[tuple[Any, Sequence[int]]] = (),
+    other: Corpus,
+    extra: Extra = (),
 ) -> Targets:
     """Targets for every utterance of ``other`` (a transfer corpus) in one fold of ``corpus``: soft labels from one
     head fit on all the fold's training utterances ``train`` of ``corpus`` (its own: not the ``extra`` corpora's
@@ -397,7 +409,7 @@ def transfer_targets(
 
 
 def fold_frame_targets(
-    corpus: Any, train: np.ndarray, y: np.ndarray, cfg: DistillConfig, extra: Sequence[tuple[Any, Sequence[int]]] = ()
+    corpus: Corpus, train: np.ndarray, y: np.ndarray, cfg: DistillConfig, extra: Extra = ()
 ) -> FrameTargets:
     """The teacher's block ``cfg.block`` frames of the fold's training utterances ``train`` (of ``corpus`` and of the
     ``extra`` corpora that follow its own rows, see :func:`fold_targets`), each corpus standardized with the mean
