@@ -172,8 +172,16 @@ def test_a_speaker_adaptive_student_always_gets_per_speaker_teacher_targets(monk
 
 
 def test_distill_config_rejects_bad_teacher_names():
-    with pytest.raises(ValueError, match="ENCODER:BLOCK"):
-        distill.DistillConfig("whisper-base")
+    """ENCODER:BLOCK, or ENCODER alone for its middle block; anything else, or an unknown encoder, is refused."""
+    from edge_ser.errors import EdgeSERError
+
+    for bad in ("whisper-base:", "whisper-base:x", ":3", ""):
+        with pytest.raises(ValueError, match="ENCODER\\[:BLOCK\\]"):
+            distill.DistillConfig(bad)
+    with pytest.raises(EdgeSERError, match="unknown teacher encoder"):
+        distill.DistillConfig("whisper-huge")
+    assert distill.DistillConfig("whisper-base").teacher == "whisper-base:3"  # 6 blocks
+    assert distill.DistillConfig("whisper-tiny.en").block == 2  # 4 blocks
     with pytest.raises(ValueError, match="--distill-heads"):
         distill.DistillConfig("whisper-base:3", heads="extra")
     with pytest.raises(ValueError, match="--distill-standardize"):

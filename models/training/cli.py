@@ -185,9 +185,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--teacher",
-        metavar="ENCODER:BLOCK",
-        help="distil from a Whisper teacher's pooled block features, e.g. whisper-tiny.en:2 (models.training.distill; "
-        "cache them first with python -m models.teachers.cache)",
+        metavar="ENCODER[:BLOCK]",
+        help="distil from a Whisper teacher's pooled block features, e.g. whisper-tiny.en:2 (without :BLOCK, the "
+        "encoder's middle block; models.training.distill; cache them first with python -m models.teachers.cache)",
     )
     add("--distill-temperature", type=float, default=4.0, help="temperature of the teacher's soft labels")
     add("--distill-soft", type=float, default=1.0, help="weight of the soft-label loss")

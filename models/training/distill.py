@@ -70,16 +70,18 @@ STANDARDIZE = ("training", "speaker")  # how the teacher's features are standard
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """``teacher``: ``ENCODER:BLOCK`` (e.g. ``whisper-tiny.en:2``); ``temperature`` of the soft labels;
-    ``soft_weight``/``feature_weight``: weights of the soft-label and feature-regression losses; ``groups``:
-    cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization; ``transfer``: names
-    of other corpora whose utterances join as a transfer set (teacher losses only), weighted ``transfer_weight``;
-    ``frame_weight``: weight of the frame-level loss (0: off); ``heads``: what the teacher heads that give soft
-    labels fit on, ``"own"`` (the corpus' own training speakers) or ``"all"`` (with the extra corpora's training
-    utterances too, see :func:`fold_targets`); ``standardize``: the teacher's features standardized with the fold's
-    training statistics (``"training"``, each corpus aligned to the own one) or each training speaker with its own
-    (``"speaker"``, as for a speaker-adaptive student, :func:`per_speaker_standardized`): the targets then carry no
-    speaker's offset, so a student with global normalization is taught what an adapted teacher would say."""
+    """``teacher``: ``ENCODER:BLOCK`` (e.g. ``whisper-tiny.en:2``; ``ENCODER`` alone: its middle block);
+    ``temperature`` of the soft labels; ``soft_weight``/``feature_weight``: weights of the soft-label and
+    feature-regression losses;
+    ``groups``: cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization;
+    ``transfer``: names of other corpora whose utterances join as a transfer set (teacher losses only), weighted
+    ``transfer_weight``; ``frame_weight``: weight of the frame-level loss (0: off); ``heads``: what the teacher
+    heads that give soft labels fit on, ``"own"`` (the corpus' own training speakers) or ``"all"`` (with the extra
+    corpora's training utterances too, see :func:`fold_targets`); ``standardize``: the teacher's features
+    standardized with the fold's training statistics (``"training"``, each corpus aligned to the own one) or each
+    training speaker with its own (``"speaker"``, as for a speaker-adaptive student,
+    :func:`per_speaker_standardized`): the targets then carry no speaker's offset, so a student with global
+    normalization is taught what an adapted teacher would say."""
 
     teacher: str
     temperature: float = 4.0
@@ -94,9 +96,13 @@ class DistillConfig:
     standardize: str = "training"
 
     def __post_init__(self) -> None:
-        encoder, _, block = self.teacher.partition(":")
-        if not encoder or not block.isdigit():
-            raise ValueError(f"--teacher takes ENCODER:BLOCK (e.g. whisper-tiny.en:2), got {self.teacher!r}")
+        encoder, colon, block = self.teacher.partition(":")
+        if encoder and not colon:  # the middle block: whisper-base:3, whisper-tiny.en:2 (docs/teacher.md's probes)
+            from ..teachers.whisper import get_spec
+
+            object.__setattr__(self, "teacher", f"{encoder}:{get_spec(encoder).layers // 2}")
+        elif not encoder or not block.isdigit():
+            raise ValueError(f"--teacher takes ENCODER[:BLOCK] (e.g. whisper-tiny.en:2), got {self.teacher!r}")
         if self.temperature <= 0 or self.soft_weight < 0 or self.feature_weight < 0 or self.groups < 2:
             raise ValueError("distillation needs temperature > 0, weights >= 0 and groups >= 2")
         if self.transfer_weight < 0 or len(set(self.transfer)) != len(self.transfer):
