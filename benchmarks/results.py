@@ -86,15 +86,20 @@ def bench_files(record: dict[str, Any], data: str, work: Path) -> tuple[Path, st
 
 
 def run_entries(
-    record: dict[str, Any], path: Path, data: str, work: Path, options: argparse.Namespace
+    record: dict[str, Any],
+    path: Path,
+    data: str,
+    work: Path,
+    options: argparse.Namespace,
+    converged: dict[tuple[str, str], float],
 ) -> list[dict[str, Any]]:
     """FP32 and INT8 entries of one recorded run (read from ``path``): fold-mean ONNX UA/WA plus bench
-    figures of fold 1's graph."""
+    figures of fold 1's graph; ``converged``: :func:`converged_random_split`'s random-split UAs."""
     report, folds = record["report"], record["folds"]
     parity = [f["parity"] for f in folds.values()]
     dataset = report["dataset"]
     random_record = path.with_name(path.name.replace(f"{dataset}-", f"{dataset}-random-", 1))
-    random_ua = converged_random_split(options.reproductions).get((dataset, report["arch"]))
+    random_ua = converged.get((dataset, report["arch"]))
     if random_ua is None and random_record != path and random_record.is_file():
         random_ua = json.loads(random_record.read_text())["report"]["summary"]["ua_mean"]
     first, graph = bench_files(record, data, work)
@@ -399,10 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     host = machine()
     entries = shipped_entries(args)
+    converged = converged_random_split(args.reproductions)
     for path in sorted(args.records.glob("*.json")):
         record = json.loads(path.read_text())
         if record["report"]["protocol"] != "random" and record["folds"]:
-            entries += run_entries(record, path, location(record["report"]["dataset"]), args.work, args)
+            entries += run_entries(record, path, location(record["report"]["dataset"]), args.work, args, converged)
     if not entries:
         parser.error(f"nothing to measure: no shipped model and no run recorded in {args.records}")
     measure(entries, args)

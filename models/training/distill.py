@@ -72,8 +72,8 @@ STANDARDIZE = ("training", "speaker")  # how the teacher's features are standard
 class DistillConfig:
     """``teacher``: ``ENCODER:BLOCK`` (e.g. ``whisper-tiny.en:2``; ``ENCODER`` alone: its middle block);
     ``temperature`` of the soft labels; ``soft_weight``/``feature_weight``: weights of the soft-label and
-    feature-regression losses;
-    ``groups``: cross-fitting groups of training speakers; ``c``: the teacher head's inverse regularization;
+    feature-regression losses; ``groups``: cross-fitting groups of training speakers; ``c``: the teacher head's
+    inverse regularization;
     ``transfer``: names of other corpora whose utterances join as a transfer set (teacher losses only), weighted
     ``transfer_weight``; ``frame_weight``: weight of the frame-level loss (0: off); ``heads``: what the teacher
     heads that give soft labels fit on, ``"own"`` (the corpus' own training speakers) or ``"all"`` (with the extra
